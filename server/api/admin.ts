@@ -1,0 +1,132 @@
+// Admin API (/api/v1/nodes…): bearer token with roles viewer < operator < admin.
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import { LabelKey, SmbiosUuid } from '../contract/common.ts';
+import { NodeState } from '../contract/lifecycle.ts';
+import type { LifecycleEvent } from '../domain/lifecycle.ts';
+import type { NodeRow } from '../store/nodes.ts';
+import { principalOf } from './auth.ts';
+import type { Deps } from './deps.ts';
+import { jsonBody, parseWith } from './validate.ts';
+
+export const NodeListQuery = z.strictObject({
+  state: z
+    .string()
+    .transform((s) => s.split(','))
+    .pipe(z.array(NodeState))
+    .optional(),
+  /** label=key=value (repeatable as label=a=1,b=2) */
+  label: z
+    .string()
+    .transform((s, ctx) => {
+      const out: Record<string, string> = {};
+      for (const pair of s.split(',')) {
+        const at = pair.indexOf('=');
+        if (at < 1) {
+          ctx.addIssue({ code: 'custom', message: `label filter "${pair}" must be key=value` });
+          return z.NEVER;
+        }
+        out[pair.slice(0, at)] = pair.slice(at + 1);
+      }
+      return out;
+    })
+    .optional(),
+  manufacturer: z.string().max(256).optional(),
+  product: z.string().max(256).optional(),
+  conflict: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  limit: z.coerce.number().int().min(1).max(10000).optional(),
+  offset: z.coerce.number().int().min(0).optional(),
+});
+
+export const LabelsPatch = z.strictObject({ labels: z.record(LabelKey, z.string().max(256).nullable()) });
+
+export const NodeAction = z.strictObject({
+  action: z.enum(['maintenance-on', 'maintenance-off', 'rebuild', 'retire', 'fail', 'quarantine']),
+  reason: z.string().min(1).max(1024).optional(),
+});
+
+export const BmcInputBody = z.strictObject({
+  driver: z.enum(['ipmi', 'redfish']),
+  address: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65535).optional(),
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(256),
+  options: z.record(z.string(), z.unknown()).optional(),
+});
+
+export function nodeView(n: NodeRow) {
+  const { bootTokenHash: _hidden, ...rest } = n;
+  return rest;
+}
+
+export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' | 'admin') => import('hono').MiddlewareHandler) {
+  const app = new Hono();
+  const { nodes } = deps;
+  const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+  const actorOf = (c: Context) => `api:${principalOf(c).name}`;
+
+  app.get('/nodes', requireRole('viewer'), async (c) => {
+    const q = parseWith(NodeListQuery, c.req.query());
+    const list = await nodes.list({ state: q.state, labels: q.label, manufacturer: q.manufacturer, product: q.product, conflict: q.conflict, limit: q.limit, offset: q.offset });
+    return c.json({ nodes: list.map(nodeView), count: list.length });
+  });
+
+  app.get('/nodes/:uuid', requireRole('viewer'), async (c) => {
+    const uuid = uuidParam(c);
+    const node = await nodes.require(uuid);
+    const [facts, ifs, conflicts, bmc, events] = await Promise.all([nodes.latestFacts(uuid), nodes.interfaces(uuid), nodes.conflicts(uuid), deps.bmcs.get(uuid), nodes.events(uuid, { limit: 1000 })]);
+    return c.json({ node: nodeView(node), facts: facts ? { collectedAt: facts.collectedAt, agentVersion: facts.agentVersion, facts: facts.facts, failures: facts.failures } : null, interfaces: ifs, conflicts, bmc, events: events.slice(-50) });
+  });
+
+  app.patch('/nodes/:uuid', requireRole('operator'), async (c) => {
+    const uuid = uuidParam(c);
+    const body = await jsonBody(c, LabelsPatch);
+    return c.json({ node: nodeView(await nodes.setLabels(uuid, body.labels, actorOf(c))) });
+  });
+
+  app.get('/nodes/:uuid/events', requireRole('viewer'), async (c) => {
+    const uuid = uuidParam(c);
+    await nodes.require(uuid);
+    const q = parseWith(z.strictObject({ after: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(5000).optional() }), c.req.query());
+    return c.json({ events: await nodes.events(uuid, { afterId: q.after, limit: q.limit }) });
+  });
+
+  app.post('/nodes/:uuid/actions', async (c, next) => {
+    // retiring is final: admins only; the rest is operator work
+    const body = await jsonBody(c, NodeAction);
+    c.set('action' as never, body as never);
+    return requireRole(body.action === 'retire' ? 'admin' : 'operator')(c, next);
+  }, async (c) => {
+    const uuid = uuidParam(c);
+    const body = c.get('action' as never) as z.infer<typeof NodeAction>;
+    const actor = actorOf(c);
+    const reason = body.reason ?? `${body.action} requested by ${actor}`;
+    let node: NodeRow;
+    if (body.action === 'rebuild' && deps.rebuild) node = await deps.rebuild(uuid, reason, actor);
+    else node = await nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor);
+    return c.json({ node: nodeView(node) });
+  });
+
+  app.put('/nodes/:uuid/bmc', requireRole('admin'), async (c) => {
+    const uuid = uuidParam(c);
+    const body = await jsonBody(c, BmcInputBody);
+    await nodes.require(uuid);
+    return c.json({ bmc: await deps.bmcs.set(uuid, body, actorOf(c)) });
+  });
+
+  app.get('/nodes/:uuid/bmc', requireRole('viewer'), async (c) => {
+    const uuid = uuidParam(c);
+    const bmc = await deps.bmcs.get(uuid);
+    if (!bmc) return c.json({ error: { code: 'not_found', message: `node ${uuid} has no BMC enrolled` } }, 404);
+    return c.json({ bmc });
+  });
+
+  app.post('/nodes/:uuid/conflicts/resolve', requireRole('admin'), async (c) => {
+    const uuid = uuidParam(c);
+    const body = await jsonBody(c, z.strictObject({ kind: z.enum(['mac', 'serial']).optional(), value: z.string().optional() }));
+    await nodes.require(uuid);
+    return c.json({ resolved: await nodes.resolveConflicts(uuid, actorOf(c), body) });
+  });
+
+  return app;
+}

@@ -1,0 +1,176 @@
+// Agent routes (/api/v1/agent/*): stage-1 registration and profile, the compute OS's installed and heartbeat.
+// Every call carries the per-boot token the server put on the node's kernel command line.
+import { Hono, type Context } from 'hono';
+import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type Detail, type Profile, type RegisterResponse } from '../contract/agent.ts';
+import { SmbiosUuid } from '../contract/common.ts';
+import type { NodeState } from '../contract/lifecycle.ts';
+import { selectProfile } from '../domain/profiles.ts';
+import { AppError, notFound } from '../errors.ts';
+import type { NodeRow } from '../store/nodes.ts';
+import { bearer, requireBootToken } from './auth.ts';
+import type { Deps } from './deps.ts';
+import { jsonBody, parseWith } from './validate.ts';
+import { baseUrlOf } from './url.ts';
+import { safeCmdline } from '../../boot/ipxe/script.ts';
+
+export function agentRoutes(deps: Deps) {
+  const app = new Hono();
+  const { nodes } = deps;
+
+  async function authedNode(c: Context, uuid: string): Promise<NodeRow> {
+    const node = await nodes.get(uuid);
+    if (!node) {
+      // do not reveal whether the node exists to a caller without a token
+      if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
+      throw notFound(`node ${uuid}`);
+    }
+    requireBootToken(c, node);
+    return node;
+  }
+
+  const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+
+  app.post('/register', async (c) => {
+    const body = await jsonBody(c, RegisterRequest);
+    const uuid = body.facts.system.uuid;
+    await authedNode(c, uuid);
+    const reg = await nodes.register(body, 'agent');
+    let node = reg.node;
+    let next: RegisterResponse['next'] = 'provision';
+    let reason: string | undefined;
+    if (reg.held) {
+      next = 'hold';
+      reason = `node is ${node.state}: ${node.stateReason ?? 'held by an operator'}`;
+    } else {
+      const verdict = await deps.inspection({ uuid, state: node.state as NodeState, manufacturer: node.manufacturer, product: node.product, labels: node.labels }, body.facts);
+      if (verdict.action === 'ready') node = await nodes.transition(uuid, { type: 'inspected', reason: verdict.reason ?? 'inspection passed' }, 'inspection');
+      else if (verdict.action === 'firmware') {
+        node = await nodes.transition(uuid, { type: 'firmware-required', reason: verdict.reason }, 'inspection');
+        next = 'firmware';
+        reason = verdict.reason;
+      } else {
+        node = await nodes.transition(uuid, { type: 'quarantine', reason: verdict.reason }, 'inspection');
+        next = 'hold';
+        reason = verdict.reason;
+      }
+    }
+    const res: RegisterResponse = {
+      uuid,
+      state: node.state as NodeState,
+      created: reg.created,
+      conflicts: reg.conflicts.map((x) => ({ kind: x.kind as 'mac' | 'serial', value: x.value, otherUuid: x.otherUuid, detectedAt: x.detectedAt.toISOString() })),
+      next,
+      ...(reason ? { reason } : {}),
+    };
+    return c.json(res, reg.created ? 201 : 200);
+  });
+
+  app.get('/:uuid/profile', async (c) => {
+    const uuid = uuidParam(c);
+    let node = await authedNode(c, uuid);
+    if (node.state !== 'ready' && node.state !== 'provisioning') {
+      throw new AppError(409, 'invalid_transition', `node ${uuid} is ${node.state}; a profile is handed out only to ready nodes`, { state: node.state });
+    }
+    const name = selectProfile(deps.config.profiles, node);
+    const profile = name ? deps.config.profiles[name] : undefined;
+    if (!name || !profile) throw new AppError(409, 'no_profile', `no profile matches node ${uuid} (labels ${JSON.stringify(node.labels)}) and there is no "default" profile`);
+    const image = await deps.images.resolve(profile.image, profile.channel);
+    if (!image) throw new AppError(503, 'image_unavailable', `nothing is published in ${profile.image}:${profile.channel} for profile ${name}`, { image: profile.image, channel: profile.channel }, { 'retry-after': '30' });
+    if (node.state === 'ready') node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest });
+    await nodes.touch(uuid, { profile: node.profile, imageName: image.name, imageVersion: image.version });
+    const base = baseUrlOf(c, deps.config);
+    const token = bearer(c)!;
+    const iscsi = iscsiFor(profile, uuid);
+    const args = [
+      ...safeCmdline(image.cmdline),
+      ...safeCmdline(profile.cmdline),
+      `bootfarm.server=${base}`,
+      `bootfarm.uuid=${uuid}`,
+      `bootfarm.token=${token}`,
+      'bootfarm.mode=compute',
+      `bootfarm.kernel=${image.kernel.digest}`,
+      `bootfarm.initrd=${image.initrd.digest}`,
+      `bootfarm.heartbeat=${profile.heartbeatIntervalSeconds}`,
+      ...(iscsi
+        ? [
+            `bootfarm.iscsi.portal=${iscsi.portal}`,
+            `bootfarm.iscsi.target=${iscsi.target}`,
+            `bootfarm.iscsi.lun=${iscsi.lun}`,
+            `bootfarm.iscsi.initiator=${iscsi.initiator}`,
+            ...(iscsi.chapUser ? [`bootfarm.iscsi.user=${iscsi.chapUser}`, `bootfarm.iscsi.password=${iscsi.chapPassword ?? ''}`] : []),
+          ]
+        : []),
+    ];
+    const res: Profile = {
+      uuid,
+      profile: name,
+      image: { name: image.name, channel: image.channel, version: image.version, manifestDigest: image.manifestDigest },
+      kernel: { url: `${base}/images/${image.kernel.digest}`, sha256: image.kernel.digest, size: image.kernel.size },
+      initrd: { url: `${base}/images/${image.initrd.digest}`, sha256: image.initrd.digest, size: image.initrd.size },
+      cmdline: args.join(' '),
+      heartbeatIntervalSeconds: profile.heartbeatIntervalSeconds,
+    };
+    return c.json(res);
+  });
+
+  function iscsiFor(profile: Deps['config']['profiles'][string], uuid: string) {
+    if (!profile.iscsi) return undefined;
+    const i = profile.iscsi;
+    return { portal: i.portal, target: `${i.targetPrefix}${uuid}`, lun: i.lun, initiator: `${i.initiatorPrefix}${uuid}`, chapUser: i.chapUser, chapPassword: i.chapPassword };
+  }
+
+  app.get('/:uuid/detail', async (c) => {
+    const uuid = uuidParam(c);
+    const node = await authedNode(c, uuid);
+    const name = selectProfile(deps.config.profiles, node);
+    const profile = name ? deps.config.profiles[name] : undefined;
+    const ifs = await nodes.interfaces(uuid);
+    const iscsi = profile ? iscsiFor(profile, uuid) : undefined;
+    const res: Detail = {
+      uuid,
+      hostname: node.hostname ?? `node-${uuid.slice(0, 8)}`,
+      interfaces: ifs.map((i) => ({ name: i.name ?? '', mac: i.mac, addresses: [] })),
+      ...(ifs.length > 1 ? { bond: { name: 'bond0', mode: '802.3ad', members: ifs.map((i) => i.name ?? i.mac) } } : {}),
+      ...(iscsi ? { iscsi } : {}),
+      labels: node.labels,
+    };
+    return c.json(res);
+  });
+
+  app.post('/:uuid/events', async (c) => {
+    const uuid = uuidParam(c);
+    await authedNode(c, uuid);
+    const body = await jsonBody(c, AgentEvents);
+    const list = 'events' in body ? body.events : [body];
+    await nodes.addEvents(
+      uuid,
+      list.map((e) => ({ kind: 'phase', reason: e.phase, actor: 'agent', data: { phase: e.phase, ...(e.message ? { message: e.message } : {}), ...(e.data ? { data: e.data } : {}), ...(e.at ? { agentAt: e.at } : {}) } })),
+    );
+    await nodes.touch(uuid, { lastSeen: deps.clock.now() });
+    return c.json({ accepted: list.length }, 202);
+  });
+
+  app.post('/:uuid/installed', async (c) => {
+    const uuid = uuidParam(c);
+    let node = await authedNode(c, uuid);
+    const body = await jsonBody(c, InstalledRequest);
+    const now = deps.clock.now();
+    await nodes.touch(uuid, { lastSeen: now, lastHeartbeat: now, ...(body.kernelDigest ? { kernelDigest: body.kernelDigest } : {}), ...(body.initrdDigest ? { initrdDigest: body.initrdDigest } : {}) });
+    if (node.state === 'provisioning') node = await nodes.transition(uuid, { type: 'installed', reason: 'compute OS reported in' }, 'agent', { ...body });
+    else if (node.state !== 'active') throw new AppError(409, 'invalid_transition', `node ${uuid} is ${node.state}; installed is accepted only while provisioning`, { state: node.state });
+    return c.json({ state: node.state });
+  });
+
+  app.post('/:uuid/heartbeat', async (c) => {
+    const uuid = uuidParam(c);
+    let node = await authedNode(c, uuid);
+    const body = await jsonBody(c, HeartbeatRequest);
+    const now = deps.clock.now();
+    await nodes.touch(uuid, { lastSeen: now, lastHeartbeat: now, ...(body.kernelDigest ? { kernelDigest: body.kernelDigest } : {}), ...(body.initrdDigest ? { initrdDigest: body.initrdDigest } : {}) });
+    // the compute OS is up (it holds this boot's token): a lost `installed` call must not strand the node
+    if (node.state === 'provisioning') node = await nodes.transition(uuid, { type: 'installed', reason: 'heartbeat from the compute OS before installed' }, 'agent');
+    return c.json({ state: node.state, next: node.state === 'rebuilding' ? 'reboot' : 'continue' });
+  });
+
+  return app;
+}

@@ -1,0 +1,74 @@
+// The hono app: composition of the boot, agent and admin routes with request ids, JSON logs, body limits,
+// health endpoints and one error handler. Areas mount their own sub-apps through `extra`.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { Registry } from 'prom-client';
+import { AppError } from '../errors.ts';
+import { adminRoutes } from './admin.ts';
+import { agentRoutes } from './agent.ts';
+import { createAdminAuth } from './auth.ts';
+import { bootRoutes } from './boot.ts';
+import type { Deps } from './deps.ts';
+import { createErrorHandler, errorResponse } from './errors.ts';
+import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
+
+export type RequireRole = ReturnType<typeof createAdminAuth>;
+
+export interface Mount {
+  /** path prefix, e.g. '/api/v1' or '/' */
+  at: string;
+  app: Hono;
+  docs?: RouteDoc[];
+}
+
+export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole) => Mount)[] } = {}) {
+  const app = new Hono();
+  const requireRole = createAdminAuth(deps.config.auth.tokens);
+  const metrics = deps.metrics ?? new Registry();
+
+  app.use(requestId({ headerName: 'x-request-id' }));
+  app.use(async function accessLog(c, next) {
+    const log = deps.log.child({ reqId: c.get('requestId') });
+    c.set('log' as never, log as never);
+    const t0 = performance.now();
+    await next();
+    const ms = Math.round((performance.now() - t0) * 10) / 10;
+    const line = { method: c.req.method, path: c.req.path, status: c.res.status, ms };
+    if (c.res.status >= 500) log.warn(line, 'request');
+    else log.debug(line, 'request');
+  });
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.http.bodyLimitBytes,
+      onError: (c) => errorResponse(c, new AppError(413, 'payload_too_large', `request body exceeds ${deps.config.http.bodyLimitBytes} bytes`)),
+    }),
+  );
+  app.onError(createErrorHandler(deps.log));
+  app.notFound((c) => errorResponse(c, new AppError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    try {
+      await deps.db.ping();
+      return c.json({ ok: true, db: deps.db.kind });
+    } catch {
+      return errorResponse(c, new AppError(503, 'unavailable', 'database unreachable', { db: deps.db.kind }, { 'retry-after': '5' }));
+    }
+  });
+  app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
+
+  app.route('/', bootRoutes(deps));
+  app.route('/api/v1/agent', agentRoutes(deps));
+  app.route('/api/v1', adminRoutes(deps, requireRole));
+
+  const docs = [...CORE_ROUTES];
+  for (const mk of extra) {
+    const m = mk(requireRole);
+    app.route(m.at, m.app);
+    docs.push(...(m.docs ?? []));
+  }
+  const doc = openApiDocument(docs);
+  app.get('/api/v1/openapi.json', (c) => c.json(doc));
+  return app;
+}

@@ -1,0 +1,24 @@
+// Everything the HTTP API needs, handed in by main (or a test). No module singletons.
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.ts';
+import type { DbHandle } from '../db/index.ts';
+import type { NodeStore, NodeRow } from '../store/nodes.ts';
+import type { BmcStore } from '../store/bmcs.ts';
+import type { ImageCatalog } from '../domain/images.ts';
+import type { InspectionGate } from '../domain/inspection.ts';
+import type { Logger } from '../log.ts';
+import type { Clock } from '../clock.ts';
+
+export interface Deps {
+  config: Config;
+  db: DbHandle;
+  nodes: NodeStore;
+  bmcs: BmcStore;
+  images: ImageCatalog;
+  inspection: InspectionGate;
+  log: Logger;
+  clock: Clock;
+  metrics?: Registry;
+  /** operator-requested rebuild; the fleet supplies one that also drives the BMC */
+  rebuild?: (uuid: string, reason: string, actor: string) => Promise<NodeRow>;
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig, rawConfig } from './config.ts';
+
+describe('config', () => {
+  it('has embedded defaults that need nothing installed', () => {
+    const c = parseConfig({});
+    expect(c).toMatchObject({ dataDir: 'var', http: { port: 8080, keepAliveSeconds: 65 }, boot: { stage1: { image: 'stage1', channel: 'prod' } } });
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.profiles.default).toMatchObject({ image: 'hypervisor', channel: 'prod', heartbeatIntervalSeconds: 30 });
+  });
+
+  it('reads nested settings and tokens from the environment', () => {
+    const raw = rawConfig({ BOOTFARM_HTTP__PORT: '9090', BOOTFARM_HTTP__PUBLIC_URL: 'http://10.1.0.1:9090', BOOTFARM_TOKENS: 'admin:aaaaaaaaaaaaaaaaaaaa,viewer:bbbbbbbbbbbbbbbbbbbb', DATABASE_URL: 'postgres://u@h/db' });
+    const c = parseConfig(raw);
+    expect(c.http.port).toBe(9090);
+    expect(c.http.publicUrl).toBe('http://10.1.0.1:9090');
+    expect(c.databaseUrl).toBe('postgres://u@h/db');
+    expect(c.auth.tokens.map((t) => t.role)).toEqual(['admin', 'viewer']);
+  });
+
+  it('names every invalid setting', () => {
+    try {
+      parseConfig(rawConfig({ BOOTFARM_HTTP__PORT: '70000', BOOTFARM_LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', BOOTFARM_TOKENS: 'root:short' }));
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const p = (e as ConfigError).problems.join('\n');
+      expect(p).toMatch(/^http\.port:/m);
+      expect(p).toMatch(/^log\.level:/m);
+      expect(p).toMatch(/^databaseUrl: must be a postgres:\/\/ URL/m);
+      expect(p).toMatch(/^auth\.tokens\.0\.role:/m);
+      expect(p).toMatch(/^auth\.tokens\.0\.token: tokens must be at least 16 characters/m);
+    }
+  });
+
+  it('rejects unknown settings in strict sections and a broken file', () => {
+    expect(() => parseConfig({ http: { prot: 1 } })).toThrow(/http: Unrecognized key/);
+    expect(() => rawConfig({}, { path: 'c.yaml', text: 'http: [1,' })).toThrow(ConfigError);
+    expect(() => rawConfig({}, { path: 'c.yaml', text: '42' })).toThrow(/top level must be a mapping/);
+  });
+});

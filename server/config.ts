@@ -1,0 +1,155 @@
+// Configuration: parsed once in main with zod, from an optional YAML/JSON file (BOOTFARM_CONFIG) overlaid by
+// environment variables, then passed down. Nothing imports a config singleton.
+// Environment: DATABASE_URL, BOOTFARM_DATA_DIR, BOOTFARM_LOG_LEVEL, BOOTFARM_PUBLIC_URL, BOOTFARM_SECRET_KEY,
+// BOOTFARM_TOKENS ("role:token,role:token"), and any nested setting as BOOTFARM_<SECTION>__<KEY>=value
+// (e.g. BOOTFARM_HTTP__PORT=8080, BOOTFARM_DHCP__MODE=proxy); values that parse as JSON are taken as JSON.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const Role = z.enum(['viewer', 'operator', 'admin']);
+export type Role = z.infer<typeof Role>;
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+export const ProfileConfig = z.strictObject({
+  /** image name and channel in the image catalog; never a raw digest */
+  image: z.string().min(1).default('hypervisor'),
+  channel: z.string().min(1).default('prod'),
+  /** appended to the image's default kernel command line */
+  cmdline: z.string().default(''),
+  heartbeatIntervalSeconds: z.coerce.number().int().min(1).max(3600).default(30),
+  /** iSCSI storage for the compute OS: target name is `${targetPrefix}${uuid}` */
+  iscsi: z
+    .strictObject({
+      portal: z.string().min(1),
+      targetPrefix: z.string().default('iqn.2026-11.io.bootfarm:'),
+      lun: z.coerce.number().int().min(0).default(1),
+      initiatorPrefix: z.string().default('iqn.2026-11.io.bootfarm.node:'),
+      chapUser: z.string().optional(),
+      chapPassword: z.string().optional(),
+    })
+    .optional(),
+  /** nodes whose labels include all of these get this profile (most specific wins, then name) */
+  match: z.record(z.string(), z.string()).default({}),
+});
+export type ProfileConfig = z.infer<typeof ProfileConfig>;
+
+export const ConfigSchema = z.strictObject({
+  dataDir: z.string().min(1).default('var'),
+  databaseUrl: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
+  http: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: Port.default(8080),
+      /** the URL nodes use to reach this server (iPXE has no HTTPS: plain http) */
+      publicUrl: z.url().optional(),
+      bodyLimitBytes: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+      /** iPXE keeps idle connections for 10 s; stay open longer than that */
+      keepAliveSeconds: z.coerce.number().int().min(11).default(65),
+    })
+    .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65 }),
+  auth: z
+    .strictObject({
+      tokens: z.array(z.strictObject({ name: z.string().default('token'), role: Role, token: z.string().min(16, 'tokens must be at least 16 characters') })).default([]),
+    })
+    .default({ tokens: [] }),
+  /** base64 of 32 bytes; encrypts BMC passwords at rest. Generated into dataDir on first start if absent. */
+  secretKey: z.string().optional(),
+  boot: z
+    .strictObject({
+      stage1: z.strictObject({ image: z.string().default('stage1'), channel: z.string().default('prod'), cmdline: z.string().default('console=ttyS0,115200 console=tty0') }).default({ image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }),
+      /** seconds an iPXE client waits before asking again when no stage-1 image is published */
+      retrySeconds: z.coerce.number().int().min(1).default(30),
+    })
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30 }),
+  profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), ProfileConfig).default({ default: ProfileConfig.parse({}) }),
+  /** sections owned by the boot protocols, image store, fleet and firmware modules; each validates its own */
+  dhcp: z.unknown().optional(),
+  tftp: z.unknown().optional(),
+  images: z.unknown().optional(),
+  fleet: z.unknown().optional(),
+  firmware: z.unknown().optional(),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
+  let o = obj;
+  for (const k of path.slice(0, -1)) {
+    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[path.at(-1)!] = value;
+}
+
+const camel = (s: string) => s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+function envValue(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/** Raw settings from a file and the environment, before validation. */
+export function rawConfig(env: NodeJS.ProcessEnv, fileText?: { path: string; text: string }): Record<string, unknown> {
+  let raw: Record<string, unknown> = {};
+  if (fileText) {
+    try {
+      const parsed = fileText.path.endsWith('.json') ? JSON.parse(fileText.text) : parseYaml(fileText.text);
+      if (parsed !== null && typeof parsed !== 'object') throw new Error('the top level must be a mapping');
+      raw = (parsed as Record<string, unknown>) ?? {};
+    } catch (e) {
+      throw new ConfigError([`${fileText.path}: ${(e as Error).message}`]);
+    }
+  }
+  const direct: Record<string, string[]> = {
+    DATABASE_URL: ['databaseUrl'],
+    BOOTFARM_DATA_DIR: ['dataDir'],
+    BOOTFARM_LOG_LEVEL: ['log', 'level'],
+    BOOTFARM_PUBLIC_URL: ['http', 'publicUrl'],
+    BOOTFARM_SECRET_KEY: ['secretKey'],
+  };
+  for (const [name, path] of Object.entries(direct)) if (env[name]) setPath(raw, path, env[name]);
+  if (env.BOOTFARM_TOKENS) {
+    const tokens = env.BOOTFARM_TOKENS.split(',').filter(Boolean).map((pair, i) => {
+      const at = pair.indexOf(':');
+      return { name: `env-${i + 1}`, role: pair.slice(0, at), token: pair.slice(at + 1) };
+    });
+    setPath(raw, ['auth', 'tokens'], tokens);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('BOOTFARM_') || !name.includes('__') || value === undefined) continue;
+    setPath(raw, name.slice('BOOTFARM_'.length).split('__').map(camel), envValue(value));
+  }
+  return raw;
+}
+
+/** Parses and validates; a ConfigError names every invalid setting by its path. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const path = env.BOOTFARM_CONFIG;
+  let fileText: { path: string; text: string } | undefined;
+  if (path) {
+    try {
+      fileText = { path, text: readFileSync(path, 'utf8') };
+    } catch (e) {
+      throw new ConfigError([`BOOTFARM_CONFIG=${path}: ${(e as Error).message}`]);
+    }
+  }
+  return parseConfig(rawConfig(env, fileText));
+}
+
+export function parseConfig(raw: unknown): Config {
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`));
+  return r.data;
+}

@@ -1,0 +1,2 @@
+// Every table of the product, for drizzle (typed queries) and drizzle-kit (migrations).
+export * from './nodes.ts';

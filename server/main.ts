@@ -1,0 +1,91 @@
+// Wiring only: config in, components built and connected, HTTP server started. No logic lives here.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from './config.ts';
+import { createDb, type DbHandle } from './db/index.ts';
+import { createNodeStore } from './store/nodes.ts';
+import { createBmcStore } from './store/bmcs.ts';
+import { createSecrets } from './secrets.ts';
+import { createApp } from './api/app.ts';
+import { EmptyCatalog } from './domain/images.ts';
+import { allowAll } from './domain/inspection.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { Logger } from './log.ts';
+
+export interface Running {
+  url: string;
+  port: number;
+  db: DbHandle;
+  adminToken?: string;
+  stop(): Promise<void>;
+}
+
+/** Reads a secret from dataDir, creating it (mode 0600) on first start. */
+function persistedSecret(dataDir: string, name: string, make: () => string): string {
+  const path = join(dataDir, name);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const value = make();
+  writeFileSync(path, value + '\n', { mode: 0o600 });
+  return value;
+}
+
+async function connectWithRetry(config: Config, log: Logger): Promise<DbHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createDb({ url: config.databaseUrl, dataDir: join(config.dataDir, 'pglite') });
+    } catch (err) {
+      if (!config.databaseUrl || attempt >= 30) throw err;
+      const wait = Math.min(10_000, 500 * 2 ** attempt);
+      log.warn({ err: (err as Error).message, attempt, retryInMs: wait }, 'database not reachable at start-up; retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+export async function startServer(config: Config, { log, clock = systemClock }: { log: Logger; clock?: Clock }): Promise<Running> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = config.secretKey ?? persistedSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64'));
+  const secrets = createSecrets(Buffer.from(key, 'base64'));
+  let adminToken: string | undefined;
+  if (config.auth.tokens.length === 0) {
+    adminToken = persistedSecret(config.dataDir, 'admin.token', () => randomBytes(24).toString('base64url'));
+    config = { ...config, auth: { tokens: [{ name: 'local-admin', role: 'admin', token: adminToken }] } };
+    log.info({ file: join(config.dataDir, 'admin.token') }, 'no API tokens configured: an admin token was written to the data directory');
+  }
+
+  const db = await connectWithRetry(config, log);
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const nodes = createNodeStore(db.db, { clock });
+  const bmcs = createBmcStore(db.db, secrets, { clock });
+  const app = createApp({ config, db, nodes, bmcs, images: EmptyCatalog, inspection: allowAll, log, clock, metrics });
+
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, () => resolve(s as Server));
+  });
+  // iPXE keeps idle HTTP connections for ~10 s: keep ours open longer so it can reuse them
+  server.keepAliveTimeout = config.http.keepAliveSeconds * 1000;
+  server.headersTimeout = (config.http.keepAliveSeconds + 5) * 1000;
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+  const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
+  log.info({ url, db: db.kind, dataDir: config.dataDir }, 'bootfarm serving');
+
+  return {
+    url,
+    port,
+    db,
+    adminToken,
+    async stop() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// BMC credentials. The password is sealed with AES-256-GCM (server/secrets.ts) before it reaches the database
+// and is opened only for a driver call: list/get return a view without it.
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/index.ts';
+import { bmcs, events } from '../db/schema/index.ts';
+import type { Secrets } from '../secrets.ts';
+import { notFound } from '../errors.ts';
+import { systemClock, type Clock } from '../clock.ts';
+
+export interface BmcView {
+  nodeUuid: string;
+  driver: string;
+  address: string;
+  port: number | null;
+  username: string;
+  options: Record<string, unknown>;
+  updatedAt: Date;
+}
+
+export interface BmcCredentials extends BmcView {
+  password: string;
+}
+
+export interface BmcInput {
+  driver: string;
+  address: string;
+  port?: number | null;
+  username: string;
+  password: string;
+  options?: Record<string, unknown>;
+}
+
+const view = (r: typeof bmcs.$inferSelect): BmcView => ({ nodeUuid: r.nodeUuid, driver: r.driver, address: r.address, port: r.port, username: r.username, options: r.options, updatedAt: r.updatedAt });
+
+export function createBmcStore(db: Db, secrets: Secrets, { clock = systemClock }: { clock?: Clock } = {}) {
+  return {
+    async set(uuid: string, input: BmcInput, actor: string): Promise<BmcView> {
+      const now = clock.now();
+      const values = { driver: input.driver, address: input.address, port: input.port ?? null, username: input.username, passwordEnc: secrets.encrypt(input.password), options: input.options ?? {}, updatedAt: now };
+      return db.transaction(async (tx) => {
+        const [row] = await tx.insert(bmcs).values({ nodeUuid: uuid, ...values, createdAt: now }).onConflictDoUpdate({ target: bmcs.nodeUuid, set: values }).returning();
+        // the event names the BMC, never its password
+        await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'bmc', reason: `BMC enrolled: ${input.driver} ${input.address}${input.port ? `:${input.port}` : ''} as ${input.username}`, actor });
+        return view(row!);
+      });
+    },
+    async get(uuid: string): Promise<BmcView | null> {
+      const [row] = await db.select().from(bmcs).where(eq(bmcs.nodeUuid, uuid));
+      return row ? view(row) : null;
+    },
+    async list(): Promise<BmcView[]> {
+      return (await db.select().from(bmcs).orderBy(bmcs.nodeUuid)).map(view);
+    },
+    /** For BMC drivers only: the decrypted password. Never return this from the API or log it. */
+    async getCredentials(uuid: string): Promise<BmcCredentials | null> {
+      const [row] = await db.select().from(bmcs).where(eq(bmcs.nodeUuid, uuid));
+      return row ? { ...view(row), password: secrets.decrypt(row.passwordEnc) } : null;
+    },
+    async remove(uuid: string, actor: string): Promise<void> {
+      const gone = await db.delete(bmcs).where(eq(bmcs.nodeUuid, uuid)).returning();
+      if (!gone.length) throw notFound(`BMC of node ${uuid}`);
+      await db.insert(events).values({ nodeUuid: uuid, at: clock.now(), kind: 'bmc', reason: 'BMC removed', actor });
+    },
+  };
+}
+
+export type BmcStore = ReturnType<typeof createBmcStore>;

@@ -1,0 +1,249 @@
+// The node registry: the only code (with the other store/ files) that touches drizzle for nodes.
+// Every state change goes through the pure lifecycle function and is written together with its event row
+// in one transaction, with the node row locked (SELECT … FOR UPDATE), so two replicas cannot interleave.
+import { and, desc, eq, gt, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/index.ts';
+import { conflicts, events, facts, interfaces, nodes } from '../db/schema/index.ts';
+import type { Facts, ProbeFailure } from '../contract/facts.ts';
+import type { NodeState } from '../contract/lifecycle.ts';
+import { transition, TransitionError, type LifecycleEvent } from '../domain/lifecycle.ts';
+import { AppError, notFound } from '../errors.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { hashToken, newToken } from '../secrets.ts';
+
+export type NodeRow = typeof nodes.$inferSelect;
+export type EventRow = typeof events.$inferSelect;
+export type InterfaceRow = typeof interfaces.$inferSelect;
+export type ConflictRow = typeof conflicts.$inferSelect;
+export type FactsRow = typeof facts.$inferSelect;
+
+export interface NodeFilter {
+  state?: NodeState | NodeState[];
+  /** every key=value must match */
+  labels?: Record<string, string>;
+  manufacturer?: string;
+  product?: string;
+  /** only nodes with (true) / without (false) an open identity conflict */
+  conflict?: boolean;
+  limit?: number;
+  offset?: number;
+}
+
+export interface NewEvent {
+  kind: string;
+  reason?: string | null;
+  actor: string;
+  data?: Record<string, unknown> | null;
+  fromState?: string | null;
+  toState?: string | null;
+}
+
+/** Serial numbers vendors ship unset; two nodes sharing one of these is not a conflict. */
+const PLACEHOLDER_SERIALS = new Set(['', '0', 'none', 'n/a', 'na', 'not specified', 'not available', 'default string', 'to be filled by o.e.m.', 'system serial number', '0123456789', '123456789']);
+export const isRealSerial = (s: string | undefined | null): s is string => !!s && !PLACEHOLDER_SERIALS.has(s.trim().toLowerCase());
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
+  async function lockNode(tx: Tx, uuid: string): Promise<NodeRow> {
+    const [row] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
+    if (!row) throw notFound(`node ${uuid}`);
+    return row;
+  }
+
+  async function applyTransition(tx: Tx, row: NodeRow, event: LifecycleEvent, actor: string, data?: Record<string, unknown>): Promise<NodeRow> {
+    const next = transition({ state: row.state as NodeState, heldFrom: (row.heldFrom as NodeState | null) ?? null, rebuildAttempts: row.rebuildAttempts }, event);
+    const now = clock.now();
+    const [updated] = await tx
+      .update(nodes)
+      .set({ state: next.state, heldFrom: next.heldFrom, rebuildAttempts: next.rebuildAttempts, stateReason: next.reason, stateSince: now, updatedAt: now })
+      .where(eq(nodes.uuid, row.uuid))
+      .returning();
+    await tx.insert(events).values({ nodeUuid: row.uuid, at: now, kind: 'transition', fromState: row.state, toState: next.state, reason: next.reason ?? event.type, actor, data: { event: event.type, ...data } });
+    return updated!;
+  }
+
+  const store = {
+    db,
+
+    async get(uuid: string): Promise<NodeRow | null> {
+      const [row] = await db.select().from(nodes).where(eq(nodes.uuid, uuid));
+      return row ?? null;
+    },
+
+    async require(uuid: string): Promise<NodeRow> {
+      const row = await store.get(uuid);
+      if (!row) throw notFound(`node ${uuid}`, { uuid });
+      return row;
+    },
+
+    /** Creates the node as `discovered` if it is new (first PXE request); returns it either way. */
+    async enroll(uuid: string, attrs: { serial?: string; manufacturer?: string; product?: string; mac?: string }, actor: string): Promise<{ node: NodeRow; created: boolean }> {
+      return db.transaction(async (tx) => {
+        const now = clock.now();
+        const inserted = await tx
+          .insert(nodes)
+          .values({ uuid, state: 'discovered', stateSince: now, stateReason: 'first boot request', serial: attrs.serial || null, manufacturer: attrs.manufacturer || null, product: attrs.product || null, lastSeen: now, createdAt: now, updatedAt: now })
+          .onConflictDoNothing()
+          .returning();
+        if (inserted[0]) {
+          await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason: 'first boot request', actor, data: attrs.mac ? { mac: attrs.mac } : null });
+          return { node: inserted[0], created: true };
+        }
+        const [row] = await tx.update(nodes).set({ lastSeen: now }).where(eq(nodes.uuid, uuid)).returning();
+        return { node: row!, created: false };
+      });
+    },
+
+    /** Applies one lifecycle event; throws TransitionError (→ 409) when the lifecycle forbids it. */
+    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>): Promise<NodeRow> {
+      return db.transaction(async (tx) => applyTransition(tx, await lockNode(tx, uuid), event, actor, data));
+    },
+
+    /**
+     * Registration from stage-1: upsert identity by SMBIOS UUID, keep the facts document as history, claim
+     * interfaces, and record identity conflicts (a MAC owned by another UUID, a serial seen under another UUID)
+     * on both nodes instead of overwriting. Moves the node to `inspecting` when its state allows.
+     */
+    async register(input: { facts: Facts; failures: ProbeFailure[]; agentVersion?: string }, actor: string) {
+      const f = input.facts;
+      const uuid = f.system.uuid;
+      return db.transaction(async (tx) => {
+        const now = clock.now();
+        const ident = { serial: f.system.serial ?? null, manufacturer: f.system.manufacturer ?? null, product: f.system.product ?? null };
+        const created = (await tx.insert(nodes).values({ uuid, state: 'discovered', stateSince: now, stateReason: 'registered', ...ident, lastSeen: now, createdAt: now, updatedAt: now }).onConflictDoNothing().returning()).length > 0;
+        if (created) await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason: 'registered without a boot request', actor });
+        let row = await lockNode(tx, uuid);
+        if (row.state === 'retired') throw new AppError(409, 'invalid_transition', `node ${uuid} is retired and may not register`, { state: row.state });
+        [row] = await tx.update(nodes).set({ ...ident, lastSeen: now, updatedAt: now }).where(eq(nodes.uuid, uuid)).returning() as [NodeRow];
+        await tx.insert(facts).values({ nodeUuid: uuid, collectedAt: now, agentVersion: input.agentVersion ?? null, facts: f as Record<string, unknown>, failures: input.failures });
+
+        const found: { kind: 'mac' | 'serial'; value: string; otherUuid: string }[] = [];
+        const lldpByIf = new Map((f.lldp ?? []).map((n) => [n.interface, n]));
+        for (const nic of f.nics) {
+          const [owner] = await tx.select().from(interfaces).where(eq(interfaces.mac, nic.mac));
+          if (owner && owner.nodeUuid !== uuid) {
+            found.push({ kind: 'mac', value: nic.mac, otherUuid: owner.nodeUuid });
+            continue;
+          }
+          const n = lldpByIf.get(nic.name);
+          const values = { name: nic.name, driver: nic.driver ?? null, firmwareVersion: nic.firmwareVersion ?? null, switchChassis: n?.chassisId ?? null, switchName: n?.systemName ?? null, switchPort: n?.portId ?? null, switchPortDescription: n?.portDescription ?? null, updatedAt: now };
+          await tx.insert(interfaces).values({ mac: nic.mac, nodeUuid: uuid, ...values }).onConflictDoUpdate({ target: interfaces.mac, set: values });
+        }
+        if (isRealSerial(f.system.serial)) {
+          const others = await tx.select({ uuid: nodes.uuid }).from(nodes).where(and(eq(nodes.serial, f.system.serial), ne(nodes.uuid, uuid)));
+          for (const o of others) found.push({ kind: 'serial', value: f.system.serial, otherUuid: o.uuid });
+        }
+        for (const c of found) {
+          for (const [a, b] of [[uuid, c.otherUuid], [c.otherUuid, uuid]] as const) {
+            const fresh = await tx.insert(conflicts).values({ nodeUuid: a, kind: c.kind, value: c.value, otherUuid: b, detectedAt: now }).onConflictDoNothing().returning();
+            if (fresh.length) await tx.insert(events).values({ nodeUuid: a, at: now, kind: 'conflict', reason: `${c.kind} ${c.value} is also claimed by node ${b}`, actor, data: { kind: c.kind, value: c.value, otherUuid: b } });
+          }
+        }
+        await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'phase', reason: 'registered', actor, data: { phase: 'registered', nics: f.nics.length, failures: input.failures.length } });
+        const held = row.state === 'maintenance' || row.state === 'quarantined';
+        if (!held && row.state !== 'inspecting') row = await applyTransition(tx, row, { type: 'inspect', reason: 'stage-1 registered' }, actor);
+        const open = await tx.select().from(conflicts).where(and(eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt)));
+        return { node: row, created, conflicts: open, held };
+      });
+    },
+
+    async list(filter: NodeFilter = {}): Promise<NodeRow[]> {
+      const where: SQL[] = [];
+      if (filter.state) where.push(Array.isArray(filter.state) ? inArray(nodes.state, filter.state) : eq(nodes.state, filter.state));
+      if (filter.manufacturer) where.push(eq(nodes.manufacturer, filter.manufacturer));
+      if (filter.product) where.push(eq(nodes.product, filter.product));
+      if (filter.labels && Object.keys(filter.labels).length) where.push(sql`${nodes.labels} @> ${JSON.stringify(filter.labels)}::jsonb`);
+      if (filter.conflict !== undefined) {
+        const open = sql`exists (select 1 from ${conflicts} where ${conflicts.nodeUuid} = ${nodes.uuid} and ${conflicts.resolvedAt} is null)`;
+        where.push(filter.conflict ? open : sql`not ${open}`);
+      }
+      return db
+        .select()
+        .from(nodes)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(nodes.uuid)
+        .limit(filter.limit ?? 1000)
+        .offset(filter.offset ?? 0);
+    },
+
+    async countByState(): Promise<Record<string, number>> {
+      const rows = await db.select({ state: nodes.state, n: sql<number>`count(*)::int` }).from(nodes).groupBy(nodes.state);
+      return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+    },
+
+    async events(uuid: string, { limit = 500, afterId = 0 }: { limit?: number; afterId?: number } = {}): Promise<EventRow[]> {
+      return db.select().from(events).where(and(eq(events.nodeUuid, uuid), gt(events.id, afterId))).orderBy(events.id).limit(limit);
+    },
+
+    async addEvent(uuid: string, e: NewEvent): Promise<EventRow> {
+      const [row] = await db.insert(events).values({ nodeUuid: uuid, at: clock.now(), kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null, fromState: e.fromState ?? null, toState: e.toState ?? null }).returning();
+      return row!;
+    },
+
+    async addEvents(uuid: string, list: (NewEvent & { at?: Date })[]): Promise<void> {
+      if (!list.length) return;
+      await db.insert(events).values(list.map((e) => ({ nodeUuid: uuid, at: e.at ?? clock.now(), kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null })));
+    },
+
+    async latestFacts(uuid: string): Promise<FactsRow | null> {
+      const [row] = await db.select().from(facts).where(eq(facts.nodeUuid, uuid)).orderBy(desc(facts.collectedAt), desc(facts.id)).limit(1);
+      return row ?? null;
+    },
+
+    async interfaces(uuid: string): Promise<InterfaceRow[]> {
+      return db.select().from(interfaces).where(eq(interfaces.nodeUuid, uuid)).orderBy(interfaces.mac);
+    },
+
+    async conflicts(uuid: string): Promise<ConflictRow[]> {
+      return db.select().from(conflicts).where(and(eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt))).orderBy(conflicts.id);
+    },
+
+    async setLabels(uuid: string, patch: Record<string, string | null>, actor: string): Promise<NodeRow> {
+      return db.transaction(async (tx) => {
+        const row = await lockNode(tx, uuid);
+        const labels = { ...row.labels };
+        for (const [k, v] of Object.entries(patch)) {
+          if (v === null) delete labels[k];
+          else labels[k] = v;
+        }
+        const now = clock.now();
+        const [updated] = await tx.update(nodes).set({ labels, updatedAt: now }).where(eq(nodes.uuid, uuid)).returning();
+        await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'action', reason: 'labels changed', actor, data: { patch } });
+        return updated!;
+      });
+    },
+
+    /** A fresh per-boot token; only its hash is kept. Issuing one invalidates the previous boot's. */
+    async issueBootToken(uuid: string): Promise<string> {
+      const token = newToken();
+      const res = await db.update(nodes).set({ bootTokenHash: hashToken(token), bootTokenIssuedAt: clock.now() }).where(eq(nodes.uuid, uuid)).returning({ uuid: nodes.uuid });
+      if (!res.length) throw notFound(`node ${uuid}`);
+      return token;
+    },
+
+    async touch(uuid: string, patch: Partial<Pick<NodeRow, 'lastSeen' | 'lastHeartbeat' | 'kernelDigest' | 'initrdDigest' | 'imageName' | 'imageVersion' | 'profile' | 'hostname'>>): Promise<void> {
+      await db.update(nodes).set({ ...patch, updatedAt: clock.now() }).where(eq(nodes.uuid, uuid));
+    },
+
+    /** Nodes whose MAC is known: DHCP reservations ask this. */
+    async byMac(mac: string): Promise<NodeRow | null> {
+      const [row] = await db.select({ node: nodes }).from(interfaces).innerJoin(nodes, eq(nodes.uuid, interfaces.nodeUuid)).where(eq(interfaces.mac, mac));
+      return row?.node ?? null;
+    },
+
+    async resolveConflicts(uuid: string, actor: string, filter: { kind?: string; value?: string } = {}): Promise<number> {
+      const now = clock.now();
+      const conds = [eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt)];
+      if (filter.kind) conds.push(eq(conflicts.kind, filter.kind));
+      if (filter.value) conds.push(eq(conflicts.value, filter.value));
+      const done = await db.update(conflicts).set({ resolvedAt: now }).where(or(and(...conds))).returning();
+      if (done.length) await store.addEvent(uuid, { kind: 'action', reason: `resolved ${done.length} conflict(s)`, actor, data: filter });
+      return done.length;
+    },
+  };
+  return store;
+}
+
+export type NodeStore = ReturnType<typeof createNodeStore>;
+export { TransitionError };

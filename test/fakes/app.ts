@@ -1,0 +1,85 @@
+// A complete API app over a given database, with fixed tokens and a catalog that always has images, for tests.
+import { createApp } from '../../server/api/app.ts';
+import { parseConfig, type Config } from '../../server/config.ts';
+import type { DbHandle } from '../../server/db/index.ts';
+import type { ImageCatalog, ResolvedImage } from '../../server/domain/images.ts';
+import { allowAll, type InspectionGate } from '../../server/domain/inspection.ts';
+import { createBmcStore } from '../../server/store/bmcs.ts';
+import { createNodeStore } from '../../server/store/nodes.ts';
+import { createSecrets } from '../../server/secrets.ts';
+import { silentLogger } from '../../server/log.ts';
+import { FakeClock, type Clock } from '../../server/clock.ts';
+
+export const TOKENS = { admin: 'admin-token-0123456789abcdef', operator: 'operator-token-0123456789ab', viewer: 'viewer-token-0123456789abcd' };
+export const TEST_KEY = Buffer.alloc(32, 7);
+
+const digest = (c: string) => c.repeat(64);
+
+/** A catalog where every name:channel resolves to a fixed image (kernel aaaa…, initrd bbbb…). */
+export class FixedCatalog implements ImageCatalog {
+  constructor(private readonly images: Record<string, Omit<ResolvedImage, 'channel'>> = {}) {}
+  async resolve(name: string, channel: string): Promise<ResolvedImage | null> {
+    const img = this.images[name] ?? { name, version: '1.0.0', kernel: { digest: digest('a'), size: 1000 }, initrd: { digest: digest('b'), size: 2000 }, cmdline: 'quiet' };
+    return { ...img, channel };
+  }
+}
+
+export function testConfig(extra: Record<string, unknown> = {}): Config {
+  return parseConfig({
+    dataDir: '/nonexistent',
+    http: { publicUrl: 'http://10.0.0.1:8080' },
+    auth: { tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, role, token })) },
+    ...extra,
+  });
+}
+
+export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock } = {}) {
+  const clock = opts.clock ?? new FakeClock();
+  const config = opts.config ?? testConfig();
+  const nodes = createNodeStore(db.db, { clock });
+  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
+  const app = createApp({ config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock });
+  return { app, nodes, bmcs, config, clock };
+}
+
+/** Helpers for calling the app in-process with JSON and a token. */
+export function client(app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> }) {
+  const call = async (method: string, path: string, { token, body, raw }: { token?: string; body?: unknown; raw?: string } = {}) => {
+    const res = await app.request(path, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, json, text, headers: res.headers };
+  };
+  return {
+    get: (path: string, o?: { token?: string }) => call('GET', path, o),
+    post: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('POST', path, o),
+    patch: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('PATCH', path, o),
+    put: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('PUT', path, o),
+  };
+}
+
+/** Boots a node through /ipxe/:uuid and returns the per-boot token from the script's kernel line. */
+export async function bootToken(app: Parameters<typeof client>[0], uuid: string): Promise<string> {
+  const res = await client(app).get(`/ipxe/${uuid}`);
+  const m = /bootfarm\.token=(\S+)/.exec(res.text);
+  if (!m) throw new Error(`no token in script:\n${res.text}`);
+  return m[1]!;
+}
+
+export function sampleFacts(uuid: string, over: { serial?: string; macs?: string[]; bios?: string; manufacturer?: string; product?: string } = {}) {
+  return {
+    system: { uuid, serial: over.serial ?? `SN-${uuid.slice(0, 8)}`, manufacturer: over.manufacturer ?? 'QEMU', product: over.product ?? 'Standard PC (i440FX + PIIX, 1996)' },
+    bios: { vendor: 'SeaBIOS', version: over.bios ?? '1.16.2-debian-1.16.2-1', releaseDate: '04/01/2014' },
+    nics: (over.macs ?? ['52:54:00:12:34:56']).map((mac, i) => ({ name: `eth${i}`, mac, driver: 'virtio_net', link: true })),
+    lldp: [{ interface: 'eth0', chassisId: '02:00:00:00:00:01', systemName: 'tor-1', portId: 'swp7', portDescription: 'rack1 port 7' }],
+  };
+}
