@@ -48,6 +48,6 @@ it('serves GET /ipxe/<uuid> as an iPXE script on embedded defaults, and keeps st
   await new Promise((r) => child!.once('exit', r));
   log = start();
   await waitUp(log);
-  const nodes = await (await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } })).json();
+  const nodes: any = await (await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } })).json();
   expect(nodes.nodes.map((n: { uuid: string }) => n.uuid)).toEqual(['4c4c4544-0042-3510-8052-b4c04f4e4d32']);
 }, 180_000);
