@@ -10,14 +10,15 @@ import { freePort } from './harness/net.ts';
 let child: ChildProcess | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'bf-run-'));
 afterAll(() => {
-  if (child?.pid) try { process.kill(child.pid, 'SIGKILL'); } catch {}
+  // tsx runs the server as its own child: kill the whole process group
+  if (child?.pid) try { process.kill(-child.pid, 'SIGKILL'); } catch {}
   rmSync(dir, { recursive: true, force: true });
 });
 
 it('serves GET /ipxe/<uuid> as an iPXE script on embedded defaults, and keeps state across restarts', async () => {
   const port = await freePort();
   const start = () => {
-    child = spawn('node_modules/.bin/tsx', ['server/cli.ts', 'serve'], { env: { ...process.env, BOOTFARM_DATA_DIR: dir, BOOTFARM_HTTP__PORT: String(port), BOOTFARM_HTTP__HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn('node_modules/.bin/tsx', ['server/cli.ts', 'serve'], { env: { ...process.env, BOOTFARM_DATA_DIR: dir, BOOTFARM_HTTP__PORT: String(port), BOOTFARM_HTTP__HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let log = '';
     child.stdout!.on('data', (d) => (log += d));
     child.stderr!.on('data', (d) => (log += d));
@@ -44,8 +45,9 @@ it('serves GET /ipxe/<uuid> as an iPXE script on embedded defaults, and keeps st
   const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
   expect(token.length).toBeGreaterThan(20);
 
-  child!.kill('SIGTERM');
-  await new Promise((r) => child!.once('exit', r));
+  const exited = new Promise((r) => child!.once('exit', r));
+  process.kill(-child!.pid!, 'SIGTERM');
+  await exited;
   log = start();
   await waitUp(log);
   const nodes: any = await (await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } })).json();
