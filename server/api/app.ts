@@ -9,6 +9,7 @@ import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
 import { createAdminAuth } from './auth.ts';
 import { bootRoutes } from './boot.ts';
+import { uiRoutes } from './ui.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
@@ -61,6 +62,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.route('/', bootRoutes(deps));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));
+  app.route('/ui', uiRoutes(deps, requireRole));
+  app.get('/', (c) => c.redirect('/ui'));
 
   const docs = [...CORE_ROUTES];
   for (const mk of extra) {

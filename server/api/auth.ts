@@ -2,6 +2,7 @@
 // Agent calls: the per-boot token the server put on the node's kernel command line; only its hash is stored.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
+import { getCookie } from 'hono/cookie';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { tokenMatches } from '../secrets.ts';
@@ -23,6 +24,10 @@ export function bearer(c: Context): string | null {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** The dashboard keeps its token in this cookie (set by /ui/login). It is honoured only for GET and HEAD, so a
+ * page on another site cannot make a logged-in browser change anything (no CSRF on state-changing calls). */
+export const UI_COOKIE = 'bootfarm_token';
+
 export function createAdminAuth(tokens: { name: string; role: Role; token: string }[]) {
   const table = tokens.map((t) => ({ ...t, hash: digest(t.token) }));
   function authenticate(token: string): Principal | null {
@@ -33,9 +38,10 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
     return found;
   }
   /** Middleware: requires a token of at least `min` role; sets c.var.principal. */
-  return function requireRole(min: Role): MiddlewareHandler {
+  const requireRole = function requireRole(min: Role): MiddlewareHandler {
     return async function roleCheck(c, next) {
-      const token = bearer(c);
+      const safe = c.req.method === 'GET' || c.req.method === 'HEAD';
+      const token = bearer(c) ?? (safe ? (getCookie(c, UI_COOKIE) ?? null) : null);
       if (!token) throw new AppError(401, 'unauthorized', 'this endpoint needs an API token: Authorization: Bearer <token>');
       const p = authenticate(token);
       if (!p) throw new AppError(401, 'unauthorized', 'the API token is not valid');
@@ -44,6 +50,7 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
       await next();
     };
   };
+  return Object.assign(requireRole, { authenticate });
 }
 
 export const principalOf = (c: Context): Principal => (c.get('principal' as never) as Principal | undefined) ?? { name: 'anonymous', role: 'viewer' };
