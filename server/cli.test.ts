@@ -1,5 +1,6 @@
+import { createTestDb } from '../test/fakes/db.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type DbHandle } from './db/index.ts';
+import type { DbHandle } from './db/index.ts';
 import { apiClient, CliError, runNodes } from './cli.ts';
 import { bootToken, client, createTestApp, sampleFacts, TOKENS } from '../test/fakes/app.ts';
 
@@ -10,7 +11,7 @@ describe('bootfarm nodes (CLI against the admin API)', () => {
   let t: ReturnType<typeof createTestApp>;
   const fetchVia = (app: { request: (u: string, i?: RequestInit) => Response | Promise<Response> }) => (async (url: string | URL | Request, init?: RequestInit) => app.request(String(url).replace('http://bootfarm', ''), init)) as typeof fetch;
   beforeAll(async () => {
-    db = await createDb({ dataDir: 'memory://' });
+    db = await createTestDb();
     t = createTestApp(db);
     const tok = await bootToken(t.app, U);
     await client(t.app).post('/api/v1/agent/register', { token: tok, body: { facts: sampleFacts(U, { serial: 'CZ1234' }) } });

@@ -1,4 +1,5 @@
 // The control plane over HTTP, against embedded PGlite and a real PostgreSQL server that this suite starts.
+import { createTestDb } from '../../test/fakes/db.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type DbHandle } from '../db/index.ts';
 import { startPostgres, type PgCluster } from '../../test/harness/postgres.ts';
@@ -11,7 +12,7 @@ const U3 = '99999999-8888-7777-6666-555555555555';
 
 let pg: PgCluster | undefined;
 const backends: [string, () => Promise<DbHandle>][] = [
-  ['PGlite', () => createDb({ dataDir: 'memory://' })],
+  ['PGlite', () => createTestDb()],
   [
     'PostgreSQL',
     async () => {
@@ -213,7 +214,7 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
 
 describe('inspection gate outcomes', () => {
   it('sends a node to firmware-updating or quarantine as the gate says', async () => {
-    const db = await createDb({ dataDir: 'memory://' });
+    const db = await createTestDb();
     let verdict: Awaited<ReturnType<InspectionGate>> = { action: 'firmware', reason: 'BIOS 1.0 < 2.0' };
     const t = createTestApp(db, { inspection: async () => verdict });
     const http = client(t.app);

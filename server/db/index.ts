@@ -22,6 +22,8 @@ export interface DbOptions {
   maxConnections?: number;
   /** apply migrations before returning (default true) */
   migrate?: boolean;
+  /** PGlite only: start from a dumpDataDir() tarball instead of an empty cluster (tests use a migrated snapshot) */
+  loadDataDir?: Blob;
 }
 
 export interface DbHandle {
@@ -32,9 +34,11 @@ export interface DbHandle {
   close(): Promise<void>;
   /** only for postgres: a dedicated connection for session-level advisory locks (leader election) */
   url?: string;
+  /** only for PGlite: the cluster as a tarball */
+  dump?: () => Promise<Blob>;
 }
 
-export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true }: DbOptions = {}): Promise<DbHandle> {
+export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir }: DbOptions = {}): Promise<DbHandle> {
   if (url) {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
@@ -65,7 +69,7 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
+  const client = await PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
   const db = drizzle(client, { schema }) as unknown as Db;
   if (migrate) {
     const { migrate: run } = await import('drizzle-orm/pglite/migrator');
@@ -80,6 +84,7 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
     close: async () => {
       await client.close();
     },
+    dump: async () => (await client.dumpDataDir('none')) as Blob,
   };
 }
 

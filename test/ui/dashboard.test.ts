@@ -1,10 +1,11 @@
 // The fleet dashboard as a person sees it, in headless Chromium against the app served over real HTTP.
+import { createTestDb } from '../fakes/db.ts';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createDb, type DbHandle } from '../../server/db/index.ts';
+import type { DbHandle } from '../../server/db/index.ts';
 import { bootToken, client, createTestApp, sampleFacts, TOKENS } from '../fakes/app.ts';
 import { launchChromium } from '../harness/browser.ts';
 
@@ -16,7 +17,7 @@ let browser: Browser;
 let base: string;
 
 beforeAll(async () => {
-  db = await createDb({ dataDir: 'memory://' });
+  db = await createTestDb();
   const t = createTestApp(db);
   const http = client(t.app);
   const ta = await bootToken(t.app, A);
