@@ -1,0 +1,119 @@
+// Typed HTTP client for /api/v1/agent/*. Requests are typed by the contract; responses are validated with the
+// contract's zod schemas, so a server/agent version skew shows up as one clear error instead of an undefined
+// somewhere in the flow. Every call carries the per-boot bearer token from the kernel command line.
+import type { z } from 'zod';
+import {
+  Detail,
+  HeartbeatResponse,
+  Profile,
+  RegisterResponse,
+  type AgentEvent,
+  type HeartbeatRequest,
+  type InstalledRequest,
+  type RegisterRequest,
+} from '../server/contract/agent.ts';
+import { ErrorBody } from '../server/contract/common.ts';
+
+export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** The server answered with an error status. `retryable` for 5xx, 408 and 429 (the server may be restarting). */
+export class AgentApiError extends Error {
+  override name = 'AgentApiError';
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly code: string,
+    readonly serverMessage: string,
+    readonly details?: unknown,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`${method} ${url}: ${status} ${code}: ${serverMessage}`);
+  }
+  get retryable(): boolean {
+    return this.status >= 500 || this.status === 408 || this.status === 429;
+  }
+}
+
+/** The server could not be reached (refused, reset, DNS, timeout). Always retryable. */
+export class AgentNetworkError extends Error {
+  override name = 'AgentNetworkError';
+  readonly retryable = true;
+  constructor(readonly method: string, readonly url: string, cause: unknown) {
+    const c = cause as { message?: string; cause?: { code?: string; message?: string } };
+    super(`${method} ${url}: ${c?.cause?.code ?? c?.cause?.message ?? c?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/** The server answered 2xx with a body this agent does not understand (version skew). Not retryable. */
+export class AgentResponseError extends Error {
+  override name = 'AgentResponseError';
+  readonly retryable = false;
+}
+
+export function isRetryable(err: unknown): boolean {
+  return !!(err && typeof err === 'object' && 'retryable' in err && (err as { retryable: boolean }).retryable);
+}
+
+export interface AgentClientOptions {
+  server: string;
+  token: string;
+  fetch?: Fetch;
+  timeoutMs?: number;
+}
+
+export function createAgentClient({ server, token, fetch: f = globalThis.fetch, timeoutMs = 30_000 }: AgentClientOptions) {
+  const base = `${server.replace(/\/+$/, '')}/api/v1/agent`;
+
+  async function call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, body: unknown, schema: S | undefined): Promise<z.infer<S>> {
+    const url = base + path;
+    let res: Response;
+    try {
+      res = await f(url, {
+        method,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new AgentNetworkError(method, url, err);
+    }
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const e = ErrorBody.safeParse(json);
+      const ra = Number(res.headers.get('retry-after'));
+      throw new AgentApiError(
+        method,
+        url,
+        res.status,
+        e.success ? e.data.error.code : 'http_error',
+        e.success ? e.data.error.message : text.slice(0, 300) || res.statusText,
+        e.success ? e.data.error.details : undefined,
+        Number.isFinite(ra) && ra > 0 ? ra : undefined,
+      );
+    }
+    if (!schema) return undefined as z.infer<S>;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new AgentResponseError(`${method} ${url}: unexpected response: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+    }
+    return parsed.data;
+  }
+
+  const u = (uuid: string) => `/${encodeURIComponent(uuid)}`;
+  return {
+    register: (req: RegisterRequest) => call('POST', '/register', req, RegisterResponse),
+    profile: (uuid: string) => call('GET', `${u(uuid)}/profile`, undefined, Profile),
+    detail: (uuid: string) => call('GET', `${u(uuid)}/detail`, undefined, Detail),
+    events: (uuid: string, events: AgentEvent[]) => call('POST', `${u(uuid)}/events`, events.length === 1 ? events[0] : { events }, undefined),
+    installed: (uuid: string, req: InstalledRequest) => call('POST', `${u(uuid)}/installed`, req, undefined),
+    heartbeat: (uuid: string, req: HeartbeatRequest) => call('POST', `${u(uuid)}/heartbeat`, req, HeartbeatResponse),
+  };
+}
+export type AgentClient = ReturnType<typeof createAgentClient>;

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { commandLine, ExecError, run, spawnExec } from './exec.ts';
+
+describe('spawnExec', () => {
+  const exec = spawnExec();
+  it('keeps stdout, stderr and the exit code', async () => {
+    const r = await exec('sh', ['-c', 'echo out; echo err >&2; exit 3']);
+    expect(r).toMatchObject({ command: "sh -c 'echo out; echo err >&2; exit 3'", exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+    await expect(run(exec, 'sh', ['-c', 'echo err >&2; exit 3'])).rejects.toThrow(/exit 3: err/);
+  });
+  it('kills a command that outlives its timeout', async () => {
+    const t = Date.now();
+    const r = await exec('sleep', ['10'], { timeoutMs: 200 });
+    expect(r.timedOut).toBe(true);
+    expect(Date.now() - t).toBeLessThan(5000);
+    expect(new ExecError(r).message).toMatch(/timed out/);
+  });
+  it('reports a missing binary without throwing', async () => {
+    const r = await exec('bootfarm-no-such-tool', []);
+    expect(r.exitCode).toBeNull();
+    expect(r.stderr).toMatch(/ENOENT/);
+  });
+  it('quotes arguments for reports', () => {
+    expect(commandLine('kexec', ['-l', '/run/k', '--append=a b'])).toBe("kexec -l /run/k '--append=a b'");
+  });
+});

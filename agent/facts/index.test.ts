@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { RegisterRequest } from '../../server/contract/agent.ts';
+import { Facts } from '../../server/contract/facts.ts';
+import { spawnExec } from '../exec.ts';
+import { FixtureExec } from '../test-support/fixtures.ts';
+import { collectFacts, NoUuidError } from './index.ts';
+
+const LSBLK = 'lsblk -J -b -d -o NAME,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN,WWN,VENDOR';
+const LLDP = 'lldpcli -f json0 show neighbors details';
+
+describe('collectFacts', () => {
+  it('builds a valid report from the QEMU guest outputs, on this machine’s real /sys and /proc', async () => {
+    const fx = new FixtureExec({
+      dmidecode: 'dmidecode-qemu-smbios.txt',
+      'ethtool -i eth0': 'ethtool-i-virtio_net.txt',
+      'ethtool -i ifb0': 'ethtool-i-ifb.txt',
+      'ethtool -i ifb1': 'ethtool-i-ifb.txt',
+      [LSBLK]: 'lsblk-host-columns.json',
+      [LLDP]: 'lldpcli-json0-two-neighbors.json',
+    });
+    const { facts, failures } = await collectFacts({ exec: fx.exec, bootMac: '02:fc:00:00:00:01' });
+    // other suites add veths to this machine while we run: their ethtool calls are not in the table
+    expect(failures.filter((f) => !/^ethtool:(?!eth0$)/.test(f.probe))).toEqual([]);
+    expect(facts.system.uuid).toBe('4c4c4544-0042-3510-8052-b4c04f4e4d32');
+    expect(facts.bmc).toMatchObject({ interfaceType: 'KCS (Keyboard Control Style)' });
+    expect(facts.memory?.devices).toHaveLength(1);
+    expect(facts.memory?.totalBytes).toBeGreaterThan(0);
+    const eth0 = facts.nics.find((n) => n.name === 'eth0');
+    expect(eth0).toMatchObject({ mac: '02:fc:00:00:00:01', driver: 'virtio_net', busInfo: '0000:00:03.0', link: true, boot: true });
+    expect(facts.nics.some((n) => n.name === 'lo')).toBe(false);
+    expect(facts.lldp).toHaveLength(2);
+    expect(Facts.safeParse(facts).success).toBe(true);
+    expect(RegisterRequest.safeParse({ facts, failures }).success).toBe(true);
+  });
+
+  it('goes on when probes fail, and takes the UUID from the command line when SMBIOS has none', async () => {
+    // this machine really has no SMBIOS: the dmidecode fixture is its real failure (exit 1)
+    const fx = new FixtureExec({ dmidecode: 'dmidecode-host-nodmi' });
+    const { facts, failures } = await collectFacts({ exec: fx.exec, uuidHint: 'AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE', paths: { productUuid: '/nonexistent' } });
+    expect(facts.system).toEqual({ uuid: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee' });
+    const byProbe = Object.fromEntries(failures.map((f) => [f.probe, f]));
+    expect(byProbe['dmidecode']).toMatchObject({ command: 'dmidecode', exitCode: 1, stderr: expect.stringContaining('/dev/mem') });
+    expect(byProbe['lsblk']?.message).toMatch(/ENOENT/);
+    expect(byProbe['lldp']).toBeDefined();
+    expect(byProbe['ethtool:eth0']).toBeDefined();
+    // the probes that need no command still ran
+    expect(facts.cpu?.threads).toBeGreaterThan(0);
+    expect(facts.nics.map((n) => n.name)).toContain('eth0');
+    expect(RegisterRequest.safeParse({ facts, failures }).success).toBe(true);
+  });
+
+  it('listens for LLDP with tcpdump when lldpcli fails and bootfarm.lldpcapture asks for it', async () => {
+    const fx = new FixtureExec({
+      dmidecode: 'dmidecode-qemu-smbios.txt',
+      'tcpdump -i eth0 -Q in -c 1 -l -n -xx ether proto 0x88cc': 'tcpdump-xx-lldp.txt',
+    });
+    const { facts, failures } = await collectFacts({ exec: fx.exec, lldpCaptureSeconds: 1 });
+    expect(facts.lldp?.map((n) => [n.interface, n.systemName])).toEqual([['eth0', 'leaf-sw01.rack12.example']]);
+    expect(failures.map((f) => f.probe)).toContain('lldp');
+    expect(failures.map((f) => f.probe)).not.toContain('lldp-capture:eth0');
+  });
+
+  it('refuses to report without any UUID', async () => {
+    const fx = new FixtureExec({ dmidecode: 'dmidecode-qemu-q35-default.txt' });
+    await expect(collectFacts({ exec: fx.exec, paths: { productUuid: '/nonexistent' } })).rejects.toThrow(NoUuidError);
+  });
+
+  it('runs the real commands on this machine (dmidecode fails here, ethtool and lsblk work)', async () => {
+    const { facts, failures } = await collectFacts({ exec: spawnExec(), uuidHint: '11111111-2222-3333-4444-555555555555' });
+    expect(facts.nics.find((n) => n.name === 'eth0')?.driver).toBe('virtio_net');
+    expect(facts.disks?.map((d) => d.name)).toContain('vda');
+    expect(failures.map((f) => f.probe)).toContain('dmidecode');
+    expect(failures.map((f) => f.probe)).not.toContain('lsblk');
+    expect(Facts.safeParse(facts).success).toBe(true);
+  });
+});

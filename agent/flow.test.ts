@@ -1,0 +1,310 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AgentApiError } from './client.ts';
+import type { Exec } from './exec.ts';
+import { iscsiState, runAgent, redactCmdline, type FlowDeps } from './flow.ts';
+import type { FirmwareStep } from './firmware/index.ts';
+import { DigestMismatchError } from './kexec/index.ts';
+import { FixtureExec } from './test-support/fixtures.ts';
+import { createTestServer, freePort, sha256, type TestServer } from './test-support/test-server.ts';
+
+const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
+const TOKEN = 'stage1-token-abc';
+const LSBLK = 'lsblk -J -b -d -o NAME,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN,WWN,VENDOR';
+
+// the QEMU guest's captured outputs (test/fixtures/agent/README.md); this machine has no SMBIOS or LLDP peer
+const qemuNode = () =>
+  new FixtureExec({
+    dmidecode: 'dmidecode-qemu-smbios.txt',
+    'ethtool -i eth0': 'ethtool-i-virtio_net.txt',
+    'ethtool -i ifb0': 'ethtool-i-ifb.txt',
+    'ethtool -i ifb1': 'ethtool-i-ifb.txt',
+    [LSBLK]: 'lsblk-host-columns.json',
+    'lldpcli -f json0 show neighbors details': 'lldpcli-json0-two-neighbors.json',
+  });
+
+/** sleep that returns at once and remembers what it was asked; `onSleep` lets a test act "during" the wait */
+function fakeSleep(onSleep?: (ms: number, n: number) => Promise<void> | void) {
+  const calls: number[] = [];
+  const sleep = async (ms: number) => {
+    calls.push(ms);
+    await onSleep?.(ms, calls.length);
+  };
+  return { calls, sleep };
+}
+
+describe('stage-1 flow against a test server', () => {
+  let dir: string;
+  let srv: TestServer;
+  let url: string;
+  let printed: string[];
+  let logged: string[];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bfagent-flow-'));
+    printed = [];
+    logged = [];
+  });
+  afterEach(async () => {
+    await srv?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(opts: Partial<Parameters<typeof createTestServer>[0]> = {}) {
+    srv = createTestServer({ token: TOKEN, uuid: UUID, ...opts });
+    url = await srv.listen(await freePort());
+  }
+  function deps(extra: Partial<FlowDeps> = {}, cmdline = `console=ttyS0 BOOTIF=01-02-fc-00-00-00-01 bootfarm.server=${url} bootfarm.token=${TOKEN} bootfarm.mode=stage1`): FlowDeps {
+    writeFileSync(join(dir, 'cmdline'), cmdline + '\n');
+    return {
+      exec: qemuNode().exec,
+      fetch: (i, init) => fetch(i, init),
+      sleep: fakeSleep().sleep,
+      now: () => new Date('2026-11-21T08:00:00Z'),
+      random: () => 0.5,
+      paths: { cmdline: join(dir, 'cmdline'), workDir: join(dir, 'work') },
+      log: (l) => logged.push(l),
+      print: (l) => printed.push(l),
+      ...extra,
+    };
+  }
+
+  it('registers, fetches the profile, downloads and verifies, and prints the kexec commands on a dry run', async () => {
+    await start();
+    const r = await runAgent(deps({ dryRun: true }));
+    expect(r.outcome).toBe('kexec');
+    expect(srv.got.registers).toHaveLength(1);
+    const facts = srv.got.registers[0]!.facts;
+    expect(facts.system).toMatchObject({ uuid: UUID, serial: 'BF-SN-000123', product: 'R740-Test' });
+    expect(facts.nics.find((n) => n.name === 'eth0')?.boot).toBe(true);
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['stage1-started', 'facts-collected', 'registered', 'profile-fetched', 'image-downloaded', 'kexec-started']);
+    expect(readFileSync(join(dir, 'work', 'kernel'))).toEqual(srv.kernel);
+    expect(readFileSync(join(dir, 'work', 'initrd'))).toEqual(srv.initrd);
+    const k = join(dir, 'work', 'kernel');
+    const i = join(dir, 'work', 'initrd');
+    expect(printed).toEqual([
+      `dry-run: kexec -l ${k} --initrd=${i} '--append=console=ttyS0 bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=per-boot-secret bootfarm.mode=compute bootfarm.kernel=${sha256(srv.kernel)} bootfarm.initrd=${sha256(srv.initrd)}'`,
+      'dry-run: kexec -e',
+    ]);
+    // the per-boot token goes to kexec but never into the event log
+    const kexecEvent = srv.got.events.find((e) => e.phase === 'kexec-started')!;
+    expect(JSON.stringify(kexecEvent)).not.toContain('per-boot-secret');
+    expect(kexecEvent.data?.['cmdline']).toContain('bootfarm.token=<redacted>');
+  });
+
+  it('bootfarm.dryrun=1 on the kernel command line is a dry run too', async () => {
+    await start();
+    await runAgent(deps({}, `bootfarm.server=${url} bootfarm.token=${TOKEN} bootfarm.dryrun=1`));
+    expect(printed).toHaveLength(2);
+  });
+
+  it('keeps retrying the registration while the server is down, with growing jittered delays, then reports what happened before', async () => {
+    const port = await freePort();
+    srv = createTestServer({ token: TOKEN, uuid: UUID });
+    srv.setBaseUrl(`http://127.0.0.1:${port}`);
+    url = `http://127.0.0.1:${port}`;
+    // the server comes up during the 4th wait
+    const s = fakeSleep(async (_ms, n) => {
+      if (n === 4) await srv.listen(port);
+    });
+    const r = await runAgent(deps({ sleep: s.sleep, random: () => 0.999, backoff: { baseMs: 100, capMs: 500 }, dryRun: true }));
+    expect(r.outcome).toBe('kexec');
+    // full jitter: random × min(cap, base × 2^attempt) with random ≈ 1
+    expect(s.calls).toEqual([99, 199, 399, 499]);
+    expect(logged.filter((l) => l.startsWith('register:')).length).toBe(4);
+    expect(logged.find((l) => l.startsWith('register:'))).toMatch(/ECONNREFUSED/);
+    expect(srv.got.registers).toHaveLength(1);
+    // stage1-started and facts-collected were queued while the server was down and arrived afterwards
+    expect(srv.got.events.map((e) => e.phase).slice(0, 3)).toEqual(['stage1-started', 'facts-collected', 'registered']);
+  });
+
+  it('waits and registers again while the server says hold', async () => {
+    await start({ registerAnswers: [{ next: 'hold', state: 'maintenance', reason: 'held by ops' }, { next: 'provision' }] });
+    const s = fakeSleep();
+    await runAgent(deps({ sleep: s.sleep, holdSeconds: 7, dryRun: true }));
+    expect(srv.got.registers).toHaveLength(2);
+    expect(s.calls).toEqual([7000]);
+    expect(srv.got.events.filter((e) => e.phase === 'registered').map((e) => e.data?.['next'])).toEqual(['hold', 'provision']);
+  });
+
+  it('hands the register response to the firmware step, which may reboot instead of provisioning', async () => {
+    await start({ registerAnswers: [{ next: 'firmware', state: 'firmware-updating', reason: 'BIOS 2.7.1 < 2.9.0' }] });
+    const seen: string[] = [];
+    const firmware: FirmwareStep = async ({ register, report }) => {
+      seen.push(`${register.next}: ${register.reason}`);
+      await report('firmware-updating', 'flashing BIOS');
+      return { action: 'reboot', reason: 'BIOS flashed' };
+    };
+    const r = await runAgent(deps({ firmware, dryRun: true }));
+    expect(r).toEqual({ outcome: 'reboot', reason: 'BIOS flashed' });
+    expect(seen).toEqual(['firmware: BIOS 2.7.1 < 2.9.0']);
+    expect(printed).toEqual(['dry-run: reboot']);
+    expect(srv.got.requests).not.toContain(`GET /api/v1/agent/${UUID}/profile`);
+    expect(srv.got.events.map((e) => e.phase)).toContain('firmware-updated');
+  });
+
+  it('the default firmware step reports that it cannot update and goes on', async () => {
+    await start({ registerAnswers: [{ next: 'firmware', state: 'firmware-updating', reason: 'NIC firmware' }] });
+    const r = await runAgent(deps({ dryRun: true }));
+    expect(r.outcome).toBe('kexec');
+    expect(srv.got.events.find((e) => e.phase === 'firmware-check')?.message).toMatch(/no firmware step/);
+  });
+
+  it('retries a 503 from the profile endpoint', async () => {
+    await start({ profileFailures: 2 });
+    const s = fakeSleep();
+    const r = await runAgent(deps({ sleep: s.sleep, dryRun: true }));
+    expect(r.outcome).toBe('kexec');
+    expect(srv.got.requests.filter((x) => x.endsWith('/profile'))).toHaveLength(3);
+    expect(logged.some((l) => /profile: .*503 image_unavailable/.test(l))).toBe(true);
+  });
+
+  it('refuses a kernel whose sha256 does not match, reports agent-error and does not kexec', async () => {
+    await start({ kernelSha256: 'f'.repeat(64) });
+    await expect(runAgent(deps({ dryRun: true, attempts: 3 }))).rejects.toThrow(DigestMismatchError);
+    expect(printed).toEqual([]);
+    const err = srv.got.events.find((e) => e.phase === 'agent-error');
+    expect(err?.message).toMatch(/sha256 is [0-9a-f]{64}, the profile says f{64}/);
+    expect(srv.got.requests.filter((x) => x.startsWith('GET /images/'))).toHaveLength(3);
+  });
+
+  it('does not retry a 401 (wrong token) and says why', async () => {
+    await start();
+    await expect(runAgent(deps({}, `bootfarm.server=${url} bootfarm.token=wrong`))).rejects.toThrow(AgentApiError);
+    expect(srv.got.requests.filter((x) => x.endsWith('/register'))).toHaveLength(1);
+  });
+
+  it('without --dry-run runs kexec -l then kexec -e through exec, and fails if kexec -e returns', async () => {
+    await start();
+    const base = qemuNode();
+    const ran: string[][] = [];
+    const exec: Exec = async (cmd, args, opts) => {
+      if (cmd !== 'kexec') return base.exec(cmd, args, opts);
+      ran.push([cmd, ...args]);
+      return { command: cmd, exitCode: 0, signal: null, stdout: '', stderr: '', timedOut: false };
+    };
+    await expect(runAgent(deps({ exec }))).rejects.toThrow(/kexec -e returned/);
+    const k = join(dir, 'work', 'kernel');
+    expect(ran).toEqual([
+      ['kexec', '-l', k, `--initrd=${join(dir, 'work', 'initrd')}`, expect.stringMatching(/^--append=console=ttyS0 .*bootfarm\.token=per-boot-secret/)],
+      ['kexec', '-e'],
+    ]);
+    expect(srv.got.events.at(-1)?.phase).toBe('agent-error');
+  });
+
+  it('fails clearly without bootfarm.server=', async () => {
+    await start();
+    await expect(runAgent(deps({}, 'console=ttyS0 bootfarm.token=x'))).rejects.toThrow(/bootfarm.server= is missing/);
+  });
+});
+
+describe('compute flow against a test server', () => {
+  let dir: string;
+  let srv: TestServer;
+  let url: string;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bfagent-compute-'));
+    writeFileSync(join(dir, 'boot_id'), '9f0c6a43-5a8b-4a55-9f0e-3c1e5b0f7d21\n');
+    writeFileSync(join(dir, 'uptime'), '123.45 200.00\n');
+    writeFileSync(join(dir, 'loadavg'), '0.42 0.30 0.20 1/100 1234\n');
+  });
+  afterEach(async () => {
+    await srv?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function deps(cmdline: string, extra: Partial<FlowDeps> = {}): FlowDeps {
+    writeFileSync(join(dir, 'cmdline'), cmdline);
+    return {
+      exec: new FixtureExec({}).exec,
+      fetch: (i, init) => fetch(i, init),
+      sleep: fakeSleep().sleep,
+      now: () => new Date(),
+      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent' },
+      log: () => {},
+      print: () => {},
+      ...extra,
+    };
+  }
+
+  it('reports installed with the booted digests and boot id, then beats every N seconds', async () => {
+    srv = createTestServer({ token: 'per-boot', uuid: UUID });
+    url = await srv.listen(await freePort());
+    const k = 'a'.repeat(64);
+    const i = 'b'.repeat(64);
+    const s = fakeSleep();
+    const r = await runAgent(
+      deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=per-boot bootfarm.mode=compute bootfarm.kernel=${k} bootfarm.initrd=${i} bootfarm.heartbeat=15`, { sleep: s.sleep, maxHeartbeats: 3 }),
+    );
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 3 });
+    expect(srv.got.installed).toEqual([{ kernelDigest: k, initrdDigest: i, bootId: '9f0c6a43-5a8b-4a55-9f0e-3c1e5b0f7d21' }]);
+    expect(srv.got.heartbeats).toHaveLength(3);
+    expect(srv.got.heartbeats[0]).toEqual({ uptimeSeconds: 123.45, load1: 0.42, iscsi: 'none', kernelDigest: k, initrdDigest: i });
+    expect(s.calls).toEqual([15000, 15000]);
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started']);
+  });
+
+  it('reboots (dry run: prints) when a heartbeat answer says reboot', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID, heartbeatAnswers: ['continue', 'reboot'] });
+    url = await srv.listen(await freePort());
+    const printed: string[] = [];
+    const r = await runAgent(deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.dryrun=1`, { mode: 'compute', print: (l) => printed.push(l) }));
+    expect(r.outcome).toBe('reboot');
+    expect(printed).toEqual(['dry-run: reboot -f']);
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'reboot-requested']);
+  });
+
+  it('keeps beating when the server refuses installed', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID, refuseInstalled: true });
+    url = await srv.listen(await freePort());
+    const r = await runAgent(deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`, { maxHeartbeats: 2 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 2 });
+    expect(srv.got.events.find((e) => e.phase === 'agent-error')?.message).toMatch(/409 invalid_transition: node is failed/);
+  });
+
+  it('keeps beating through server errors', async () => {
+    const port = await freePort();
+    srv = createTestServer({ token: 't', uuid: UUID });
+    let up = false;
+    // installed retries until the server is up; heartbeats 1–2 go to a dead server and are only logged
+    const s = fakeSleep(async (_ms, n) => {
+      if (n === 1 && !up) {
+        up = true;
+        await srv.listen(port);
+      }
+      if (n === 2) await srv.close();
+      if (n === 4) await srv.listen(port);
+    });
+    const logged: string[] = [];
+    const r = await runAgent(deps(`bootfarm.server=http://127.0.0.1:${port} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`, { sleep: s.sleep, maxHeartbeats: 4, log: (l) => logged.push(l), backoff: { baseMs: 1, capMs: 1 } }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 2 });
+    expect(logged.filter((l) => l.startsWith('heartbeat:'))).toHaveLength(2);
+  });
+});
+
+describe('iscsiState', () => {
+  it('is up only when a session to the profile\'s target exists', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'bfagent-iscsi-'));
+    try {
+      // the layout of /sys/class/iscsi_session on a logged-in compute node
+      mkdirSync(join(d, 'session1'));
+      writeFileSync(join(d, 'session1', 'targetname'), 'iqn.2026-11.bootfarm:other\n');
+      expect(await iscsiState(d, 'iqn.2026-11.bootfarm:node1')).toBe('down');
+      mkdirSync(join(d, 'session2'));
+      writeFileSync(join(d, 'session2', 'targetname'), 'iqn.2026-11.bootfarm:node1\n');
+      expect(await iscsiState(d, 'iqn.2026-11.bootfarm:node1')).toBe('up');
+      expect(await iscsiState(d, undefined)).toBe('none');
+      expect(await iscsiState('/nonexistent', 'iqn.x')).toBe('down');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('redactCmdline', () => {
+  it('hides the token and the iSCSI password', () => {
+    expect(redactCmdline('a bootfarm.token=s3cr3t b bootfarm.iscsi.password=pw c')).toBe('a bootfarm.token=<redacted> b bootfarm.iscsi.password=<redacted> c');
+  });
+});

@@ -1,0 +1,274 @@
+// The agent's two flows, with every effect handed in (exec, fetch, sleep, clock, paths) so tests drive them.
+//
+// stage1:  cmdline → facts → register (retry) → firmware step → profile + detail → download + sha256 → kexec
+// compute: cmdline → installed (retry) → heartbeat every N seconds
+//
+// Each step is reported to POST /api/v1/agent/:uuid/events so the server keeps a timeline of the boot.
+import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentEvent, Detail, Profile, RegisterResponse } from '../server/contract/agent.ts';
+import { parseAgentCmdline, type AgentConfig } from './cmdline.ts';
+import { createAgentClient, type AgentClient, type Fetch } from './client.ts';
+import type { Exec } from './exec.ts';
+import { commandLine, run } from './exec.ts';
+import { collectFacts, type FactPaths } from './facts/index.ts';
+import { normalizeUuid } from './facts/dmidecode.ts';
+import { parseBootif } from './facts/nics.ts';
+import { defaultFirmwareStep, type FirmwareStep } from './firmware/index.ts';
+import { downloadVerified, kexecBoot } from './kexec/index.ts';
+import { retry, type Sleep } from './retry.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface FlowPaths extends FactPaths {
+  cmdline: string;
+  /** where the kernel and initrd are written (tmpfs in the stage-1 OS) */
+  workDir: string;
+  bootId: string;
+  uptime: string;
+  loadavg: string;
+  /** open-iscsi sessions (scsi_transport_iscsi): one directory per session with a `targetname` file */
+  iscsiSessions: string;
+}
+
+export const DEFAULT_PATHS: FlowPaths = {
+  cmdline: '/proc/cmdline',
+  workDir: '/run/bootfarm',
+  bootId: '/proc/sys/kernel/random/boot_id',
+  uptime: '/proc/uptime',
+  loadavg: '/proc/loadavg',
+  iscsiSessions: '/sys/class/iscsi_session',
+  sysNet: '/sys/class/net',
+  cpuinfo: '/proc/cpuinfo',
+  meminfo: '/proc/meminfo',
+  ipmiDevice: '/dev/ipmi0',
+  productUuid: '/sys/class/dmi/id/product_uuid',
+};
+
+export interface FlowDeps {
+  exec: Exec;
+  fetch: Fetch;
+  sleep: Sleep;
+  now: () => Date;
+  random?: () => number;
+  paths?: Partial<FlowPaths>;
+  /** diagnostics (stderr in the binary) */
+  log?: (line: string) => void;
+  /** results meant for a person or a script (stdout in the binary): dry-run commands */
+  print?: (line: string) => void;
+  /** --dry-run on the agent's own command line; bootfarm.dryrun=1 on the kernel's works too */
+  dryRun?: boolean;
+  /** overrides bootfarm.mode= */
+  mode?: 'stage1' | 'compute';
+  firmware?: FirmwareStep;
+  lldpSocket?: string;
+  /** attempts per server call (Infinity in production: the server may be restarting) */
+  attempts?: number;
+  backoff?: { baseMs?: number; capMs?: number };
+  /** how long to wait before registering again when the server says hold */
+  holdSeconds?: number;
+  /** compute mode: stop after this many heartbeat attempts (tests); forever by default */
+  maxHeartbeats?: number;
+}
+
+export type FlowResult =
+  | { outcome: 'kexec'; dryRun: boolean; profile: Profile; detail: Detail }
+  | { outcome: 'reboot'; reason: string }
+  | { outcome: 'heartbeats-done'; beats: number };
+
+/** The per-boot token must not land in the event log: the server's timeline is readable by operators. */
+export function redactCmdline(cmdline: string): string {
+  return cmdline.replace(/(bootfarm\.token=|bootfarm\.iscsi\.password=)\S+/g, '$1<redacted>');
+}
+
+/**
+ * Queues events until the node's UUID is known, then posts them. A failed post keeps the events for the next
+ * one: losing the server for a moment must not lose the timeline, and never stops the boot.
+ */
+export function createReporter(client: AgentClient, now: () => Date, log: (l: string) => void) {
+  const queue: AgentEvent[] = [];
+  let uuid: string | undefined;
+  async function flush(): Promise<void> {
+    if (!uuid || queue.length === 0) return;
+    const batch = queue.slice(0, 100);
+    try {
+      await client.events(uuid, batch);
+      queue.splice(0, batch.length);
+      if (queue.length) await flush();
+    } catch (err) {
+      log(`events: ${(err as Error).message} (${queue.length} kept for the next try)`);
+      if (queue.length > 500) queue.splice(0, queue.length - 500);
+    }
+  }
+  return {
+    setUuid(u: string) {
+      uuid = u;
+    },
+    async report(phase: string, message?: string, data?: Record<string, unknown>): Promise<void> {
+      log(`${phase}${message ? `: ${message}` : ''}`);
+      queue.push({ phase, at: now().toISOString(), ...(message ? { message: message.slice(0, 4096) } : {}), ...(data ? { data } : {}) });
+      await flush();
+    },
+    flush,
+    pending: () => queue.length,
+  };
+}
+
+export async function runAgent(deps: FlowDeps): Promise<FlowResult> {
+  const paths = { ...DEFAULT_PATHS, ...deps.paths };
+  const log = deps.log ?? ((l: string) => console.error(l));
+  const cfg = parseAgentCmdline(await readFile(paths.cmdline, 'utf8'));
+  const mode = deps.mode ?? cfg.mode;
+  const ctx = { ...deps, paths, log, print: deps.print ?? ((l: string) => console.log(l)), dryRun: deps.dryRun || cfg.dryRun };
+  return mode === 'compute' ? runCompute(ctx, cfg) : runStage1(ctx, cfg);
+}
+
+type Ctx = FlowDeps & { paths: FlowPaths; log: (l: string) => void; print: (l: string) => void; dryRun: boolean };
+
+function retryOpts(ctx: Ctx, what: string) {
+  return {
+    sleep: ctx.sleep,
+    random: ctx.random ?? Math.random,
+    attempts: ctx.attempts ?? Infinity,
+    baseMs: ctx.backoff?.baseMs ?? 1000,
+    capMs: ctx.backoff?.capMs ?? 60_000,
+    onRetry: (err: unknown, attempt: number, delay: number) => ctx.log(`${what}: ${(err as Error).message}; retry ${attempt + 1} in ${delay} ms`),
+  };
+}
+
+async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
+  const client = createAgentClient({ server: cfg.server, token: cfg.token, fetch: ctx.fetch });
+  const reporter = createReporter(client, ctx.now, ctx.log);
+  const report = reporter.report;
+  await report('stage1-started', `bootfarm-agent ${AGENT_VERSION}`, { agentVersion: AGENT_VERSION, dryRun: ctx.dryRun });
+
+  const t0 = Date.now();
+  const { facts, failures } = await collectFacts({
+    exec: ctx.exec,
+    paths: ctx.paths,
+    uuidHint: cfg.uuid,
+    bootMac: parseBootif(cfg.bootif),
+    lldpSocket: ctx.lldpSocket,
+    lldpCaptureSeconds: cfg.lldpCaptureSeconds,
+  });
+  const uuid = facts.system.uuid;
+  reporter.setUuid(uuid);
+  try {
+    await report('facts-collected', `${facts.nics.length} NICs, ${facts.lldp?.length ?? 0} LLDP neighbours, ${failures.length} probe failures`, {
+      ms: Date.now() - t0,
+      failedProbes: failures.map((f) => f.probe),
+    });
+
+    let reg: RegisterResponse;
+    for (;;) {
+      reg = await retry(() => client.register({ facts, failures, agentVersion: AGENT_VERSION }), retryOpts(ctx, 'register'));
+      await report('registered', `state ${reg.state}, next ${reg.next}${reg.reason ? `: ${reg.reason}` : ''}`, {
+        state: reg.state,
+        next: reg.next,
+        created: reg.created,
+        conflicts: reg.conflicts,
+      });
+      if (reg.next !== 'hold') break;
+      // held (maintenance, quarantine): ask again later; an operator may release the node
+      await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
+    }
+
+    const fw = await (ctx.firmware ?? defaultFirmwareStep)({ register: reg, facts, client, exec: ctx.exec, report, dryRun: ctx.dryRun });
+    if (fw.action === 'reboot') {
+      await report('firmware-updated', `rebooting: ${fw.reason}`);
+      if (ctx.dryRun) ctx.print(`dry-run: reboot`);
+      else await run(ctx.exec, 'reboot', ['-f'], { timeoutMs: 60_000 });
+      return { outcome: 'reboot', reason: fw.reason };
+    }
+
+    const profile = await retry(() => client.profile(uuid), retryOpts(ctx, 'profile'));
+    const detail = await retry(() => client.detail(uuid), retryOpts(ctx, 'detail'));
+    await report('profile-fetched', `${profile.profile}: ${profile.image.name}${profile.image.version ? `@${profile.image.version}` : ''} for ${detail.hostname}`, {
+      profile: profile.profile,
+      image: profile.image,
+      kernel: profile.kernel.sha256,
+      initrd: profile.initrd.sha256,
+      hostname: detail.hostname,
+    });
+
+    await mkdir(ctx.paths.workDir, { recursive: true });
+    await writeFile(join(ctx.paths.workDir, 'detail.json'), JSON.stringify(detail, null, 2));
+    const kernel = join(ctx.paths.workDir, 'kernel');
+    const initrd = join(ctx.paths.workDir, 'initrd');
+    const t1 = Date.now();
+    const dl = { ...retryOpts(ctx, 'download'), attempts: Math.min(ctx.attempts ?? 5, 5) };
+    const k = await retry(() => downloadVerified(ctx.fetch, profile.kernel.url, profile.kernel.sha256, kernel), dl);
+    const i = await retry(() => downloadVerified(ctx.fetch, profile.initrd.url, profile.initrd.sha256, initrd), dl);
+    await report('image-downloaded', `kernel ${k.bytes} B, initrd ${i.bytes} B, sha256 verified`, { kernelBytes: k.bytes, initrdBytes: i.bytes, ms: Date.now() - t1 });
+
+    await report('kexec-started', ctx.dryRun ? 'dry run: printing the kexec commands' : 'kexec -l; kexec -e', { cmdline: redactCmdline(profile.cmdline), dryRun: ctx.dryRun });
+    await kexecBoot(ctx.exec, { kernel, initrd, cmdline: profile.cmdline }, { dryRun: ctx.dryRun, print: ctx.print });
+    return { outcome: 'kexec', dryRun: ctx.dryRun, profile, detail };
+  } catch (err) {
+    await report('agent-error', (err as Error).message).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function readOr(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').then(
+    (s) => s.trim(),
+    () => undefined,
+  );
+}
+
+/** 'none' when the profile has no iSCSI target, else whether a session to it exists. */
+export async function iscsiState(sessionsDir: string, target: string | undefined): Promise<'up' | 'down' | 'none'> {
+  if (!target) return 'none';
+  const sessions = await readdir(sessionsDir).catch(() => [] as string[]);
+  for (const s of sessions) if ((await readOr(join(sessionsDir, s, 'targetname'))) === target) return 'up';
+  return 'down';
+}
+
+async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
+  const client = createAgentClient({ server: cfg.server, token: cfg.token, fetch: ctx.fetch });
+  const reporter = createReporter(client, ctx.now, ctx.log);
+  // the profile's cmdline always carries bootfarm.uuid=; the kernel's SMBIOS copy is the fallback
+  const uuid = cfg.uuid ?? normalizeUuid(await readOr(ctx.paths.productUuid));
+  if (!uuid) throw new Error(`compute mode needs bootfarm.uuid= on the kernel command line (or a readable ${ctx.paths.productUuid})`);
+  reporter.setUuid(uuid);
+  await reporter.report('compute-started', `bootfarm-agent ${AGENT_VERSION}`, { agentVersion: AGENT_VERSION });
+
+  const bootId = await readOr(ctx.paths.bootId);
+  const digests = { ...(cfg.kernelDigest ? { kernelDigest: cfg.kernelDigest } : {}), ...(cfg.initrdDigest ? { initrdDigest: cfg.initrdDigest } : {}) };
+  try {
+    await retry(() => client.installed(uuid, { ...digests, ...(bootId ? { bootId: bootId.slice(0, 128) } : {}) }), retryOpts(ctx, 'installed'));
+    ctx.log(`installed: reported${bootId ? ` (boot ${bootId})` : ''}`);
+  } catch (err) {
+    // refused (e.g. 409: the node is no longer provisioning): say so, but keep beating: heartbeats are what the
+    // server's health controller watches, and they carry the digests too
+    await reporter.report('agent-error', `installed: ${(err as Error).message}`);
+  }
+
+  const every = (cfg.heartbeatSeconds ?? 30) * 1000;
+  let beats = 0;
+  for (let sent = 1; ; sent++) {
+    const uptime = Number((await readOr(ctx.paths.uptime))?.split(/\s+/)[0]);
+    const load1 = Number((await readOr(ctx.paths.loadavg))?.split(/\s+/)[0]);
+    try {
+      const res = await client.heartbeat(uuid, {
+        ...(Number.isFinite(uptime) ? { uptimeSeconds: uptime } : {}),
+        ...(Number.isFinite(load1) ? { load1 } : {}),
+        iscsi: await iscsiState(ctx.paths.iscsiSessions, cfg.iscsiTarget),
+        ...digests,
+      });
+      beats++;
+      if (res.next === 'reboot') {
+        await reporter.report('reboot-requested', `the server asked for a reboot (state ${res.state})`);
+        if (ctx.dryRun) ctx.print(`dry-run: ${commandLine('reboot', ['-f'])}`);
+        else await run(ctx.exec, 'reboot', ['-f'], { timeoutMs: 60_000 });
+        return { outcome: 'reboot', reason: `server: ${res.state}` };
+      }
+    } catch (err) {
+      // a missed beat is the server's business (it counts them); the agent keeps beating
+      ctx.log(`heartbeat: ${(err as Error).message}`);
+    }
+    if (ctx.maxHeartbeats !== undefined && sent >= ctx.maxHeartbeats) return { outcome: 'heartbeats-done', beats };
+    await ctx.sleep(every);
+  }
+}
