@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './main.ts';
+import { FIRMWARE_USAGE, runFirmware } from './cli/firmware.ts';
 
 const USAGE = `usage: bootfarm <command> [options]
   serve                          run the boot server (config: BOOTFARM_CONFIG file + BOOTFARM_* env)
@@ -14,6 +15,7 @@ const USAGE = `usage: bootfarm <command> [options]
   nodes show UUID [--json]
   nodes events UUID [--json]
   nodes action UUID ACTION [--reason TEXT]   (maintenance-on|maintenance-off|rebuild|retire|fail|quarantine)
+${FIRMWARE_USAGE}
 options: --url URL (BOOTFARM_URL)  --token TOKEN (BOOTFARM_TOKEN)  --json`;
 
 export class CliError extends Error {}
@@ -126,6 +128,10 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
   const api = apiClient(String(values.url ?? process.env.BOOTFARM_URL ?? 'http://127.0.0.1:8080'), (values.token as string | undefined) ?? defaultToken());
   if (cmd === 'nodes') {
     await runNodes(rest, { json: !!values.json, api, out, state: values.state as string | undefined, label: values.label as string | undefined, reason: values.reason as string | undefined });
+    return 0;
+  }
+  if (cmd === 'firmware') {
+    await runFirmware(rest, { api, out, json: !!values.json, fail: (m) => new CliError(m) });
     return 0;
   }
   throw new CliError(`unknown command "${cmd}"\n${USAGE}`);

@@ -12,7 +12,9 @@ import { createBmcStore } from './store/bmcs.ts';
 import { createSecrets } from './secrets.ts';
 import { createApp } from './api/app.ts';
 import { EmptyCatalog } from './domain/images.ts';
-import { allowAll } from './domain/inspection.ts';
+import { createFirmwareStore } from './store/firmware.ts';
+import { createFirmwareGate } from './domain/firmware-gate.ts';
+import { firmwareMount } from './api/firmware.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 
@@ -62,7 +64,11 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   collectDefaultMetrics({ register: metrics });
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
-  const app = createApp({ config, db, nodes, bmcs, images: EmptyCatalog, inspection: allowAll, log, clock, metrics });
+  const firmware = createFirmwareStore(db.db, { clock });
+  const app = createApp(
+    { config, db, nodes, bmcs, images: EmptyCatalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics })] },
+  );
 
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, () => resolve(s as Server));

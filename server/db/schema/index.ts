@@ -1,2 +1,3 @@
 // Every table of the product, for drizzle (typed queries) and drizzle-kit (migrations).
 export * from './nodes.ts';
+export * from './firmware.ts';
