@@ -148,6 +148,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parseConfig(rawConfig(env, fileText));
 }
 
+/** Validates one module's section (dhcp, tftp, images, fleet, firmware) with that module's own schema, so its
+ * errors read like the rest: `fleet.heartbeat.missedBeats: …`. */
+export function parseSection<S extends z.ZodType>(name: string, schema: S, value: unknown): z.output<S> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw new ConfigError(r.error.issues.map((i) => `${[name, ...i.path].join('.')}: ${i.message}`));
+  return r.data;
+}
+
 export function parseConfig(raw: unknown): Config {
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`));

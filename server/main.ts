@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { Config } from './config.ts';
+import { parseSection, type Config } from './config.ts';
+import { createFleet, FleetConfig } from './fleet/index.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
@@ -59,14 +60,17 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     log.info({ file: join(config.dataDir, 'admin.token') }, 'no API tokens configured: an admin token was written to the data directory');
   }
 
+  // validate every module's section before touching the database, so a bad setting fails fast and whole
+  const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
   const db = await connectWithRetry(config, log);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
+  const fleet = createFleet({ db, store: nodes, bmcStore: bmcs, clock, config: fleetConfig, logger: log, metrics });
   const app = createApp(
-    { config, db, nodes, bmcs, images: EmptyCatalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics },
+    { config, db, nodes, bmcs, images: EmptyCatalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
     { extra: [firmwareMount({ nodes, firmware, clock, metrics })] },
   );
 
@@ -80,6 +84,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
   log.info({ url, db: db.kind, dataDir: config.dataDir }, 'bootfarm serving');
+  fleet.start();
 
   return {
     url,
@@ -87,6 +92,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     db,
     adminToken,
     async stop() {
+      await fleet.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections?.();

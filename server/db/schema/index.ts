@@ -1,3 +1,4 @@
 // Every table of the product, for drizzle (typed queries) and drizzle-kit (migrations).
 export * from './nodes.ts';
 export * from './firmware.ts';
+export * from './fleet.ts';

@@ -1,0 +1,65 @@
+// Named helpers for the fleet suites (STYLE.md §8): a PGlite database with stores and a fake clock, nodes
+// walked to a given state through the real lifecycle, the boot flow a rebuilt node goes through, and a webhook
+// receiver on loopback that checks signatures.
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createDb, type DbHandle } from '../db/index.ts';
+import { createNodeStore, type NodeStore } from '../store/nodes.ts';
+import { createBmcStore, type BmcStore } from '../store/bmcs.ts';
+import { createSecrets } from '../secrets.ts';
+import { FakeClock } from '../clock.ts';
+import { verifySignature, SIGNATURE_HEADER } from './webhooks.ts';
+
+export interface FleetTestDb {
+  handle: DbHandle;
+  store: NodeStore;
+  bmcStore: BmcStore;
+  clock: FakeClock;
+  close(): Promise<void>;
+}
+
+export async function createFleetTestDb(start = '2026-03-01T00:00:00Z'): Promise<FleetTestDb> {
+  const handle = await createDb({ dataDir: 'memory://' });
+  const clock = new FakeClock(start);
+  return { handle, clock, store: createNodeStore(handle.db, { clock }), bmcStore: createBmcStore(handle.db, createSecrets(randomBytes(32)), { clock }), close: () => handle.close() };
+}
+
+/** Walks a node through the real lifecycle: discovered → inspecting → ready → provisioning → active. */
+export async function bootToActive(store: NodeStore, uuid: string, actor = 'test'): Promise<void> {
+  const n = await store.get(uuid);
+  if (!n) await store.enroll(uuid, {}, actor);
+  const state = (await store.require(uuid)).state;
+  if (state !== 'inspecting') await store.transition(uuid, { type: 'inspect' }, actor);
+  await store.transition(uuid, { type: 'inspected' }, actor);
+  await store.transition(uuid, { type: 'provision' }, actor);
+  await store.transition(uuid, { type: 'installed' }, actor);
+}
+
+export const uuidOf = (i: number, prefix = '00000000') => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+export interface WebhookReceiver {
+  url: string;
+  received: { body: string; event: string; delivery: string; signed: boolean }[];
+  /** HTTP statuses to answer with, in order; 200 after the list runs out */
+  script: number[];
+  close(): Promise<void>;
+}
+
+export async function startWebhookReceiver(secret: string): Promise<WebhookReceiver> {
+  const r: Omit<WebhookReceiver, 'url' | 'close'> = { received: [], script: [] };
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      r.received.push({ body, event: String(req.headers['x-bootfarm-event']), delivery: String(req.headers['x-bootfarm-delivery']), signed: verifySignature(secret, body, req.headers[SIGNATURE_HEADER] as string | undefined) });
+      res.writeHead(r.script.shift() ?? 200);
+      res.end();
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return Object.assign(r, {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    close: () => new Promise<void>((ok) => server.close(() => ok())),
+  });
+}
