@@ -7,6 +7,9 @@ import { serve } from '@hono/node-server';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
+import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
+import { createLeaseDbStore } from './store/leases.ts';
+import { createBootBackend } from './boot-backend.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
@@ -62,6 +65,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
 
   // validate every module's section before touching the database, so a bad setting fails fast and whole
   const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
+  const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
   const db = await connectWithRetry(config, log);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
@@ -85,6 +89,13 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
   log.info({ url, db: db.kind, dataDir: config.dataDir }, 'bootfarm serving');
   fleet.start();
+  // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
+  let dhcp: DhcpServer | undefined;
+  if (dhcpConfig?.enabled) {
+    dhcp = createDhcpServer({ ...dhcpConfig, backend: createBootBackend({ nodes }), leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
+    await dhcp.start();
+    log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
+  }
 
   return {
     url,
@@ -92,6 +103,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     db,
     adminToken,
     async stop() {
+      await dhcp?.stop();
       await fleet.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

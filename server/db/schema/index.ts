@@ -2,3 +2,5 @@
 export * from './nodes.ts';
 export * from './firmware.ts';
 export * from './fleet.ts';
+export * from './images.ts';
+export * from './leases.ts';

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { chooseBootfile, defaultBootUrls } from './bootfile.ts';
+import { classify } from './classify.ts';
+import { fixturePacket } from './testing/fakes.ts';
+
+const urls = defaultBootUrls('http://10.0.0.1:8080/');
+
+describe('chooseBootfile', () => {
+  const cases: [string, Parameters<typeof chooseBootfile>[0], ReturnType<typeof chooseBootfile>][] = [
+    ['iPXE wins over its own PXEClient/arch 0 (breaks the chain loop)', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 0 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
+    ['iPXE under UEFI also gets the script', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
+    ['UEFI HTTP boot gets ipxe.efi by URL and option 60 HTTPClient', { isIpxe: false, isPxe: false, isHttpClient: true, arch: 16 }, { file: 'http://10.0.0.1:8080/ipxe.efi', via: 'http', vendorClass: 'HTTPClient' }],
+    ['x64 UEFI PXE (arch 7) gets snponly.efi over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'snponly.efi', via: 'tftp' }],
+    ['x64 UEFI PXE (arch 9) gets snponly.efi over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 9 }, { file: 'snponly.efi', via: 'tftp' }],
+    ['BIOS PXE (arch 0) gets undionly.kpxe', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 0 }, { file: 'undionly.kpxe', via: 'tftp' }],
+    ['a PXE ROM without option 93 is BIOS', { isIpxe: false, isPxe: true, isHttpClient: false, arch: undefined }, { file: 'undionly.kpxe', via: 'tftp' }],
+    ['ia32 UEFI is not served', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 6 }, null],
+    ['an OS DHCP client gets no bootfile', { isIpxe: false, isPxe: false, isHttpClient: false, arch: undefined }, null],
+  ];
+  it.each(cases)('%s', (_name, client, want) => {
+    expect(chooseBootfile(client, urls)).toEqual(want);
+  });
+
+  it('uses the configured UEFI binary', () => {
+    expect(chooseBootfile({ isIpxe: false, isPxe: true, isHttpClient: false, arch: 7 }, { ...urls, uefi: 'ipxe.efi' })?.file).toBe('ipxe.efi');
+  });
+
+  it('real captures: QEMU ROM iPXE (BIOS and EFI) → script, OVMF PXE → snponly.efi', () => {
+    expect(chooseBootfile(classify(fixturePacket('ipxe-rom-bios-discover.hex')), urls)?.file).toBe('http://10.0.0.1:8080/boot.ipxe');
+    expect(chooseBootfile(classify(fixturePacket('ipxe-rom-efi-discover.hex')), urls)?.file).toBe('http://10.0.0.1:8080/boot.ipxe');
+    expect(chooseBootfile(classify(fixturePacket('ovmf-pxe-discover.hex')), urls)?.file).toBe('snponly.efi');
+    expect(chooseBootfile(classify(fixturePacket('udhcpc-discover.hex')), urls)).toBeNull();
+  });
+});

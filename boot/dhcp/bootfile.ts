@@ -1,0 +1,58 @@
+// Which file a booting machine is told to load (after tinkerbell/smee internal/dhcp/dhcp.go Bootfile).
+import { Arch, type ClientInfo } from './classify.ts';
+
+export interface BootUrls {
+  /** base of the boot HTTP server, e.g. http://10.0.0.1:8080 (no trailing slash) */
+  httpBase: string;
+  /** TFTP name of the BIOS iPXE (PXE ROM → UNDI driver) */
+  bios: string;
+  /** TFTP name of the x64 UEFI iPXE; snponly.efi uses the firmware's NIC driver, ipxe.efi its own */
+  uefi: string;
+  /** file served over HTTP to UEFI HTTP boot clients */
+  uefiHttp: string;
+  /** path of the iPXE script on the HTTP server */
+  script: string;
+}
+
+export const defaultBootUrls = (httpBase: string): BootUrls => ({
+  httpBase: httpBase.replace(/\/+$/, ''),
+  bios: 'undionly.kpxe',
+  uefi: 'snponly.efi',
+  uefiHttp: 'ipxe.efi',
+  script: 'boot.ipxe',
+});
+
+export interface Bootfile {
+  /** goes in the `file` field (and option 67 when asked for) */
+  file: string;
+  /** 'tftp': next-server (siaddr) is needed; 'http': file is a URL */
+  via: 'tftp' | 'http';
+  /** UEFI HTTP boot only accepts an offer that echoes option 60 "HTTPClient" (UEFI 2.5+ §24.7) */
+  vendorClass?: 'HTTPClient';
+}
+
+/**
+ * The order of these cases is the whole point:
+ * 1. iPXE first. QEMU's ROM iPXE and an undionly.kpxe we chained send identical DHCP requests, and both
+ *    also say PXEClient and arch 0. Were the arch checked first, iPXE would be handed undionly.kpxe
+ *    again and chain-load itself forever; the user class "iPXE" is what breaks the loop.
+ * 2. UEFI HTTP boot before plain UEFI: such firmware sends arch 16 and HTTPClient and cannot use TFTP.
+ * 3. x64 UEFI PXE (arch 7, 9) → the EFI iPXE over TFTP.
+ * 4. BIOS PXE (arch 0) → undionly.kpxe over TFTP.
+ * Anything else (ia32 EFI, ARM, non-PXE clients) gets no bootfile.
+ */
+export function chooseBootfile(client: Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>, urls: BootUrls): Bootfile | null {
+  switch (true) {
+    case client.isIpxe:
+      return { file: `${urls.httpBase}/${urls.script}`, via: 'http' };
+    case client.isHttpClient:
+      return { file: `${urls.httpBase}/${urls.uefiHttp}`, via: 'http', vendorClass: 'HTTPClient' };
+    case client.isPxe && (client.arch === Arch.EFI_X64 || client.arch === Arch.EFI_BC):
+      return { file: urls.uefi, via: 'tftp' };
+    case client.isPxe && (client.arch === Arch.BIOS || client.arch === undefined):
+      // PXE 2.1 ROMs predating RFC 4578 send no option 93: they are BIOS
+      return { file: urls.bios, via: 'tftp' };
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,459 @@
+// DHCP decisions: a parsed request in, a reply (or silence) out. No sockets here; the lease table is
+// in memory, bindings are written through the LeaseStore before a DHCPACK leaves.
+//
+// Leases are keyed by chaddr (the MAC), not by option 61: on a boot farm the PXE ROM, iPXE and the
+// installed OS each send a different client identifier for the same NIC, and the machine should keep
+// one address across that chain. RFC 2131 §4.2 allows chaddr when no identifier is used.
+import type { BootBackend, DhcpHost } from '../backend.ts';
+import { type BootUrls, chooseBootfile } from './bootfile.ts';
+import { type ClientInfo, classify, isBootClient } from './classify.ts';
+import { type DhcpConfig, type Pool, inSubnet, toPool } from './config.ts';
+import type { Lease, LeaseStore } from './leases.ts';
+import {
+  BOOTREPLY,
+  type DhcpPacket,
+  MessageType,
+  Opt,
+  encodeSubOptions,
+  intToIp,
+  ipToInt,
+  ips,
+  str,
+  u32,
+  u8,
+} from './packet.ts';
+import { type Entry, LeaseTable } from './table.ts';
+
+/** The subset of pino the DHCP server uses: pass a pino logger or anything shaped like it. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface Received {
+  /** 'dhcp' = port 67, 'pxe' = proxyDHCP port 4011 */
+  on: 'dhcp' | 'pxe';
+  from: { address: string; port: number };
+}
+
+export interface Reply {
+  packet: DhcpPacket;
+  to: { address: string; port: number };
+  /** true: limited broadcast out of the served interface */
+  broadcast: boolean;
+  /** client's option 57, for the encoder */
+  maxSize?: number;
+}
+
+export interface ResponderOptions {
+  config: DhcpConfig;
+  backend: BootBackend;
+  leases: LeaseStore;
+  logger?: Logger;
+  /** ms since epoch */
+  clock?: () => number;
+}
+
+const ZERO = '0.0.0.0';
+const BROADCAST = '255.255.255.255';
+const BROADCAST_FLAG = 0x8000;
+
+export interface Stats {
+  received: number;
+  replies: number;
+  acks: number;
+  naks: number;
+  ignored: number;
+  exhausted: number;
+  storeErrors: number;
+}
+
+export function createResponder({ config, backend, leases, logger = silentLogger, clock = Date.now }: ResponderOptions) {
+  const pools = config.pools.map((p) => toPool(p, config.leaseSeconds));
+  const table = new LeaseTable(pools);
+  table.excluded.add(ipToInt(config.serverIp));
+  const urls: BootUrls = { httpBase: config.httpBase.replace(/\/+$/, ''), ...config.bootfiles };
+  const nextServer = config.nextServer ?? config.serverIp;
+  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0 };
+  let lastExhaustedLog = 0;
+
+  // ---- group commit: bindings that arrive while a write is in flight go out together in the next one
+  let pending: { lease: Lease; done: (err?: unknown) => void }[] = [];
+  let writing = false;
+  const flush = async (): Promise<void> => {
+    if (writing || pending.length === 0) return;
+    writing = true;
+    const batch = pending;
+    pending = [];
+    try {
+      await leases.saveMany(batch.map((b) => b.lease));
+      for (const b of batch) b.done();
+    } catch (err) {
+      for (const b of batch) b.done(err);
+    } finally {
+      writing = false;
+      if (pending.length > 0) void flush();
+    }
+  };
+  const persist = (lease: Lease): Promise<void> =>
+    new Promise((resolve, reject) => {
+      pending.push({ lease, done: (err) => (err ? reject(err) : resolve()) });
+      if (!writing) setImmediate(() => void flush());
+    });
+
+  const toLease = (e: Entry): Lease => ({
+    ip: intToIp(e.ip),
+    mac: e.mac,
+    clientId: e.clientId,
+    hostname: e.hostname,
+    state: e.state === 'offered' ? 'bound' : e.state,
+    expiresAt: new Date(e.expiresAt),
+    pool: e.pool,
+  });
+
+  async function load(): Promise<number> {
+    const rows = await leases.loadAll();
+    for (const l of rows) {
+      let ip: number;
+      try {
+        ip = ipToInt(l.ip);
+      } catch {
+        continue;
+      }
+      table.set({ ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt.getTime(), pool: l.pool, clientId: l.clientId, hostname: l.hostname });
+    }
+    return rows.length;
+  }
+
+  /** The pools that serve this request's link: RFC 3527 link selection, else giaddr (RFC 2131 §4.3.1), else our own interface's subnet. */
+  function linkPools(p: DhcpPacket, c: ClientInfo): Pool[] {
+    const link = c.relay?.linkSelection ?? (p.giaddr !== ZERO ? p.giaddr : config.serverIp);
+    const ip = ipToInt(link);
+    return pools.filter((pool) => inSubnet(pool, ip));
+  }
+
+  const allowedPools = (all: Pool[], known: boolean): Pool[] => all.filter((p) => p.clients === 'all' || p.clients === (known ? 'known' : 'unknown'));
+
+  function destination(req: DhcpPacket, type: number, r: Received): Pick<Reply, 'to' | 'broadcast'> {
+    if (r.on === 'pxe') return { to: r.from, broadcast: false }; // proxyDHCP on 4011: the client has an address
+    // RFC 2131 §4.1: relayed → the relay's server port; NAK → broadcast; ciaddr → unicast to it;
+    // otherwise broadcast (a unicast to yiaddr needs an ARP entry we cannot add from Node).
+    if (req.giaddr !== ZERO) return { to: { address: req.giaddr, port: config.port }, broadcast: false };
+    if (type !== MessageType.NAK && req.ciaddr !== ZERO) return { to: { address: req.ciaddr, port: config.clientPort }, broadcast: false };
+    return { to: { address: BROADCAST, port: config.clientPort }, broadcast: true };
+  }
+
+  function baseReply(req: DhcpPacket, c: ClientInfo, type: number, r: Received): Reply {
+    const options = new Map<number, Buffer>();
+    options.set(Opt.MESSAGE_TYPE, u8(type));
+    options.set(Opt.SERVER_ID, ips([config.serverIp]));
+    const packet: DhcpPacket = {
+      op: BOOTREPLY,
+      htype: req.htype,
+      hlen: req.hlen,
+      hops: 0,
+      xid: req.xid,
+      secs: 0,
+      flags: req.flags & BROADCAST_FLAG,
+      ciaddr: ZERO,
+      yiaddr: ZERO,
+      siaddr: ZERO,
+      giaddr: req.giaddr,
+      chaddr: req.chaddr,
+      sname: '',
+      file: '',
+      options,
+    };
+    if (req.giaddr !== ZERO && type === MessageType.NAK) packet.flags |= BROADCAST_FLAG; // RFC 2131 §4.3.2
+    return { packet, maxSize: c.maxSize, ...destination(req, type, r) };
+  }
+
+  /** Boot fields for PXE / HTTP / iPXE clients; returns false when this client gets no bootfile. */
+  function addBoot(reply: Reply, c: ClientInfo): boolean {
+    const boot = chooseBootfile(c, urls);
+    if (!boot) return false;
+    const { packet, } = reply;
+    packet.file = boot.file;
+    if (boot.via === 'tftp') {
+      packet.siaddr = nextServer;
+      if (c.paramList.includes(Opt.TFTP_SERVER)) packet.options.set(Opt.TFTP_SERVER, str(nextServer));
+    }
+    if (c.paramList.includes(Opt.BOOTFILE)) packet.options.set(Opt.BOOTFILE, str(boot.file));
+    if (boot.vendorClass) packet.options.set(Opt.VENDOR_CLASS, str(boot.vendorClass));
+    return true;
+  }
+
+  function addNetwork(reply: Reply, pool: Pool, host: DhcpHost | null, leaseSeconds?: number): void {
+    const o = reply.packet.options;
+    if (leaseSeconds !== undefined) {
+      o.set(Opt.LEASE_TIME, u32(leaseSeconds));
+      o.set(Opt.RENEWAL_TIME, u32(Math.floor(leaseSeconds / 2))); // RFC 2131 §4.4.5 defaults
+      o.set(Opt.REBINDING_TIME, u32(Math.floor((leaseSeconds * 7) / 8)));
+    }
+    o.set(Opt.SUBNET_MASK, u32(pool.mask));
+    if (pool.routers.length) o.set(Opt.ROUTER, ips(pool.routers));
+    if (pool.dns.length) o.set(Opt.DNS, ips(pool.dns));
+    if (pool.domain) o.set(Opt.DOMAIN_NAME, str(pool.domain));
+    if (host?.hostname) o.set(Opt.HOSTNAME, str(host.hostname));
+  }
+
+  function finish(req: DhcpPacket, reply: Reply): Reply {
+    // RFC 3046 §2.2: the relay agent information goes back unchanged
+    const relay = req.options.get(Opt.RELAY_AGENT);
+    if (relay && req.giaddr !== ZERO) reply.packet.options.set(Opt.RELAY_AGENT, relay);
+    stats.replies++;
+    if (reply.packet.options.get(Opt.MESSAGE_TYPE)?.[0] === MessageType.ACK) stats.acks++;
+    if (reply.packet.options.get(Opt.MESSAGE_TYPE)?.[0] === MessageType.NAK) stats.naks++;
+    return reply;
+  }
+
+  function nak(req: DhcpPacket, c: ClientInfo, r: Received, why: string): Reply {
+    logger.info({ mac: c.mac, requested: c.requestedIp ?? req.ciaddr, why }, 'DHCPNAK');
+    const reply = baseReply(req, c, MessageType.NAK, r);
+    reply.packet.options.set(Opt.MESSAGE, str(why));
+    return finish(req, reply);
+  }
+
+  const silent = (c: ClientInfo, why: string, level: 'debug' | 'warn' = 'debug'): null => {
+    stats.ignored++;
+    logger[level]({ mac: c.mac, type: c.messageType, why }, 'no reply');
+    return null;
+  };
+
+  async function lookup(c: ClientInfo): Promise<{ host: DhcpHost | null } | 'error'> {
+    try {
+      return { host: await backend.dhcpHost(c.mac) };
+    } catch (err) {
+      logger.warn({ mac: c.mac, err: String(err) }, 'boot backend failed; staying silent');
+      return 'error';
+    }
+  }
+
+  // ---------------------------------------------------------------- proxyDHCP (PXE spec 2.1 §2.5)
+  function proxyReply(req: DhcpPacket, c: ClientInfo, type: number, r: Received): Reply | null {
+    const reply = baseReply(req, c, type, r);
+    if (!addBoot(reply, c)) return null;
+    const o = reply.packet.options;
+    // A proxy offer identifies itself with option 60 PXEClient, echoes the client UUID, and sets
+    // PXE_DISCOVERY_CONTROL (sub-option 6) = 8: "use the bootfile in this packet, skip boot server discovery".
+    if (!o.has(Opt.VENDOR_CLASS)) o.set(Opt.VENDOR_CLASS, str('PXEClient'));
+    if (c.uuidRaw) o.set(Opt.CLIENT_UUID, c.uuidRaw);
+    if (c.isPxe) o.set(Opt.VENDOR_SPECIFIC, encodeSubOptions([[6, u8(8)]], true));
+    return finish(req, reply);
+  }
+
+  async function handleProxy(req: DhcpPacket, c: ClientInfo, r: Received): Promise<Reply | null> {
+    if (!isBootClient(c)) return silent(c, 'proxy mode answers PXE clients only');
+    const found = await lookup(c);
+    if (found === 'error') return null;
+    if (found.host && !found.host.allowBoot) return silent(c, 'backend says do not boot');
+    if (!found.host && config.unknownClients === 'ignore') return silent(c, 'unknown machine');
+    switch (c.messageType) {
+      case MessageType.DISCOVER:
+        return r.on === 'dhcp' ? proxyReply(req, c, MessageType.OFFER, r) : null;
+      case MessageType.REQUEST:
+      case MessageType.INFORM:
+        // on 4011 the client asks us directly; on 67 only when it selected our offer
+        if (r.on === 'pxe' || c.serverId === config.serverIp) return proxyReply(req, c, MessageType.ACK, r);
+        return silent(c, 'request for another server');
+      default:
+        return silent(c, 'not handled in proxy mode');
+    }
+  }
+
+  // ---------------------------------------------------------------- full mode
+  function offerable(pool: Pool, host: DhcpHost | null, c: ClientInfo, now: number): number | null {
+    if (host?.ipv4) {
+      const ip = ipToInt(host.ipv4);
+      if (!inSubnet(pool, ip)) return null;
+      table.excluded.add(ip); // never hand a reserved address out dynamically once we know of it
+      const holder = table.byIp.get(ip);
+      if (holder && holder.mac !== c.mac && holder.expiresAt > now && holder.state !== 'released') {
+        logger.warn({ mac: c.mac, ip: host.ipv4, holder: holder.mac }, 'reserved address is leased to another client');
+        return null;
+      }
+      return ip;
+    }
+    const mine = table.byMac.get(c.mac);
+    if (mine && mine.pool === pool.name && table.isFree(mine.ip, now, c.mac)) return mine.ip;
+    if (c.requestedIp) {
+      const want = ipToInt(c.requestedIp);
+      if (want >= pool.start && want <= pool.end && want !== pool.network && want !== pool.broadcast && table.isFree(want, now, c.mac)) return want;
+    }
+    return table.allocate(pool, now);
+  }
+
+  async function bind(c: ClientInfo, ip: number, pool: Pool, host: DhcpHost | null, now: number): Promise<boolean> {
+    const e: Entry = {
+      ip,
+      mac: c.mac,
+      state: 'bound',
+      expiresAt: now + pool.leaseSeconds * 1000,
+      pool: pool.name,
+      clientId: c.clientId?.toString('hex'),
+      hostname: host?.hostname ?? c.hostname,
+    };
+    try {
+      await persist(toLease(e));
+    } catch (err) {
+      stats.storeErrors++;
+      logger.error({ mac: c.mac, ip: intToIp(ip), err: String(err) }, 'lease not saved; no DHCPACK sent');
+      return false;
+    }
+    table.set(e);
+    logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
+    return true;
+  }
+
+  async function ack(req: DhcpPacket, c: ClientInfo, r: Received, ip: number, pool: Pool, host: DhcpHost | null, now: number): Promise<Reply | null> {
+    if (!(await bind(c, ip, pool, host, now))) return null;
+    const reply = baseReply(req, c, MessageType.ACK, r);
+    reply.packet.yiaddr = intToIp(ip);
+    reply.packet.ciaddr = req.ciaddr;
+    addNetwork(reply, pool, host, pool.leaseSeconds);
+    addBoot(reply, c);
+    return finish(req, reply);
+  }
+
+  async function handleFull(req: DhcpPacket, c: ClientInfo, r: Received): Promise<Reply | null> {
+    if (r.on === 'pxe') return handleProxy(req, c, r); // a PXE client may still ask 4011 (PXE spec §2.2.1)
+    const type = c.messageType;
+    // RELEASE and DECLINE carry no reply, and need no backend look-up.
+    if (type === MessageType.RELEASE || type === MessageType.DECLINE) return forget(req, c, type);
+    const found = await lookup(c);
+    if (found === 'error') return null;
+    const { host } = found;
+    if (host && !host.allowBoot) return silent(c, 'backend says do not boot');
+    if (!host && config.unknownClients === 'ignore') return silent(c, 'unknown machine');
+    const all = linkPools(req, c);
+    if (all.length === 0) return silent(c, `no pool for link ${req.giaddr !== ZERO ? req.giaddr : config.serverIp}`);
+    const usable = allowedPools(all, host !== null);
+    const now = clock();
+
+    switch (type) {
+      case MessageType.DISCOVER: {
+        for (const pool of usable) {
+          const ip = offerable(pool, host, c, now);
+          if (ip === null) continue;
+          const held = table.byIp.get(ip);
+          // an address the client already holds stays bound; a new one is held for offerSeconds
+          if (!(held && held.mac === c.mac && held.state === 'bound' && held.expiresAt > now)) {
+            table.set({ ip, mac: c.mac, state: 'offered', expiresAt: now + config.offerSeconds * 1000, pool: pool.name });
+          }
+          const reply = baseReply(req, c, MessageType.OFFER, r);
+          reply.packet.yiaddr = intToIp(ip);
+          addNetwork(reply, pool, host, pool.leaseSeconds);
+          addBoot(reply, c);
+          logger.debug({ mac: c.mac, ip: intToIp(ip) }, 'DHCPOFFER');
+          return finish(req, reply);
+        }
+        if (usable.length > 0 && !host?.ipv4) {
+          stats.exhausted++;
+          // logged at most once a second: a flood of DISCOVERs on a full pool must not flood the log
+          if (now - lastExhaustedLog >= 1000) {
+            lastExhaustedLog = now;
+            logger.warn({ mac: c.mac, pools: usable.map((p) => p.name) }, 'pool exhausted');
+          }
+          return null;
+        }
+        return silent(c, 'no pool open to this client');
+      }
+
+      case MessageType.REQUEST: {
+        if (c.serverId !== undefined) {
+          // SELECTING (RFC 2131 §4.3.2): the client chose a server.
+          if (c.serverId !== config.serverIp) {
+            table.dropOffer(c.mac);
+            return silent(c, 'client chose another server');
+          }
+          const want = c.requestedIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
+          const mine = table.byMac.get(c.mac);
+          if (!want || !mine || intToIp(mine.ip) !== want) return nak(req, c, r, 'requested address was not offered');
+          const pool = usable.find((p) => p.name === mine.pool) ?? pools.find((p) => p.name === mine.pool);
+          if (!pool) return nak(req, c, r, 'address is not in a served subnet');
+          if (host?.ipv4 && host.ipv4 !== want) return nak(req, c, r, 'reservation changed');
+          return ack(req, c, r, mine.ip, pool, host, now);
+        }
+        // INIT-REBOOT (option 50, no ciaddr) or RENEWING/REBINDING (ciaddr): verify the client's idea.
+        const want = c.requestedIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
+        if (!want) return silent(c, 'REQUEST without address', 'debug');
+        const ip = ipToInt(want);
+        const pool = all.find((p) => inSubnet(p, ip));
+        if (!pool) return nak(req, c, r, 'wrong subnet');
+        if (host?.ipv4) {
+          if (host.ipv4 !== want) return nak(req, c, r, 'address differs from the reservation');
+          return ack(req, c, r, ip, pool, host, now);
+        }
+        const held = table.byIp.get(ip);
+        if (held && held.mac === c.mac && held.state !== 'declined') return ack(req, c, r, ip, pool, host, now);
+        if (held && held.mac !== c.mac && held.expiresAt > now && held.state !== 'released') return nak(req, c, r, 'address belongs to another client');
+        const inRange = usable.some((p) => p.name === pool.name) && ip >= pool.start && ip <= pool.end;
+        // RFC 2131 §4.3.2: with no record of the client, INIT-REBOOT gets silence; a renewing client
+        // whose free, in-range address we lost track of (e.g. a wiped store) gets it back.
+        if (!held && req.ciaddr === ZERO) return silent(c, 'INIT-REBOOT for an address we have no record of');
+        if (!inRange) return nak(req, c, r, 'address is not in a range this client may use');
+        return ack(req, c, r, ip, pool, host, now);
+      }
+
+      case MessageType.INFORM: {
+        // RFC 2131 §3.4: configuration only; no lease, no yiaddr; reply to ciaddr.
+        if (req.ciaddr === ZERO) return silent(c, 'INFORM without ciaddr');
+        const pool = all.find((p) => inSubnet(p, ipToInt(req.ciaddr))) ?? all[0]!;
+        const reply = baseReply(req, c, MessageType.ACK, r);
+        reply.packet.ciaddr = req.ciaddr;
+        addNetwork(reply, pool, host);
+        addBoot(reply, c);
+        return finish(req, reply);
+      }
+
+      default:
+        return silent(c, 'message type not served');
+    }
+  }
+
+  async function forget(req: DhcpPacket, c: ClientInfo, type: number): Promise<null> {
+    if (c.serverId !== undefined && c.serverId !== config.serverIp) return silent(c, 'for another server');
+    const now = clock();
+    const addr = type === MessageType.RELEASE ? req.ciaddr : c.requestedIp;
+    if (!addr || addr === ZERO) return silent(c, 'no address given');
+    const ip = ipToInt(addr);
+    const held = table.byIp.get(ip);
+    if (!held || held.mac !== c.mac) return silent(c, 'not this client\'s lease');
+    const e: Entry =
+      type === MessageType.RELEASE
+        ? { ...held, state: 'released', expiresAt: now }
+        : // RFC 2131 §4.3.3: the address is in use by someone else; keep it out of the pool for a while
+          { ...held, mac: '', state: 'declined', expiresAt: now + config.declineSeconds * 1000 };
+    try {
+      await persist(toLease(e));
+    } catch (err) {
+      stats.storeErrors++;
+      logger.error({ mac: c.mac, ip: addr, err: String(err) }, 'lease change not saved');
+    }
+    if (e.state === 'declined') table.byMac.delete(c.mac);
+    table.set(e);
+    logger.info({ mac: c.mac, ip: addr }, type === MessageType.RELEASE ? 'lease released' : 'address declined');
+    return null;
+  }
+
+  /** Decide the reply to one decoded request. Never throws: a bug in here stays one dropped packet. */
+  async function handle(req: DhcpPacket, r: Received): Promise<Reply | null> {
+    stats.received++;
+    try {
+      if (req.op !== 1) return null;
+      const c = classify(req);
+      if (c.messageType === undefined) return silent(c, 'BOOTP request without message type');
+      return config.mode === 'proxy' ? await handleProxy(req, c, r) : await handleFull(req, c, r);
+    } catch (err) {
+      logger.error({ err: String(err), stack: (err as Error)?.stack }, 'DHCP request handling failed');
+      return null;
+    }
+  }
+
+  return { handle, load, stats, table, pools };
+}
+
+export type Responder = ReturnType<typeof createResponder>;
