@@ -13,6 +13,8 @@ import {
   type RegisterRequest,
 } from '../server/contract/agent.ts';
 import { ErrorBody } from '../server/contract/common.ts';
+import { FirmwarePlan, FirmwareReportResponse, type FirmwareReport } from '../server/contract/firmware.ts';
+import { BmcSetupOffer, BmcSetupOutcome, type BmcSetupResult } from '../server/contract/bmc-setup.ts';
 
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -114,6 +116,10 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     events: (uuid: string, events: AgentEvent[]) => call('POST', `${u(uuid)}/events`, events.length === 1 ? events[0] : { events }, undefined),
     installed: (uuid: string, req: InstalledRequest) => call('POST', `${u(uuid)}/installed`, req, undefined),
     heartbeat: (uuid: string, req: HeartbeatRequest) => call('POST', `${u(uuid)}/heartbeat`, req, HeartbeatResponse),
+    firmwarePlan: (uuid: string) => call('GET', `${u(uuid)}/firmware`, undefined, FirmwarePlan),
+    firmwareReport: (uuid: string, req: FirmwareReport) => call('POST', `${u(uuid)}/firmware`, req, FirmwareReportResponse),
+    bmcSetup: (uuid: string) => call('GET', `${u(uuid)}/bmc-setup`, undefined, BmcSetupOffer),
+    bmcSetupReport: (uuid: string, req: BmcSetupResult) => call('POST', `${u(uuid)}/bmc-setup`, req, BmcSetupOutcome),
   };
 }
 export type AgentClient = ReturnType<typeof createAgentClient>;

@@ -24,3 +24,14 @@ describe('spawnExec', () => {
     expect(commandLine('kexec', ['-l', '/run/k', '--append=a b'])).toBe("kexec -l /run/k '--append=a b'");
   });
 });
+
+describe('spawnExec timeout kills the whole command', () => {
+  it('returns at the timeout even when the command forked a child that would run longer', async () => {
+    const { spawnExec } = await import('./exec.ts');
+    const t0 = Date.now();
+    const r = await spawnExec()('sh', ['-c', 'sleep 5; echo late'], { timeoutMs: 300 });
+    expect(r.timedOut).toBe(true);
+    expect(r.stdout).not.toContain('late');
+    expect(Date.now() - t0).toBeLessThan(4000);
+  });
+});

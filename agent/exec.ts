@@ -67,10 +67,16 @@ export function spawnExec({ defaultTimeoutMs = 30_000 }: { defaultTimeoutMs?: nu
         clearTimeout(timer);
         resolve({ command, exitCode, signal, stdout, stderr, timedOut });
       };
-      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
+      // its own process group, so a timeout kills what the command forked too (`sh -c 'sleep 5'` forks sleep;
+      // killing only sh left the caller waiting for sleep's end)
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env, detached: true });
       const timer = setTimeout(() => {
         timedOut = true;
-        child.kill('SIGKILL');
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
       }, timeoutMs);
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         if (stdout.length < MAX_OUTPUT) stdout += d;

@@ -1,6 +1,7 @@
 // The agent's two flows, with every effect handed in (exec, fetch, sleep, clock, paths) so tests drive them.
 //
-// stage1:  cmdline → facts → register (retry) → firmware step → profile + detail → download + sha256 → kexec
+// stage1:  cmdline → facts → register (retry) → pending BMC setup → firmware step (→ fresh facts → register again,
+//          or reboot) → profile + detail → download + sha256 → kexec
 // compute: cmdline → installed (retry) → heartbeat every N seconds
 //
 // Each step is reported to POST /api/v1/agent/:uuid/events so the server keeps a timeline of the boot.
@@ -14,11 +15,15 @@ import { commandLine, run } from './exec.ts';
 import { collectFacts, type FactPaths } from './facts/index.ts';
 import { normalizeUuid } from './facts/dmidecode.ts';
 import { parseBootif } from './facts/nics.ts';
+import { bmcSetupStep } from './bmc/index.ts';
 import { defaultFirmwareStep, type FirmwareStep } from './firmware/index.ts';
 import { downloadVerified, kexecBoot } from './kexec/index.ts';
 import { retry, type Sleep } from './retry.ts';
 
 export const AGENT_VERSION = '0.1.0';
+
+/** registrations in one boot that may end in "update firmware" before the agent gives up */
+export const MAX_FIRMWARE_ROUNDS = 25;
 
 export interface FlowPaths extends FactPaths {
   cmdline: string;
@@ -61,6 +66,8 @@ export interface FlowDeps {
   /** overrides bootfarm.mode= */
   mode?: 'stage1' | 'compute';
   firmware?: FirmwareStep;
+  /** ask the server for a pending in-band BMC setup after registering (default true) */
+  bmcSetup?: boolean;
   lldpSocket?: string;
   /** attempts per server call (Infinity in production: the server may be restarting) */
   attempts?: number;
@@ -142,43 +149,80 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
   const report = reporter.report;
   await report('stage1-started', `bootfarm-agent ${AGENT_VERSION}`, { agentVersion: AGENT_VERSION, dryRun: ctx.dryRun });
 
-  const t0 = Date.now();
-  const { facts, failures } = await collectFacts({
-    exec: ctx.exec,
-    paths: ctx.paths,
-    uuidHint: cfg.uuid,
-    bootMac: parseBootif(cfg.bootif),
-    lldpSocket: ctx.lldpSocket,
-    lldpCaptureSeconds: cfg.lldpCaptureSeconds,
-  });
+  const collect = async (round: number) => {
+    const t0 = Date.now();
+    const r = await collectFacts({
+      exec: ctx.exec,
+      paths: ctx.paths,
+      uuidHint: cfg.uuid,
+      bootMac: parseBootif(cfg.bootif),
+      lldpSocket: ctx.lldpSocket,
+      lldpCaptureSeconds: cfg.lldpCaptureSeconds,
+    });
+    return { ...r, ms: Date.now() - t0, round };
+  };
+  let { facts, failures, ms } = await collect(0);
   const uuid = facts.system.uuid;
   reporter.setUuid(uuid);
+  const retryWith = <T>(what: string, fn: () => Promise<T>, o: { attempts?: number } = {}) =>
+    retry(fn, { ...retryOpts(ctx, what), ...(o.attempts !== undefined ? { attempts: Math.min(ctx.attempts ?? o.attempts, o.attempts) } : {}) });
   try {
-    await report('facts-collected', `${facts.nics.length} NICs, ${facts.lldp?.length ?? 0} LLDP neighbours, ${failures.length} probe failures`, {
-      ms: Date.now() - t0,
-      failedProbes: failures.map((f) => f.probe),
-    });
-
-    let reg: RegisterResponse;
-    for (;;) {
-      reg = await retry(() => client.register({ facts, failures, agentVersion: AGENT_VERSION }), retryOpts(ctx, 'register'));
-      await report('registered', `state ${reg.state}, next ${reg.next}${reg.reason ? `: ${reg.reason}` : ''}`, {
-        state: reg.state,
-        next: reg.next,
-        created: reg.created,
-        conflicts: reg.conflicts,
+    for (let round = 0; ; round++) {
+      if (round > 0) {
+        // after a firmware update: the versions the server needs are in fresh facts, never in a claim
+        ({ facts, failures, ms } = await collect(round));
+        if (facts.system.uuid !== uuid) throw new Error(`the system UUID changed from ${uuid} to ${facts.system.uuid} during this boot`);
+      }
+      await report('facts-collected', `${facts.nics.length} NICs, ${facts.lldp?.length ?? 0} LLDP neighbours, ${failures.length} probe failures`, {
+        ms,
+        failedProbes: failures.map((f) => f.probe),
+        ...(round ? { round } : {}),
       });
-      if (reg.next !== 'hold') break;
-      // held (maintenance, quarantine): ask again later; an operator may release the node
-      await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
-    }
 
-    const fw = await (ctx.firmware ?? defaultFirmwareStep)({ register: reg, facts, client, exec: ctx.exec, report, dryRun: ctx.dryRun });
-    if (fw.action === 'reboot') {
-      await report('firmware-updated', `rebooting: ${fw.reason}`);
-      if (ctx.dryRun) ctx.print(`dry-run: reboot`);
-      else await run(ctx.exec, 'reboot', ['-f'], { timeoutMs: 60_000 });
-      return { outcome: 'reboot', reason: fw.reason };
+      let reg: RegisterResponse;
+      for (;;) {
+        reg = await retry(() => client.register({ facts, failures, agentVersion: AGENT_VERSION }), retryOpts(ctx, 'register'));
+        await report('registered', `state ${reg.state}, next ${reg.next}${reg.reason ? `: ${reg.reason}` : ''}`, {
+          state: reg.state,
+          next: reg.next,
+          created: reg.created,
+          conflicts: reg.conflicts,
+        });
+        if (reg.next !== 'hold') break;
+        // held (maintenance, quarantine): ask again later; an operator may release the node
+        await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
+      }
+
+      // an operator may have asked for the BMC to be set up in-band; the step never stops the boot
+      if (round === 0 && ctx.bmcSetup !== false) {
+        await bmcSetupStep({ uuid, client, exec: ctx.exec, report, workDir: ctx.paths.workDir, log: ctx.log, retry: (w, fn) => retryWith(w, fn, { attempts: 3 }) });
+      }
+
+      await mkdir(ctx.paths.workDir, { recursive: true });
+      const fw = await (ctx.firmware ?? defaultFirmwareStep)({
+        register: reg,
+        facts,
+        client,
+        exec: ctx.exec,
+        report,
+        dryRun: ctx.dryRun,
+        server: cfg.server,
+        fetch: ctx.fetch,
+        workDir: ctx.paths.workDir,
+        log: ctx.log,
+        retry: retryWith,
+      });
+      if (fw.action === 'reboot') {
+        await report('firmware-updated', `rebooting: ${fw.reason}`);
+        if (ctx.dryRun) ctx.print(`dry-run: reboot`);
+        else await run(ctx.exec, 'reboot', ['-f'], { timeoutMs: 60_000 });
+        return { outcome: 'reboot', reason: fw.reason };
+      }
+      if (fw.action === 'continue') break;
+      // register again; the server quarantines after the baseline's maxAttempts, so this ends — the cap only
+      // guards against a server that keeps asking without counting
+      if (round + 1 >= MAX_FIRMWARE_ROUNDS) throw new Error(`firmware: still asked to update after ${MAX_FIRMWARE_ROUNDS} rounds in one boot (${fw.reason})`);
+      if (fw.reason === 'empty firmware plan') await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
     }
 
     const profile = await retry(() => client.profile(uuid), retryOpts(ctx, 'profile'));

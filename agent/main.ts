@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { AgentApiError } from './client.ts';
 import { spawnExec } from './exec.ts';
+import { firmwareUpdateStep } from './firmware/index.ts';
 import { AGENT_VERSION, runAgent } from './flow.ts';
 
 const USAGE = `usage: bootfarm-agent [--dry-run] [--mode stage1|compute] [--cmdline FILE] [--work-dir DIR] [--lldp-socket SOCK]
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       log,
       print: (line) => console.log(line),
       dryRun: a['dry-run'],
+      firmware: firmwareUpdateStep,
       ...(a.mode ? { mode: a.mode as 'stage1' | 'compute' } : {}),
       paths: { ...(a.cmdline ? { cmdline: a.cmdline } : {}), ...(a['work-dir'] ? { workDir: a['work-dir'] } : {}) },
       ...(a['lldp-socket'] ? { lldpSocket: a['lldp-socket'] } : {}),

@@ -19,6 +19,8 @@ import { EmptyCatalog } from './domain/images.ts';
 import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
+import { bmcSetupMount } from './api/bmc-setup.ts';
+import { createBmcFactory } from './bmc/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 
@@ -75,7 +77,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const fleet = createFleet({ db, store: nodes, bmcStore: bmcs, clock, config: fleetConfig, logger: log, metrics });
   const app = createApp(
     { config, db, nodes, bmcs, images: EmptyCatalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log })] },
   );
 
   const server = await new Promise<Server>((resolve) => {

@@ -1,11 +1,22 @@
-// The firmware step of the stage-1 flow. The plan endpoint belongs to the firmware issue (not yet written), so
-// this is a seam: the flow calls a FirmwareStep with the register response and acts on its outcome.
-// The default does nothing unless the server said `next: 'firmware'`, and then only reports that this
-// agent build has no firmware updater, so the timeline shows why nothing happened.
+// The firmware step of the stage-1 flow. The flow calls a FirmwareStep with the register response and acts on
+// its outcome: continue (fetch the profile), reboot (`reboot -f`; the update takes effect on the next boot),
+// or register (collect facts again and register again).
+//
+// `firmwareUpdateStep` is the real one: when the server says `next: 'firmware'` it fetches the plan
+// (GET /api/v1/agent/:uuid/firmware), and for each step downloads the package from bootfarm.server + its URL,
+// checks its sha256, runs the step's command with `sh -c` through the agent's one exec (the file's path in
+// $BOOTFARM_FIRMWARE_FILE) under the step's timeout, then reports every step's exit code and output tails
+// (POST …/firmware). It never claims a version: compliance changes only when the server reads the versions in
+// fresh facts, so after the updates the agent registers again (or reboots first when the plan says so).
+// `defaultFirmwareStep` is the seam's no-op, kept for flows that do not inject a step.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RegisterResponse } from '../../server/contract/agent.ts';
 import type { Facts } from '../../server/contract/facts.ts';
-import type { AgentClient } from '../client.ts';
+import type { PlanStep, StepResult } from '../../server/contract/firmware.ts';
+import { AgentApiError, type AgentClient, type Fetch } from '../client.ts';
 import type { Exec } from '../exec.ts';
+import { downloadVerified } from '../kexec/index.ts';
 
 export type Report = (phase: string, message?: string, data?: Record<string, unknown>) => Promise<void>;
 
@@ -16,10 +27,21 @@ export interface FirmwareContext {
   exec: Exec;
   report: Report;
   dryRun: boolean;
+  /** bootfarm.server=: plan package URLs are paths on it */
+  server: string;
+  fetch: Fetch;
+  /** tmpfs in the stage-1 OS: packages are written here and removed after their step */
+  workDir: string;
+  log: (line: string) => void;
+  /** server calls and downloads go through the flow's retry (with backoff) */
+  retry: <T>(what: string, fn: () => Promise<T>, opts?: { attempts?: number }) => Promise<T>;
 }
 
-/** continue: go on to the profile; reboot: firmware was flashed and needs a cold boot (the flow reboots). */
-export type FirmwareOutcome = { action: 'continue' } | { action: 'reboot'; reason: string };
+/**
+ * continue: go on to the profile; reboot: firmware was flashed and needs a cold boot (the flow reboots);
+ * register: collect facts and register again (the server decides from the fresh facts what comes next).
+ */
+export type FirmwareOutcome = { action: 'continue' } | { action: 'reboot'; reason: string } | { action: 'register'; reason: string };
 
 export type FirmwareStep = (ctx: FirmwareContext) => Promise<FirmwareOutcome>;
 
@@ -27,4 +49,100 @@ export const defaultFirmwareStep: FirmwareStep = async function defaultFirmwareS
   if (register.next !== 'firmware') return { action: 'continue' };
   await report('firmware-check', 'the server asked for a firmware update but this agent has no firmware step; continuing', { reason: register.reason });
   return { action: 'continue' };
+};
+
+/** StepResult allows 64 KiB per stream; keep the end, where updaters print their verdict. */
+const MAX_TAIL = 60_000;
+const tail = (s: string) => (s.length > MAX_TAIL ? s.slice(-MAX_TAIL) : s);
+
+export function packageUrl(server: string, url: string): string {
+  return /^https?:\/\//i.test(url) ? url : `${server.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
+}
+
+const succeeded = (r: StepResult) => r.exitCode === 0 && !r.timedOut;
+
+async function runStep(ctx: FirmwareContext, step: PlanStep): Promise<StepResult> {
+  const t0 = Date.now();
+  const base = { component: step.component.slice(0, 128), command: step.command.slice(0, 4096) };
+  const file = join(ctx.workDir, `firmware-${step.package.sha256}`);
+  const url = packageUrl(ctx.server, step.package.url);
+  try {
+    await ctx.retry(`firmware package ${step.component}`, () => downloadVerified(ctx.fetch, url, step.package.sha256, file), { attempts: 5 });
+  } catch (err) {
+    // nothing ran: no digest to vouch for, no exit code
+    return { ...base, exitCode: null, stdout: '', stderr: tail(`download: ${(err as Error).message}`), durationMs: Date.now() - t0 };
+  }
+  try {
+    const r = await ctx.exec('sh', ['-c', step.command], {
+      timeoutMs: step.timeoutSeconds * 1000,
+      env: { BOOTFARM_FIRMWARE_FILE: file, BOOTFARM_FIRMWARE_COMPONENT: step.component, BOOTFARM_FIRMWARE_DEVICES: step.devices.join(' ') },
+    });
+    return {
+      ...base,
+      exitCode: r.timedOut ? null : r.exitCode,
+      stdout: tail(r.stdout),
+      stderr: tail(r.stderr),
+      durationMs: Date.now() - t0,
+      ...(r.timedOut ? { timedOut: true } : {}),
+      sha256: step.package.sha256,
+    };
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+export const firmwareUpdateStep: FirmwareStep = async function firmwareUpdateStep(ctx) {
+  const { register, report } = ctx;
+  if (register.next !== 'firmware') return { action: 'continue' };
+  const uuid = register.uuid;
+  const plan = await ctx.retry('firmware plan', () => ctx.client.firmwarePlan(uuid));
+  if (plan.attempt === null || plan.steps.length === 0) {
+    await report('firmware-check', 'the server asked for a firmware update but its plan has no steps; registering again', { reason: register.reason });
+    return { action: 'register', reason: 'empty firmware plan' };
+  }
+  const attempt = plan.attempt;
+  await report('firmware-check', `baseline ${plan.baseline?.name ?? '?'} v${plan.baseline?.version ?? '?'}: attempt ${attempt}, ${plan.steps.length} update(s)${plan.reboot ? ', then a reboot' : ''}`, {
+    attempt,
+    baseline: plan.baseline,
+    components: plan.steps.map((s) => s.component),
+  });
+
+  const results: StepResult[] = [];
+  for (const step of plan.steps) {
+    await report('firmware-updating', `${step.component}${step.devices.length ? ` (${step.devices.join(', ')})` : ''}: ${step.current ?? 'unknown'} → ${step.required}`, {
+      attempt,
+      component: step.component,
+      sha256: step.package.sha256,
+    });
+    const r = await runStep(ctx, step);
+    results.push(r);
+    ctx.log(`firmware ${step.component}: exit ${r.exitCode ?? (r.timedOut ? 'none (timed out)' : 'none')} in ${r.durationMs} ms`);
+    // stop at the first failure: a later package may assume this one is in (BMC before BIOS, NIC after driver)
+    if (!succeeded(r)) break;
+  }
+
+  let res;
+  try {
+    res = await ctx.retry('firmware report', () => ctx.client.firmwareReport(uuid, { attempt, results }));
+  } catch (err) {
+    // 409: the server moved on (another attempt, or the node was released): its next answer comes from fresh facts
+    if (!(err instanceof AgentApiError && err.status === 409)) throw err;
+    await report('firmware-failed', `attempt ${attempt}: the server refused the report: ${err.serverMessage}`, { attempt });
+    return { action: 'register', reason: `firmware attempt ${attempt} report refused` };
+  }
+  const summary = results.map((r) => `${r.component} exit ${r.exitCode ?? 'none'}${r.timedOut ? ' (timed out)' : ''}`).join('; ');
+  if (!res.ok) {
+    const skipped = plan.steps.slice(results.length).map((s) => s.component);
+    const last = results.at(-1);
+    await report('firmware-failed', `attempt ${attempt}: ${summary}${skipped.length ? `; not run: ${skipped.join(', ')}` : ''}`, {
+      attempt,
+      results: results.map((r) => ({ component: r.component, exitCode: r.exitCode, timedOut: r.timedOut ?? false, durationMs: r.durationMs })),
+      ...(last && !succeeded(last) ? { stderr: last.stderr.slice(-512) } : {}),
+    });
+    // the server counts attempts and decides from fresh facts: try again, or quarantine after maxAttempts
+    return { action: 'register', reason: `firmware attempt ${attempt} failed` };
+  }
+  if (res.next === 'reboot') return { action: 'reboot', reason: `firmware attempt ${attempt}: ${summary}; takes effect after a reboot` };
+  await report('firmware-updated', `attempt ${attempt}: ${summary}; registering again with fresh facts`, { attempt });
+  return { action: 'register', reason: `firmware attempt ${attempt} applied` };
 };

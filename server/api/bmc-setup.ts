@@ -1,0 +1,220 @@
+// In-band BMC setup over HTTP (plan: server/bmc/setup.ts). An admin asks for it; the node's stage-1 agent picks
+// the plan up after registering, runs it through /dev/ipmi0 and reports; the server then logs in to the BMC
+// out-of-band with the new credentials and only when that works seals them into the bmcs table.
+//
+//   POST /api/v1/nodes/:uuid/bmc/setup      admin: {address, netmask, gateway?, vlan?, channel?, userId?, username, port?}
+//                                            → 202 {setupId, state: 'pending', redacted, expect}; the password is
+//                                            generated here and never leaves the server except inside the plan
+//   GET  /api/v1/nodes/:uuid/bmc/setup      viewer: the latest request's state (pending, delivered, verified, failed)
+//   GET  /api/v1/agent/:uuid/bmc-setup      boot token: the pending plan, handed out ONCE ({pending: false} after)
+//   POST /api/v1/agent/:uuid/bmc-setup      boot token: {setupId, exitCode, output, …} → verify → {ok, state, message}
+//
+// Pending plans (with their password) live in memory only, for `ttlMs` (1 h): a password that was never
+// verified is not worth persisting, and a server restart simply means the operator asks again. With several
+// replicas behind a balancer the agent's GET and POST may reach different replicas: move this map into a table
+// (password sealed with server/secrets.ts) before running more than one.
+//
+// Mounted by createApp through `extra`: createApp(deps, { extra: [bmcSetupMount({ nodes, bmcs, clock, createBmc })] }).
+import { randomUUID } from 'node:crypto';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { z } from 'zod';
+import type { BmcFactory } from '../bmc/index.ts';
+import { buildBmcSetupPlan, BmcSetupInput, verifyBmcSetup, type BmcSetupPlan } from '../bmc/setup.ts';
+import { redact } from '../bmc/types.ts';
+import type { Clock } from '../clock.ts';
+import { SmbiosUuid } from '../contract/common.ts';
+import { AppError, notFound } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { BmcStore } from '../store/bmcs.ts';
+import type { NodeStore } from '../store/nodes.ts';
+import type { Mount } from './app.ts';
+import { bearer, principalOf, requireBootToken } from './auth.ts';
+import type { RouteDoc } from './openapi.ts';
+import { jsonBody, parseWith } from './validate.ts';
+
+// ---- wire formats (the agent's side is in server/contract/bmc-setup.ts) -------------
+
+/** The admin's request: what the BMC's LAN channel and new user should be. No password: the server makes one. */
+export const BmcSetupRequest = z.strictObject({
+  address: z.string(),
+  netmask: z.string(),
+  gateway: z.string().optional(),
+  vlan: z.number().int().optional(),
+  channel: z.number().int().optional(),
+  userId: z.number().int().optional(),
+  username: z.string(),
+  port: z.number().int().optional(),
+});
+
+export { BmcSetupResult } from '../contract/bmc-setup.ts';
+import { BmcSetupResult } from '../contract/bmc-setup.ts';
+
+export const SETUP_STATES = ['pending', 'delivered', 'verifying', 'verified', 'failed', 'expired'] as const;
+export type SetupState = (typeof SETUP_STATES)[number];
+
+export interface BmcSetupApiDeps {
+  nodes: Pick<NodeStore, 'get' | 'addEvent'>;
+  bmcs: Pick<BmcStore, 'set'>;
+  clock: Clock;
+  /** the out-of-band check (server/bmc createBmcFactory) */
+  createBmc: BmcFactory;
+  log?: Logger;
+  /** how long a requested setup waits for the node's next stage-1 */
+  ttlMs?: number;
+}
+
+type RequireRole = (role: 'viewer' | 'operator' | 'admin') => MiddlewareHandler;
+
+interface SetupRecord {
+  id: string;
+  uuid: string;
+  plan: BmcSetupPlan;
+  /** dropped once the setup is verified or failed */
+  password: string | null;
+  state: SetupState;
+  requestedBy: string;
+  requestedAt: Date;
+  deliveredAt: Date | null;
+  finishedAt: Date | null;
+  message: string | null;
+}
+
+const view = (r: SetupRecord) => ({
+  setupId: r.id,
+  uuid: r.uuid,
+  state: r.state,
+  redacted: r.plan.redacted,
+  expect: r.plan.expect,
+  requestedBy: r.requestedBy,
+  requestedAt: r.requestedAt.toISOString(),
+  deliveredAt: r.deliveredAt?.toISOString() ?? null,
+  finishedAt: r.finishedAt?.toISOString() ?? null,
+  message: r.message,
+});
+
+export const BMC_SETUP_ROUTES: RouteDoc[] = [
+  { method: 'post', path: '/api/v1/nodes/{uuid}/bmc/setup', summary: "Ask the node's stage-1 agent to set up its BMC in-band (address, new admin user; password generated, verified out-of-band, then stored)", tag: 'nodes', auth: 'admin', request: BmcSetupRequest },
+  { method: 'get', path: '/api/v1/nodes/{uuid}/bmc/setup', summary: 'State of the latest in-band BMC setup (no secrets)', tag: 'nodes', auth: 'viewer' },
+  { method: 'get', path: '/api/v1/agent/{uuid}/bmc-setup', summary: 'The pending in-band BMC setup plan, handed out once', tag: 'agent', auth: 'boot-token' },
+  { method: 'post', path: '/api/v1/agent/{uuid}/bmc-setup', summary: 'Result of running the plan; the server verifies over the LAN before storing the credentials', tag: 'agent', auth: 'boot-token', request: BmcSetupResult },
+];
+
+export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole): Hono {
+  const { nodes, bmcs, clock, createBmc, ttlMs = 3_600_000 } = deps;
+  const app = new Hono();
+  /** the latest request per node */
+  const setups = new Map<string, SetupRecord>();
+  const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+
+  /** A request nobody picked up in time is dropped with its password. */
+  function current(uuid: string): SetupRecord | undefined {
+    const r = setups.get(uuid);
+    if (r && (r.state === 'pending' || r.state === 'delivered') && clock.now().getTime() - r.requestedAt.getTime() > ttlMs) {
+      r.state = 'expired';
+      r.password = null;
+      r.finishedAt = clock.now();
+      r.message = `not completed within ${Math.round(ttlMs / 60_000)} min`;
+      void nodes.addEvent(uuid, { kind: 'bmc', reason: `BMC setup ${r.id} expired: ${r.message}`, actor: 'bmc-setup' }).catch(() => undefined);
+    }
+    return r;
+  }
+
+  async function agentNode(c: Context) {
+    const uuid = uuidParam(c);
+    const node = await nodes.get(uuid);
+    if (!node) {
+      // as the other agent routes: do not reveal whether a node exists to a caller without a token
+      if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
+      throw notFound(`node ${uuid}`);
+    }
+    requireBootToken(c, node);
+    return node;
+  }
+
+  app.post('/api/v1/nodes/:uuid/bmc/setup', requireRole('admin'), async (c) => {
+    const uuid = uuidParam(c);
+    const body = await jsonBody(c, BmcSetupRequest);
+    if (!(await nodes.get(uuid))) throw notFound(`node ${uuid}`, { uuid });
+    const input = BmcSetupInput.safeParse(body);
+    if (!input.success) {
+      throw new AppError(400, 'validation_failed', input.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '), { issues: input.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
+    }
+    const prev = current(uuid);
+    const { plan, password } = buildBmcSetupPlan(input.data);
+    const actor = `api:${principalOf(c).name}`;
+    const rec: SetupRecord = { id: randomUUID(), uuid, plan, password, state: 'pending', requestedBy: actor, requestedAt: clock.now(), deliveredAt: null, finishedAt: null, message: null };
+    setups.set(uuid, rec);
+    const replaced = prev && (prev.state === 'pending' || prev.state === 'delivered') ? ` (replaces ${prev.id})` : '';
+    await nodes.addEvent(uuid, {
+      kind: 'bmc',
+      reason: `BMC setup ${rec.id} requested: channel ${plan.channel} ${plan.expect.address}/${input.data.netmask}, user ${plan.userId} ${plan.expect.username}${replaced}`,
+      actor,
+      data: { setupId: rec.id, address: plan.expect.address, port: plan.expect.port, username: plan.expect.username, channel: plan.channel, userId: plan.userId },
+    });
+    return c.json(view(rec), 202);
+  });
+
+  app.get('/api/v1/nodes/:uuid/bmc/setup', requireRole('viewer'), async (c) => {
+    const uuid = uuidParam(c);
+    const r = current(uuid);
+    if (!r) throw notFound(`BMC setup for node ${uuid}`, { uuid });
+    return c.json(view(r));
+  });
+
+  app.get('/api/v1/agent/:uuid/bmc-setup', async (c) => {
+    const node = await agentNode(c);
+    const r = current(node.uuid);
+    // once: a second stage-1 (or a replayed request) must not get the password again
+    if (!r || r.state !== 'pending' || !r.password) return c.json({ pending: false });
+    r.state = 'delivered';
+    r.deliveredAt = clock.now();
+    await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} handed to the stage-1 agent`, actor: 'bmc-setup', data: { setupId: r.id } });
+    c.header('cache-control', 'no-store');
+    return c.json({ pending: true, setupId: r.id, plan: r.plan });
+  });
+
+  app.post('/api/v1/agent/:uuid/bmc-setup', async (c) => {
+    const node = await agentNode(c);
+    const body = await jsonBody(c, BmcSetupResult);
+    const r = current(node.uuid);
+    if (!r || r.id !== body.setupId) throw new AppError(409, 'conflict', `BMC setup ${body.setupId} is not node ${node.uuid}'s current setup${r ? ` (${r.id}, ${r.state})` : ''}`, { setupId: body.setupId });
+    if (r.state !== 'delivered' || !r.password) throw new AppError(409, 'conflict', `BMC setup ${r.id} is ${r.state}; a result is taken once, after the plan was handed out`, { setupId: r.id, state: r.state });
+    const password = r.password;
+    // taken before the first await, so a second (replayed) result cannot run a second verification
+    r.state = 'verifying';
+    // the agent masks the password; mask again in case its output echoed it some other way
+    const output = redact(body.output, [password]).slice(-2048);
+    const finish = async (state: 'verified' | 'failed', message: string, data: Record<string, unknown>) => {
+      r.state = state;
+      r.password = null;
+      r.finishedAt = clock.now();
+      r.message = message;
+      await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} ${state}: ${message}`, actor: 'bmc-setup', data: { setupId: r.id, exitCode: body.exitCode, ...data } });
+      return c.json({ setupId: r.id, ok: state === 'verified', state, message });
+    };
+    if (body.exitCode !== 0 || body.timedOut) {
+      return finish('failed', `ipmitool ${body.timedOut ? 'timed out' : `exited ${body.exitCode ?? 'without a code'}`} on the node; credentials not stored`, { output: output.slice(-512) });
+    }
+    // ipmitool exits 0 even when a command in the script failed (FACTS.md): only a login proves it worked
+    const target = { driver: 'ipmi', address: r.plan.expect.address, port: r.plan.expect.port, username: r.plan.expect.username, password };
+    const verdict = await verifyBmcSetup(target, createBmc);
+    if (!verdict.ok) {
+      deps.log?.warn({ uuid: node.uuid, setupId: r.id, kind: verdict.kind }, 'BMC setup: out-of-band login failed');
+      return finish('failed', `out-of-band login as ${target.username} at ${target.address}:${target.port} failed (${verdict.kind}): ${verdict.message}; credentials not stored`, { kind: verdict.kind, output: output.slice(-512) });
+    }
+    try {
+      await bmcs.set(node.uuid, { driver: 'ipmi', address: target.address, port: target.port === 623 ? null : target.port, username: target.username, password }, 'bmc-setup');
+    } catch (e) {
+      await finish('failed', `verified, but storing the credentials failed: ${redact((e as Error).message, [password])}`, {});
+      throw e;
+    }
+    return finish('verified', `logged in out-of-band as ${target.username} at ${target.address}:${target.port} (power ${verdict.power}); credentials stored`, { power: verdict.power });
+  });
+
+  return app;
+}
+
+/** For createApp's `extra`: mounts the routes at the root (their paths are absolute). */
+export function bmcSetupMount(deps: BmcSetupApiDeps): (requireRole: RequireRole) => Mount {
+  return (requireRole) => ({ at: '/', app: bmcSetupRoutes(deps, requireRole), docs: BMC_SETUP_ROUTES });
+}
