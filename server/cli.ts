@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './main.ts';
 import { FIRMWARE_USAGE, runFirmware } from './cli/firmware.ts';
+import { IMAGE_USAGE, ImageCliError, runImageCommand } from './images/cli.ts';
 
 const USAGE = `usage: bootfarm <command> [options]
   serve                          run the boot server (config: BOOTFARM_CONFIG file + BOOTFARM_* env)
@@ -16,6 +17,7 @@ const USAGE = `usage: bootfarm <command> [options]
   nodes events UUID [--json]
   nodes action UUID ACTION [--reason TEXT]   (maintenance-on|maintenance-off|rebuild|retire|fail|quarantine)
 ${FIRMWARE_USAGE}
+${IMAGE_USAGE}
 options: --url URL (BOOTFARM_URL)  --token TOKEN (BOOTFARM_TOKEN)  --json`;
 
 export class CliError extends Error {}
@@ -125,7 +127,10 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     return -1; // keep running
   }
-  const api = apiClient(String(values.url ?? process.env.BOOTFARM_URL ?? 'http://127.0.0.1:8080'), (values.token as string | undefined) ?? defaultToken());
+  const url = String(values.url ?? process.env.BOOTFARM_URL ?? 'http://127.0.0.1:8080');
+  const token = (values.token as string | undefined) ?? defaultToken();
+  if (cmd === 'image') return runImageCommand(argv.slice(argv.indexOf('image') + 1), { url, token, out, progress: process.stderr });
+  const api = apiClient(url, token);
   if (cmd === 'nodes') {
     await runNodes(rest, { json: !!values.json, api, out, state: values.state as string | undefined, label: values.label as string | undefined, reason: values.reason as string | undefined });
     return 0;
@@ -143,7 +148,7 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
       if (code >= 0) process.exit(code);
     },
     (err) => {
-      if (err instanceof ConfigError || err instanceof CliError) {
+      if (err instanceof ConfigError || err instanceof CliError || err instanceof ImageCliError) {
         console.error(`bootfarm: ${err.message}`);
         process.exit(2);
       }

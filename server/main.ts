@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
@@ -15,7 +15,9 @@ import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
 import { createSecrets } from './secrets.ts';
 import { createApp } from './api/app.ts';
-import { EmptyCatalog } from './domain/images.ts';
+import { createImages, ImagesConfig } from './images/index.ts';
+import { tuneHttpServer } from './images/serve.ts';
+import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
 import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
@@ -68,29 +70,49 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   // validate every module's section before touching the database, so a bad setting fails fast and whole
   const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
   const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
+  const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
+  const imagesConfig = parseSection('images', ImagesConfig, config.images);
   const db = await connectWithRetry(config, log);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
-  const fleet = createFleet({ db, store: nodes, bmcStore: bmcs, clock, config: fleetConfig, logger: log, metrics });
+  const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics });
+  const fleet = createFleet({
+    db,
+    store: nodes,
+    bmcStore: bmcs,
+    clock,
+    config: fleetConfig,
+    logger: log,
+    metrics,
+    leaderTasks: [{ name: 'image-rollback', run: () => images.evaluateRollbacks() }],
+  });
   const app = createApp(
-    { config, db, nodes, bmcs, images: EmptyCatalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log })] },
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log }), images.adminMount, () => ({ at: '/', app: images.serveApp })] },
   );
 
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, () => resolve(s as Server));
-  });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // iPXE keeps idle HTTP connections for ~10 s: keep ours open longer so it can reuse them
-  server.keepAliveTimeout = config.http.keepAliveSeconds * 1000;
-  server.headersTimeout = (config.http.keepAliveSeconds + 5) * 1000;
+  tuneHttpServer(server, { keepAliveMs: config.http.keepAliveSeconds * 1000 });
+  // a boot storm opens connections faster than Node's default backlog (511) drains them
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: config.http.port, host: config.http.host, backlog: 4096 }, () => resolve());
+  });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
   log.info({ url, db: db.kind, dataDir: config.dataDir }, 'bootfarm serving');
   fleet.start();
+  let tftp: TftpServer | undefined;
+  if (tftpConfig?.enabled) {
+    tftp = createTftpServer({ ...tftpConfig, open: createFsOpener(tftpConfig), logger: log.child({ component: 'tftp' }) });
+    await tftp.start();
+    log.info({ address: tftpConfig.address, port: tftpConfig.port }, 'TFTP serving');
+  }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;
   if (dhcpConfig?.enabled) {
@@ -106,6 +128,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     adminToken,
     async stop() {
       await dhcp?.stop();
+      await tftp?.stop();
       await fleet.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -36,6 +36,8 @@ export interface FleetDeps {
   fetch?: WebhookFetch;
   /** default: pg advisory lock on PostgreSQL, always-leader on PGlite */
   leader?: LeaderElector;
+  /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick */
+  leaderTasks?: { name: string; run: (now: Date) => Promise<unknown> }[];
 }
 
 export interface TickReport {
@@ -46,7 +48,7 @@ export interface TickReport {
   errors: string[];
 }
 
-export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader }: FleetDeps) {
+export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader, leaderTasks = [] }: FleetDeps) {
   const config = FleetConfig.parse(rawConfig);
   const log = logger.child({ component: 'fleet' });
   const metrics: FleetMetrics = createFleetMetrics(registry);
@@ -224,6 +226,14 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       await webhooks.deliver();
     } catch (e) {
       log.error({ err: (e as Error).message }, 'webhook delivery failed');
+    }
+    for (const task of leaderTasks) {
+      try {
+        await task.run(at);
+      } catch (e) {
+        errors.push(`${task.name}: ${(e as Error).message}`);
+        log.error({ task: task.name, err: (e as Error).message }, 'leader task failed');
+      }
     }
     metrics.setNodeCounts(await store.countByState());
     return { leader: true, at, decisions, errors };

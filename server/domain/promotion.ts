@@ -1,0 +1,151 @@
+// Promotion and rollback rules for image channels, as pure functions over figures the store computes.
+// A profile follows a channel (dev → canary → prod by default); moving a channel is gated on evidence from
+// the nodes that actually booted the candidate (they report kernel/initrd digests), and a channel whose
+// nodes fail too often is rolled back automatically. Nothing here touches storage, time or HTTP.
+
+/** What the fleet says about one image (kernel+initrd pair) on one image name. */
+export interface DigestHealth {
+  /** nodes now active on the candidate (any time) */
+  active: number;
+  /** nodes on the candidate whose current state began inside the window, by outcome */
+  windowActive: number;
+  /** failed, rebuilding or quarantined inside the window */
+  windowFailed: number;
+  /** nodes quarantined while on the candidate (any time) */
+  quarantined: number;
+}
+
+export interface PromotionGates {
+  /** at least this many nodes reached active on the candidate */
+  minActiveNodes: number;
+  /** active / (active + failed) inside the window must be at least this (0..1) */
+  minSuccessRatio: number;
+  /** the window for the ratio, in ms */
+  windowMs: number;
+  /** refuse while any node is quarantined on the candidate */
+  noQuarantined: boolean;
+}
+
+export const DEFAULT_GATES: PromotionGates = { minActiveNodes: 3, minSuccessRatio: 0.95, windowMs: 24 * 3600_000, noQuarantined: true };
+
+export type GateCondition = 'min-active-nodes' | 'success-ratio' | 'no-quarantined';
+
+export interface GateCheck {
+  condition: GateCondition;
+  ok: boolean;
+  required: number;
+  actual: number;
+  message: string;
+}
+
+export interface GateResult {
+  ok: boolean;
+  checks: GateCheck[];
+  /** the checks that failed, in the order above */
+  failures: GateCheck[];
+}
+
+/** success ratio inside the window; null when nothing happened in it */
+export function successRatio(h: DigestHealth): number | null {
+  const n = h.windowActive + h.windowFailed;
+  return n === 0 ? null : h.windowActive / n;
+}
+
+export function checkGates(h: DigestHealth, g: PromotionGates): GateResult {
+  const ratio = successRatio(h);
+  const hours = Math.round((g.windowMs / 3600_000) * 10) / 10;
+  const checks: GateCheck[] = [
+    {
+      condition: 'min-active-nodes',
+      ok: h.active >= g.minActiveNodes,
+      required: g.minActiveNodes,
+      actual: h.active,
+      message: `${h.active} node(s) active on the candidate, ${g.minActiveNodes} required`,
+    },
+    {
+      condition: 'success-ratio',
+      // No boots in the window is not evidence of success.
+      ok: ratio !== null && ratio >= g.minSuccessRatio,
+      required: g.minSuccessRatio,
+      actual: ratio ?? 0,
+      message:
+        ratio === null
+          ? `no node booted the candidate in the last ${hours} h; success ratio ${g.minSuccessRatio} required`
+          : `success ratio ${ratio.toFixed(3)} over the last ${hours} h (${h.windowActive} active, ${h.windowFailed} failed), ${g.minSuccessRatio} required`,
+    },
+  ];
+  if (g.noQuarantined)
+    checks.push({
+      condition: 'no-quarantined',
+      ok: h.quarantined === 0,
+      required: 0,
+      actual: h.quarantined,
+      message: `${h.quarantined} node(s) quarantined on the candidate, none allowed`,
+    });
+  const failures = checks.filter((c) => !c.ok);
+  return { ok: failures.length === 0, checks, failures };
+}
+
+export class PromotionError extends Error {
+  constructor(
+    readonly code: 'unknown-channel' | 'same-channel' | 'wrong-direction' | 'empty-channel' | 'already-there' | 'gate-failed' | 'nothing-to-roll-back',
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'PromotionError';
+  }
+}
+
+/** Channels are ordered from least to most trusted; a promotion moves a candidate towards the end. */
+export function validatePromotion(channels: readonly string[], from: string, to: string): void {
+  const i = channels.indexOf(from);
+  const j = channels.indexOf(to);
+  if (i < 0 || j < 0) throw new PromotionError('unknown-channel', `unknown channel ${JSON.stringify(i < 0 ? from : to)}; channels are ${channels.join(', ')}`, { channels });
+  if (i === j) throw new PromotionError('same-channel', `cannot promote ${from} to itself`);
+  if (j < i) throw new PromotionError('wrong-direction', `promotion goes ${channels.join(' → ')}; ${from} → ${to} goes backwards (use rollback)`, { channels });
+}
+
+export interface RollbackPolicy {
+  /** roll back when failed / (active + failed) inside the window reaches this (0..1) */
+  maxFailureRatio: number;
+  /** ...and at least this many nodes booted it in the window (one bad node is not a trend) */
+  minSamples: number;
+  windowMs: number;
+}
+
+export const DEFAULT_ROLLBACK: RollbackPolicy = { maxFailureRatio: 0.3, minSamples: 3, windowMs: 3600_000 };
+
+export interface RollbackDecision {
+  rollback: boolean;
+  reason: string;
+  failureRatio: number | null;
+  samples: number;
+}
+
+export function decideRollback(h: DigestHealth, p: RollbackPolicy, hasPrevious: boolean): RollbackDecision {
+  const samples = h.windowActive + h.windowFailed;
+  const failureRatio = samples === 0 ? null : h.windowFailed / samples;
+  const base = { failureRatio, samples };
+  if (samples < p.minSamples) return { ...base, rollback: false, reason: `${samples} boot(s) in the window, ${p.minSamples} needed to judge` };
+  if (failureRatio! < p.maxFailureRatio) return { ...base, rollback: false, reason: `failure ratio ${failureRatio!.toFixed(3)} below ${p.maxFailureRatio}` };
+  if (!hasPrevious) return { ...base, rollback: false, reason: `failure ratio ${failureRatio!.toFixed(3)} ≥ ${p.maxFailureRatio} but the channel has no previous image to return to` };
+  return { ...base, rollback: true, reason: `failure ratio ${failureRatio!.toFixed(3)} (${h.windowFailed} of ${samples} boots) ≥ ${p.maxFailureRatio}` };
+}
+
+/** History rows as the rollback target search needs them, newest first. */
+export interface ChannelMove {
+  action: string;
+  fromImageId: number | null;
+  toImageId: number;
+}
+
+/**
+ * Where a rollback of a channel now on `current` goes: the image it was on before the move that brought
+ * `current` in. Moves made by rollbacks are skipped, so rolling back twice walks further back (v3 → v2 → v1)
+ * instead of flipping between two images.
+ */
+export function rollbackTarget(current: number, historyNewestFirst: readonly ChannelMove[]): number | null {
+  const move = historyNewestFirst.find((m) => m.toImageId === current && m.action !== 'rollback' && m.action !== 'auto-rollback');
+  return move?.fromImageId ?? null;
+}

@@ -1,0 +1,145 @@
+// Wiring for the image area: the `images:` config section (validated here, as config.ts leaves it to us),
+// and one factory main calls to get the store, cache, pipeline, catalog and the two hono apps.
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Db } from '../db/index.ts';
+import { parseSection, type Role } from '../config.ts';
+import type { Clock } from '../clock.ts';
+import type { MiddlewareHandler } from 'hono';
+import { createBlobCache, type CacheLogger } from './cache.ts';
+import { createLocalStore } from './local.ts';
+import { createS3Store } from './s3.ts';
+import { createImagePipeline } from './pipeline.ts';
+import { createImageServeApp } from './serve.ts';
+import { createImagesAdminApp, IMAGE_ROUTE_DOCS } from './admin.ts';
+import type { ImageStore } from './store.ts';
+
+const GiB = 1024 ** 3;
+const ChannelName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'channel names are lower-case words');
+
+export const ImagesConfig = z.strictObject({
+  store: z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('local'), dir: z.string().min(1).optional() }),
+      z.strictObject({
+        kind: z.literal('s3'),
+        endpoint: z.url(),
+        region: z.string().default('default'),
+        bucket: z.string().min(3).max(63),
+        accessKeyId: z.string().min(1),
+        secretAccessKey: z.string().min(1),
+        prefix: z.string().default(''),
+        partSizeMiB: z.coerce.number().int().min(5).max(1024).default(8),
+        /** create the bucket at start-up when it does not exist */
+        createBucket: z.boolean().default(false),
+      }),
+    ])
+    .default({ kind: 'local' }),
+  cache: z
+    .strictObject({
+      dir: z.string().min(1).optional(),
+      maxBytes: z.coerce.number().int().min(1024 * 1024).default(20 * GiB),
+      corruptHoldSeconds: z.coerce.number().int().min(0).default(30),
+    })
+    .prefault({}),
+  /** answer GET /images/:digest with 302 to a presigned S3 URL instead of serving it */
+  redirect: z.strictObject({ enabled: z.boolean().default(false), expiresInSeconds: z.coerce.number().int().min(10).max(86400).default(300) }).prefault({}),
+  retryAfterSeconds: z.coerce.number().int().min(1).default(5),
+  channels: z.array(ChannelName).min(1).default(['dev', 'canary', 'prod']),
+  gates: z
+    .strictObject({
+      minActiveNodes: z.coerce.number().int().min(0).default(3),
+      minSuccessRatio: z.coerce.number().min(0).max(1).default(0.95),
+      windowHours: z.coerce.number().positive().default(24),
+      noQuarantined: z.boolean().default(true),
+    })
+    .prefault({}),
+  rollback: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxFailureRatio: z.coerce.number().min(0).max(1).default(0.3),
+      minSamples: z.coerce.number().int().min(1).default(3),
+      windowMinutes: z.coerce.number().positive().default(60),
+    })
+    .prefault({}),
+  maxBlobBytes: z.coerce.number().int().min(1).default(4 * GiB),
+  /** upload chunk size for the resumable protocol; must stay under http.bodyLimitBytes */
+  uploadChunkBytes: z.coerce.number().int().min(64 * 1024).default(2 * 1024 * 1024),
+});
+export type ImagesConfig = z.infer<typeof ImagesConfig>;
+
+export interface ImagesDeps {
+  /** dataDir and the `images` section: raw (validated here) or already parsed with parseSection('images', ImagesConfig, …) */
+  config: { dataDir: string; images?: unknown };
+  db: Db;
+  log: CacheLogger & { child?: unknown };
+  clock?: Clock;
+  metrics?: Registry;
+}
+
+export async function createImages({ config, db, log, clock, metrics }: ImagesDeps) {
+  // Errors name the setting (images.store.bucket: …) like the rest of the configuration.
+  const cfg = parseSection('images', ImagesConfig, config.images);
+  const base = join(config.dataDir, 'images');
+  let store: ImageStore;
+  if (cfg.store.kind === 's3') {
+    const s3 = createS3Store({ ...cfg.store, partSize: cfg.store.partSizeMiB * 1024 * 1024 });
+    if (cfg.store.createBucket) await s3.ensureBucket();
+    store = s3;
+  } else {
+    store = createLocalStore({ dir: cfg.store.dir ?? join(base, 'store') });
+  }
+  const corrupt = metrics ? new Counter({ name: 'bootfarm_image_corrupt_blobs_total', help: 'Blobs from the image store whose sha256 did not match their name (not cached, not served)', registers: [metrics] }) : undefined;
+  const cache = await createBlobCache({
+    dir: cfg.cache.dir ?? join(base, 'cache'),
+    store,
+    maxBytes: cfg.cache.maxBytes,
+    corruptHoldMs: cfg.cache.corruptHoldSeconds * 1000,
+    logger: log,
+    onCorrupt: () => corrupt?.inc(),
+  });
+  if (metrics) {
+    const g = (name: string, help: string, pick: () => number) => new Gauge({ name, help, registers: [metrics], collect() { this.set(pick()); } });
+    g('bootfarm_image_cache_bytes', 'Bytes in the image cache', () => cache.stats.bytes);
+    g('bootfarm_image_cache_hits', 'Image requests served from the cache (since start)', () => cache.stats.hits);
+    g('bootfarm_image_cache_misses', 'Image requests that started or joined a fill (since start)', () => cache.stats.misses);
+    g('bootfarm_image_store_gets', 'GETs sent to the image store to fill the cache (since start)', () => cache.stats.storeGets);
+  }
+  const pipeline = createImagePipeline({
+    db,
+    store,
+    channels: cfg.channels,
+    gates: { minActiveNodes: cfg.gates.minActiveNodes, minSuccessRatio: cfg.gates.minSuccessRatio, windowMs: cfg.gates.windowHours * 3600_000, noQuarantined: cfg.gates.noQuarantined },
+    rollback: { maxFailureRatio: cfg.rollback.maxFailureRatio, minSamples: cfg.rollback.minSamples, windowMs: cfg.rollback.windowMinutes * 60_000 },
+    clock,
+    log,
+  });
+  const serveApp = createImageServeApp({
+    cache,
+    store,
+    catalog: pipeline.catalog,
+    redirect: cfg.redirect.enabled ? { expiresInSeconds: cfg.redirect.expiresInSeconds } : false,
+    retryAfterSeconds: cfg.retryAfterSeconds,
+    logger: log,
+  });
+  return {
+    config: cfg,
+    store,
+    cache,
+    pipeline,
+    catalog: pipeline.catalog,
+    /** mount at '/': GET/HEAD /images/:digest and /images/by-name/:name/:channel/kernel|initrd */
+    serveApp,
+    /** for createApp's `extra`: the admin API at /api/v1/images */
+    adminMount: (requireRole: (min: Role) => MiddlewareHandler) => ({
+      at: '/api/v1/images',
+      app: createImagesAdminApp({ pipeline, store, requireRole, stagingDir: join(base, 'uploads'), maxBlobBytes: cfg.maxBlobBytes, chunkBytes: cfg.uploadChunkBytes }),
+      docs: IMAGE_ROUTE_DOCS,
+    }),
+    /** one rollback-controller tick (call from the leader's loop); a no-op when rollback is disabled */
+    evaluateRollbacks: async () => (cfg.rollback.enabled ? pipeline.evaluateAllRollbacks() : []),
+  };
+}
+
+export type Images = Awaited<ReturnType<typeof createImages>>;

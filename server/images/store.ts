@@ -1,0 +1,84 @@
+// ImageStore: where image blobs and manifests live. Content-addressed: every blob is stored under its sha256
+// (hex), so a key never changes meaning and a cached copy can always be verified against its name.
+// Two implementations: S3 (Ceph RGW in production, s3.ts) and a local directory (the embedded default, local.ts).
+import type { Readable } from 'node:stream';
+
+export const DIGEST_RE = /^[0-9a-f]{64}$/;
+
+export interface BlobStat {
+  size: number;
+}
+
+export interface BlobBody {
+  size: number;
+  body: Readable;
+}
+
+export interface PutProgress {
+  /** bytes sent so far (counting parts skipped on resume) */
+  sent: number;
+  total: number;
+  /** parts already in the store from an interrupted earlier upload */
+  resumedParts?: number;
+}
+
+export interface PutOptions {
+  onProgress?: (p: PutProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** A manifest as written beside the blobs (and kept in the database). */
+export interface ImageManifest {
+  schema: 1;
+  name: string;
+  version: string;
+  arch: string;
+  kernel: { digest: string; size: number };
+  initrd: { digest: string; size: number };
+  cmdline: string;
+  /** kernel + initrd bytes */
+  size: number;
+  created: string;
+  notes?: string;
+}
+
+export interface ImageStore {
+  readonly kind: 's3' | 'local';
+  /** null when the blob is not there; throws StoreUnavailableError when the store cannot be asked */
+  stat(digest: string): Promise<BlobStat | null>;
+  /** the blob's bytes as they come from the store (NOT verified: the cache verifies) */
+  get(digest: string, opts?: { signal?: AbortSignal }): Promise<BlobBody>;
+  /** store a file under its digest (the caller computed it); resumable where the store supports it */
+  putFile(digest: string, path: string, opts?: PutOptions): Promise<void>;
+  putManifest(m: ImageManifest): Promise<void>;
+  getManifest(name: string, version: string): Promise<ImageManifest | null>;
+  /** a time-limited URL a client can GET the blob from directly (S3 only) */
+  presign?(digest: string, expiresInSeconds: number): Promise<string>;
+}
+
+export class BlobNotFoundError extends Error {
+  constructor(readonly digest: string) {
+    super(`blob ${digest} is not in the image store`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+/** The store could not be reached or answered with a server error: an outage, not a missing blob. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export function blobKey(digest: string, prefix = ''): string {
+  return `${prefix}blobs/sha256/${digest.slice(0, 2)}/${digest}`;
+}
+
+export function manifestKey(name: string, version: string, prefix = ''): string {
+  return `${prefix}manifests/${encodeURIComponent(name)}/${encodeURIComponent(version)}.json`;
+}
+
+export function assertDigest(digest: string): void {
+  if (!DIGEST_RE.test(digest)) throw new TypeError(`not a sha256 digest: ${JSON.stringify(digest).slice(0, 80)}`);
+}
