@@ -16,6 +16,7 @@ const USAGE = `usage: bootfarm <command> [options]
   nodes show UUID [--json]
   nodes events UUID [--json]
   nodes action UUID ACTION [--reason TEXT]   (maintenance-on|maintenance-off|rebuild|retire|fail|quarantine)
+  nodes power UUID on|off|cycle|reset|soft|status [--bootdev pxe|disk]   (through the node's BMC)
 ${FIRMWARE_USAGE}
 ${IMAGE_USAGE}
 options: --url URL (BOOTFARM_URL)  --token TOKEN (BOOTFARM_TOKEN)  --json`;
@@ -64,7 +65,7 @@ const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
 
 type Out = (line: string) => void;
 
-export async function runNodes(args: string[], opts: { json: boolean; api: ApiClient; out: Out; state?: string; label?: string; reason?: string }) {
+export async function runNodes(args: string[], opts: { json: boolean; api: ApiClient; out: Out; state?: string; label?: string; reason?: string; bootdev?: string }) {
   const [sub, uuid, action] = args;
   const { api, out } = opts;
   if (sub === 'list') {
@@ -99,6 +100,12 @@ export async function runNodes(args: string[], opts: { json: boolean; api: ApiCl
     const res = (await api.post(`/api/v1/nodes/${encodeURIComponent(uuid)}/actions`, { action, ...(opts.reason ? { reason: opts.reason } : {}) })) as { node: Record<string, unknown> };
     return out(opts.json ? JSON.stringify(res.node, null, 2) : `${uuid}: ${res.node.state}`);
   }
+  if (sub === 'power') {
+    if (!action) throw new CliError('nodes power: an action is required (on|off|cycle|reset|soft|status)');
+    const path = `/api/v1/nodes/${encodeURIComponent(uuid)}/power`;
+    const res = (action === 'status' ? await api.get(path) : await api.post(path, { action, ...(opts.bootdev ? { bootdev: opts.bootdev } : {}) })) as { power: string; action?: string };
+    return out(opts.json ? JSON.stringify(res, null, 2) : `${uuid}: power ${res.power}${res.action ? ` (${res.action})` : ''}`);
+  }
   throw new CliError(`unknown nodes command "${sub}"\n${USAGE}`);
 }
 
@@ -106,7 +113,7 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, url: { type: 'string' }, token: { type: 'string' }, state: { type: 'string' }, label: { type: 'string' }, reason: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { json: { type: 'boolean', default: false }, url: { type: 'string' }, token: { type: 'string' }, state: { type: 'string' }, label: { type: 'string' }, reason: { type: 'string' }, bootdev: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: false,
   });
   const [cmd, ...rest] = positionals;
@@ -132,7 +139,7 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
   if (cmd === 'image') return runImageCommand(argv.slice(argv.indexOf('image') + 1), { url, token, out, progress: process.stderr });
   const api = apiClient(url, token);
   if (cmd === 'nodes') {
-    await runNodes(rest, { json: !!values.json, api, out, state: values.state as string | undefined, label: values.label as string | undefined, reason: values.reason as string | undefined });
+    await runNodes(rest, { json: !!values.json, api, out, state: values.state as string | undefined, label: values.label as string | undefined, reason: values.reason as string | undefined, bootdev: values.bootdev as string | undefined });
     return 0;
   }
   if (cmd === 'firmware') {

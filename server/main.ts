@@ -22,6 +22,7 @@ import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
+import { powerMount } from './api/power.ts';
 import { createBmcFactory } from './bmc/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
@@ -78,6 +79,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
+  const createBmc = createBmcFactory();
   const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics });
   const fleet = createFleet({
     db,
@@ -91,7 +93,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log }), images.adminMount, () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), images.adminMount, powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

@@ -110,7 +110,9 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
   app.put('/nodes/:uuid/bmc', requireRole('admin'), async (c) => {
     const uuid = uuidParam(c);
     const body = await jsonBody(c, BmcInputBody);
-    await nodes.require(uuid);
+    // a rack is often enrolled before its first boot, from the vendor's inventory (UUID + BMC address): the node
+    // is created as discovered so that bootfarm can power it on and boot it unattended
+    await nodes.enroll(uuid, {}, actorOf(c), 'enrolled with its BMC');
     return c.json({ bmc: await deps.bmcs.set(uuid, body, actorOf(c)) });
   });
 

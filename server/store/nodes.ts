@@ -78,16 +78,16 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     },
 
     /** Creates the node as `discovered` if it is new (first PXE request); returns it either way. */
-    async enroll(uuid: string, attrs: { serial?: string; manufacturer?: string; product?: string; mac?: string }, actor: string): Promise<{ node: NodeRow; created: boolean }> {
+    async enroll(uuid: string, attrs: { serial?: string; manufacturer?: string; product?: string; mac?: string }, actor: string, reason = 'first boot request'): Promise<{ node: NodeRow; created: boolean }> {
       return db.transaction(async (tx) => {
         const now = clock.now();
         const inserted = await tx
           .insert(nodes)
-          .values({ uuid, state: 'discovered', stateSince: now, stateReason: 'first boot request', serial: attrs.serial || null, manufacturer: attrs.manufacturer || null, product: attrs.product || null, lastSeen: now, createdAt: now, updatedAt: now })
+          .values({ uuid, state: 'discovered', stateSince: now, stateReason: reason, serial: attrs.serial || null, manufacturer: attrs.manufacturer || null, product: attrs.product || null, lastSeen: now, createdAt: now, updatedAt: now })
           .onConflictDoNothing()
           .returning();
         if (inserted[0]) {
-          await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason: 'first boot request', actor, data: attrs.mac ? { mac: attrs.mac } : null });
+          await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason, actor, data: attrs.mac ? { mac: attrs.mac } : null });
           return { node: inserted[0], created: true };
         }
         const [row] = await tx.update(nodes).set({ lastSeen: now }).where(eq(nodes.uuid, uuid)).returning();

@@ -38,8 +38,9 @@ export function createTestApp(db: DbHandle, opts: { config?: Config; images?: Im
   const config = opts.config ?? testConfig();
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  const app = createApp({ config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock });
-  return { app, nodes, bmcs, config, clock };
+  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock };
+  const app = createApp(deps);
+  return { app, nodes, bmcs, config, clock, deps };
 }
 
 /** Helpers for calling the app in-process with JSON and a token. */
