@@ -39,3 +39,25 @@ describe('config', () => {
     expect(() => rawConfig({}, { path: 'c.yaml', text: '42' })).toThrow(/top level must be a mapping/);
   });
 });
+
+describe('the example configuration (docs/bootfarm.example.yaml)', () => {
+  it('parses whole, every module section included', async () => {
+    const { loadConfig, parseSection } = await import('./config.ts');
+    const { DhcpConfigSchema } = await import('../boot/dhcp/index.ts');
+    const { tftpConfigSchema } = await import('../boot/tftp/index.ts');
+    const { ImagesConfig } = await import('./images/index.ts');
+    const { FleetConfig } = await import('./fleet/index.ts');
+    const c = loadConfig({ BOOTFARM_CONFIG: new URL('../docs/bootfarm.example.yaml', import.meta.url).pathname });
+    expect(c.profiles.canary!.match).toEqual({ ring: 'canary' });
+    expect(parseSection('dhcp', DhcpConfigSchema, c.dhcp)).toMatchObject({ mode: 'full', interface: 'eth1' });
+    expect(parseSection('tftp', tftpConfigSchema, c.tftp)).toMatchObject({ port: 69 });
+    expect(parseSection('images', ImagesConfig, c.images).store.kind).toBe('s3');
+    expect(parseSection('fleet', FleetConfig, c.fleet).webhooks.urls).toHaveLength(1);
+  });
+
+  it('names the module setting that is wrong', async () => {
+    const { parseSection } = await import('./config.ts');
+    const { DhcpConfigSchema } = await import('../boot/dhcp/index.ts');
+    expect(() => parseSection('dhcp', DhcpConfigSchema, { mode: 'full', interface: 'eth1', serverIp: '10.0.0.300', httpBase: 'http://x' })).toThrow(/dhcp\.serverIp: must be a dotted IPv4 address/);
+  });
+});

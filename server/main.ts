@@ -70,6 +70,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
 
   // validate every module's section before touching the database, so a bad setting fails fast and whole
   const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
+  // a profile's heartbeat interval is what its agents beat at: the health check follows it unless set apart
+  for (const [name, p] of Object.entries(config.profiles)) fleetConfig.heartbeat.profiles[name] ??= p.heartbeatIntervalSeconds;
   const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
   const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
   const imagesConfig = parseSection('images', ImagesConfig, config.images);

@@ -79,7 +79,7 @@ export function agentRoutes(deps: Deps) {
     if (node.state === 'ready') node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest });
     // what the node was told to boot; `installed` and heartbeats overwrite it with what it actually booted, and a
     // failure before that still counts against this image in the promotion gates
-    await nodes.touch(uuid, { profile: node.profile, imageName: image.name, imageVersion: image.version, kernelDigest: image.kernel.digest, initrdDigest: image.initrd.digest });
+    await nodes.touch(uuid, { imageName: image.name, imageVersion: image.version, kernelDigest: image.kernel.digest, initrdDigest: image.initrd.digest });
     const base = baseUrlOf(c, deps.config);
     const token = bearer(c)!;
     const iscsi = iscsiFor(profile, uuid);
