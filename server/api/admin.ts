@@ -9,27 +9,28 @@ import { principalOf } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
+/** `?label=rack=r7,role=hv` → { rack: 'r7', role: 'hv' } */
+export const LabelFilter = z.string().transform((s, ctx) => {
+  const out: Record<string, string> = {};
+  for (const pair of s.split(',').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) {
+      ctx.addIssue({ code: 'custom', message: `label filter "${pair}" must be key=value` });
+      return z.NEVER;
+    }
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+});
+
 export const NodeListQuery = z.strictObject({
   state: z
     .string()
     .transform((s) => s.split(','))
     .pipe(z.array(NodeState))
     .optional(),
-  /** label=key=value (repeatable as label=a=1,b=2) */
-  label: z
-    .string()
-    .transform((s, ctx) => {
-      const out: Record<string, string> = {};
-      for (const pair of s.split(',')) {
-        const at = pair.indexOf('=');
-        if (at < 1) {
-          ctx.addIssue({ code: 'custom', message: `label filter "${pair}" must be key=value` });
-          return z.NEVER;
-        }
-        out[pair.slice(0, at)] = pair.slice(at + 1);
-      }
-      return out;
-    })
+  /** label=key=value[,key=value] */
+  label: LabelFilter
     .optional(),
   manufacturer: z.string().max(256).optional(),
   product: z.string().max(256).optional(),

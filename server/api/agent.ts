@@ -5,9 +5,9 @@ import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type 
 import { SmbiosUuid } from '../contract/common.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
-import { AppError, notFound } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
-import { bearer, requireBootToken } from './auth.ts';
+import { agentNode, bearer } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { baseUrlOf } from './url.ts';
@@ -17,16 +17,7 @@ export function agentRoutes(deps: Deps) {
   const app = new Hono();
   const { nodes } = deps;
 
-  async function authedNode(c: Context, uuid: string): Promise<NodeRow> {
-    const node = await nodes.get(uuid);
-    if (!node) {
-      // do not reveal whether the node exists to a caller without a token
-      if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
-      throw notFound(`node ${uuid}`);
-    }
-    requireBootToken(c, node);
-    return node;
-  }
+  const authedNode = async (c: Context, uuid: string) => (await agentNode(c, nodes, uuid)) as NodeRow;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
 

@@ -61,3 +61,15 @@ export function requireBootToken(c: Context, node: { uuid: string; bootTokenHash
   if (!token) throw new AppError(401, 'unauthorized', `agent calls need the per-boot token from the kernel command line (bootfarm.token=) as "Authorization: Bearer <token>"`);
   if (!tokenMatches(token, node.bootTokenHash)) throw new AppError(403, 'forbidden', `the boot token does not match node ${node.uuid}'s current boot`);
 }
+
+/** The node an agent call is about, with its per-boot token checked. A caller without a token learns nothing
+ * about whether the node exists (401 before 404). */
+export async function agentNode(c: Context, nodes: { get(uuid: string): Promise<{ uuid: string; bootTokenHash: string | null } | null> }, uuid: string) {
+  const node = await nodes.get(uuid);
+  if (!node) {
+    if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
+    throw new AppError(404, 'not_found', `node ${uuid} not found`);
+  }
+  requireBootToken(c, node);
+  return node;
+}

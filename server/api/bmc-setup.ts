@@ -28,7 +28,7 @@ import type { Logger } from '../log.ts';
 import type { BmcStore } from '../store/bmcs.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
-import { bearer, principalOf, requireBootToken } from './auth.ts';
+import { agentNode, principalOf } from './auth.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
@@ -119,17 +119,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     return r;
   }
 
-  async function agentNode(c: Context) {
-    const uuid = uuidParam(c);
-    const node = await nodes.get(uuid);
-    if (!node) {
-      // as the other agent routes: do not reveal whether a node exists to a caller without a token
-      if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
-      throw notFound(`node ${uuid}`);
-    }
-    requireBootToken(c, node);
-    return node;
-  }
+  const agentNodeOf = (c: Context) => agentNode(c, nodes, uuidParam(c));
 
   app.post('/api/v1/nodes/:uuid/bmc/setup', requireRole('admin'), async (c) => {
     const uuid = uuidParam(c);
@@ -162,7 +152,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
   });
 
   app.get('/api/v1/agent/:uuid/bmc-setup', async (c) => {
-    const node = await agentNode(c);
+    const node = await agentNodeOf(c);
     const r = current(node.uuid);
     // once: a second stage-1 (or a replayed request) must not get the password again
     if (!r || r.state !== 'pending' || !r.password) return c.json({ pending: false });
@@ -174,7 +164,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
   });
 
   app.post('/api/v1/agent/:uuid/bmc-setup', async (c) => {
-    const node = await agentNode(c);
+    const node = await agentNodeOf(c);
     const body = await jsonBody(c, BmcSetupResult);
     const r = current(node.uuid);
     if (!r || r.id !== body.setupId) throw new AppError(409, 'conflict', `BMC setup ${body.setupId} is not node ${node.uuid}'s current setup${r ? ` (${r.id}, ${r.state})` : ''}`, { setupId: body.setupId });

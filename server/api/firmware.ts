@@ -14,7 +14,8 @@ import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { FirmwareStore, FleetNode } from '../store/firmware.ts';
 import type { NodeStore } from '../store/nodes.ts';
-import { principalOf, requireBootToken, bearer } from './auth.ts';
+import { agentNode, principalOf } from './auth.ts';
+import { LabelFilter } from './admin.ts';
 import type { Mount } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
@@ -39,20 +40,7 @@ export const ReportQuery = z.strictObject({
     .pipe(z.array(NodeFirmwareState))
     .optional(),
   /** label=key=value[,key=value] */
-  label: z
-    .string()
-    .transform((s, ctx) => {
-      const out: Record<string, string> = {};
-      for (const pair of s.split(',').filter(Boolean)) {
-        const at = pair.indexOf('=');
-        if (at < 1) {
-          ctx.addIssue({ code: 'custom', message: `label filter "${pair}" must be key=value` });
-          return z.NEVER;
-        }
-        out[pair.slice(0, at)] = pair.slice(at + 1);
-      }
-      return out;
-    })
+  label: LabelFilter
     .optional(),
   /** model as reports name it: "<manufacturer> <product>" (case-insensitive) */
   model: z.string().max(512).optional(),
@@ -301,17 +289,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
   const actorOf = (c: Context) => `api:${principalOf(c).name}`;
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
 
-  async function agentNode(c: Context) {
-    const uuid = uuidParam(c);
-    const node = await nodes.get(uuid);
-    if (!node) {
-      // as the other agent routes: do not reveal whether a node exists to a caller without a token
-      if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
-      throw notFound(`node ${uuid}`);
-    }
-    requireBootToken(c, node);
-    return node;
-  }
+  const agentNodeOf = (c: Context) => agentNode(c, nodes, uuidParam(c));
 
   async function report(c: Context) {
     const q = parseWith(ReportQuery, c.req.query());
@@ -367,7 +345,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
   });
 
   app.get('/api/v1/agent/:uuid/firmware', async (c) => {
-    const node = await agentNode(c);
+    const node = await agentNodeOf(c);
     const open = await firmware.openAttempts(node.uuid);
     const current = open.at(-1);
     let plan: FirmwarePlan;
@@ -389,7 +367,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
   });
 
   app.post('/api/v1/agent/:uuid/firmware', async (c) => {
-    const node = await agentNode(c);
+    const node = await agentNodeOf(c);
     const body = await jsonBody(c, FirmwareReport);
     const attempt = await firmware.recordReport(node.uuid, body.attempt, body.results, 'agent');
     const res: FirmwareReportResponse = { attempt: attempt.number, ok: attempt.ok === true, next: attempt.ok && attempt.steps.some((s) => s.reboot) ? 'reboot' : 'register' };
