@@ -36,7 +36,7 @@ describe('iPXE scripts (whole-output goldens)', () => {
   it('boot.ipxe chains by ${uuid} with URI-encoded identity', () => {
     const s = renderBootScript({ baseUrl: 'http://10.0.0.1:8080/' });
     expect(s.split('\n')[0]).toBe('#!ipxe');
-    expect(s).toContain('chain --autofree http://10.0.0.1:8080/ipxe/${uuid}?mac=${netX/mac:uristring}&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}&product=${product:uristring}&platform=${platform:uristring}&buildarch=${buildarch:uristring} || goto failed');
+    expect(s).toContain('chain --autofree http://10.0.0.1:8080/ipxe/${uuid}?mac=${netX/mac:hexhyp}&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}&product=${product:uristring}&platform=${platform:uristring}&buildarch=${buildarch:uristring} || goto failed');
   });
 
   it('retry script waits and chains back', () => {

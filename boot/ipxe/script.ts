@@ -42,11 +42,13 @@ export function echoText(text: string): string {
 const header = (comment: string) => `#!ipxe\n# bootfarm: ${echoText(comment)}\n`;
 
 /** The first script every iPXE client fetches (DHCP hands out /boot.ipxe to user class iPXE): it chains to the
- * per-node script with what iPXE knows about the machine. `:uristring` percent-encodes each value. */
+ * per-node script with what iPXE knows about the machine. `:uristring` percent-encodes the string settings;
+ * the MAC uses `:hexhyp`, because iPXE 1.0.0 (Debian's) formats a MAC's raw bytes under `:uristring`, and the
+ * NUL byte that yields ends the whole command line (measured in the e2e rack). */
 export function renderBootScript({ baseUrl }: { baseUrl: string }): string {
   const base = safeUrl(baseUrl.replace(/\/+$/, ''), 'base URL');
   const q = [
-    'mac=${netX/mac:uristring}',
+    'mac=${netX/mac:hexhyp}',
     'serial=${serial:uristring}',
     'manufacturer=${manufacturer:uristring}',
     'product=${product:uristring}',
