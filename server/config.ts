@@ -5,6 +5,7 @@
 // (e.g. BOOTFARM_HTTP__PORT=8080, BOOTFARM_DHCP__MODE=proxy); values that parse as JSON are taken as JSON.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const Role = z.enum(['viewer', 'operator', 'admin']);
@@ -62,8 +63,10 @@ export const ConfigSchema = z.strictObject({
       stage1: z.strictObject({ image: z.string().default('stage1'), channel: z.string().default('prod'), cmdline: z.string().default('console=ttyS0,115200 console=tty0') }).default({ image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }),
       /** seconds an iPXE client waits before asking again when no stage-1 image is published */
       retrySeconds: z.coerce.number().int().min(1).default(30),
+      /** CIDRs allowed to fetch boot scripts and call the agent API (empty: any); see server/api/trusted.ts */
+      trustedNetworks: z.array(z.string().refine((v) => { const [a, b] = v.split('/'); const f = isIP(a ?? ''); return f !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (f === 4 ? 32 : 128))); }, 'must be an address or CIDR like 10.20.0.0/24')).default([]),
     })
-    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30 }),
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [] }),
   profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), ProfileConfig).default({ default: ProfileConfig.parse({}) }),
   /** sections owned by the boot protocols, image store, fleet and firmware modules; each validates its own */
   dhcp: z.unknown().optional(),

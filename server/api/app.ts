@@ -9,6 +9,7 @@ import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
 import { createAdminAuth } from './auth.ts';
 import { bootRoutes } from './boot.ts';
+import { trustedNetworks } from './trusted.ts';
 import { uiRoutes } from './ui.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
@@ -59,6 +60,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   });
   app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
 
+  const trusted = trustedNetworks(deps.config.boot.trustedNetworks);
+  for (const path of ['/boot.ipxe', '/ipxe/*', '/api/v1/agent/*']) app.use(path, trusted);
   app.route('/', bootRoutes(deps));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));
