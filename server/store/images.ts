@@ -133,8 +133,8 @@ export function createImageDbStore(db: Db) {
       const [r] = await db
         .select({
           active: sql<number>`count(*) filter (where ${nodes.state} = 'active')`.mapWith(Number),
-          windowActive: sql<number>`count(*) filter (where ${nodes.state} = 'active' and ${nodes.stateSince} >= ${since})`.mapWith(Number),
-          windowFailed: sql<number>`count(*) filter (where ${nodes.state} in ('failed', 'rebuilding', 'quarantined') and ${nodes.stateSince} >= ${since})`.mapWith(Number),
+          windowActive: sql<number>`count(*) filter (where ${nodes.state} = 'active' and ${nodes.stateSince} >= ${since.toISOString()}::timestamptz)`.mapWith(Number),
+          windowFailed: sql<number>`count(*) filter (where ${nodes.state} in ('failed', 'rebuilding', 'quarantined') and ${nodes.stateSince} >= ${since.toISOString()}::timestamptz)`.mapWith(Number),
           quarantined: sql<number>`count(*) filter (where ${nodes.state} = 'quarantined')`.mapWith(Number),
         })
         .from(nodes)
