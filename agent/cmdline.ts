@@ -3,6 +3,7 @@
 //   bootfarm.server=URL  bootfarm.token=T  bootfarm.uuid=U  bootfarm.mode=stage1|compute  bootfarm.dryrun=1
 //   bootfarm.kernel=SHA256  bootfarm.initrd=SHA256  bootfarm.heartbeat=SECONDS  BOOTIF=01-aa-bb-…
 //   bootfarm.lldpcapture=SECONDS (listen for LLDP with tcpdump when no lldpd runs)
+//   bootfarm.lldpwait=SECONDS (wait up to this long for the switch's LLDP neighbour on the boot NIC; default 10)
 //   bootfarm.iscsi.target=IQN (compute: the heartbeat says whether its session is up)
 import { z } from 'zod';
 import { Digest, SmbiosUuid } from '../server/contract/common.ts';
@@ -43,6 +44,7 @@ export const AgentConfig = z.object({
   heartbeatSeconds: z.coerce.number().int().positive().max(86_400).optional(),
   bootif: z.string().optional(),
   lldpCaptureSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
+  lldpWaitSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
   iscsiTarget: z.string().optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -64,6 +66,7 @@ export function parseAgentCmdline(text: string): AgentConfig {
     heartbeatSeconds: m.get('bootfarm.heartbeat') || undefined,
     bootif: m.get('BOOTIF') || undefined,
     lldpCaptureSeconds: m.get('bootfarm.lldpcapture') || undefined,
+    lldpWaitSeconds: m.get('bootfarm.lldpwait') || undefined,
     iscsiTarget: m.get('bootfarm.iscsi.target') || undefined,
   };
   if (raw['server'] === undefined) throw new CmdlineError('bootfarm.server= is missing from the kernel command line');

@@ -56,7 +56,7 @@ describe('stage-1 flow against a test server', () => {
     srv = createTestServer({ token: TOKEN, uuid: UUID, ...opts });
     url = await srv.listen(await freePort());
   }
-  function deps(extra: Partial<FlowDeps> = {}, cmdline = `console=ttyS0 BOOTIF=01-02-fc-00-00-00-01 bootfarm.server=${url} bootfarm.token=${TOKEN} bootfarm.mode=stage1`): FlowDeps {
+  function deps(extra: Partial<FlowDeps> = {}, cmdline = `console=ttyS0 BOOTIF=01-02-fc-00-00-00-01 bootfarm.server=${url} bootfarm.token=${TOKEN} bootfarm.mode=stage1 bootfarm.lldpwait=0`): FlowDeps {
     writeFileSync(join(dir, 'cmdline'), cmdline + '\n');
     return {
       exec: qemuNode().exec,

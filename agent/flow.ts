@@ -158,6 +158,9 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
       bootMac: parseBootif(cfg.bootif),
       lldpSocket: ctx.lldpSocket,
       lldpCaptureSeconds: cfg.lldpCaptureSeconds,
+      // only the first round waits: a re-registration after a firmware update already knows its switch
+      lldpWaitSeconds: round === 0 ? (cfg.lldpWaitSeconds ?? 10) : 0,
+      sleep: ctx.sleep,
     });
     return { ...r, ms: Date.now() - t0, round };
   };

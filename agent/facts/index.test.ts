@@ -3,7 +3,7 @@ import { RegisterRequest } from '../../server/contract/agent.ts';
 import { Facts } from '../../server/contract/facts.ts';
 import { spawnExec } from '../exec.ts';
 import { FixtureExec } from '../test-support/fixtures.ts';
-import { collectFacts, NoUuidError } from './index.ts';
+import { collectFacts, NoUuidError, waitForNeighbour } from './index.ts';
 
 const LSBLK = 'lsblk -J -b -d -o NAME,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN,WWN,VENDOR';
 const LLDP = 'lldpcli -f json0 show neighbors details';
@@ -72,5 +72,28 @@ describe('collectFacts', () => {
     expect(failures.map((f) => f.probe)).toContain('dmidecode');
     expect(failures.map((f) => f.probe)).not.toContain('lsblk');
     expect(Facts.safeParse(facts).success).toBe(true);
+  });
+});
+
+describe('waiting for the switch to speak LLDP', () => {
+  const n = (iface: string) => ({ interface: iface, systemName: `sw-${iface}` });
+  it('reads again once a second until the boot NIC has a neighbour', async () => {
+    const answers = [[n('eth1')], undefined, [n('eth1'), n('eth0')]];
+    const sleeps: number[] = [];
+    const got = await waitForNeighbour([], async () => answers.shift(), ['eth0'], 10, async (ms) => void sleeps.push(ms));
+    expect(got.map((x) => x.interface)).toEqual(['eth1', 'eth0']);
+    expect(sleeps).toEqual([1000, 1000, 1000]);
+  });
+  it('gives up after the configured time and keeps what it saw', async () => {
+    let reads = 0;
+    const got = await waitForNeighbour([n('eth1')], async () => (reads++, [n('eth1')]), ['eth0'], 3, async () => {});
+    expect(reads).toBe(3);
+    expect(got).toEqual([n('eth1')]);
+  });
+  it('does not wait when the neighbour is already there or nothing is watched', async () => {
+    let reads = 0;
+    await waitForNeighbour([n('eth0')], async () => (reads++, []), ['eth0'], 10, async () => {});
+    await waitForNeighbour([], async () => (reads++, []), [], 10, async () => {});
+    expect(reads).toBe(0);
   });
 });

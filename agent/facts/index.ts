@@ -41,6 +41,26 @@ export interface CollectOptions {
   lldpSocket?: string | undefined;
   /** when lldpcli fails (no lldpd in the image), listen this long for LLDPDUs with tcpdump; 0 = do not */
   lldpCaptureSeconds?: number | undefined;
+  /**
+   * Wait up to this long for a neighbour on the boot NIC (or any linked NIC without BOOTIF). Our lldpd has only
+   * just started: a switch answers on its own tx-interval (30 s by default on most) unless it does 802.1AB-2009
+   * fast start, so the first read is often empty. 0 = read once.
+   */
+  lldpWaitSeconds?: number | undefined;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+}
+
+/**
+ * Reads LLDP neighbours again, once a second for up to `seconds`, until one of `watched` interfaces has one.
+ * A failed read keeps what the last good one saw.
+ */
+export async function waitForNeighbour<N extends { interface: string }>(first: N[], read: () => Promise<N[] | undefined>, watched: string[], seconds: number, sleep: (ms: number) => Promise<void>): Promise<N[]> {
+  let seen = first;
+  for (let waited = 0; watched.length && waited < seconds && !seen.some((n) => watched.includes(n.interface)); waited++) {
+    await sleep(1000);
+    seen = (await read()) ?? seen;
+  }
+  return seen;
 }
 
 export class NoUuidError extends Error {
@@ -57,7 +77,7 @@ export function probeFailure(probe: string, err: unknown): ProbeFailure {
   return f;
 }
 
-export async function collectFacts({ exec, paths: p = {}, uuidHint, bootMac, lldpSocket, lldpCaptureSeconds = 0 }: CollectOptions): Promise<{ facts: Facts; failures: ProbeFailure[] }> {
+export async function collectFacts({ exec, paths: p = {}, uuidHint, bootMac, lldpSocket, lldpCaptureSeconds = 0, lldpWaitSeconds = 0, sleep = (ms) => new Promise((r) => setTimeout(r, ms)) }: CollectOptions): Promise<{ facts: Facts; failures: ProbeFailure[] }> {
   const paths = { ...DEFAULT_FACT_PATHS, ...p };
   const failures: ProbeFailure[] = [];
   async function probe<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
@@ -100,6 +120,10 @@ export async function collectFacts({ exec, paths: p = {}, uuidHint, bootMac, lld
   const disks = await probe('lsblk', () => collectDisks(exec));
   if (disks) facts.disks = disks;
   let lldp: Facts['lldp'] = await probe('lldp', () => collectLldp(exec, { socket: lldpSocket }));
+  if (lldp) {
+    const watched = facts.nics.filter((n) => (facts.nics.some((x) => x.boot) ? n.boot : n.link)).map((n) => n.name);
+    lldp = await waitForNeighbour(lldp, () => probe('lldp', () => collectLldp(exec, { socket: lldpSocket })), watched, lldpWaitSeconds, sleep);
+  }
   if (!lldp && lldpCaptureSeconds > 0) {
     const up = facts.nics.filter((n) => n.link).map((n) => n.name);
     const cap = await probe('lldp-capture', () => captureLldp(exec, up, { seconds: lldpCaptureSeconds }));
