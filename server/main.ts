@@ -119,8 +119,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;
+  const bootBackend = dhcpConfig?.enabled ? createBootBackend({ nodes, log: log.child({ component: 'boot-backend' }) }) : undefined;
   if (dhcpConfig?.enabled) {
-    dhcp = createDhcpServer({ ...dhcpConfig, backend: createBootBackend({ nodes }), leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
+    dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
     await dhcp.start();
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
   }
@@ -132,6 +133,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     adminToken,
     async stop() {
       await dhcp?.stop();
+      bootBackend?.stop();
       await tftp?.stop();
       await fleet.stop();
       await new Promise<void>((resolve) => {

@@ -226,6 +226,11 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       await db.update(nodes).set({ ...patch, updatedAt: clock.now() }).where(eq(nodes.uuid, uuid));
     },
 
+    /** Every known MAC with what DHCP needs of its node: one query for the boot backend's snapshot. */
+    async macTable(): Promise<{ mac: string; state: string; hostname: string | null; labels: Record<string, string> }[]> {
+      return db.select({ mac: interfaces.mac, state: nodes.state, hostname: nodes.hostname, labels: nodes.labels }).from(interfaces).innerJoin(nodes, eq(nodes.uuid, interfaces.nodeUuid));
+    },
+
     /** Nodes whose MAC is known: DHCP reservations ask this. */
     async byMac(mac: string): Promise<NodeRow | null> {
       const [row] = await db.select({ node: nodes }).from(interfaces).innerJoin(nodes, eq(nodes.uuid, interfaces.nodeUuid)).where(eq(interfaces.mac, mac));

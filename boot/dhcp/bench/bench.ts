@@ -89,7 +89,31 @@ async function bootfarm(S: string, fsync: boolean): Promise<Proc> {
     return p;
 }
 
+// The product's own path: leases in the database (PGlite in a fresh data dir), the registry as backend. It lives
+// in server/ (boot/ may not import it); the bench only starts it as a process.
+async function bootfarmDb(S: string): Promise<Proc> {
+  const file = join(dir, 'bootfarm-db.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      mode: 'full',
+      interface: SIF,
+      serverIp: SERVER,
+      httpBase: `http://${SERVER}:8080`,
+      pools: [{ subnet: '10.89.0.0/16', range: { start: RANGE[0], end: RANGE[1] } }],
+      leaseSeconds: LEASE,
+      dataDir: mkdtempSync(join(leaseDir(), 'pglite-')),
+      logLevel: 'warn',
+    }),
+  );
+  const p = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'server/bench/dhcp-serve.ts'), file]);
+  await waitReady(p, (l) => l === '{"msg":"ready"}', 120_000);
+  return p;
+}
+
 const targets: Record<string, (S: string) => Promise<Proc>> = {
+  // the product: leases in PGlite through server/store/leases.ts
+  'bootfarm-db': bootfarmDb,
   // append-only lease file, fdatasync per group-committed batch
   bootfarm: (S) => bootfarm(S, true),
   // the same file written without fsync: what kea's memfile does
@@ -143,7 +167,7 @@ async function main(): Promise<void> {
   ip('-n', S, 'route', 'add', '10.89.0.0/16', 'via', '10.88.0.2');
 
   const names = (values.only ? values.only.split(',') : Object.keys(targets)).filter((n) => {
-    const bin = ({ bootfarm: 'node', 'bootfarm-nosync': 'node', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' } as Record<string, string>)[n];
+    const bin = ({ bootfarm: 'node', 'bootfarm-nosync': 'node', 'bootfarm-db': 'node', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' } as Record<string, string>)[n];
     if (!bin || !hasCommand(bin)) {
       console.error(`skipping ${n}: ${bin ?? 'unknown target'} not installed`);
       return false;
