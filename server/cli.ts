@@ -9,6 +9,7 @@ import { createLogger } from './log.ts';
 import { startServer } from './main.ts';
 import { FIRMWARE_USAGE, runFirmware } from './cli/firmware.ts';
 import { IMAGE_USAGE, ImageCliError, runImageCommand } from './images/cli.ts';
+import { createHttp } from './cli/http.ts';
 
 const USAGE = `usage: bootfarm <command> [options]
   serve                          run the boot server (config: BOOTFARM_CONFIG file + BOOTFARM_* env)
@@ -29,26 +30,7 @@ export interface ApiClient {
 }
 
 export function apiClient(url: string, token: string | undefined, fetchImpl: typeof fetch = fetch): ApiClient {
-  async function call(method: string, path: string, body?: unknown) {
-    let res: Response;
-    try {
-      res = await fetchImpl(url.replace(/\/+$/, '') + path, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (e) {
-      throw new CliError(`cannot reach ${url}: ${(e as Error).message}`);
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = text;
-    }
-    if (!res.ok) {
-      const err = (json as { error?: { code?: string; message?: string } })?.error;
-      throw new CliError(`${res.status} ${err?.code ?? ''}: ${err?.message ?? text}`);
-    }
-    return json;
-  }
+  const call = createHttp({ url, token, fetchImpl, fail: (m) => new CliError(m) });
   return { get: (p) => call('GET', p), post: (p, b) => call('POST', p, b) };
 }
 

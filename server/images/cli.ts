@@ -7,6 +7,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createHttp } from '../cli/http.ts';
 import { sha256File } from './pipeline.ts';
 
 export const IMAGE_USAGE = `  image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C]
@@ -27,31 +28,8 @@ export interface ImageCliOptions {
 }
 
 function client({ url, token, fetchImpl = fetch }: ImageCliOptions) {
-  return async function call<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    let res: Response;
-    const raw = body instanceof Uint8Array;
-    try {
-      res = await fetchImpl(url.replace(/\/+$/, '') + path, {
-        method,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': raw ? 'application/offset+octet-stream' : 'application/json' } : {}), ...headers },
-        body: body === undefined ? undefined : raw ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body),
-      });
-    } catch (e) {
-      throw new ImageCliError(`cannot reach ${url}: ${(e as Error).message}`);
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = text;
-    }
-    if (!res.ok) {
-      const err = (json as { error?: { code?: string; message?: string } })?.error;
-      throw Object.assign(new ImageCliError(`${res.status} ${err?.code ?? ''}: ${err?.message ?? text}`), { status: res.status, body: json });
-    }
-    return json as T;
-  };
+  // status and body ride on the error: an interrupted upload resumes from the offset the server reports
+  return createHttp({ url, token, fetchImpl, fail: (m, status, body) => Object.assign(new ImageCliError(m), { status, body }) });
 }
 
 const KERNEL_NAMES = /^(vmlinuz|bzImage|kernel|linux)([-.].*)?$/;

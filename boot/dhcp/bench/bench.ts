@@ -66,33 +66,9 @@ async function waitReady(p: Proc, pred: (l: string) => boolean, ms = 20_000): Pr
   await sleep(300);
 }
 
-async function bootfarm(S: string, fsync: boolean): Promise<Proc> {
-    const file = join(dir, 'bootfarm.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        mode: 'full',
-        interface: SIF,
-        serverIp: SERVER,
-        httpBase: `http://${SERVER}:8080`,
-        pools: [{ subnet: '10.89.0.0/16', range: { start: RANGE[0], end: RANGE[1] } }],
-        leaseSeconds: LEASE,
-        leaseFile: join(leaseDir(), `bootfarm-${fsync}.jsonl`),
-        leaseFsync: fsync,
-        logLevel: 'warn',
-      }),
-    );
-    // BFDHCP_PROF=DIR: write a V8 CPU profile of our server there
-    const prof = process.env.BFDHCP_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BFDHCP_PROF}`] : [];
-    const p = lab.run(S, ['node', ...prof, '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), file]);
-    await waitReady(p, (l) => l === '{"msg":"ready"}');
-    return p;
-}
-
-// The product's own path: leases in the database (PGlite in a fresh data dir), the registry as backend. It lives
-// in server/ (boot/ may not import it); the bench only starts it as a process.
-async function bootfarmDb(S: string): Promise<Proc> {
-  const file = join(dir, 'bootfarm-db.json');
+/** The DHCP config every bootfarm target runs with, plus what its lease store needs. */
+function writeConfig(name: string, extra: Record<string, unknown>): string {
+  const file = join(dir, `${name}.json`);
   writeFileSync(
     file,
     JSON.stringify({
@@ -102,10 +78,26 @@ async function bootfarmDb(S: string): Promise<Proc> {
       httpBase: `http://${SERVER}:8080`,
       pools: [{ subnet: '10.89.0.0/16', range: { start: RANGE[0], end: RANGE[1] } }],
       leaseSeconds: LEASE,
-      dataDir: mkdtempSync(join(leaseDir(), 'pglite-')),
       logLevel: 'warn',
+      ...extra,
     }),
   );
+  return file;
+}
+
+async function bootfarm(S: string, fsync: boolean): Promise<Proc> {
+  const file = writeConfig(`bootfarm-${fsync}`, { leaseFile: join(leaseDir(), `bootfarm-${fsync}.jsonl`), leaseFsync: fsync });
+  // BFDHCP_PROF=DIR: write a V8 CPU profile of our server there
+  const prof = process.env.BFDHCP_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BFDHCP_PROF}`] : [];
+  const p = lab.run(S, ['node', ...prof, '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), file]);
+  await waitReady(p, (l) => l === '{"msg":"ready"}');
+  return p;
+}
+
+// The product's own path: leases in the database (PGlite in a fresh data dir), the registry as backend. It lives
+// in server/ (boot/ may not import it); the bench only starts it as a process.
+async function bootfarmDb(S: string): Promise<Proc> {
+  const file = writeConfig('bootfarm-db', { dataDir: mkdtempSync(join(leaseDir(), 'pglite-')) });
   const p = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'server/bench/dhcp-serve.ts'), file]);
   await waitReady(p, (l) => l === '{"msg":"ready"}', 120_000);
   return p;
