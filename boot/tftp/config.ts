@@ -7,11 +7,12 @@ export const tftpConfigSchema = z.object({
    * address a request arrived on, so with 0.0.0.0 replies leave from the kernel's choice. */
   address: z.string().default('0.0.0.0'),
   port: z.number().int().min(0).max(65535).default(69),
-  /** directory served as-is (paths confined to it); omit to serve only `files` */
+  /** directory served as-is (paths confined to it); its files win over the built-in iPXE names */
   root: z.string().optional(),
   /** extra names → absolute file paths, e.g. { "undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe" } */
   files: z.record(z.string(), z.string()).default({}),
-  /** also serve Debian's iPXE binaries under their usual names (DEFAULT_IPXE_FILES) */
+  /** also serve Debian's iPXE binaries under their usual names (DEFAULT_IPXE_FILES) when neither
+   * `files` nor the root has a file of that name */
   ipxeDefaults: z.boolean().default(true),
   /** RFC 2348; 1468 fills a 1500-byte Ethernet frame (1500 − 20 IP − 8 UDP − 4 TFTP) */
   maxBlksize: z.number().int().min(8).max(65464).default(1468),

@@ -48,4 +48,18 @@ describe('createFsOpener', () => {
     expect(await open('efi/boot.efi')).toBeNull(); // no root configured
     expect(await createFsOpener({ ipxeDefaults: false })('undionly.kpxe')).toBeNull();
   });
+
+  it('a file in the root wins over the built-in iPXE name; a configured name wins over both', async () => {
+    const own = path.join(dir, 'own-root');
+    await mkdir(own, { recursive: true });
+    await writeFile(path.join(own, 'undionly.kpxe'), 'operator build with an embedded script');
+    const open = createFsOpener({ root: own });
+    expect(await read(open, 'undionly.kpxe')).toBe('operator build with an embedded script');
+    expect((await open('snponly.efi'))?.size).toBeGreaterThan(10_000); // not in the root: Debian's
+    const configured = createFsOpener({ root: own, files: { 'undionly.kpxe': path.join(dir, 'secret') } });
+    expect(await read(configured, 'undionly.kpxe')).toBe('outside');
+    // a symlink in the root that leaves it is never followed: the built-in binary answers instead
+    await symlink(path.join(dir, 'secret'), path.join(own, 'ipxe.efi'));
+    expect((await open('ipxe.efi'))?.size).toBeGreaterThan(10_000);
+  });
 });

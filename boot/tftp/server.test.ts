@@ -27,6 +27,9 @@ beforeAll(async () => {
     await writeFile(path.join(dir, name), buf);
     digests[name] = await sha256File(path.join(dir, name));
   }
+  // an operator's own iPXE build under a built-in name: the root's file must be what clients get
+  await writeFile(path.join(dir, 'snponly.efi'), randomBytes(70_000));
+  digests['snponly.efi'] = await sha256File(path.join(dir, 'snponly.efi'));
   // a random tag: two runs of this suite at once (make test + a manual run) must not collide
   lab = await createNetLab(`t${Math.random().toString(36).slice(2, 5)}`);
   server = createTftpServer({
@@ -93,6 +96,13 @@ describe('real clients on a clean link', () => {
     const local = path.join(out, 'undionly.kpxe');
     await curlGet('undionly.kpxe', local);
     expect(await sha256File(local)).toBe(await sha256File('/usr/lib/ipxe/undionly.kpxe'));
+  });
+
+  it('a file in the TFTP root wins over the built-in iPXE binary of the same name', async () => {
+    const local = path.join(out, 'snponly.efi');
+    await curlGet('snponly.efi', local);
+    expect(await sha256File(local)).toBe(digests['snponly.efi']);
+    expect(digests['snponly.efi']).not.toBe(await sha256File('/usr/lib/ipxe/snponly.efi'));
   });
 
   it('runs ten transfers from three clients at once, each on its own port', async () => {
