@@ -3,6 +3,6 @@
 # against a real single-node Ceph RGW. Loopback only, ~1-2 minutes.
 .PHONY: bench-images
 bench-images: deps
-	npx tsx server/images/bench.ts
+	npx tsx bench/images.ts
 
 bench: bench-images

@@ -8,8 +8,8 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './main.ts';
 import { FIRMWARE_USAGE, runFirmware } from './cli/firmware.ts';
-import { IMAGE_USAGE, ImageCliError, runImageCommand } from './images/cli.ts';
-import { createHttp } from './cli/http.ts';
+import { IMAGE_USAGE, ImageCliError, runImageCommand } from './cli/image.ts';
+import { createHttp, type ApiClient } from './cli/http.ts';
 
 const USAGE = `usage: bootfarm <command> [options]
   serve                          run the boot server (config: BOOTFARM_CONFIG file + BOOTFARM_* env)
@@ -24,10 +24,7 @@ options: --url URL (BOOTFARM_URL)  --token TOKEN (BOOTFARM_TOKEN)  --json`;
 
 export class CliError extends Error {}
 
-export interface ApiClient {
-  get(path: string): Promise<unknown>;
-  post(path: string, body: unknown): Promise<unknown>;
-}
+export type { ApiClient };
 
 export function apiClient(url: string, token: string | undefined, fetchImpl: typeof fetch = fetch): ApiClient {
   const call = createHttp({ url, token, fetchImpl, fail: (m) => new CliError(m) });

@@ -23,6 +23,7 @@ import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
 import { powerMount } from './api/power.ts';
+import { imagesMount } from './api/images.ts';
 import { createBmcFactory } from './bmc/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
@@ -95,7 +96,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), images.adminMount, powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

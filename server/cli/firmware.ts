@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { stringify } from 'yaml';
-import type { ApiClient } from '../cli.ts';
+import type { ApiClient } from './http.ts';
 import { BaselineDocumentError, parseBaselineDocument } from '../domain/firmware-baseline.ts';
 
 export const FIRMWARE_USAGE = `  firmware baseline apply FILE.yaml|FILE.json   create or change baselines (validated locally first)

@@ -1,5 +1,12 @@
 // The CLI's one HTTP caller for the admin API: bearer token, JSON (or raw bytes for uploads) in, the project's
 // error shape turned into a readable error out. Each command family passes the error it throws.
+/** What a command family needs to call the admin API (its own module, so server/cli.ts and server/cli/*.ts do
+ * not import each other). */
+export interface ApiClient {
+  get(path: string): Promise<unknown>;
+  post(path: string, body: unknown): Promise<unknown>;
+}
+
 export type Fail = (message: string, status?: number, body?: unknown) => Error;
 
 export function createHttp({ url, token, fetchImpl = fetch, fail }: { url: string; token?: string | undefined; fetchImpl?: typeof fetch; fail: Fail }) {

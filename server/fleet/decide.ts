@@ -12,6 +12,7 @@
 import type { NodeState } from '../contract/lifecycle.ts';
 import type { BmcHealth, PowerState } from '../bmc/types.ts';
 import type { FleetConfig } from './config.ts';
+import type { RebuildRecord } from '../domain/rebuild.ts';
 
 export interface FleetNode {
   uuid: string;
@@ -25,16 +26,7 @@ export interface FleetNode {
   hasBmc: boolean;
 }
 
-export interface RebuildRecord {
-  id: number;
-  nodeUuid: string;
-  attempt: number;
-  rack: string | null;
-  failedAt: Date;
-  startedAt: Date;
-  finishedAt: Date | null;
-  outcome: string;
-}
+export type { RebuildRecord };
 
 export interface BmcObservation {
   at: Date;

@@ -4,15 +4,13 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Db } from '../db/index.ts';
-import { parseSection, type Role } from '../config.ts';
+import { parseSection } from '../config.ts';
 import type { Clock } from '../clock.ts';
-import type { MiddlewareHandler } from 'hono';
 import { createBlobCache, type CacheLogger } from './cache.ts';
 import { createLocalStore } from './local.ts';
 import { createS3Store } from './s3.ts';
 import { createImagePipeline } from './pipeline.ts';
 import { createImageServeApp } from './serve.ts';
-import { createImagesAdminApp, IMAGE_ROUTE_DOCS } from './admin.ts';
 import type { ImageStore } from './store.ts';
 
 const GiB = 1024 ** 3;
@@ -131,12 +129,8 @@ export async function createImages({ config, db, log, clock, metrics }: ImagesDe
     catalog: pipeline.catalog,
     /** mount at '/': GET/HEAD /images/:digest and /images/by-name/:name/:channel/kernel|initrd */
     serveApp,
-    /** for createApp's `extra`: the admin API at /api/v1/images */
-    adminMount: (requireRole: (min: Role) => MiddlewareHandler) => ({
-      at: '/api/v1/images',
-      app: createImagesAdminApp({ pipeline, store, requireRole, stagingDir: join(base, 'uploads'), maxBlobBytes: cfg.maxBlobBytes, chunkBytes: cfg.uploadChunkBytes }),
-      docs: IMAGE_ROUTE_DOCS,
-    }),
+    /** where uploads are staged until verified (the admin API, server/api/images.ts `imagesMount`, uses it) */
+    stagingDir: join(base, 'uploads'),
     /** one rollback-controller tick (call from the leader's loop); a no-op when rollback is disabled */
     evaluateRollbacks: async () => (cfg.rollback.enabled ? pipeline.evaluateAllRollbacks() : []),
   };

@@ -12,7 +12,7 @@ import { FakeClock } from '../clock.ts';
 import { AppError } from '../errors.ts';
 import { createLocalStore } from './local.ts';
 import { createImagePipeline, type ImagePipeline } from './pipeline.ts';
-import { blobFile } from './testing.ts';
+import { blobFile } from '../../test/fakes/images.ts';
 
 describe('image promotion pipeline', () => {
   let h: DbHandle;

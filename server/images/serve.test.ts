@@ -13,7 +13,7 @@ import { createS3Store, type S3ImageStore } from './s3.ts';
 import { createLocalStore } from './local.ts';
 import { createBlobCache, type BlobCache } from './cache.ts';
 import { createImageServeApp } from './serve.ts';
-import { blobFile, brokenStore, countS3Commands, fetchBlob, fixedCatalog, listenApp, sha256 } from './testing.ts';
+import { blobFile, brokenStore, countS3Commands, fetchBlob, fixedCatalog, listenApp, sha256 } from '../../test/fakes/images.ts';
 import { blobKey } from './store.ts';
 
 const MiB = 1024 * 1024;

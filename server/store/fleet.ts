@@ -4,7 +4,7 @@
 import { and, desc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
-import type { RebuildRecord } from '../fleet/decide.ts';
+import type { RebuildRecord } from '../domain/rebuild.ts';
 
 export type WebhookDelivery = typeof fleetWebhookDeliveries.$inferSelect;
 

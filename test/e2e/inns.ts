@@ -7,11 +7,11 @@
 import { startPostgres } from '../harness/postgres.ts';
 import { startCeph } from '../harness/ceph.ts';
 
-// `inns.ts image-push URL TOKEN push DIR --name N …`: the image CLI (server/images/cli.ts) run from inside the
+// `inns.ts image-push URL TOKEN push DIR --name N …`: the image CLI (server/cli/image.ts) run from inside the
 // namespace, where the server's URL is reachable; exits with the CLI's code.
 if (process.argv[2] === 'image-push') {
   const [url, token, ...argv] = process.argv.slice(3);
-  const { runImageCommand } = await import('../../server/images/cli.ts');
+  const { runImageCommand } = await import('../../server/cli/image.ts');
   const code = await runImageCommand(argv, { url: url!, token, out: (l) => process.stdout.write(`${l}\n`) }).catch((e: Error) => {
     process.stderr.write(`image ${argv.join(' ')}: ${e.message}\n`);
     return 1;

@@ -98,7 +98,7 @@ async function bootfarm(S: string, fsync: boolean): Promise<Proc> {
 // in server/ (boot/ may not import it); the bench only starts it as a process.
 async function bootfarmDb(S: string): Promise<Proc> {
   const file = writeConfig('bootfarm-db', { dataDir: mkdtempSync(join(leaseDir(), 'pglite-')) });
-  const p = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'server/bench/dhcp-serve.ts'), file]);
+  const p = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'bench/dhcp-serve.ts'), file]);
   await waitReady(p, (l) => l === '{"msg":"ready"}', 120_000);
   return p;
 }

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import { Hono } from 'hono';
-import { createS3Store } from './s3.ts';
-import { createBlobCache } from './cache.ts';
-import { createImageServeApp } from './serve.ts';
-import { blobFile, countS3Commands, fetchBlob, fixedCatalog, listenApp } from './testing.ts';
+import { createS3Store } from '../server/images/s3.ts';
+import { createBlobCache } from '../server/images/cache.ts';
+import { createImageServeApp } from '../server/images/serve.ts';
+import { blobFile, countS3Commands, fetchBlob, fixedCatalog, listenApp } from '../test/fakes/images.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_IMAGE_MB ?? 30) * MiB;
@@ -141,7 +141,7 @@ async function hotLoad(url: string, clients: number, seconds: number): Promise<{
 }
 
 async function main() {
-  const { startCeph, freePort } = await import('../../test/harness/ceph.ts');
+  const { startCeph, freePort } = await import('../test/harness/ceph.ts');
   const tmp = mkdtempSync(join(tmpdir(), 'bfimg-bench-'));
   const procs: ChildProcess[] = [];
   // Bounded: a hard stop, and no process left behind whatever happens (by PID).

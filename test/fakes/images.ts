@@ -4,8 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
-import type { ImageCatalog, ResolvedImage } from '../domain/images.ts';
-import type { S3ImageStore } from './s3.ts';
+import type { ImageCatalog, ResolvedImage } from '../../server/domain/images.ts';
+import type { S3ImageStore } from '../../server/images/s3.ts';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -77,7 +77,7 @@ export function fetchBlob(url: string, { method = 'GET', headers = {}, agent, ke
 /** Serve a hono app on 127.0.0.1 on a random port with the settings of tuneHttpServer. */
 export async function listenApp(fetch: (req: Request, env: unknown) => Response | Promise<Response>): Promise<{ url: string; server: http.Server; close(): Promise<void> }> {
   const { createAdaptorServer } = await import('@hono/node-server');
-  const { tuneHttpServer } = await import('./serve.ts');
+  const { tuneHttpServer } = await import('../../server/images/serve.ts');
   const server = createAdaptorServer({ fetch }) as http.Server;
   tuneHttpServer(server);
   // A boot storm opens hundreds of connections at once: a deep accept queue avoids SYN retries.
@@ -98,7 +98,7 @@ export async function listenApp(fetch: (req: Request, env: unknown) => Response 
  * BrokenStore: a real store whose GET streams break after `failAfter` bytes, like RGW dying mid-transfer.
  * A fake because the break has to land at a known byte, which stopping a real gateway cannot promise.
  */
-export function brokenStore(inner: import('./store.ts').ImageStore, failAfter: number): import('./store.ts').ImageStore {
+export function brokenStore(inner: import('../../server/images/store.ts').ImageStore, failAfter: number): import('../../server/images/store.ts').ImageStore {
   return {
     ...inner,
     stat: (d) => inner.stat(d),

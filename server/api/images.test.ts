@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { Hono } from 'hono';
 import { createDb, type DbHandle } from '../db/index.ts';
 import { silentLogger } from '../log.ts';
-import { createAdminAuth } from '../api/auth.ts';
-import { createErrorHandler } from '../api/errors.ts';
-import { createImages, type Images } from './index.ts';
-import { runImageCommand, type ImageCliOptions } from './cli.ts';
-import { blobFile, fetchBlob, listenApp } from './testing.ts';
+import { createAdminAuth } from './auth.ts';
+import { createErrorHandler } from './errors.ts';
+import { imagesMount } from './images.ts';
+import { createImages, type Images } from '../images/index.ts';
+import { runImageCommand, type ImageCliOptions } from '../cli/image.ts';
+import { blobFile, fetchBlob, listenApp } from '../../test/fakes/images.ts';
 
 const ADMIN = 'admin-token-0123456789';
 const OPS = 'operator-token-0123456789';
@@ -48,7 +49,7 @@ describe('images admin API and CLI', () => {
       { name: 'alice', role: 'admin', token: ADMIN },
       { name: 'ops', role: 'operator', token: OPS },
     ]);
-    const m = images.adminMount(requireRole);
+    const m = imagesMount(images)(requireRole);
     app.route(m.at, m.app);
     app.route('/', images.serveApp);
     srv = await listenApp(app.fetch);

@@ -7,8 +7,8 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHttp } from '../cli/http.ts';
-import { sha256File } from './pipeline.ts';
+import { createHttp } from './http.ts';
+import { sha256File } from '../images/pipeline.ts';
 
 export const IMAGE_USAGE = `  image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C]
   image list | image show NAME | image history NAME [--channel C]

@@ -1,15 +1,15 @@
 // The DHCP server as the product runs it, for `make bench-dhcp`: leases in the database through
 // server/store/leases.ts (one multi-row upsert per group-committed batch) and "who is this MAC?" answered by the
 // node registry (server/boot-backend.ts). boot/dhcp/bench/bench.ts starts it in its namespace as the
-// `bootfarm-db` target:  node --import tsx server/bench/dhcp-serve.ts CONFIG.json
+// `bootfarm-db` target:  node --import tsx bench/dhcp-serve.ts CONFIG.json
 // CONFIG is the DHCP config plus `dataDir` (PGlite; a fresh directory) or `databaseUrl`, and `logLevel`.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { createDhcpServer, type DhcpConfigInput } from '../../boot/dhcp/index.ts';
-import { createDb } from '../db/index.ts';
-import { createLeaseDbStore } from '../store/leases.ts';
-import { createNodeStore } from '../store/nodes.ts';
-import { createBootBackend } from '../boot-backend.ts';
+import { createDhcpServer, type DhcpConfigInput } from '../boot/dhcp/index.ts';
+import { createDb } from '../server/db/index.ts';
+import { createLeaseDbStore } from '../server/store/leases.ts';
+import { createNodeStore } from '../server/store/nodes.ts';
+import { createBootBackend } from '../server/boot-backend.ts';
 
 const file = process.argv[2];
 if (!file) {

@@ -11,11 +11,13 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { principalOf } from '../api/auth.ts';
-import { jsonBody, parseWith } from '../api/validate.ts';
-import type { RouteDoc } from '../api/openapi.ts';
-import type { ImagePipeline } from './pipeline.ts';
-import { DIGEST_RE, type ImageStore } from './store.ts';
+import { principalOf } from './auth.ts';
+import { jsonBody, parseWith } from './validate.ts';
+import type { RouteDoc } from './openapi.ts';
+import type { Mount } from './app.ts';
+import type { Images } from '../images/index.ts';
+import type { ImagePipeline } from '../images/pipeline.ts';
+import { DIGEST_RE, type ImageStore } from '../images/store.ts';
 
 const Digest = z.string().regex(DIGEST_RE, 'must be a sha256 digest: 64 lower-case hex characters');
 const Blob = z.strictObject({ digest: Digest, size: z.number().int().min(1).optional() });
@@ -164,4 +166,15 @@ export function createImagesAdminApp({ pipeline: p, store, requireRole, stagingD
   });
 
   return app;
+}
+
+/** For createApp's `extra`: the admin API at /api/v1/images. (The route file lives in api/, above images/, so
+ * the image area never imports HTTP helpers from the API layer.) */
+export function imagesMount(images: Images): (requireRole: (min: Role) => MiddlewareHandler) => Mount {
+  const { config: cfg } = images;
+  return (requireRole) => ({
+    at: '/api/v1/images',
+    app: createImagesAdminApp({ pipeline: images.pipeline, store: images.store, requireRole, stagingDir: images.stagingDir, maxBlobBytes: cfg.maxBlobBytes, chunkBytes: cfg.uploadChunkBytes }),
+    docs: IMAGE_ROUTE_DOCS,
+  });
 }
