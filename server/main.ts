@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -13,7 +14,7 @@ import { createBootBackend } from './boot-backend.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
-import { createSecrets } from './secrets.ts';
+import { createSecrets, restrictTree } from './secrets.ts';
 import { createApp } from './api/app.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
@@ -59,7 +60,11 @@ async function connectWithRetry(config: Config, log: Logger): Promise<DbHandle> 
 }
 
 export async function startServer(config: Config, { log, clock = systemClock }: { log: Logger; clock?: Clock }): Promise<Running> {
-  mkdirSync(config.dataDir, { recursive: true });
+  // everything the server writes (database, secrets, image store, cache) is for this user only; a worker thread
+  // cannot change the process umask, and restrictTree below covers what is already there
+  if (isMainThread) process.umask(0o077);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  for (const p of restrictTree(config.dataDir)) log.warn(p, 'could not make a data directory entry private to this user (0700 directories, 0600 files)');
   const key = config.secretKey ?? persistedSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64'));
   const secrets = createSecrets(Buffer.from(key, 'base64'));
   let adminToken: string | undefined;

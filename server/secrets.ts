@@ -1,6 +1,8 @@
 // Secrets at rest (BMC passwords): AES-256-GCM with a 32-byte key from config. The stored form is
 // "v1.<iv b64>.<tag b64>.<ciphertext b64>"; a wrong key or a tampered value fails authentication and throws.
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Secrets {
   encrypt(plain: string): string;
@@ -39,3 +41,41 @@ export function tokenMatches(token: string, storedHash: string | null | undefine
 
 /** A new random token, URL- and kernel-cmdline-safe. */
 export const newToken = () => randomBytes(24).toString('base64url');
+
+/** Makes a directory tree private to the user the server runs as: directories 0700, files 0600. PGlite's initdb
+ * unpacks its cluster template with mode 0666 files (explicit chmod, so the umask does not help), and an older
+ * data directory may hold such files already. Symbolic links are left alone (chmod would follow them out of the
+ * tree). Returns what could not be changed (e.g. a file owned by another user), for the caller to log. */
+export function restrictTree(root: string): { path: string; error: string }[] {
+  const failures: { path: string; error: string }[] = [];
+  const visit = (path: string) => {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      // a file PostgreSQL removed while we walked: nothing left to protect
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') failures.push({ path, error: (e as Error).message });
+      return;
+    }
+    if (st.isSymbolicLink()) return;
+    const want = st.isDirectory() ? 0o700 : 0o600;
+    if ((st.mode & 0o777) !== want) {
+      try {
+        chmodSync(path, want);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') failures.push({ path, error: (e as Error).message });
+      }
+    }
+    if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') failures.push({ path, error: (e as Error).message });
+      }
+      for (const n of names) visit(join(path, n));
+    }
+  };
+  visit(root);
+  return failures;
+}

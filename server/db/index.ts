@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import * as schema from './schema/index.ts';
+import { restrictTree } from '../secrets.ts';
 
 export { schema };
 export type Schema = typeof schema;
@@ -68,8 +69,15 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
   }
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
-  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
+  const onDisk = !dataDir.includes('://');
+  // the cluster holds every secret we keep (sealed BMC passwords, token hashes, sessions): private to this user
+  if (onDisk) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    restrictTree(dataDir);
+  }
   const client = await PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
+  // initdb unpacked a template with 0666 files: close them before anything is written into them
+  if (onDisk) restrictTree(dataDir);
   const db = drizzle(client, { schema }) as unknown as Db;
   if (migrate) {
     const { migrate: run } = await import('drizzle-orm/pglite/migrator');
