@@ -9,6 +9,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
+import { registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
 import { createBootBackend } from './boot-backend.ts';
 import { createDb, type DbHandle } from './db/index.ts';
@@ -129,6 +130,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   if (dhcpConfig?.enabled) {
     dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
     await dhcp.start();
+    registerDhcpMetrics(metrics, dhcp.stats);
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
   }
 

@@ -61,6 +61,8 @@ export const DhcpConfigSchema = z
     offerSeconds: z.number().int().min(5).default(60),
     /** how long a DECLINEd address stays out of use (RFC 2131 §3.1.5: the address is in use elsewhere) */
     declineSeconds: z.number().int().min(10).default(600),
+    /** warnings a client can provoke (forged DECLINE/RELEASE, bad hlen, …): at most one line per source per interval */
+    warnIntervalSeconds: z.number().int().min(1).default(60),
     /** UDP ports (tests move them; production uses 67 and 4011) */
     port: z.number().int().min(1).max(65535).default(67),
     proxyPort: z.number().int().min(1).max(65535).default(4011),

@@ -337,3 +337,157 @@ describe('proxy mode', () => {
     expect(await r.handle(req, local)).toBeNull();
   });
 });
+
+describe('DECLINE and RELEASE only from the lease owner (RFC 2131 §4.3.3, §4.3.4)', () => {
+  const OTHER = '52:54:00:66:66:66';
+  const cid = (mac: string) => Buffer.from(`01${mac.replaceAll(':', '')}`, 'hex'); // type 1 + MAC, as udhcpc and dhclient send it
+  const withCid = (mac: string, id = cid(mac)) => ({ extra: [[Opt.CLIENT_ID, id]] as [number, Buffer][] });
+  const release = (mac: string, ip: string, over: Partial<Parameters<typeof request>[0]> = {}) => request({ type: MessageType.RELEASE, mac, ciaddr: ip, serverId: '10.0.0.1', ...over });
+  const decline = (mac: string, ip: string, over: Partial<Parameters<typeof request>[0]> = {}) => request({ type: MessageType.DECLINE, mac, requestedIp: ip, serverId: '10.0.0.1', ...over });
+  const from = (address: string): Received => ({ on: 'dhcp', from: { address, port: 68 } });
+  /** does another machine that asks for `ip` get it? (it does once the lease is released or expired) */
+  const takenBy = async (r: ReturnType<typeof createResponder>, mac: string, ip: string) => (await dora(r, mac, { requestedIp: ip })).ack!.packet.yiaddr === ip;
+  const warnings = (log: ReturnType<typeof recordingLogger>, msg: string) => log.lines.filter((l) => l.level === 'warn' && l.msg === msg);
+
+  it('the reported bug: a RELEASE with hlen=0 no longer cancels a DECLINE lock-out (dropped, counted, logged)', async () => {
+    const { r, store, log } = setup();
+    await dora(r, MAC);
+    await r.handle(decline(MAC, '10.0.0.100'), local);
+    expect(store.rows.get('10.0.0.100')).toMatchObject({ state: 'declined', mac: '' });
+    const forged = release(MAC, '10.0.0.100');
+    forged.hlen = 0;
+    forged.chaddr = Buffer.alloc(16);
+    expect(await r.handle(forged, local)).toBeNull();
+    expect(r.stats.badHlen).toBe(1);
+    expect(store.rows.get('10.0.0.100')).toMatchObject({ state: 'declined', mac: '' });
+    expect(await takenBy(r, OTHER, '10.0.0.100')).toBe(false);
+    expect(warnings(log, 'DHCP packet with a bad hlen dropped')[0]!.obj).toMatchObject({ htype: 1, hlen: 0, suppressed: 0 });
+  });
+
+  it('htype 1 needs hlen 6: any other hlen is dropped for every message type; other htypes need 1..16', async () => {
+    const { r } = setup();
+    for (const hlen of [0, 5, 7, 16, 200]) {
+      const p = request({ type: MessageType.DISCOVER, mac: MAC });
+      p.hlen = hlen;
+      expect(await r.handle(p, local), `hlen ${hlen}`).toBeNull();
+    }
+    expect(r.stats.badHlen).toBe(5);
+    const ieee802 = request({ type: MessageType.DISCOVER, mac: MAC });
+    ieee802.htype = 6; // IEEE 802 networks, also 6 bytes
+    expect(type(await r.handle(ieee802, local))).toBe(MessageType.OFFER);
+    const ipoib = request({ type: MessageType.DISCOVER, mac: MAC });
+    ipoib.htype = 32;
+    ipoib.hlen = 0; // RFC 4390: InfiniBand sends no chaddr, and we key leases by chaddr
+    expect(await r.handle(ipoib, local)).toBeNull();
+    expect(r.stats.badHlen).toBe(6);
+  });
+
+  it('RELEASE from another hardware address: ignored and counted; the lease stays bound', async () => {
+    const { r, store, log } = setup();
+    await dora(r, MAC);
+    expect(await r.handle(release(OTHER, '10.0.0.100'), local)).toBeNull();
+    expect(store.rows.get('10.0.0.100')).toMatchObject({ state: 'bound', mac: MAC });
+    expect(r.stats.foreignReleases).toBe(1);
+    expect(warnings(log, 'DHCPRELEASE for a lease the sender does not own ignored')[0]!.obj).toMatchObject({ ip: '10.0.0.100', owner: MAC, source: OTHER });
+    expect(await takenBy(r, '52:54:00:00:00:02', '10.0.0.100')).toBe(false);
+  });
+
+  it("RELEASE with the owner's chaddr but without, or with another, client identifier: ignored; with the same one: honoured", async () => {
+    const { r, store } = setup();
+    await dora(r, MAC, withCid(MAC));
+    expect(store.rows.get('10.0.0.100')!.clientId).toBe(`01${MAC.replaceAll(':', '')}`);
+    await r.handle(release(MAC, '10.0.0.100'), local);
+    await r.handle(release(MAC, '10.0.0.100', withCid(MAC, Buffer.from('ff0000000001', 'hex'))), local);
+    expect(store.rows.get('10.0.0.100')!.state).toBe('bound');
+    expect(r.stats.foreignReleases).toBe(2);
+    await r.handle(release(MAC, '10.0.0.100', withCid(MAC)), local);
+    expect(store.rows.get('10.0.0.100')!.state).toBe('released');
+    expect(await takenBy(r, '52:54:00:00:00:02', '10.0.0.100')).toBe(true);
+  });
+
+  it('a lease bound without a client identifier is released by its chaddr alone', async () => {
+    const { r, store } = setup();
+    await dora(r, MAC);
+    await r.handle(release(MAC, '10.0.0.100', withCid(MAC)), local);
+    expect(store.rows.get('10.0.0.100')!.state).toBe('released');
+  });
+
+  it('a RELEASE sent directly from another IP address than the leased one is not from the owner (RFC 2131 §4.4.6: unicast from ciaddr)', async () => {
+    const { r, store } = setup();
+    await dora(r, MAC);
+    await r.handle(release(MAC, '10.0.0.100'), from('10.0.0.250'));
+    expect(store.rows.get('10.0.0.100')!.state).toBe('bound');
+    expect(r.stats.foreignReleases).toBe(1);
+    await r.handle(release(MAC, '10.0.0.100'), from('10.0.0.100'));
+    expect(store.rows.get('10.0.0.100')!.state).toBe('released');
+  });
+
+  it('DECLINE from another chaddr, or with another client identifier: ignored; the owner keeps its address', async () => {
+    const { r, store } = setup();
+    await dora(r, MAC, withCid(MAC));
+    await r.handle(decline(OTHER, '10.0.0.100'), local);
+    await r.handle(decline(MAC, '10.0.0.100'), local);
+    await r.handle(decline(MAC, '10.0.0.100', withCid(MAC, cid(OTHER))), local);
+    expect(r.stats.foreignDeclines).toBe(3);
+    expect(store.rows.get('10.0.0.100')).toMatchObject({ state: 'bound', mac: MAC });
+    expect((await dora(r, MAC, withCid(MAC))).ack!.packet.yiaddr).toBe('10.0.0.100');
+    // the owner itself: the address is taken out of use (RFC 2131 §4.3.3)
+    await r.handle(decline(MAC, '10.0.0.100', withCid(MAC)), local);
+    expect(store.rows.get('10.0.0.100')).toMatchObject({ state: 'declined', mac: '' });
+  });
+
+  describe('a reserved address', () => {
+    const RESERVED = '10.0.0.120';
+    const reserved = () => setup({}, { backend: new FixedBackend([{ mac: MAC, ipv4: RESERVED, hostname: 'node-7', allowBoot: true }]) });
+
+    it("is never locked out by someone else's DECLINE (spoofed chaddr without the client id, or another chaddr): alert, and the node keeps it", async () => {
+      const { r, store, log } = reserved();
+      await dora(r, MAC, withCid(MAC));
+      await r.handle(decline(MAC, RESERVED), local); // chaddr copied, option 61 not
+      await r.handle(decline(OTHER, RESERVED), local);
+      expect(r.stats.reservedDeclinesRefused).toBe(2);
+      expect(store.rows.get(RESERVED)).toMatchObject({ state: 'bound', mac: MAC });
+      const alerts = warnings(log, 'DHCPDECLINE of a reserved address from another client ignored');
+      expect(alerts.map((a) => a.obj)).toMatchObject([
+        { ip: RESERVED, reservedFor: MAC, source: MAC },
+        { ip: RESERVED, reservedFor: MAC, source: OTHER },
+      ]);
+      expect((await dora(r, MAC, withCid(MAC))).ack!.packet.yiaddr).toBe(RESERVED);
+      expect(log.lines.some((l) => l.msg === 'reserved address is leased to another client')).toBe(false);
+    });
+
+    it('is not locked out either when nobody holds a lease on it (reservation known from an earlier offer)', async () => {
+      const { r, clock } = reserved();
+      await r.handle(request({ type: MessageType.DISCOVER, mac: MAC }), local); // offered, never requested
+      clock.advance(120_000); // the offer lapsed
+      await r.handle(decline(OTHER, RESERVED), local);
+      expect(r.stats.reservedDeclinesRefused).toBe(1);
+      expect((await dora(r, MAC)).ack!.packet.yiaddr).toBe(RESERVED);
+    });
+
+    it("a DECLINE from its owner (or a perfect copy of it) is recorded as a conflict: counted, warned, reservation and lease kept", async () => {
+      const { r, store, log } = reserved();
+      await dora(r, MAC, withCid(MAC));
+      await r.handle(decline(MAC, RESERVED, withCid(MAC)), local);
+      expect(r.stats.reservedConflicts).toBe(1);
+      expect(store.rows.get(RESERVED)).toMatchObject({ state: 'bound', mac: MAC });
+      expect(warnings(log, 'reserved address is in use by another machine (DHCPDECLINE from its owner); reservation kept')[0]!.obj).toMatchObject({ ip: RESERVED });
+      expect(log.lines.some((l) => l.msg === 'address declined')).toBe(false);
+      expect((await dora(r, MAC, withCid(MAC))).ack!.packet.yiaddr).toBe(RESERVED);
+    });
+
+    it('a flood of 500 forged DECLINEs prints one line per source per interval, then one carrying the suppressed count', async () => {
+      const { r, log, clock } = reserved();
+      await dora(r, MAC, withCid(MAC));
+      for (let i = 0; i < 500; i++) await r.handle(decline(MAC, RESERVED), local);
+      const msg = 'DHCPDECLINE of a reserved address from another client ignored';
+      expect(warnings(log, msg)).toHaveLength(1);
+      expect(r.stats.reservedDeclinesRefused).toBe(500);
+      await r.handle(decline(OTHER, RESERVED), local); // another source gets its own line
+      expect(warnings(log, msg)).toHaveLength(2);
+      clock.advance(60_000);
+      await r.handle(decline(MAC, RESERVED), local);
+      expect(warnings(log, msg).map((l) => (l.obj as { suppressed: number }).suppressed)).toEqual([0, 0, 499]);
+    });
+  });
+});

@@ -3,12 +3,17 @@
 //
 // Leases are keyed by chaddr (the MAC), not by option 61: on a boot farm the PXE ROM, iPXE and the
 // installed OS each send a different client identifier for the same NIC, and the machine should keep
-// one address across that chain. RFC 2131 §4.2 allows chaddr when no identifier is used.
+// one address across that chain. RFC 2131 §4.2 allows chaddr when no identifier is used. The identifier
+// the lease was last bound with is kept, and a DECLINE or RELEASE must carry it (see forget()).
+//
+// Everything a client can make us log at warn goes through a per-source rate limit (limit.ts) and is
+// counted in `stats` (exported to /metrics), so a flood of forged packets costs one line a minute.
 import type { BootBackend, DhcpHost } from '../backend.ts';
 import { type BootUrls, chooseBootfile } from './bootfile.ts';
 import { type ClientInfo, classify, isBootClient } from './classify.ts';
 import { type DhcpConfig, type Pool, inSubnet, toPool } from './config.ts';
 import type { Lease, LeaseStore } from './leases.ts';
+import { createLogLimiter } from './limit.ts';
 import {
   BOOTREPLY,
   type DhcpPacket,
@@ -69,7 +74,33 @@ export interface Stats {
   ignored: number;
   exhausted: number;
   storeErrors: number;
+  /** packets dropped because hlen does not fit htype (RFC 2131 §2) */
+  badHlen: number;
+  /** RELEASEs / DECLINEs for a lease the sender does not own: ignored */
+  foreignReleases: number;
+  foreignDeclines: number;
+  /** DECLINEs of a reserved address from a client other than its owner: ignored (an alert: someone forges them) */
+  reservedDeclinesRefused: number;
+  /** DECLINEs of a reserved address from its owner: another machine uses that address; the reservation is kept */
+  reservedConflicts: number;
 }
+
+/**
+ * Why a packet's hardware address cannot be trusted as a lease key, or undefined when it can.
+ * RFC 2131 §2: hlen is the length of chaddr for htype; for Ethernet (htype 1, "Assigned Numbers") it is 6.
+ * Leases are keyed by chaddr, so a packet without one (hlen 0, e.g. IPoIB clients per RFC 4390) is not
+ * served either: its empty key would match every other keyless packet, and did (a RELEASE with hlen 0
+ * used to free an address that a DECLINE had locked, whose owner is recorded as '').
+ */
+export function hlenProblem(p: Pick<DhcpPacket, 'htype' | 'hlen'>): string | undefined {
+  if (p.htype === 1 && p.hlen !== 6) return `htype 1 (Ethernet) needs hlen 6, got ${p.hlen}`;
+  if (p.hlen === 0 || p.hlen > 16) return `hlen ${p.hlen} is outside 1..16`;
+  return undefined;
+}
+
+/** chaddr's first six bytes as a MAC: who a malformed packet claims to be, for the log only */
+const chaddrGuess = (p: DhcpPacket): string => [...p.chaddr.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+
 
 export function createResponder({ config, backend, leases, logger = silentLogger, clock = Date.now }: ResponderOptions) {
   const pools = config.pools.map((p) => toPool(p, config.leaseSeconds));
@@ -77,8 +108,15 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   table.excluded.add(ipToInt(config.serverIp));
   const urls: BootUrls = { httpBase: config.httpBase.replace(/\/+$/, ''), ...config.bootfiles };
   const nextServer = config.nextServer ?? config.serverIp;
-  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0 };
-  let lastExhaustedLog = 0;
+  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0, badHlen: 0, foreignReleases: 0, foreignDeclines: 0, reservedDeclinesRefused: 0, reservedConflicts: 0 };
+  /** reserved address → the MAC it is reserved for, as the backend told us in offers and bindings */
+  const reservations = new Map<number, string>();
+  const take = createLogLimiter({ clock, intervalMs: config.warnIntervalSeconds * 1000 });
+  /** a warning a client can provoke: at most one line per (message, source) per warnIntervalSeconds */
+  const warn = (msg: string, source: string, obj: object): void => {
+    const ok = take(`${msg}\0${source}`);
+    if (ok) logger.warn({ source, ...obj, suppressed: ok.suppressed }, msg);
+  };
 
   // ---- group commit: bindings that arrive while a write is in flight go out together in the next one
   let pending: { lease: Lease; done: (err?: unknown) => void }[] = [];
@@ -223,11 +261,11 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     return null;
   };
 
-  async function lookup(c: ClientInfo): Promise<{ host: DhcpHost | null } | 'error'> {
+  async function lookup(mac: string): Promise<{ host: DhcpHost | null } | 'error'> {
     try {
-      return { host: await backend.dhcpHost(c.mac) };
+      return { host: await backend.dhcpHost(mac) };
     } catch (err) {
-      logger.warn({ mac: c.mac, err: String(err) }, 'boot backend failed; staying silent');
+      warn('boot backend failed; staying silent', 'backend', { mac, err: String(err) });
       return 'error';
     }
   }
@@ -247,7 +285,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
 
   async function handleProxy(req: DhcpPacket, c: ClientInfo, r: Received): Promise<Reply | null> {
     if (!isBootClient(c)) return silent(c, 'proxy mode answers PXE clients only');
-    const found = await lookup(c);
+    const found = await lookup(c.mac);
     if (found === 'error') return null;
     if (found.host && !found.host.allowBoot) return silent(c, 'backend says do not boot');
     if (!found.host && config.unknownClients === 'ignore') return silent(c, 'unknown machine');
@@ -270,9 +308,10 @@ export function createResponder({ config, backend, leases, logger = silentLogger
       const ip = ipToInt(host.ipv4);
       if (!inSubnet(pool, ip)) return null;
       table.excluded.add(ip); // never hand a reserved address out dynamically once we know of it
+      reservations.set(ip, c.mac);
       const holder = table.byIp.get(ip);
       if (holder && holder.mac !== c.mac && holder.expiresAt > now && holder.state !== 'released') {
-        logger.warn({ mac: c.mac, ip: host.ipv4, holder: holder.mac }, 'reserved address is leased to another client');
+        warn('reserved address is leased to another client', c.mac, { mac: c.mac, ip: host.ipv4, holder: holder.mac });
         return null;
       }
       return ip;
@@ -303,6 +342,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
       logger.error({ mac: c.mac, ip: intToIp(ip), err: String(err) }, 'lease not saved; no DHCPACK sent');
       return false;
     }
+    if (host?.ipv4 === intToIp(ip)) reservations.set(ip, c.mac);
     table.set(e);
     logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
     return true;
@@ -322,8 +362,8 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     if (r.on === 'pxe') return handleProxy(req, c, r); // a PXE client may still ask 4011 (PXE spec §2.2.1)
     const type = c.messageType;
     // RELEASE and DECLINE carry no reply, and need no backend look-up.
-    if (type === MessageType.RELEASE || type === MessageType.DECLINE) return forget(req, c, type);
-    const found = await lookup(c);
+    if (type === MessageType.RELEASE || type === MessageType.DECLINE) return forget(req, c, type, r);
+    const found = await lookup(c.mac);
     if (found === 'error') return null;
     const { host } = found;
     if (host && !host.allowBoot) return silent(c, 'backend says do not boot');
@@ -352,11 +392,9 @@ export function createResponder({ config, backend, leases, logger = silentLogger
         }
         if (usable.length > 0 && !host?.ipv4) {
           stats.exhausted++;
-          // logged at most once a second: a flood of DISCOVERs on a full pool must not flood the log
-          if (now - lastExhaustedLog >= 1000) {
-            lastExhaustedLog = now;
-            logger.warn({ mac: c.mac, pools: usable.map((p) => p.name) }, 'pool exhausted');
-          }
+          // a flood of DISCOVERs on a full pool must not flood the log: one line per pool set per interval
+          const names = usable.map((p) => p.name);
+          warn('pool exhausted', names.join(','), { mac: c.mac, pools: names });
           return null;
         }
         return silent(c, 'no pool open to this client');
@@ -414,19 +452,79 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
   }
 
-  async function forget(req: DhcpPacket, c: ClientInfo, type: number): Promise<null> {
+  /** The MAC an address is reserved for: the backend's answer for the lease's holder, else a reservation seen before. */
+  async function reservedFor(ip: number, addr: string, held: Entry | undefined): Promise<string | undefined> {
+    if (held?.mac) {
+      const found = await lookup(held.mac);
+      if (found !== 'error' && found.host?.ipv4 === addr) return held.mac;
+    }
+    return reservations.get(ip);
+  }
+
+  /**
+   * DHCPDECLINE (RFC 2131 §4.3.3) and DHCPRELEASE (§4.3.4). Neither gets a reply and neither is
+   * authenticated: anyone on the segment can send one with any chaddr. So they are honoured only from the
+   * lease's owner:
+   * - the same chaddr (hlen already checked in handle(): an empty chaddr matches nothing);
+   * - when the lease was bound with a client identifier, the same option 61: §4.2 makes the identifier (or
+   *   chaddr) the lease's key, and §4.4.1 requires a client that used one to send it in every later
+   *   message, its DECLINE and RELEASE included;
+   * - a RELEASE is unicast from the leased address (§4.4.4, §4.4.6; ciaddr names it): one that comes
+   *   directly (no relay) from another address is not from the owner either.
+   * A sender that copies chaddr and option 61 off the wire still passes: DHCP has no authentication that
+   * PXE ROMs implement (RFC 3118), and the defence against it is the switch (DHCP snooping, port security).
+   *
+   * Reserved addresses are never locked out by a DECLINE: from anyone else it is ignored with an alert
+   * (counter + warning); from the owner, §4.3.3's "mark the address as not available" would take away the
+   * only address the node may have for declineSeconds and fix nothing (the other machine keeps using it),
+   * so the reservation and the lease stay, and the conflict is counted and logged for an operator to find
+   * the machine squatting on the address.
+   */
+  async function forget(req: DhcpPacket, c: ClientInfo, type: number, r: Received): Promise<null> {
+    const release = type === MessageType.RELEASE;
     if (c.serverId !== undefined && c.serverId !== config.serverIp) return silent(c, 'for another server');
     const now = clock();
-    const addr = type === MessageType.RELEASE ? req.ciaddr : c.requestedIp;
+    // RFC 2131 §4.4.1 table 5: a RELEASE names its address in ciaddr, a DECLINE in option 50
+    const addr = release ? req.ciaddr : c.requestedIp;
     if (!addr || addr === ZERO) return silent(c, 'no address given');
     const ip = ipToInt(addr);
     const held = table.byIp.get(ip);
-    if (!held || held.mac !== c.mac) return silent(c, 'not this client\'s lease');
-    const e: Entry =
-      type === MessageType.RELEASE
-        ? { ...held, state: 'released', expiresAt: now }
-        : // RFC 2131 §4.3.3: the address is in use by someone else; keep it out of the pool for a while
-          { ...held, mac: '', state: 'declined', expiresAt: now + config.declineSeconds * 1000 };
+    const clientId = c.clientId?.toString('hex');
+    const unowned = !held || held.mac === '' || held.state === 'declined';
+    const why = unowned
+      ? 'no lease on that address'
+      : held.mac !== c.mac
+        ? 'the lease belongs to another hardware address'
+        : held.clientId !== undefined && held.clientId !== clientId
+          ? "client identifier (option 61) differs from the lease's"
+          : release && req.giaddr === ZERO && r.from.address !== ZERO && r.from.address !== addr
+            ? 'RELEASE not sent from the leased address'
+            : undefined;
+    const reserved = release ? undefined : await reservedFor(ip, addr, unowned ? undefined : held);
+    if (why) {
+      // not the owner (a copied chaddr without the lease's option 61 included): never a lock-out of a reservation
+      if (reserved !== undefined) {
+        stats.reservedDeclinesRefused++;
+        warn('DHCPDECLINE of a reserved address from another client ignored', c.mac, { ip: addr, reservedFor: reserved, why });
+        return null;
+      }
+      if (unowned) return silent(c, why);
+      if (release) stats.foreignReleases++;
+      else stats.foreignDeclines++;
+      warn(`${release ? 'DHCPRELEASE' : 'DHCPDECLINE'} for a lease the sender does not own ignored`, c.mac, { ip: addr, owner: held!.mac, from: r.from.address, why });
+      return null;
+    }
+    const lease = held!;
+    if (release && lease.state === 'released') return silent(c, 'already released');
+    if (!release && reserved === c.mac) {
+      stats.reservedConflicts++;
+      warn('reserved address is in use by another machine (DHCPDECLINE from its owner); reservation kept', c.mac, { ip: addr });
+      return null;
+    }
+    const e: Entry = release
+      ? { ...lease, state: 'released', expiresAt: now }
+      : // RFC 2131 §4.3.3: the address is in use by someone else; keep it out of the pool for a while
+        { ...lease, mac: '', state: 'declined', expiresAt: now + config.declineSeconds * 1000 };
     try {
       await persist(toLease(e));
     } catch (err) {
@@ -435,7 +533,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
     if (e.state === 'declined') table.byMac.delete(c.mac);
     table.set(e);
-    logger.info({ mac: c.mac, ip: addr }, type === MessageType.RELEASE ? 'lease released' : 'address declined');
+    logger.info({ mac: c.mac, ip: addr }, release ? 'lease released' : 'address declined');
     return null;
   }
 
@@ -444,6 +542,12 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     stats.received++;
     try {
       if (req.op !== 1) return null;
+      const bad = hlenProblem(req);
+      if (bad) {
+        stats.badHlen++;
+        warn('DHCP packet with a bad hlen dropped', chaddrGuess(req), { htype: req.htype, hlen: req.hlen, from: r.from.address, why: bad });
+        return null;
+      }
       const c = classify(req);
       if (c.messageType === undefined) return silent(c, 'BOOTP request without message type');
       return config.mode === 'proxy' ? await handleProxy(req, c, r) : await handleFull(req, c, r);

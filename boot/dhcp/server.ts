@@ -25,6 +25,7 @@ import os from 'node:os';
 import type { BootBackend } from '../backend.ts';
 import { type DhcpConfig, type DhcpConfigInput, DhcpConfigSchema } from './config.ts';
 import type { LeaseStore } from './leases.ts';
+import { createLogLimiter } from './limit.ts';
 import { decodePacket, encodePacket } from './packet.ts';
 import { type Logger, type Received, type Reply, createResponder, silentLogger } from './responder.ts';
 
@@ -65,6 +66,8 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
   let sender: dgram.Socket | undefined;
   let pxeSocket: dgram.Socket | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
+  // a send can fail per packet (no route, ARP failure): one line per destination per interval
+  const take = createLogLimiter({ clock: clock ?? Date.now, intervalMs: config.warnIntervalSeconds * 1000 });
 
   const send = (reply: Reply, on: Received['on']): void => {
     let bytes: Buffer;
@@ -77,7 +80,8 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
     // a ProxyDHCP ACK must come from port 4011: iPXE only accepts the reply from the port it asked
     const via = on === 'pxe' ? pxeSocket : sender;
     via?.send(bytes, reply.to.port, reply.to.address, (err) => {
-      if (err) logger.warn({ to: reply.to, err: err.message }, 'DHCP reply not sent');
+      const ok = err && take(reply.to.address);
+      if (ok) logger.warn({ to: reply.to, err: err.message, suppressed: ok.suppressed }, 'DHCP reply not sent');
     });
   };
 
