@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { jsonDepth, MAX_DEPTH, yamlDepth } from './limits.ts';
 
 export const Role = z.enum(['viewer', 'operator', 'admin']);
 export type Role = z.infer<typeof Role>;
@@ -108,7 +109,10 @@ export function rawConfig(env: NodeJS.ProcessEnv, fileText?: { path: string; tex
   let raw: Record<string, unknown> = {};
   if (fileText) {
     try {
-      const parsed = fileText.path.endsWith('.json') ? JSON.parse(fileText.text) : parseYaml(fileText.text);
+      const json = fileText.path.endsWith('.json');
+      // the same parser limits as request bodies (server/limits.ts): a config file is text too
+      if ((json ? jsonDepth(fileText.text) : yamlDepth(fileText.text)) > MAX_DEPTH) throw new Error(`the document nests deeper than ${MAX_DEPTH} levels`);
+      const parsed = json ? JSON.parse(fileText.text) : parseYaml(fileText.text, { maxAliasCount: 100 });
       if (parsed !== null && typeof parsed !== 'object') throw new Error('the top level must be a mapping');
       raw = (parsed as Record<string, unknown>) ?? {};
     } catch (e) {

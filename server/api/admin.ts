@@ -112,9 +112,8 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
     const uuid = uuidParam(c);
     const body = await jsonBody(c, BmcInputBody);
     // a rack is often enrolled before its first boot, from the vendor's inventory (UUID + BMC address): the node
-    // is created as discovered so that bootfarm can power it on and boot it unattended
-    await nodes.enroll(uuid, {}, actorOf(c), 'enrolled with its BMC');
-    return c.json({ bmc: await deps.bmcs.set(uuid, body, actorOf(c)) });
+    // is created as discovered so that bootfarm can power it on and boot it unattended (one transaction with the BMC)
+    return c.json({ bmc: await deps.bmcs.set(uuid, body, actorOf(c), { enroll: 'enrolled with its BMC' }) });
   });
 
   app.get('/nodes/:uuid/bmc', requireRole('viewer'), async (c) => {

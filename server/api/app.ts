@@ -13,6 +13,9 @@ import { trustedNetworks } from './trusted.ts';
 import { uiRoutes } from './ui.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
+import { cleanRequest } from './validate.ts';
+import { bearer, UI_COOKIE } from './auth.ts';
+import { getCookie } from 'hono/cookie';
 import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
 
 export type RequireRole = ReturnType<typeof createAdminAuth>;
@@ -22,6 +25,19 @@ export interface Mount {
   at: string;
   app: Hono;
   docs?: RouteDoc[];
+}
+
+/** Routes anyone (or a node with its boot token) may call; everything else needs an API token, and a bad request
+ * to it from a caller without one is answered 401, not 400. */
+export function isPublicPath(path: string): boolean {
+  return (
+    path === '/' ||
+    path === '/boot.ipxe' ||
+    path.startsWith('/ipxe/') ||
+    path.startsWith('/api/v1/agent/') ||
+    path.startsWith('/images/') ||
+    ['/healthz', '/readyz', '/metrics', '/api/v1/openapi.json', '/ui/login', '/ui/logout'].includes(path)
+  );
 }
 
 export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole) => Mount)[] } = {}) {
@@ -47,6 +63,15 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     }),
   );
   app.onError(createErrorHandler(deps.log));
+  app.use(
+    cleanRequest({
+      isPublic: isPublicPath,
+      isAuthenticated: (c) => {
+        const token = bearer(c) ?? getCookie(c, UI_COOKIE) ?? null;
+        return token !== null && requireRole.authenticate(token) !== null;
+      },
+    }),
+  );
   app.notFound((c) => errorResponse(c, new AppError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
 
   app.get('/healthz', (c) => c.json({ ok: true }));

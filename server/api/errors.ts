@@ -17,7 +17,22 @@ export function toAppError(err: unknown): AppError {
     return new AppError(status, status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request', err.message);
   }
   if (isDbUnavailable(err)) return new AppError(503, 'unavailable', 'the database is unreachable; try again shortly', undefined, { 'retry-after': '5' });
+  // the last line of defence behind validate.ts: a value the database refuses (SQLSTATE class 22, data exception:
+  // out-of-range number, bad encoding, too long) is the caller's input, not our failure. The request's transaction
+  // rolled back with it.
+  const sqlState = sqlStateOf(err);
+  if (sqlState && /^22...$/.test(sqlState)) return new AppError(400, 'invalid_value', 'a value in the request cannot be stored (out of range or not valid text)', { sqlState });
   return new AppError(500, 'internal', 'internal error');
+}
+
+function sqlStateOf(err: unknown): string | null {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
 }
 
 export function zodMessage(err: ZodError): string {

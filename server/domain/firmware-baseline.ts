@@ -4,6 +4,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { Baseline } from '../contract/firmware.ts';
+import { findBadString, MAX_DEPTH, yamlDepth } from '../limits.ts';
 
 export interface DocumentIssue {
   line: number | null;
@@ -46,6 +47,8 @@ export const MAX_DOCUMENT_BYTES = 1 << 20;
  */
 export function parseBaselineDocument(text: string, source = 'input'): Baseline[] {
   if (Buffer.byteLength(text) > MAX_DOCUMENT_BYTES) throw new BaselineDocumentError(source, [{ line: null, column: null, path: '', message: `document is larger than ${MAX_DOCUMENT_BYTES} bytes` }]);
+  // the yaml lexer recurses per flow level (1,000 nested `[` ran V8's RegExp compiler out of memory): count first
+  if (yamlDepth(text, MAX_DEPTH) > MAX_DEPTH) throw new BaselineDocumentError(source, [{ line: null, column: null, path: '', message: `document nests deeper than ${MAX_DEPTH} levels` }]);
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const issues: DocumentIssue[] = [];
@@ -67,6 +70,12 @@ export function parseBaselineDocument(text: string, source = 'input'): Baseline[
     // an empty document, e.g. after a trailing ---
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    // "\0" and "\ud800" are valid YAML escapes, but no database column holds them
+    const bad = findBadString(value);
+    if (bad) {
+      issues.push({ line: null, column: null, path: bad.path === 'value' ? '' : bad.path, message: bad.problem });
+      continue;
+    }
     const items: { value: unknown; prefix: (string | number)[] }[] = Array.isArray(value) ? value.map((v, i) => ({ value: v, prefix: [i] })) : [{ value, prefix: [] }];
     for (const item of items) {
       const res = Baseline.safeParse(item.value);

@@ -2,7 +2,7 @@
 // and is opened only for a driver call: list/get return a view without it.
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
-import { bmcs, events } from '../db/schema/index.ts';
+import { bmcs, events, nodes } from '../db/schema/index.ts';
 import type { Secrets } from '../secrets.ts';
 import { notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -34,10 +34,16 @@ const view = (r: typeof bmcs.$inferSelect): BmcView => ({ nodeUuid: r.nodeUuid, 
 
 export function createBmcStore(db: Db, secrets: Secrets, { clock = systemClock }: { clock?: Clock } = {}) {
   return {
-    async set(uuid: string, input: BmcInput, actor: string): Promise<BmcView> {
+    /** Stores a node's BMC. With `enroll`, a node that does not exist yet is created as `discovered` in the same
+     * transaction, so a failure leaves neither the node nor the BMC behind. */
+    async set(uuid: string, input: BmcInput, actor: string, { enroll }: { enroll?: string } = {}): Promise<BmcView> {
       const now = clock.now();
       const values = { driver: input.driver, address: input.address, port: input.port ?? null, username: input.username, passwordEnc: secrets.encrypt(input.password), options: input.options ?? {}, updatedAt: now };
       return db.transaction(async (tx) => {
+        if (enroll) {
+          const created = await tx.insert(nodes).values({ uuid, state: 'discovered', stateSince: now, stateReason: enroll, lastSeen: now, createdAt: now, updatedAt: now }).onConflictDoNothing().returning({ uuid: nodes.uuid });
+          if (created.length) await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason: enroll, actor });
+        }
         const [row] = await tx.insert(bmcs).values({ nodeUuid: uuid, ...values, createdAt: now }).onConflictDoUpdate({ target: bmcs.nodeUuid, set: values }).returning();
         // the event names the BMC, never its password
         await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'bmc', reason: `BMC enrolled: ${input.driver} ${input.address}${input.port ? `:${input.port}` : ''} as ${input.username}`, actor });

@@ -1,0 +1,50 @@
+// The whole HTTP surface the way server/main.ts composes it (core routes + firmware, in-band BMC setup, images
+// admin + serving, power), over a given database, for tests that must reach every route. Images use the real
+// local-directory store in a temporary directory; the catalog is the real one (nothing published until a test
+// pushes). The one stand-in: BMC drivers get an `exec` that fails at once, as an unreachable BMC does, because
+// hostile-input tests are about our parsing, not about waiting for ipmitool's timeouts against random addresses.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../../server/api/app.ts';
+import { firmwareMount } from '../../server/api/firmware.ts';
+import { bmcSetupMount } from '../../server/api/bmc-setup.ts';
+import { powerMount } from '../../server/api/power.ts';
+import { createBmcFactory } from '../../server/bmc/index.ts';
+import { FakeClock } from '../../server/clock.ts';
+import { parseSection, type Config } from '../../server/config.ts';
+import type { DbHandle } from '../../server/db/index.ts';
+import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
+import { createImages, ImagesConfig } from '../../server/images/index.ts';
+import { silentLogger } from '../../server/log.ts';
+import { createSecrets } from '../../server/secrets.ts';
+import { createBmcStore } from '../../server/store/bmcs.ts';
+import { createFirmwareStore } from '../../server/store/firmware.ts';
+import { createNodeStore } from '../../server/store/nodes.ts';
+import { TEST_KEY, testConfig } from '../fakes/app.ts';
+
+export async function createFullApp(db: DbHandle, { config = testConfig(), clock = new FakeClock() }: { config?: Config; clock?: FakeClock } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'bf-fullapp-'));
+  const log = silentLogger();
+  const nodes = createNodeStore(db.db, { clock });
+  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
+  const firmware = createFirmwareStore(db.db, { clock });
+  const unreachable = async () => {
+    throw new Error('stand-in: BMC unreachable');
+  };
+  const createBmc = createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
+  const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
+  const app = createApp(
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
+    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), images.adminMount, powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
+  );
+  return {
+    app,
+    nodes,
+    bmcs,
+    clock,
+    async close() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
