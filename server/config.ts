@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { jsonDepth, MAX_DEPTH, yamlDepth } from './limits.ts';
+import { jsonDepth, MAX_DEPTH, yamlDepth } from './contract/limits.ts';
 
 export const Role = z.enum(['viewer', 'operator', 'admin']);
 export type Role = z.infer<typeof Role>;

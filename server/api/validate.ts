@@ -4,7 +4,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.ts';
-import { badCharacters, findBadString, jsonDepth, MAX_DEPTH } from '../limits.ts';
+import { badCharacters, findBadString, jsonDepth, MAX_DEPTH } from '../contract/limits.ts';
 import { zodMessage } from './errors.ts';
 
 const invalid = (field: string, problem: string) => new AppError(400, 'invalid_characters', `${field} ${problem}`, { field });

@@ -4,7 +4,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { Baseline } from '../contract/firmware.ts';
-import { findBadString, MAX_DEPTH, yamlDepth } from '../limits.ts';
+import { findBadString, MAX_DEPTH, yamlDepth } from '../contract/limits.ts';
 
 export interface DocumentIssue {
   line: number | null;

@@ -16,6 +16,7 @@ import { parseSection, type Config } from '../../server/config.ts';
 import type { DbHandle } from '../../server/db/index.ts';
 import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
 import { createImages, ImagesConfig } from '../../server/images/index.ts';
+import { imagesMount } from '../../server/api/images.ts';
 import { silentLogger } from '../../server/log.ts';
 import { createSecrets } from '../../server/secrets.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
@@ -36,7 +37,7 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), images.adminMount, powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
     app,

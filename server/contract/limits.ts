@@ -1,4 +1,4 @@
-// Limits every parser of untrusted text shares: nesting depth and the characters a value may hold. Pure
+// Limits every parser of untrusted text shares (part of the wire contract: what a request may carry): nesting depth and the characters a value may hold. Pure
 // functions, no imports, so the API edge, the domain's document parsers and the configuration loader use the
 // same rules.
 //
