@@ -65,8 +65,10 @@ export function serverLayer(f: string): string | null {
   if (m[1]) return m[1]; // contract, db, store, domain, images, bmc, fleet, api, cli
   const top = m[2]!;
   if (['errors', 'clock', 'log', 'secrets', 'config'].includes(top)) return 'base';
-  if (top === 'boot-backend') return 'fleet'; // answers BootBackend from the node store: beside the controllers
-  return top; // main, cli
+  if (top === 'main' || top === 'cli') return top;
+  // any other top-level module (boot-backend.ts, dhcp-metrics.ts …) is a service main wires in: it may use
+  // what the controllers use, and only api/, main and the CLI may import it
+  return 'service';
 }
 
 /**
@@ -84,9 +86,10 @@ export const SERVER_LAYERS: Record<string, string[]> = {
   bmc: ['domain', 'store', 'db', 'contract', 'base'],
   images: ['domain', 'store', 'db', 'contract', 'base'],
   fleet: ['images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
-  api: ['fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
-  main: ['api', 'fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
-  cli: ['main', 'api', 'fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
+  service: ['images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
+  api: ['service', 'fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
+  main: ['api', 'service', 'fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
+  cli: ['main', 'api', 'service', 'fleet', 'images', 'bmc', 'domain', 'store', 'db', 'contract', 'base'],
 };
 
 /** Every rule broken by one edge `from → to` (both repo-relative). */
