@@ -25,6 +25,7 @@ import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
 import { powerMount } from './api/power.ts';
+import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
 import { createBmcFactory } from './bmc/index.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -48,16 +49,16 @@ function persistedSecret(dataDir: string, name: string, make: () => string): str
 }
 
 async function connectWithRetry(config: Config, log: Logger): Promise<DbHandle> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await createDb({ url: config.databaseUrl, dataDir: join(config.dataDir, 'pglite') });
-    } catch (err) {
-      if (!config.databaseUrl || attempt >= 30) throw err;
-      const wait = Math.min(10_000, 500 * 2 ** attempt);
-      log.warn({ err: (err as Error).message, attempt, retryInMs: wait }, 'database not reachable at start-up; retrying');
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
+  // a PostgreSQL server may still be starting next to us (1, 2, 4, 8, then every 10 s; 30 attempts);
+  // embedded PGlite failing to open is not something waiting fixes
+  return retry(() => createDb({ url: config.databaseUrl, dataDir: join(config.dataDir, 'pglite') }), {
+    baseMs: 1000,
+    capMs: 10_000,
+    attempts: 30,
+    retryable: () => !!config.databaseUrl,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    onRetry: (err, n, wait) => log.warn({ err: (err as Error).message, attempt: n + 1, retryInMs: wait }, 'database not reachable at start-up; retrying'),
+  });
 }
 
 export async function startServer(config: Config, { log, clock = systemClock }: { log: Logger; clock?: Clock }): Promise<Running> {

@@ -8,6 +8,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { FleetConfig } from './config.ts';
 import type { FleetStore } from '../store/fleet.ts';
+import { backoffDelay } from '../contract/backoff.ts';
 
 export type WebhookEvent = 'failed' | 'rebuilt' | 'quarantined';
 
@@ -77,7 +78,7 @@ export function createWebhooks({ store, config, clock, fetch: doFetch = globalTh
           onResult?.(false);
           const attempts = d.attempts + 1;
           const gaveUp = attempts >= config.maxAttempts;
-          const wait = Math.min(config.backoffMaxSeconds, config.backoffBaseSeconds * 2 ** (attempts - 1)) * 1000;
+          const wait = backoffDelay(attempts - 1, { baseMs: config.backoffBaseSeconds * 1000, capMs: config.backoffMaxSeconds * 1000 });
           return store.webhookResult(d.id, { delivered: false, at: now, error, gaveUp, nextAttemptAt: new Date(now.getTime() + wait) });
         }),
       );
