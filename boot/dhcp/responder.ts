@@ -344,7 +344,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
     if (host?.ipv4 === intToIp(ip)) reservations.set(ip, c.mac);
     table.set(e);
-    logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
+    logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, clientId: e.clientId, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
     return true;
   }
 

@@ -72,7 +72,8 @@ export const suffix = () => randomBytes(2).toString('hex');
 
 /** Namespaces and links created through this object are deleted by cleanup(). */
 export class Lab {
-  readonly id = suffix();
+  /** a suffix for every name made here; pass one built from the pid to find a leftover's owner */
+  constructor(readonly id = suffix()) {}
   private readonly namespaces: string[] = [];
   private readonly procs: Proc[] = [];
 

@@ -1,7 +1,7 @@
 // Runs the DHCP server as a process, for tests and benches that put it in a network namespace:
 //   ip netns exec NS node --import tsx boot/dhcp/testing/serve.ts CONFIG.json
 // CONFIG is the DHCP config plus `hosts` (a FixedBackend) and `logLevel`. Logs are pino JSON on stdout;
-// SIGTERM stops it. Leases live in a MemoryLeaseStore unless `leaseFile` names a JSON-lines file, which
+// SIGTERM stops it, SIGUSR2 prints the counters. Leases live in a MemoryLeaseStore unless `leaseFile` names a JSON-lines file, which
 // every batch is appended to and fsynced (a kea-memfile-like store for the benchmark).
 import { type FileHandle, open } from 'node:fs/promises';
 import { readFileSync, writeSync } from 'node:fs';
@@ -79,4 +79,6 @@ const stop = async () => {
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
+// tests read the counters mid-run: SIGUSR2 prints them
+process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ msg: 'stats', stats: server.stats })}\n`));
 process.on('SIGINT', () => void stop());
