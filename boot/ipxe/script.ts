@@ -15,8 +15,9 @@ export class ScriptValueError extends Error {
 }
 
 const URL_SAFE = /^https?:\/\/[A-Za-z0-9._~:/?#[\]@!&'()*+,;=%-]+$/;
-/** kernel parameters: key or key=value, no whitespace, no $ (setting expansion), no quotes or pipes */
-const ARG_SAFE = /^[A-Za-z0-9._~:/@+,=%-]+$/;
+/** kernel parameters: key or key=value, no whitespace, no $ (setting expansion), no quotes or pipes; [ ] for an
+ * IPv6 literal in a URL (RFC 3986 §3.2.2: http://[fd00::1]:8080), which neither iPXE nor Linux treats specially */
+const ARG_SAFE = /^[A-Za-z0-9._~:/@+,=%[\]-]+$/;
 
 export function safeUrl(url: string, what = 'URL'): string {
   if (!URL_SAFE.test(url) || url.includes('$')) throw new ScriptValueError(what, url);
