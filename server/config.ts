@@ -37,6 +37,20 @@ export const ProfileConfig = z.strictObject({
 });
 export type ProfileConfig = z.infer<typeof ProfileConfig>;
 
+const FailureLimit = (failures: number, windowSeconds: number) =>
+  z.strictObject({ failures: z.coerce.number().int().min(1).default(failures), windowSeconds: z.coerce.number().int().min(1).max(86400).default(windowSeconds) }).prefault({});
+
+export const UiConfig = z
+  .strictObject({
+    /** a session ends this long after login (logout ends it earlier) */
+    sessionTtlSeconds: z.coerce.number().int().min(60).max(30 * 86400).default(12 * 3600),
+    /** failed logins tolerated per source address, and from all addresses together, within a sliding window;
+     * beyond that /ui/login answers 429 with Retry-After, whatever token is presented */
+    login: z.strictObject({ perAddress: FailureLimit(10, 600), global: FailureLimit(100, 600) }).prefault({}),
+  })
+  .prefault({});
+export type UiConfig = z.infer<typeof UiConfig>;
+
 export const ConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('var'),
   databaseUrl: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
@@ -68,6 +82,10 @@ export const ConfigSchema = z.strictObject({
       trustedNetworks: z.array(z.string().refine((v) => { const [a, b] = v.split('/'); const f = isIP(a ?? ''); return f !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (f === 4 ? 32 : 128))); }, 'must be an address or CIDR like 10.20.0.0/24')).default([]),
     })
     .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [] }),
+  /** the dashboard's sessions and login limits (server/api/ui.ts) */
+  ui: UiConfig,
+  /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */
+  metrics: z.strictObject({ requireToken: z.boolean().default(false) }).prefault({}),
   profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), ProfileConfig).default({ default: ProfileConfig.parse({}) }),
   /** sections owned by the boot protocols, image store, fleet and firmware modules; each validates its own */
   dhcp: z.unknown().optional(),

@@ -188,7 +188,9 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
       ['heartbeat without token', () => http.post(`/api/v1/agent/${U1}/heartbeat`, { body: {} }), 401, 'unauthorized'],
       ['heartbeat with a wrong token', () => http.post(`/api/v1/agent/${U1}/heartbeat`, { token: 'wrong-token-wrong-token', body: {} }), 403, 'forbidden'],
       ['unknown action', () => http.post(`/api/v1/nodes/${U1}/actions`, { token: TOKENS.admin, body: { action: 'explode' } }), 400, 'validation_failed'],
-      ['no route', () => http.get('/api/v1/nope'), 404, 'not_found'],
+      ['no route', () => http.get('/api/v1/nope', { token: TOKENS.viewer }), 404, 'not_found'],
+      // an unauthenticated caller learns nothing about which admin routes exist
+      ['no route, no token', () => http.get('/api/v1/nope'), 401, 'unauthorized'],
     ];
     it.each(cases.map(([n, call, status, code]) => [`${n} → ${status} ${code}`, call, status, code] as const))('%s', async (_n, call, status, code) => {
       const r = await call();

@@ -10,7 +10,8 @@ import { agentRoutes } from './agent.ts';
 import { createAdminAuth } from './auth.ts';
 import { bootRoutes } from './boot.ts';
 import { trustedNetworks } from './trusted.ts';
-import { uiRoutes } from './ui.ts';
+import { uiRoutes, uiSecurityHeaders } from './ui.ts';
+import { createSessionStore } from '../store/sessions.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
@@ -42,7 +43,7 @@ export function isPublicPath(path: string): boolean {
 
 export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole) => Mount)[] } = {}) {
   const app = new Hono();
-  const requireRole = createAdminAuth(deps.config.auth.tokens);
+  const requireRole = createAdminAuth(deps.config.auth.tokens, { sessions: createSessionStore(deps.db.db, { clock: deps.clock }), sessionTtlSeconds: deps.config.ui.sessionTtlSeconds });
   const metrics = deps.metrics ?? new Registry();
 
   app.use(requestId({ headerName: 'x-request-id' }));
@@ -56,6 +57,15 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     if (c.res.status >= 500) log.warn(line, 'request');
     else log.debug(line, 'request');
   });
+  // admin surface (issue 13 item 6): 401 before any route reads the path, query or body, so an unauthenticated
+  // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
+  // gets its CSP and security headers; /metrics optionally needs a viewer token
+  app.use('/api/v1/*', async function adminGate(c, next) {
+    if (c.req.path.startsWith('/api/v1/agent/') || c.req.path === '/api/v1/openapi.json') return next();
+    return requireRole.authenticated(c, next);
+  });
+  app.use('/ui/*', uiSecurityHeaders()); // also matches /ui itself
+  if (deps.config.metrics.requireToken) app.use('/metrics', requireRole('viewer'));
   app.use(
     bodyLimit({
       maxSize: deps.config.http.bodyLimitBytes,
@@ -93,7 +103,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.route('/ui', uiRoutes(deps, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 
-  const docs = [...CORE_ROUTES];
+  const docs = CORE_ROUTES.map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
   for (const mk of extra) {
     const m = mk(requireRole);
     app.route(m.at, m.app);

@@ -1,11 +1,13 @@
-// Admin API: bearer tokens mapped to roles (viewer < operator < admin) from config.
+// Admin API: bearer tokens mapped to roles (viewer < operator < admin) from config; the dashboard's server-side
+// sessions opened with one of those tokens.
 // Agent calls: the per-boot token the server put on the node's kernel command line; only its hash is stored.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { tokenMatches } from '../secrets.ts';
+import { hashToken, tokenMatches } from '../secrets.ts';
+import type { SessionStore } from '../store/sessions.ts';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -24,33 +26,97 @@ export function bearer(c: Context): string | null {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The dashboard keeps its token in this cookie (set by /ui/login). It is honoured only for GET and HEAD, so a
- * page on another site cannot make a logged-in browser change anything (no CSRF on state-changing calls). */
-export const UI_COOKIE = 'bootfarm_token';
+/** The dashboard's session cookie (set by /ui/login). It carries a random session id, never an API token; the
+ * server keeps only the id's hash (ui_sessions). It is honoured only for GET and HEAD, so a page on another site
+ * cannot make a logged-in browser change anything (no CSRF on state-changing calls). */
+export const UI_COOKIE = 'bootfarm_session';
 
-export function createAdminAuth(tokens: { name: string; role: Role; token: string }[]) {
-  const table = tokens.map((t) => ({ ...t, hash: digest(t.token) }));
-  function authenticate(token: string): Principal | null {
+/** Sessions are kept at most this many per API token: a token holder who logs in in a loop cannot grow the table. */
+const SESSIONS_PER_TOKEN = 50;
+
+export interface AdminAuthOptions {
+  /** where dashboard sessions live; without it the session cookie is not honoured */
+  sessions?: SessionStore;
+  sessionTtlSeconds?: number;
+}
+
+export function createAdminAuth(tokens: { name: string; role: Role; token: string }[], { sessions, sessionTtlSeconds = 12 * 3600 }: AdminAuthOptions = {}) {
+  // Tokens come from configuration today; when they move into the database (issue 14) only `authenticate` and
+  // the credential check in `sessionPrincipal` change: both work from the token's sha256.
+  const table = tokens.map((t) => ({ name: t.name, role: t.role, hash: digest(t.token) }));
+  function authenticate(token: string): (Principal & { credentialHash: string }) | null {
     const h = digest(token);
     // compare against every entry so timing does not reveal which one matched
-    let found: Principal | null = null;
-    for (const t of table) if (timingSafeEqual(h, t.hash)) found = { name: t.name, role: t.role };
+    let found: (Principal & { credentialHash: string }) | null = null;
+    for (const t of table) if (timingSafeEqual(h, t.hash)) found = { name: t.name, role: t.role, credentialHash: t.hash.toString('hex') };
     return found;
   }
+
+  async function sessionPrincipal(sessionId: string): Promise<Principal | null> {
+    if (!sessions || sessionId.length > 256) return null;
+    const s = await sessions.get(hashToken(sessionId));
+    if (!s) return null;
+    // the token that opened the session must still be configured, with the same role: revoking a token (or
+    // changing its role) ends its dashboard sessions too
+    const h = Buffer.from(s.credentialHash, 'hex');
+    const still = table.some((t) => t.hash.length === h.length && timingSafeEqual(t.hash, h) && t.role === s.role);
+    return still ? { name: s.principalName, role: s.role as Role } : null;
+  }
+
+  /** Who is calling: a bearer token, or (GET/HEAD only) a dashboard session. Null when neither is presented or
+   * the session is unknown or expired; a bearer token that is not valid is a 401. Remembered on the context. */
+  async function identify(c: Context): Promise<Principal | null> {
+    const known = c.get('principal' as never) as Principal | undefined;
+    if (known) return known;
+    const token = bearer(c);
+    let p: Principal | null = null;
+    if (token) {
+      const t = authenticate(token);
+      if (!t) throw new AppError(401, 'unauthorized', 'the API token is not valid');
+      p = { name: t.name, role: t.role };
+    } else if (c.req.method === 'GET' || c.req.method === 'HEAD') {
+      const sid = getCookie(c, UI_COOKIE);
+      if (sid) p = await sessionPrincipal(sid);
+    }
+    if (p) c.set('principal' as never, p as never);
+    return p;
+  }
+
+  const unauthorized = () => new AppError(401, 'unauthorized', 'this endpoint needs an API token: Authorization: Bearer <token>');
+
   /** Middleware: requires a token of at least `min` role; sets c.var.principal. */
   const requireRole = function requireRole(min: Role): MiddlewareHandler {
     return async function roleCheck(c, next) {
-      const safe = c.req.method === 'GET' || c.req.method === 'HEAD';
-      const token = bearer(c) ?? (safe ? (getCookie(c, UI_COOKIE) ?? null) : null);
-      if (!token) throw new AppError(401, 'unauthorized', 'this endpoint needs an API token: Authorization: Bearer <token>');
-      const p = authenticate(token);
-      if (!p) throw new AppError(401, 'unauthorized', 'the API token is not valid');
+      const p = await identify(c);
+      if (!p) throw unauthorized();
       if (RANK[p.role] < RANK[min]) throw new AppError(403, 'forbidden', `this action needs the ${min} role; the token has ${p.role}`);
-      c.set('principal' as never, p as never);
       await next();
     };
   };
-  return Object.assign(requireRole, { authenticate });
+
+  /** Middleware for a whole area (app.ts puts it in front of /api/v1): any caller without a valid credential
+   * gets 401 before a route parses its path, query or body, so an unauthenticated caller learns nothing about
+   * what exists (no 400, 403 or 404 for it). The route's own requireRole then checks the role. */
+  const authenticated: MiddlewareHandler = async function authenticated(c, next) {
+    if (!(await identify(c))) throw unauthorized();
+    await next();
+  };
+
+  /** /ui/login: exchanges a valid API token for a new session id (null when the token is not valid). */
+  async function openSession(token: string): Promise<{ sessionId: string; principal: Principal; maxAgeSeconds: number } | null> {
+    const t = authenticate(token);
+    if (!t || !sessions) return null;
+    const sessionId = randomBytes(32).toString('base64url');
+    await sessions.create({ idHash: hashToken(sessionId), principalName: t.name, role: t.role, credentialHash: t.credentialHash, ttlMs: sessionTtlSeconds * 1000, keepPerCredential: SESSIONS_PER_TOKEN });
+    return { sessionId, principal: { name: t.name, role: t.role }, maxAgeSeconds: sessionTtlSeconds };
+  }
+
+  /** /ui/logout: the session is deleted on the server, not only forgotten by the browser. */
+  async function closeSession(sessionId: string | undefined): Promise<void> {
+    if (sessionId && sessions && sessionId.length <= 256) await sessions.delete(hashToken(sessionId));
+  }
+
+  return Object.assign(requireRole, { authenticate, identify, authenticated, openSession, closeSession });
 }
 
 export const principalOf = (c: Context): Principal => (c.get('principal' as never) as Principal | undefined) ?? { name: 'anonymous', role: 'viewer' };

@@ -1,14 +1,17 @@
 // The operator dashboard: server-rendered HTML (no client framework), every value escaped by hono's html
 // template. /ui lists the fleet by state, /ui/nodes/:uuid shows one node's identity, interfaces, conflicts and
-// event timeline. The token a person types at /ui/login is kept in an HttpOnly cookie honoured for GET only.
+// event timeline. The token a person types at /ui/login opens a server-side session; the HttpOnly cookie carries
+// only the session id and is honoured for GET only (server/api/auth.ts).
 import { Hono } from 'hono';
 import { html, raw } from 'hono/html';
+import { secureHeaders } from 'hono/secure-headers';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import { setCookie, deleteCookie } from 'hono/cookie';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { NODE_STATES } from '../contract/lifecycle.ts';
 import { SmbiosUuid } from '../contract/common.ts';
 import type { Deps } from './deps.ts';
 import { UI_COOKIE, type createAdminAuth } from './auth.ts';
+import { createLoginLimiter, sourceAddress } from './login-limit.ts';
 import { parseWith } from './validate.ts';
 import { NodeListQuery } from './admin.ts';
 
@@ -25,6 +28,30 @@ th{background:#fafafa;font-weight:600}code,.mono{font-family:ui-monospace,monosp
 .bar{display:flex;height:22px;border-radius:4px;overflow:hidden;margin:6px 0 4px}.bar span{display:block}
 .legend span{margin-right:14px;font-size:12px}.warn{color:#c62828}.muted{color:#757575}
 dl{display:grid;grid-template-columns:180px 1fr;gap:4px 12px}dt{color:#616161}`;
+
+/** CSP and the usual headers for every dashboard page. The pages run no script at all (script-src 'none'); they
+ * style themselves with a <style> element and style attributes (state colours, bar widths), hence 'unsafe-inline'
+ * for styles only: every value in them is escaped, and default-src 'self' keeps an injected style from loading
+ * anything from elsewhere. No framing (frame-ancestors 'none'), forms post only here, no Referer leaves. */
+export function uiSecurityHeaders() {
+  return secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'none'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:'],
+      objectSrc: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+    },
+    xFrameOptions: 'DENY',
+    xContentTypeOptions: 'nosniff',
+    referrerPolicy: 'no-referrer',
+    // HSTS is the TLS terminator's to send: this server speaks plain HTTP to iPXE on the same name
+    strictTransportSecurity: false,
+  });
+}
 
 export function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>) {
   return html`<!doctype html>
@@ -44,18 +71,35 @@ const ago = (d: Date | null | undefined, now: Date) => {
 export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminAuth>) {
   const app = new Hono();
 
-  app.get('/login', (c) =>
-    c.html(page('Log in', html`<form method="post" action="/ui/login"><p>API token (viewer or above):</p>
-<input type="password" name="token" size="48" autofocus> <button>Log in</button></form>`)),
-  );
+  const limiter = createLoginLimiter({ ...deps.config.ui.login, clock: deps.clock });
+  const loginForm = html`<form method="post" action="/ui/login"><p>API token (viewer or above):</p>
+<input type="password" name="token" size="48" autocomplete="current-password" autofocus> <button>Log in</button></form>`;
+
+  app.get('/login', (c) => c.html(page('Log in', loginForm)));
   app.post('/login', async (c) => {
+    const from = sourceAddress(c);
+    // checked before the token, so a blocked source learns nothing about the token it sends
+    const wait = limiter.retryAfterSeconds(from);
+    if (wait > 0) {
+      c.header('retry-after', String(wait));
+      return c.html(page('Log in', html`<p class="warn">Too many failed logins. Try again in ${wait} s.</p>`), 429);
+    }
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    if (!token || !requireRole.authenticate(token)) return c.html(page('Log in', html`<p class="warn">That token is not valid.</p><p><a href="/ui/login">Try again</a></p>`), 401);
-    setCookie(c, UI_COOKIE, token, { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: 12 * 3600 });
+    const session = token ? await requireRole.openSession(token) : null;
+    if (!session) {
+      limiter.failed(from);
+      deps.log.info({ from }, 'dashboard login failed');
+      return c.html(page('Log in', html`<p class="warn">That token is not valid.</p>${loginForm}`), 401);
+    }
+    limiter.succeeded(from);
+    deps.log.info({ from, principal: session.principal.name, role: session.principal.role }, 'dashboard login');
+    // the cookie holds only the random session id; Secure whenever the browser reached us over TLS
+    setCookie(c, UI_COOKIE, session.sessionId, { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: session.maxAgeSeconds, secure: new URL(c.req.url).protocol === 'https:' });
     return c.redirect('/ui');
   });
-  app.get('/logout', (c) => {
+  app.get('/logout', async (c) => {
+    await requireRole.closeSession(getCookie(c, UI_COOKIE));
     deleteCookie(c, UI_COOKIE, { path: '/' });
     return c.redirect('/ui/login');
   });

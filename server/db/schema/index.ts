@@ -4,3 +4,4 @@ export * from './firmware.ts';
 export * from './fleet.ts';
 export * from './images.ts';
 export * from './leases.ts';
+export * from './sessions.ts';

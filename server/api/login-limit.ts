@@ -1,0 +1,67 @@
+// Failed dashboard logins, counted per source address and over all addresses, in sliding windows on an injected
+// clock. API tokens are long random strings, so guessing one is hopeless anyway; the limit keeps a script from
+// turning /ui/login into a token oracle, a log flood or a session-table churn. The state is per process: each
+// replica counts for itself (a guesser spread over N replicas gets N times the budget, still hopeless).
+import { isIP } from 'node:net';
+import type { Context } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Clock } from '../clock.ts';
+
+export interface FailureLimit {
+  failures: number;
+  windowSeconds: number;
+}
+
+/** The peer's address (IPv4-mapped IPv6 folded to IPv4), or 'unknown' when there is no socket (in-process
+ * requests). Trusted proxies' X-Forwarded-For is not read here yet: behind a proxy every login counts against
+ * the proxy's address, which errs on the strict side. */
+export function sourceAddress(c: Context): string {
+  try {
+    const a = getConnInfo(c).remote.address;
+    if (!a) return 'unknown';
+    return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function createLoginLimiter({ perAddress, global, clock, maxAddresses = 10_000 }: { perAddress: FailureLimit; global: FailureLimit; clock: Clock; maxAddresses?: number }) {
+  // the times of the newest `failures` failures: a source is blocked while that many fall inside the window,
+  // until the oldest of them leaves it
+  const byAddress = new Map<string, number[]>();
+  const everyone: number[] = [];
+
+  const wait = (times: number[] | undefined, limit: FailureLimit, now: number): number => {
+    if (!times || times.length < limit.failures) return 0;
+    return Math.max(0, times[times.length - limit.failures]! + limit.windowSeconds * 1000 - now);
+  };
+  const push = (times: number[], limit: FailureLimit, now: number) => {
+    times.push(now);
+    if (times.length > limit.failures) times.splice(0, times.length - limit.failures);
+  };
+
+  return {
+    /** Seconds until a login from `address` may be tried again; 0 when it may be tried now. */
+    retryAfterSeconds(address: string): number {
+      const now = clock.now().getTime();
+      return Math.ceil(Math.max(wait(byAddress.get(address), perAddress, now), wait(everyone, global, now)) / 1000);
+    },
+    failed(address: string): void {
+      const now = clock.now().getTime();
+      push(everyone, global, now);
+      let times = byAddress.get(address);
+      if (!times) {
+        // bounded memory under a spray of source addresses: forget the address seen longest ago
+        if (byAddress.size >= maxAddresses) byAddress.delete(byAddress.keys().next().value!);
+        times = [];
+      } else byAddress.delete(address);
+      byAddress.set(address, times); // re-inserted: Map order is least recently failed first
+      push(times, perAddress, now);
+    },
+    /** A successful login clears its address's failures (not the global count). */
+    succeeded(address: string): void {
+      byAddress.delete(address);
+    },
+  };
+}
+export type LoginLimiter = ReturnType<typeof createLoginLimiter>;
