@@ -471,8 +471,11 @@ export function createResponder({ config, backend, leases, logger = silentLogger
    *   message, its DECLINE and RELEASE included;
    * - a RELEASE is unicast from the leased address (§4.4.4, §4.4.6; ciaddr names it): one that comes
    *   directly (no relay) from another address is not from the owner either.
-   * A sender that copies chaddr and option 61 off the wire still passes: DHCP has no authentication that
-   * PXE ROMs implement (RFC 3118), and the defence against it is the switch (DHCP snooping, port security).
+   * A sender that copies chaddr and option 61 off the wire still passes, and one that copies only chaddr
+   * can re-bind the lease first with a REQUEST carrying its own identifier (REQUESTs must accept a new
+   * option 61 for a known chaddr: the boot chain changes identifiers on one NIC). DHCP has no
+   * authentication that PXE ROMs implement (RFC 3118); the defence there is the switch (DHCP snooping,
+   * port security). Reservations are safe either way: see below.
    *
    * Reserved addresses are never locked out by a DECLINE: from anyone else it is ignored with an alert
    * (counter + warning); from the owner, §4.3.3's "mark the address as not available" would take away the
