@@ -14,13 +14,16 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'build/agent/bootfarm-agent');
 const UUID = '6b1f6c1e-7d2a-4c3b-9e8f-0a1b2c3d4e5f';
 
-function runBinary(args: string[], { timeoutMs = 60_000 } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runBinary(args: string[], { timeoutMs = 60_000, onStderr }: { timeoutMs?: number; onStderr?: (all: string) => void } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
+    p.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code) => {
       clearTimeout(t);
@@ -49,9 +52,14 @@ describe('compiled bootfarm-agent', () => {
     srv.setBaseUrl(`http://127.0.0.1:${port}`);
     const cmdline = join(dir, 'cmdline-stage1');
     writeFileSync(cmdline, `console=ttyS0 bootfarm.server=http://127.0.0.1:${port} bootfarm.token=tok-1 bootfarm.uuid=${UUID} bootfarm.mode=stage1\n`);
-    const run = runBinary(['--cmdline', cmdline, '--dry-run', '--work-dir', join(dir, 'work'), '--retry-base-ms', '200']);
-    // the server is down for the agent's first attempts
-    await new Promise((r) => setTimeout(r, 1500));
+    // the server is down for the agent's first attempt; it comes up once the agent has said it will retry (an
+    // event, not a time: on a loaded machine the agent may take seconds to get that far)
+    let failedOnce!: () => void;
+    const firstRetry = new Promise<void>((r) => (failedOnce = r));
+    const run = runBinary(['--cmdline', cmdline, '--dry-run', '--work-dir', join(dir, 'work'), '--retry-base-ms', '200'], {
+      onStderr: (all) => /register: .*; retry 1 in \d+ ms/.test(all) && failedOnce(),
+    });
+    await Promise.race([firstRetry, run.then((r) => Promise.reject(new Error(`the agent ended before its first retry: ${r.stderr}`)))]);
     await srv.listen(port);
     const r = await run;
     expect(r.stderr).toMatch(/register: POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/agent\/register: .*; retry 1 in \d+ ms/);

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePacket, encodeAck, encodeError, encodeOack, encodeRequest, ErrorCode } from './codec.ts';
 import { negotiateOptions, normalisePath } from './negotiate.ts';
 import { createTftpServer, type TftpServer } from './server.ts';
+// real sockets: wait for the packet the test needs, never for a fixed window
+import { until } from '../../test/harness/wait.ts';
 
 const rrq = (...fields: string[]) => Buffer.concat([Buffer.from([0, 1]), Buffer.from(fields.map((f) => `${f}\0`).join(''), 'latin1')]);
 
@@ -94,6 +96,13 @@ describe('negotiateOptions', () => {
   });
 });
 
+/** done when the transfer's last DATA (shorter than blksize, RFC 1350 §6) has arrived */
+const lastBlock = (blksize: number) => (got: Buffer[]) =>
+  got.some((m) => {
+    const p = decodePacket(m);
+    return p.op === 'data' && p.data.length < blksize;
+  });
+
 describe('server under garbage', () => {
   let server: TftpServer;
   let port: number;
@@ -103,7 +112,9 @@ describe('server under garbage', () => {
     server = createTftpServer({
       address: '127.0.0.1',
       port: 0,
-      timeoutMs: 50,
+      // transfers the garbage starts are never ACKed; they end at stop(). A short timeout would also end a real
+      // transfer whose ACKs a loaded machine delays, so keep the default-sized one.
+      timeoutMs: 1000,
       retries: 2,
       logger: { debug() {}, info() {}, warn: (o) => warnings.push(o), error: (o) => warnings.push(o) },
       // In-memory opener: this suite is about packet handling, not files.
@@ -113,8 +124,8 @@ describe('server under garbage', () => {
   });
   afterAll(() => server.stop());
 
-  /** send a packet from a fresh socket and collect replies for `ms` */
-  async function exchange(pkt: Buffer, ms = 150): Promise<Buffer[]> {
+  /** send a packet from a fresh socket and collect replies until `done` (default: the first reply) */
+  async function exchange(pkt: Buffer, done: (got: Buffer[]) => boolean = (got) => got.length > 0): Promise<Buffer[]> {
     const s = dgram.createSocket('udp4');
     const got: Buffer[] = [];
     s.on('message', (m, from) => {
@@ -125,8 +136,11 @@ describe('server under garbage', () => {
     });
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
     s.send(pkt, port, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, ms));
-    s.close();
+    try {
+      await until(`the reply to ${JSON.stringify(pkt.toString('latin1'))}`, () => done(got));
+    } finally {
+      s.close();
+    }
     return got;
   }
 
@@ -141,7 +155,7 @@ describe('server under garbage', () => {
   });
 
   it('answers tsize 0 with the file size in the OACK (RFC 2349) and clamps blksize (RFC 2348)', async () => {
-    const replies = await exchange(rrq('f', 'octet', 'tsize', '0', 'blksize', '9000', 'windowsize', '8'), 200);
+    const replies = await exchange(rrq('f', 'octet', 'tsize', '0', 'blksize', '9000', 'windowsize', '8'), lastBlock(1468));
     expect(decodePacket(replies[0]!)).toEqual({ op: 'oack', options: new Map([['tsize', '3000'], ['blksize', '1468'], ['windowsize', '8']]) });
   });
 
@@ -152,13 +166,14 @@ describe('server under garbage', () => {
     const samples = fc.sample(fc.oneof(fc.uint8Array({ maxLength: 700 }), fc.uint8Array({ minLength: 2, maxLength: 40 }).map((a) => Uint8Array.from([0, 1 + (a[0]! % 6), ...a]))), { numRuns: 3000, seed: 42 });
     for (let i = 0; i < samples.length; i += 100) {
       for (const a of samples.slice(i, i + 100)) s.send(a, port, '127.0.0.1');
-      await new Promise((r) => setTimeout(r, 5)); // let the server drain its socket buffer
+      // the server reads its one request socket in order: once it answers a request sent after the batch, it has
+      // handled the batch (and the socket buffer is drained before the next one)
+      await exchange(rrq('missing', 'octet'));
     }
-    await new Promise((r) => setTimeout(r, 300));
     s.close();
     const before = server.stats.malformedPackets;
     expect(before).toBeGreaterThan(100);
-    const replies = await exchange(rrq('f', 'octet', 'blksize', '1468'), 300);
+    const replies = await exchange(rrq('f', 'octet', 'blksize', '1468'), lastBlock(1468));
     const data = replies.map(decodePacket).filter((p) => p.op === 'data');
     expect(Buffer.concat(data.map((p) => (p.op === 'data' ? p.data : Buffer.alloc(0))))).toEqual(file);
   });
@@ -180,12 +195,20 @@ describe('server lifecycle', () => {
     const req = rrq('stall', 'octet');
     s.send(req, port, '127.0.0.1');
     s.send(req, port, '127.0.0.1'); // the client "retransmits" before our first DATA arrives
-    await new Promise((r) => setTimeout(r, 200));
+    // the request socket is read in order: when a refused WRQ sent after both RRQs is answered, both were handled
+    const probe = dgram.createSocket('udp4');
+    const refused: Buffer[] = [];
+    probe.on('message', (m) => refused.push(m));
+    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+    probe.send(encodeRequest('wrq', 'x', 'octet'), port, '127.0.0.1');
+    await until('the refusal of the probe WRQ', () => refused.length > 0);
+    probe.close();
+    await until('the first DATA', () => got.length > 0);
     expect(server.stats.transfersStarted).toBe(1);
     expect(server.stats.activeTransfers).toBe(1);
     expect(got[0]).toMatchObject({ op: 'data', block: 1 });
     await server.stop();
-    await new Promise((r) => setTimeout(r, 100));
+    await until('the shutdown ERROR packet', () => got.at(-1)?.op === 'error');
     s.close();
     expect(got.at(-1)).toEqual({ op: 'error', code: ErrorCode.NotDefined, message: 'server shutting down' });
     expect(server.stats.activeTransfers).toBe(0);
