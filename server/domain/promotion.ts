@@ -7,12 +7,89 @@
 export interface DigestHealth {
   /** nodes now active on the candidate (any time) */
   active: number;
-  /** nodes on the candidate whose current state began inside the window, by outcome */
+  /** boots of the candidate inside the window that reached active and have not failed by the image's fault */
   windowActive: number;
-  /** failed, rebuilding or quarantined inside the window */
+  /** boots of the candidate inside the window that failed by the image's fault (see judgeFailure) */
   windowFailed: number;
   /** nodes quarantined while on the candidate (any time) */
   quarantined: number;
+  /** failures of the candidate's boots inside the window that were not counted, by why (see judgeFailure) */
+  ignoredFailures?: Partial<Record<IgnoredWhy, number>>;
+}
+
+// ---- which failures an image caused (issue 12 item 6) ------------------------------------------------------------
+//
+// The gates and the automatic rollback judge an image by its boots: a boot is one `provision` of a node with the
+// image's kernel+initrd (the provision transition records both digests), and its outcome comes from the node's
+// transition events after it. A boot's failure counts against the image only when the image is the likely cause:
+//
+//   counted  heartbeat loss (cause "heartbeat") of a node that had become active on that boot: the image's
+//            kernel and compute OS were running, then stopped answering.
+//   counted  a provisioning timeout (cause "timeout" while provisioning) after the agent reported
+//            "kexec-started": stage-1 had downloaded and verified the image and handed over to its kernel, which
+//            then never reported in (panic, missing driver, broken initrd, no iSCSI). The same timeout before
+//            kexec is stage-1's or the network's (download, image store), not this image's.
+//   ignored  BMC power off or BMC critical health (cause "power-off", "bmc-health"): hardware, power or BMC.
+//   ignored  fails without a cause (an operator's `fail` action, a failed rebuild attempt, which is a BMC matter)
+//            and any cause not listed above, including those a later fleet controller adds (e.g. for an outage):
+//            the list of counted causes is closed, so a new kind of failure never rolls an image back by itself.
+//   ignored  a failure undone without a new boot (the node's next transition is back to active: it was alive,
+//            the control plane had not heard it; recovery, issue 12 item 2).
+//   ignored  every failure inside a fleet circuit-breaker episode (many nodes failing together is the network,
+//            power or the control plane, not an image); while the breaker is open nothing is rolled back at all.
+// Outages of the control plane itself do not produce heartbeat failures (the fleet controller waits out a grace
+// period after any gap, issue 12 item 1); should one slip through, it falls inside the breaker episode it trips.
+
+/** One transition of a boot of the image, as the store reads it from the events table. */
+export interface BootOutcome {
+  /** id of the provision event that started the boot */
+  boot: number;
+  node: string;
+  at: Date;
+  fromState: string | null;
+  toState: string;
+  /** data.cause of a fail transition (heartbeat | timeout | power-off | bmc-health | …), null if none */
+  cause: string | null;
+  /** the agent reported kexec-started between the provision and this transition */
+  kexecStarted: boolean;
+  /** the node's next transition after this one (null: none yet) */
+  nextState: string | null;
+}
+
+/** A fleet circuit-breaker episode: from the start of the window whose failures tripped it to the resume (null: open). */
+export interface BreakerSpan {
+  from: Date;
+  to: Date | null;
+}
+
+export type IgnoredWhy = 'breaker-open' | 'recovered' | 'before-kexec' | 'bmc-or-power' | 'not-image-cause';
+
+export const COUNTED_CAUSES: ReadonlySet<string> = new Set(['heartbeat', 'timeout']);
+
+export function judgeFailure(o: BootOutcome, spans: readonly BreakerSpan[] = []): { counts: true } | { counts: false; why: IgnoredWhy } {
+  if (spans.some((s) => o.at >= s.from && (s.to === null || o.at < s.to))) return { counts: false, why: 'breaker-open' };
+  if (o.nextState === 'active') return { counts: false, why: 'recovered' };
+  if (o.cause === 'heartbeat' && o.fromState === 'active') return { counts: true };
+  if (o.cause === 'timeout' && o.fromState === 'provisioning') return o.kexecStarted ? { counts: true } : { counts: false, why: 'before-kexec' };
+  if (o.cause === 'power-off' || o.cause === 'bmc-health') return { counts: false, why: 'bmc-or-power' };
+  return { counts: false, why: 'not-image-cause' };
+}
+
+/** Window figures from the boots' transitions (all inside the window): one sample per boot, failed or active. */
+export function windowOutcomes(outcomes: readonly BootOutcome[], spans: readonly BreakerSpan[] = []): Pick<DigestHealth, 'windowActive' | 'windowFailed' | 'ignoredFailures'> {
+  const boots = new Map<number, 'active' | 'failed'>();
+  const ignoredFailures: Partial<Record<IgnoredWhy, number>> = {};
+  for (const o of outcomes) {
+    if (o.toState === 'failed') {
+      const j = judgeFailure(o, spans);
+      if (j.counts) boots.set(o.boot, 'failed');
+      else ignoredFailures[j.why] = (ignoredFailures[j.why] ?? 0) + 1;
+    } else if (o.toState === 'active' && o.fromState === 'provisioning' && !boots.has(o.boot)) boots.set(o.boot, 'active');
+  }
+  let windowActive = 0;
+  let windowFailed = 0;
+  for (const v of boots.values()) v === 'failed' ? windowFailed++ : windowActive++;
+  return { windowActive, windowFailed, ignoredFailures };
 }
 
 export interface PromotionGates {

@@ -1,18 +1,19 @@
 // The promotion pipeline on a real (embedded) PostgreSQL — PGlite — and the local directory store.
-// Node outcomes are written straight into the nodes table the way the agent routes leave them
-// (state, state_since, kernel_digest, initrd_digest).
+// Node outcomes are written through the node store the way the agent routes and the fleet controller leave them
+// (test/fakes/node-history.ts); kernels and initrds are the smallest that pass the push checks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createDb, type DbHandle } from '../db/index.ts';
-import { nodes } from '../db/schema/index.ts';
+import { createNodeStore } from '../store/nodes.ts';
 import { FakeClock } from '../clock.ts';
 import { AppError } from '../errors.ts';
 import { createLocalStore } from './local.ts';
-import { createImagePipeline, type ImagePipeline } from './pipeline.ts';
-import { blobFile } from '../../test/fakes/images.ts';
+import { createImagePipeline, sha256File, type ImagePipeline } from './pipeline.ts';
+import { initrdFile, kernelFile } from '../../test/fakes/boot-files.ts';
+import { bootNode, type BootStep } from '../../test/fakes/node-history.ts';
 
 describe('image promotion pipeline', () => {
   let h: DbHandle;
@@ -22,10 +23,20 @@ describe('image promotion pipeline', () => {
   const store = () => createLocalStore({ dir: join(tmp, 'store') });
   let v1: { kernel: string; initrd: string };
   let v2: { kernel: string; initrd: string };
+  let i1Size: number;
 
-  const addNodes = async (img: { kernel: string; initrd: string }, state: string, n: number) => {
-    for (let i = 0; i < n; i++)
-      await h.db.insert(nodes).values({ uuid: randomUUID(), state, stateSince: clock.now(), kernelDigest: img.kernel, initrdDigest: img.initrd, imageName: 'compute' });
+  const STEPS: Record<string, BootStep[]> = {
+    active: ['kexec', 'active'],
+    failed: ['kexec', 'active', { fail: 'heartbeat' }],
+  };
+  const addNodes = async (img: { kernel: string; initrd: string }, state: 'active' | 'failed' | 'rebuilding' | 'quarantined', n: number) => {
+    const ns = createNodeStore(h.db, { clock });
+    for (let i = 0; i < n; i++) {
+      const uuid = randomUUID();
+      await bootNode(ns, uuid, img, STEPS[state] ?? STEPS.failed!);
+      if (state === 'rebuilding') await ns.transition(uuid, { type: 'rebuild', reason: 'test' }, 'fleet');
+      if (state === 'quarantined') await ns.transition(uuid, { type: 'quarantine', reason: 'test' }, 'fleet');
+    }
   };
   const rejected = async (fn: () => Promise<unknown>): Promise<AppError> => {
     try {
@@ -47,10 +58,11 @@ describe('image promotion pipeline', () => {
       gates: { minActiveNodes: 3, minSuccessRatio: 0.9, windowMs: 3600_000, noQuarantined: true },
       rollback: { maxFailureRatio: 0.5, minSamples: 4, windowMs: 3600_000 },
     });
-    const k1 = blobFile(tmp, 'k1', 4096);
-    const i1 = blobFile(tmp, 'i1', 8192);
-    const k2 = blobFile(tmp, 'k2', 4096);
-    const i2 = blobFile(tmp, 'i2', 8192);
+    const k1 = kernelFile(tmp, 'k1', 4096);
+    const i1 = initrdFile(tmp, 'i1', 8192);
+    const k2 = kernelFile(tmp, 'k2', 4096);
+    const i2 = initrdFile(tmp, 'i2', 8192);
+    i1Size = i1.size;
     v1 = { kernel: k1.digest, initrd: i1.digest };
     v2 = { kernel: k2.digest, initrd: i2.digest };
     await p.push({ name: 'compute', version: '1.0', kernelPath: k1.path, initrdPath: i1.path, cmdline: 'console=ttyS0', actor: 'alice' });
@@ -62,7 +74,7 @@ describe('image promotion pipeline', () => {
 
   it('push stores blobs and a manifest, publishes on dev, and records who did it', async () => {
     const r = await p.catalog.resolve('compute', 'dev');
-    expect(r).toMatchObject({ version: '1.0', kernel: { digest: v1.kernel, size: 4096 }, initrd: { digest: v1.initrd, size: 8192 }, cmdline: 'console=ttyS0' });
+    expect(r).toMatchObject({ version: '1.0', kernel: { digest: v1.kernel, size: 4096 }, initrd: { digest: v1.initrd, size: i1Size }, cmdline: 'console=ttyS0' });
     expect(await p.catalog.resolve('compute', 'prod')).toBeNull();
     const m = await store().getManifest('compute', '1.0');
     expect(m?.kernel.digest).toBe(v1.kernel);
@@ -136,11 +148,41 @@ describe('image promotion pipeline', () => {
     expect(last!.reason).toMatch(/^automatic: failure ratio 0.500/);
   });
 
+  it('refuses random bytes as a kernel, a non-cpio initrd and an unrenderable command line, naming the part, and stores nothing', async () => {
+    const junk = join(tmp, 'junk');
+    writeFileSync(junk, randomBytes(8192));
+    const push = (o: { kernelPath?: string; initrdPath?: string; cmdline?: string }) =>
+      rejected(() => p.push({ name: 'compute', version: '9.0', kernelPath: join(tmp, 'k1'), initrdPath: join(tmp, 'i1'), actor: 'mallory', ...o }));
+    const k = await push({ kernelPath: junk });
+    expect([k.status, k.code, k.details]).toEqual([422, 'invalid_image', { part: 'kernel' }]);
+    expect(k.message).toMatch(/^kernel: is not a bootable kernel/);
+    const i = await push({ initrdPath: junk });
+    expect([i.status, i.details]).toEqual([422, { part: 'initrd' }]);
+    expect(i.message).toMatch(/^initrd: it is neither a newc cpio archive/);
+    const c = await push({ cmdline: 'console=ttyS0 root=${x}' });
+    expect([c.status, c.details]).toEqual([422, { part: 'cmdline' }]);
+    expect(c.message).toMatch(/^cmdline: .*"root=\$\{x\}"/);
+    expect((await p.show('compute')).versions.map((v) => v.version)).not.toContain('9.0');
+    expect(await store().stat((await sha256File(junk)).digest)).toBeNull();
+  });
+
+  it('refuses a push straight onto a gated channel without force; with force it leaves an audit row', async () => {
+    const k = kernelFile(tmp, 'k3');
+    const i = initrdFile(tmp, 'i3');
+    const e = await rejected(() => p.push({ name: 'compute', version: '3.0', kernelPath: k.path, initrdPath: i.path, channel: 'prod', actor: 'alice' }));
+    expect([e.status, e.code]).toEqual([409, 'gated_channel']);
+    expect(e.message).toMatch(/prod is reached by promotion \(dev → canary → prod\)/);
+    expect((await p.catalog.resolve('compute', 'prod'))?.version).not.toBe('3.0');
+    const r = await p.push({ name: 'compute', version: '3.0', kernelPath: k.path, initrdPath: i.path, channel: 'prod', force: true, actor: 'alice' });
+    expect(r.published).toMatchObject({ channel: 'prod', action: 'push', actor: 'alice', reason: 'pushed 3.0 straight onto prod with force: promotion gates skipped', data: { forced: true, gatesSkipped: true } });
+    await p.rollback({ name: 'compute', channel: 'prod', actor: 'alice', reason: 'undo the forced push' });
+  });
+
   it('lists and shows images with their channels', async () => {
     const list = await p.list();
-    expect(list).toEqual([expect.objectContaining({ name: 'compute', versions: 2, channels: { dev: '2.0', canary: '1.0', prod: '1.0' } })]);
+    expect(list).toEqual([expect.objectContaining({ name: 'compute', versions: 3, channels: { dev: '2.0', canary: '1.0', prod: '1.0' } })]);
     const show = await p.show('compute');
-    expect(show.versions.map((v) => v.version).sort()).toEqual(['1.0', '2.0']);
+    expect(show.versions.map((v) => v.version).sort()).toEqual(['1.0', '2.0', '3.0']);
     expect((await rejected(() => p.show('nope'))).status).toBe(404);
   });
 });

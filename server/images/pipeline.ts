@@ -15,7 +15,9 @@ import {
   DEFAULT_ROLLBACK,
   rollbackTarget,
   validatePromotion,
+  windowOutcomes,
   PromotionError,
+  type BreakerSpan,
   type DigestHealth,
   type GateResult,
   type PromotionGates,
@@ -25,6 +27,7 @@ import {
 import { createImageDbStore, type HistoryRow, type ImageRow } from '../store/images.ts';
 import type { CacheLogger } from './cache.ts';
 import type { ImageManifest, ImageStore, PutProgress } from './store.ts';
+import { ByteReader, checkCmdline, checkInitrd, checkKernel, ImagePartError, type InitrdInfo, type KernelInfo } from './parts.ts';
 
 export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const IMAGE_VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -54,7 +57,23 @@ export interface PipelineOptions {
   rollback?: RollbackPolicy;
   clock?: Clock;
   log?: CacheLogger;
+  /** the fleet's circuit breaker, as the rollback gate needs it; default: never open */
+  breaker?: FleetBreaker;
 }
+
+/**
+ * What the image gates need of the fleet-wide circuit breaker (issue 12 item 3), injected so the image area does
+ * not depend on the fleet controller. While it is open nothing is rolled back automatically; failures inside its
+ * episodes never count against an image.
+ */
+export interface FleetBreaker {
+  /** true while the breaker is open (the fleet is degraded, automatic repair stopped) */
+  breakerOpen(): Promise<boolean>;
+  /** episodes overlapping [since, now], each from the start of the window whose failures tripped it to the resume */
+  spans?(since: Date): Promise<BreakerSpan[]>;
+}
+
+export const BREAKER_NEVER_OPEN: FleetBreaker = { breakerOpen: async () => false, spans: async () => [] };
 
 export interface PushInput {
   name: string;
@@ -67,6 +86,8 @@ export interface PushInput {
   actor: string;
   /** channel to publish the new version on; default: the first channel; null: none */
   channel?: string | null;
+  /** publish straight onto a gated channel (any but the first), skipping promotion; the caller checks the role */
+  force?: boolean;
   onProgress?: (part: 'kernel' | 'initrd', p: PutProgress) => void;
 }
 
@@ -80,6 +101,27 @@ export interface RegisterInput {
   notes?: string;
   actor: string;
   channel?: string | null;
+  force?: boolean;
+}
+
+/** A part of an image that is not what it claims to be: 422 naming the part (kernel, initrd or cmdline). */
+const partError = (e: ImagePartError) => new AppError(422, 'invalid_image', e.message, { part: e.part });
+
+/** What the push checks found, for the log and the response. */
+export interface PartsReport {
+  kernel: KernelInfo;
+  initrd: InitrdInfo;
+}
+
+async function checkParts(open: (part: 'kernel' | 'initrd') => Promise<AsyncIterable<Buffer>>, arch: string | undefined, cmdline: string): Promise<PartsReport> {
+  try {
+    checkCmdline(cmdline);
+    const kernel = await checkKernel(ByteReader.of(await open('kernel')), arch);
+    const initrd = await checkInitrd(ByteReader.of(await open('initrd')));
+    return { kernel, initrd };
+  } catch (e) {
+    throw e instanceof ImagePartError ? partError(e) : e;
+  }
 }
 
 const toApp = (e: PromotionError): AppError => {
@@ -118,7 +160,7 @@ export function historyView(h: HistoryRow) {
   };
 }
 
-export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'prod'], gates = DEFAULT_GATES, rollback: rollbackPolicy = DEFAULT_ROLLBACK, clock = systemClock, log }: PipelineOptions) {
+export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'prod'], gates = DEFAULT_GATES, rollback: rollbackPolicy = DEFAULT_ROLLBACK, clock = systemClock, log, breaker = BREAKER_NEVER_OPEN }: PipelineOptions) {
   if (channels.length === 0 || new Set(channels).size !== channels.length) throw new RangeError('image channels must be a non-empty list of distinct names');
   const dbs = createImageDbStore(db);
 
@@ -128,7 +170,12 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
   const checkChannel = (channel: string) => {
     if (!channels.includes(channel)) throw new AppError(400, 'unknown_channel', `unknown channel ${JSON.stringify(channel).slice(0, 80)}; channels are ${channels.join(', ')}`, { channels });
   };
-  const health = (img: ImageRow, windowMs: number): Promise<DigestHealth> => dbs.digestHealth(img.kernelDigest, img.initrdDigest, new Date(clock.now().getTime() - windowMs));
+  /** Gate figures of an image: nodes on it now, and its boots inside the window judged by judgeFailure. */
+  const health = async (img: ImageRow, windowMs: number): Promise<DigestHealth> => {
+    const since = new Date(clock.now().getTime() - windowMs);
+    const [now, outcomes, spans] = await Promise.all([dbs.nodesOnImage(img.kernelDigest, img.initrdDigest), dbs.bootOutcomes(img.kernelDigest, img.initrdDigest, since), breaker.spans?.(since) ?? []]);
+    return { ...now, ...windowOutcomes(outcomes, spans) };
+  };
 
   const catalog: ImageCatalog = {
     async resolve(name, channel): Promise<ResolvedImage | null> {
@@ -149,6 +196,13 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
       if (!IMAGE_VERSION_RE.test(input.version)) throw new AppError(400, 'bad_request', `image versions are 1-64 letters, digits, ".", "_", "+", "-": got ${JSON.stringify(input.version).slice(0, 80)}`);
       const publish = input.channel === undefined ? channels[0]! : input.channel;
       if (publish !== null) checkChannel(publish);
+      // Every channel after the first is reached through promotion gates; pushing straight onto one skips them.
+      const gated = publish !== null && publish !== channels[0];
+      if (gated && !input.force)
+        throw new AppError(409, 'gated_channel', `${publish} is reached by promotion (${channels.join(' → ')}), which checks the image on real nodes first; push to ${channels[0]} and promote, or push with force (admin only) to skip the gates`, {
+          channel: publish,
+          channels,
+        });
       const sizes: number[] = [];
       for (const [part, blob] of [['kernel', input.kernel], ['initrd', input.initrd]] as const) {
         const s = await store.stat(blob.digest);
@@ -156,6 +210,7 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
         if (blob.size !== undefined && blob.size !== s.size) throw new AppError(409, 'conflict', `the ${part} blob is ${s.size} bytes in the store, the manifest says ${blob.size}`, { part, digest: blob.digest });
         sizes.push(s.size);
       }
+      const parts = await checkParts(async (part) => (await store.get(input[part].digest)).body, input.arch, input.cmdline ?? '');
       const manifest: ImageManifest = {
         schema: 1,
         name: input.name,
@@ -190,19 +245,33 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
       if (publish !== null) {
         const cur = await dbs.channel(image.name, publish);
         if (cur?.image.id !== image.id)
-          moved = await dbs.moveChannel({ name: image.name, channel: publish, toImageId: image.id, action: 'push', actor: input.actor, reason: `pushed ${image.version}`, at: clock.now() });
+          moved = await dbs.moveChannel({
+            name: image.name,
+            channel: publish,
+            toImageId: image.id,
+            action: 'push',
+            actor: input.actor,
+            // the history row is the audit record of a forced push: who, when, onto which channel, what it skipped
+            reason: gated ? `pushed ${image.version} straight onto ${publish} with force: promotion gates skipped` : `pushed ${image.version}`,
+            ...(gated ? { data: { forced: true, gatesSkipped: true } } : {}),
+            at: clock.now(),
+          });
       }
-      log?.info({ name: image.name, version: image.version, manifest: md, created, channel: publish }, 'image registered');
+      if (gated && moved) log?.warn({ name: image.name, version: image.version, channel: publish, actor: input.actor }, 'image pushed straight onto a gated channel (forced)');
+      log?.info({ name: image.name, version: image.version, manifest: md, created, channel: publish, kernel: parts.kernel, initrd: parts.initrd.segments.map((x) => x.kind) }, 'image registered');
       return { image: imageView(image), created, published: moved ? historyView(moved) : null };
     },
 
     /** Hash the files, upload them (resumable multipart on S3), then register. */
     async push(input: PushInput) {
       checkName(input.name);
+      const paths = { kernel: input.kernelPath, initrd: input.initrdPath };
+      for (const part of ['kernel', 'initrd'] as const) if ((await stat(paths[part])).size === 0) throw new AppError(400, 'bad_request', `the ${part} file ${paths[part]} is empty`);
+      // checked before anything is uploaded, so a refused image leaves nothing in the store (register checks again)
+      await checkParts(async (part) => createReadStream(paths[part], { highWaterMark: 1 << 16 }), input.arch, input.cmdline ?? '');
       const parts = { kernel: await sha256File(input.kernelPath), initrd: await sha256File(input.initrdPath) };
       for (const part of ['kernel', 'initrd'] as const) {
-        const path = part === 'kernel' ? input.kernelPath : input.initrdPath;
-        if ((await stat(path)).size === 0) throw new AppError(400, 'bad_request', `the ${part} file ${path} is empty`);
+        const path = paths[part];
         await store.putFile(parts[part].digest, path, { onProgress: (p) => input.onProgress?.(part, p) });
       }
       return pipeline.register({ ...input, kernel: parts.kernel, initrd: parts.initrd });
@@ -300,6 +369,8 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
     async evaluateRollback({ name, channel, actor = 'rollback-controller' }: { name: string; channel: string; actor?: string }): Promise<RollbackDecision & { version?: string; rolledBackTo?: string }> {
       const cur = await dbs.channel(name, channel);
       if (!cur) return { rollback: false, reason: 'channel is empty', failureRatio: null, samples: 0 };
+      // many nodes failing together is the fleet's problem (network, power, control plane), never an image's
+      if (await breaker.breakerOpen()) return { rollback: false, reason: 'the fleet circuit breaker is open: no automatic rollback until an operator resumes', failureRatio: null, samples: 0, version: cur.image.version };
       const h = await health(cur.image, rollbackPolicy.windowMs);
       const hasPrevious = rollbackTarget(cur.image.id, await dbs.history(name, channel, 1000)) !== null;
       const d = decideRollback(h, rollbackPolicy, hasPrevious);

@@ -25,14 +25,19 @@ it('counts nodes on a digest pair within a time window on PostgreSQL', async () 
       if (n < 2) {
         await nodes.transition(u, { type: 'inspect' }, 'test');
         await nodes.transition(u, { type: 'inspected' }, 'test');
-        await nodes.transition(u, { type: 'provision' }, 'test');
+        await nodes.transition(u, { type: 'provision' }, 'test', { kernel: k, initrd: i });
         await nodes.transition(u, { type: 'installed' }, 'test');
       }
     }
-    const health = await createImageDbStore(db.db).digestHealth(k, i, new Date('2026-11-20T00:00:00Z'));
-    expect(health).toMatchObject({ active: 2, windowActive: 2, windowFailed: 0, quarantined: 0 });
-    const later = await createImageDbStore(db.db).digestHealth(k, i, new Date('2026-11-22T00:00:00Z'));
-    expect(later.windowActive).toBe(0);
+    const s = createImageDbStore(db.db);
+    expect(await s.nodesOnImage(k, i)).toEqual({ active: 2, quarantined: 0 });
+    // the gates' window query binds its start as a timestamp too
+    const outcomes = await s.bootOutcomes(k, i, new Date('2026-11-20T00:00:00Z'));
+    expect(outcomes.map((o) => [o.fromState, o.toState, o.kexecStarted])).toEqual([
+      ['provisioning', 'active', false],
+      ['provisioning', 'active', false],
+    ]);
+    expect(await s.bootOutcomes(k, i, new Date('2026-11-22T00:00:00Z'))).toEqual([]);
   } finally {
     await db.close();
   }

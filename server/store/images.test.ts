@@ -40,14 +40,13 @@ describe('image db store', () => {
     expect((e as AppError).status).toBe(409);
   });
 
-  it('counts node outcomes on a kernel+initrd pair, inside and outside the window', async () => {
-    const since = new Date('2026-11-01T00:00:00Z');
-    const add = (state: string, at: string, k = 'a', i = 'b') => h.db.insert(nodes).values({ uuid: randomUUID(), state, stateSince: new Date(at), kernelDigest: d(k), initrdDigest: d(i) });
-    await add('active', '2026-11-01T01:00:00Z');
-    await add('active', '2026-10-30T00:00:00Z'); // active, but before the window
-    await add('failed', '2026-11-01T02:00:00Z');
-    await add('quarantined', '2026-10-01T00:00:00Z');
-    await add('active', '2026-11-01T01:00:00Z', 'a', 'f'); // other initrd: not this image
-    expect(await s.digestHealth(d('a'), d('b'), since)).toEqual({ active: 2, windowActive: 1, windowFailed: 1, quarantined: 1 });
+  it('counts nodes now on a kernel+initrd pair', async () => {
+    const add = (state: string, k = 'a', i = 'b') => h.db.insert(nodes).values({ uuid: randomUUID(), state, stateSince: new Date('2026-11-01T01:00:00Z'), kernelDigest: d(k), initrdDigest: d(i) });
+    await add('active');
+    await add('active');
+    await add('failed');
+    await add('quarantined');
+    await add('active', 'a', 'f'); // other initrd: not this image
+    expect(await s.nodesOnImage(d('a'), d('b'))).toEqual({ active: 2, quarantined: 1 });
   });
 });

@@ -1,12 +1,12 @@
 // Image manifests, channel pointers and channel history in the database (the only code that touches drizzle
 // for images). A channel move and its history row are written in one transaction, with the channel row locked
 // so two concurrent promotions cannot both read the same "from".
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { pgErrorCode } from '../db/index.ts';
-import { imageChannelHistory, imageChannels, images, nodes } from '../db/schema/index.ts';
+import { events, imageChannelHistory, imageChannels, images, nodes } from '../db/schema/index.ts';
 import { AppError } from '../errors.ts';
-import type { DigestHealth } from '../domain/promotion.ts';
+import type { BootOutcome, DigestHealth } from '../domain/promotion.ts';
 
 export type ImageRow = typeof images.$inferSelect;
 export type ImageInsert = Omit<typeof images.$inferInsert, 'id' | 'createdAt'> & { createdAt?: Date };
@@ -127,19 +127,54 @@ export function createImageDbStore(db: Db) {
       const where = channel ? and(eq(imageChannelHistory.name, name), eq(imageChannelHistory.channel, channel)) : eq(imageChannelHistory.name, name);
       return db.select().from(imageChannelHistory).where(where).orderBy(desc(imageChannelHistory.id)).limit(limit);
     },
-    /** What the fleet says about nodes that report booting this kernel+initrd (nodes.kernel_digest/initrd_digest). */
-    async digestHealth(kernelDigest: string, initrdDigest: string, since: Date): Promise<DigestHealth> {
+    /** Nodes now on this kernel+initrd (nodes.kernel_digest/initrd_digest: what they were told to boot or report). */
+    async nodesOnImage(kernelDigest: string, initrdDigest: string): Promise<Pick<DigestHealth, 'active' | 'quarantined'>> {
       const on = and(eq(nodes.kernelDigest, kernelDigest), eq(nodes.initrdDigest, initrdDigest));
       const [r] = await db
         .select({
           active: sql<number>`count(*) filter (where ${nodes.state} = 'active')`.mapWith(Number),
-          windowActive: sql<number>`count(*) filter (where ${nodes.state} = 'active' and ${nodes.stateSince} >= ${since.toISOString()}::timestamptz)`.mapWith(Number),
-          windowFailed: sql<number>`count(*) filter (where ${nodes.state} in ('failed', 'rebuilding', 'quarantined') and ${nodes.stateSince} >= ${since.toISOString()}::timestamptz)`.mapWith(Number),
           quarantined: sql<number>`count(*) filter (where ${nodes.state} = 'quarantined')`.mapWith(Number),
         })
         .from(nodes)
         .where(on);
-      return r ?? { active: 0, windowActive: 0, windowFailed: 0, quarantined: 0 };
+      return r ?? { active: 0, quarantined: 0 };
+    },
+    /**
+     * The transitions since `since` that end a boot of this kernel+initrd: fails, and provisioning → active. A
+     * boot is the node's latest `provision` transition before the row (its data holds the digests the node was
+     * told to boot); the domain (judgeFailure) decides which failures the image caused.
+     */
+    async bootOutcomes(kernelDigest: string, initrdDigest: string, since: Date): Promise<BootOutcome[]> {
+      // Correlated on the outer events row, named in full ("events"."id"): drizzle writes a single-table query's
+      // columns unqualified, which inside a subquery would bind to the subquery's own table. Served by
+      // events_node_idx (node_uuid, id).
+      const latestProvision = (col: string) =>
+        sql.raw(`(select p.${col} from events p where p.node_uuid = "events"."node_uuid" and p.kind = 'transition' and p.to_state = 'provisioning' and p.id < "events"."id" order by p.id desc limit 1)`);
+      const boot = latestProvision('id');
+      const rows = await db
+        .select({
+          boot: sql<number>`${boot}`.mapWith(Number),
+          node: events.nodeUuid,
+          at: events.at,
+          fromState: events.fromState,
+          toState: events.toState,
+          cause: sql<string | null>`${events.data}->>'cause'`,
+          kexecStarted: sql<boolean>`exists (select 1 from events k where k.node_uuid = "events"."node_uuid" and k.kind = 'phase' and k.reason = 'kexec-started' and k.id > ${boot} and k.id < "events"."id")`,
+          nextState: sql<string | null>`(select n.to_state from events n where n.node_uuid = "events"."node_uuid" and n.kind = 'transition' and n.id > "events"."id" order by n.id limit 1)`,
+        })
+        .from(events)
+        .where(
+          and(
+            eq(events.kind, 'transition'),
+            // postgres.js cannot bind a Date inside a raw fragment: bind the ISO string (see images.pg.test.ts)
+            sql`${events.at} >= ${since.toISOString()}::timestamptz`,
+            or(eq(events.toState, 'failed'), and(eq(events.fromState, 'provisioning'), eq(events.toState, 'active'))),
+            sql`${latestProvision("data->>'kernel'")} = ${kernelDigest}`,
+            sql`${latestProvision("data->>'initrd'")} = ${initrdDigest}`,
+          ),
+        )
+        .orderBy(events.id);
+      return rows.map((r) => ({ ...r, toState: r.toState ?? '', kexecStarted: r.kexecStarted === true || (r.kexecStarted as unknown) === 't' }));
     },
     async imagesByDigest(digest: string): Promise<ImageRow[]> {
       return db
