@@ -11,6 +11,8 @@ IMAGES_OUT ?= build/images
 ZSTD_LEVEL ?= 9
 SOURCE_DATE_EPOCH ?= 1700000000
 IMAGE_CHANNEL ?= dev
+# a channel other than dev is gated: pushing onto it needs IMAGE_PUSH_FLAGS=--force (admin token)
+IMAGE_PUSH_FLAGS ?=
 
 .PHONY: images images-push images-test images-measure
 
@@ -24,7 +26,7 @@ images: | $(NPM_STAMP)
 images-push: images
 	for i in stage1 compute; do \
 	  v="$${VERSION:-$$(node -p "require('./$(IMAGES_OUT)/'+process.argv[1]+'/manifest.json').version" $$i)}"; \
-	  npx tsx server/cli.ts image push $(IMAGES_OUT)/$$i --name $$i --version "$$v" --channel $(IMAGE_CHANNEL) || exit 1; \
+	  npx tsx server/cli.ts image push $(IMAGES_OUT)/$$i --name $$i --version "$$v" --channel $(IMAGE_CHANNEL) $(IMAGE_PUSH_FLAGS) || exit 1; \
 	done
 
 images-test: deps

@@ -14,6 +14,7 @@ import { imagesMount } from './images.ts';
 import { createImages, type Images } from '../images/index.ts';
 import { runImageCommand, type ImageCliOptions } from '../cli/image.ts';
 import { blobFile, fetchBlob, listenApp } from '../../test/fakes/images.ts';
+import { initrdFile, kernelFile } from '../../test/fakes/boot-files.ts';
 
 const ADMIN = 'admin-token-0123456789';
 const OPS = 'operator-token-0123456789';
@@ -67,8 +68,8 @@ describe('images admin API and CLI', () => {
   it('pushes a directory, resuming an initrd upload that was interrupted, and serves it by channel name', async () => {
     const dir = join(tmp, 'build');
     mkdirSync(dir);
-    const k = blobFile(dir, 'vmlinuz-6.1.0-28-amd64', 100_000);
-    const i = blobFile(dir, 'initrd.img-6.1.0-28-amd64', 300_000);
+    const k = kernelFile(dir, 'vmlinuz-6.1.0-28-amd64', 100_000);
+    const i = initrdFile(dir, 'initrd.img-6.1.0-28-amd64', 300_000);
     writeFileSync(join(dir, 'cmdline'), 'console=ttyS0,115200 quiet\n');
     // An earlier push died after one chunk of the initrd.
     const first = await fetch(`${srv.url}/api/v1/images/blobs/${i.digest}/upload`, {
@@ -80,7 +81,7 @@ describe('images admin API and CLI', () => {
     expect(await first.json()).toMatchObject({ offset: 65536, complete: false });
 
     expect(await cli(['push', dir, '--name', 'compute', '--version', '1.0'], OPS)).toBe(0);
-    expect(out).toContain('initrd: resumed an interrupted upload at 65536 of 300000 bytes');
+    expect(out).toContain(`initrd: resumed an interrupted upload at 65536 of ${i.size} bytes`);
     expect(out.at(-1)).toMatch(/^compute 1\.0 pushed \(manifest [0-9a-f]{12}\), now on dev$/);
     expect(progress.some((p) => /^initrd +\[#+-*\] +2\d% /.test(p))).toBe(true);
     expect(progress.filter((p) => p.startsWith('initrd') && p.includes('100%'))).toHaveLength(1);
@@ -125,8 +126,8 @@ describe('images admin API and CLI', () => {
     await cli(['promote', 'compute', '--from', 'dev', '--to', 'canary', '--force', '--reason', 'lab rack']);
     expect(out).toEqual(['compute: canary now on 1.0 (from dev)']);
 
-    const k2 = blobFile(tmp, 'k2', 5000);
-    const i2 = blobFile(tmp, 'i2', 7000);
+    const k2 = kernelFile(tmp, 'k2', 5000);
+    const i2 = initrdFile(tmp, 'i2', 7000);
     await cli(['push', k2.path, i2.path, '--name', 'compute', '--version', '1.1', '--cmdline', 'console=ttyS0']);
     await cli(['promote', 'compute', '--from', 'dev', '--to', 'canary', '--force']);
     out = [];
@@ -138,6 +139,46 @@ describe('images admin API and CLI', () => {
     expect(out).toHaveLength(3);
     expect(out[0]).toMatch(/canary +rollback +1\.1 +→ 1\.0 +ops: NIC firmware regression$/);
     expect(out[2]).toMatch(/canary +promote +- +→ 1\.0 +alice: lab rack$/);
+  });
+
+  it('refuses random bytes as a kernel, a non-cpio initrd and an unrenderable command line with 422 naming the part', async () => {
+    const upload = async (data: Buffer, digest: string) => {
+      const r = await fetch(`${srv.url}/api/v1/images/blobs/${digest}/upload`, { method: 'PATCH', headers: { authorization: `Bearer ${OPS}`, 'upload-offset': '0', 'upload-length': String(data.length) }, body: data });
+      expect(r.status).toBe(201);
+    };
+    const junk = blobFile(tmp, 'junk', 5000);
+    const k = kernelFile(tmp, 'k9');
+    const i = initrdFile(tmp, 'i9');
+    for (const b of [junk, k, i]) await upload(b.data, b.digest);
+    const register = async (kernel: string, initrd: string, cmdline = '') => {
+      const r = await fetch(`${srv.url}/api/v1/images`, { method: 'POST', headers: { authorization: `Bearer ${OPS}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'compute', version: '9.9', kernel: { digest: kernel }, initrd: { digest: initrd }, cmdline }) });
+      return { status: r.status, body: (await r.json()) as { error: { code: string; message: string; details: unknown } } };
+    };
+    const rk = await register(junk.digest, i.digest);
+    expect([rk.status, rk.body.error.code, rk.body.error.details]).toEqual([422, 'invalid_image', { part: 'kernel' }]);
+    expect(rk.body.error.message).toMatch(/^kernel: is not a bootable kernel: no x86 bzImage header/);
+    const ri = await register(k.digest, junk.digest);
+    expect([ri.status, ri.body.error.details]).toEqual([422, { part: 'initrd' }]);
+    expect(ri.body.error.message).toMatch(/^initrd: it is neither a newc cpio archive/);
+    const rc = await register(k.digest, i.digest, 'console=ttyS0 init=${x}');
+    expect([rc.status, rc.body.error.details]).toEqual([422, { part: 'cmdline' }]);
+    expect(rc.body.error.message).toMatch(/^cmdline: .*"init=\$\{x\}"/);
+    // the CLI checks the files before uploading them
+    expect(await fails(['push', junk.path, i.path, '--name', 'compute', '--version', '9.9'])).toMatch(/^refused before upload: kernel: is not a bootable kernel/);
+    expect((await images.pipeline.show('compute')).versions.map((v) => v.version)).not.toContain('9.9');
+  });
+
+  it('pushes straight onto prod only with --force by an admin, and records it in history', async () => {
+    const k = kernelFile(tmp, 'k4');
+    const i = initrdFile(tmp, 'i4');
+    const args = ['push', k.path, i.path, '--name', 'compute', '--version', '4.0', '--channel', 'prod'];
+    expect(await fails(args)).toMatch(/^409 gated_channel: prod is reached by promotion \(dev → canary → prod\)/);
+    expect(await fails([...args, '--force'], OPS)).toMatch(/^403 forbidden: pushing straight onto a gated channel needs the admin role/);
+    out = [];
+    expect(await cli([...args, '--force'])).toBe(0);
+    expect(out.at(-1)).toMatch(/^compute 4\.0 pushed .*, now on prod$/);
+    const [h] = await images.pipeline.history('compute', 'prod', 1);
+    expect(h).toMatchObject({ action: 'push', actor: 'alice', reason: 'pushed 4.0 straight onto prod with force: promotion gates skipped', data: { forced: true, gatesSkipped: true } });
   });
 
   it('answers errors in the project shape and needs a token', async () => {

@@ -32,6 +32,8 @@ export const RegisterImageBody = z.strictObject({
   notes: z.string().max(4096).optional(),
   /** channel to publish on (default: the first channel); null for none */
   channel: z.string().min(1).max(32).nullable().optional(),
+  /** publish straight onto a gated channel (any but the first), skipping promotion (admin role only); recorded in history */
+  force: z.boolean().optional(),
 });
 
 export const PromoteBody = z.strictObject({
@@ -48,7 +50,7 @@ const HistoryQuery = z.strictObject({ channel: z.string().min(1).max(32).optiona
 
 export const IMAGE_ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/api/v1/images', summary: 'Image names with version counts and channel pointers', tag: 'images', auth: 'viewer' },
-  { method: 'post', path: '/api/v1/images', summary: 'Register a version whose blobs are uploaded; publishes on the first channel', tag: 'images', auth: 'operator', request: RegisterImageBody },
+  { method: 'post', path: '/api/v1/images', summary: 'Register a version whose blobs are uploaded (kernel, initrd and cmdline are checked; 422 names the part); publishes on the first channel, a later one only with force (admin)', tag: 'images', auth: 'operator', request: RegisterImageBody },
   { method: 'get', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: bytes staged so far (or complete when in the store)', tag: 'images', auth: 'operator' },
   { method: 'patch', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: append a chunk at Upload-Offset (Upload-Length = blob size); verified by sha256 when complete', tag: 'images', auth: 'operator' },
   { method: 'get', path: '/api/v1/images/{name}', summary: 'Versions and channels of one image', tag: 'images', auth: 'viewer' },
@@ -78,6 +80,7 @@ export function createImagesAdminApp({ pipeline: p, store, requireRole, stagingD
 
   app.post('/', requireRole('operator'), async (c) => {
     const body = await jsonBody(c, RegisterImageBody);
+    if (body.force && principalOf(c).role !== 'admin') throw new AppError(403, 'forbidden', 'pushing straight onto a gated channel needs the admin role');
     const r = await p.register({ ...body, actor: actor(c) });
     return c.json(r, r.created ? 201 : 200);
   });

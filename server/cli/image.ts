@@ -1,6 +1,6 @@
 // `bootfarm image …` commands. Like the rest of the CLI they talk to a running server's admin API; uploads
 // use the resumable protocol of admin.ts, so an interrupted push continues where it stopped.
-//   image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C]
+//   image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C [--force]]
 //   image list | show NAME | history NAME [--channel C]
 //   image promote NAME --from canary --to prod [--reason S] [--force]
 //   image rollback NAME --channel prod [--reason S]
@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHttp } from './http.ts';
 import { sha256File } from '../images/pipeline.ts';
+import { ByteReader, checkCmdline, checkInitrd, checkKernel, ImagePartError } from '../images/parts.ts';
+import { createReadStream } from 'node:fs';
 
-export const IMAGE_USAGE = `  image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C]
+export const IMAGE_USAGE = `  image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C [--force]]
   image list | image show NAME | image history NAME [--channel C]
   image promote NAME --from CHANNEL --to CHANNEL [--reason S] [--force]
   image rollback NAME --channel CHANNEL [--reason S]`;
@@ -137,6 +139,16 @@ export async function runImageCommand(argv: string[], opts: ImageCliOptions): Pr
       const name = need(v.name, '--name');
       const version = need(v.version, '--version');
       const files = await findImageFiles(rest);
+      const cmdline = v.cmdline ?? files.cmdline ?? '';
+      // the server checks again; checking here first refuses a bad image before gigabytes are uploaded
+      try {
+        checkCmdline(cmdline);
+        await checkKernel(ByteReader.of(createReadStream(files.kernel)), v.arch);
+        await checkInitrd(ByteReader.of(createReadStream(files.initrd)));
+      } catch (e) {
+        if (e instanceof ImagePartError) throw new ImageCliError(`refused before upload: ${e.message}`);
+        throw e;
+      }
       const parts = [] as { part: 'kernel' | 'initrd'; digest: string; size: number }[];
       for (const part of ['kernel', 'initrd'] as const) {
         const { digest, size } = await sha256File(files[part]);
@@ -151,9 +163,10 @@ export async function runImageCommand(argv: string[], opts: ImageCliOptions): Pr
         ...(v.arch ? { arch: v.arch } : {}),
         kernel: { digest: parts[0]!.digest, size: parts[0]!.size },
         initrd: { digest: parts[1]!.digest, size: parts[1]!.size },
-        cmdline: v.cmdline ?? files.cmdline ?? '',
+        cmdline,
         ...(v.notes ? { notes: v.notes } : {}),
         ...(v.channel ? { channel: v.channel } : {}),
+        ...(v.force ? { force: true } : {}),
       });
       print(r, () => [`${name} ${r.image.version} ${r.created ? 'pushed' : 'already present'} (manifest ${r.image.manifestDigest.slice(0, 12)})${r.published ? `, now on ${r.published.channel}` : ''}`]);
       return 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGates, decideRollback, rollbackTarget, validatePromotion, PromotionError, type DigestHealth, type PromotionGates } from './promotion.ts';
+import { checkGates, decideRollback, judgeFailure, rollbackTarget, validatePromotion, windowOutcomes, PromotionError, type BootOutcome, type DigestHealth, type PromotionGates } from './promotion.ts';
 
 const gates: PromotionGates = { minActiveNodes: 3, minSuccessRatio: 0.9, windowMs: 3600_000, noQuarantined: true };
 const h = (p: Partial<DigestHealth>): DigestHealth => ({ active: 0, windowActive: 0, windowFailed: 0, quarantined: 0, ...p });
@@ -80,5 +80,38 @@ describe('rollbackTarget', () => {
     expect(rollbackTarget(3, hist.slice(1))).toBe(2);
     expect(rollbackTarget(2, hist)).toBe(1);
     expect(rollbackTarget(1, hist)).toBeNull();
+  });
+});
+
+describe('which failures an image caused (judgeFailure, windowOutcomes)', () => {
+  const at = new Date('2026-12-01T10:00:00Z');
+  const o = (over: Partial<BootOutcome>): BootOutcome => ({ boot: 1, node: 'n1', at, fromState: 'active', toState: 'failed', cause: 'heartbeat', kexecStarted: true, nextState: null, ...over });
+  it.each([
+    ['heartbeat loss after active', o({}), { counts: true }],
+    ['a provisioning timeout after kexec', o({ fromState: 'provisioning', cause: 'timeout' }), { counts: true }],
+    ['a provisioning timeout before kexec', o({ fromState: 'provisioning', cause: 'timeout', kexecStarted: false }), { counts: false, why: 'before-kexec' }],
+    ['a timeout in stage-1 (inspecting)', o({ fromState: 'inspecting', cause: 'timeout' }), { counts: false, why: 'not-image-cause' }],
+    ['BMC says power off', o({ cause: 'power-off' }), { counts: false, why: 'bmc-or-power' }],
+    ['BMC critical health', o({ cause: 'bmc-health' }), { counts: false, why: 'bmc-or-power' }],
+    ['an operator fail (no cause)', o({ cause: null }), { counts: false, why: 'not-image-cause' }],
+    ['a cause the fleet adds later', o({ cause: 'outage' }), { counts: false, why: 'not-image-cause' }],
+    ['heartbeat loss undone by recovery', o({ nextState: 'active' }), { counts: false, why: 'recovered' }],
+    ['heartbeat loss followed by a rebuild', o({ nextState: 'rebuilding' }), { counts: true }],
+  ])('%s', (_what, outcome, verdict) => {
+    expect(judgeFailure(outcome)).toEqual(verdict);
+  });
+
+  it('ignores failures inside a breaker episode, open or closed, and only those', () => {
+    const spans = [{ from: new Date('2026-12-01T09:59:00Z'), to: new Date('2026-12-01T10:00:00Z') }];
+    expect(judgeFailure(o({}), spans)).toEqual({ counts: true }); // the end is exclusive: resumed at 10:00
+    expect(judgeFailure(o({ at: new Date('2026-12-01T09:59:30Z') }), spans)).toEqual({ counts: false, why: 'breaker-open' });
+    expect(judgeFailure(o({}), [{ from: new Date('2026-12-01T09:00:00Z'), to: null }])).toEqual({ counts: false, why: 'breaker-open' });
+  });
+
+  it('counts each boot once: failed if the image failed it, else active if it reached active', () => {
+    const activated = (boot: number) => o({ boot, fromState: 'provisioning', toState: 'active', cause: null });
+    const h = windowOutcomes([activated(1), o({ boot: 1 }), activated(2), o({ boot: 2, cause: 'power-off' }), activated(3), o({ boot: 4, fromState: 'provisioning', cause: 'timeout', kexecStarted: false })]);
+    expect(h).toEqual({ windowActive: 2, windowFailed: 1, ignoredFailures: { 'bmc-or-power': 1, 'before-kexec': 1 } });
+    expect(decideRollback({ active: 0, quarantined: 0, ...h }, { maxFailureRatio: 0.3, minSamples: 3, windowMs: 1 }, true)).toMatchObject({ rollback: true, samples: 3 });
   });
 });

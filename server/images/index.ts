@@ -9,7 +9,7 @@ import type { Clock } from '../clock.ts';
 import { createBlobCache, type CacheLogger } from './cache.ts';
 import { createLocalStore } from './local.ts';
 import { createS3Store } from './s3.ts';
-import { createImagePipeline } from './pipeline.ts';
+import { createImagePipeline, type FleetBreaker } from './pipeline.ts';
 import { createImageServeApp } from './serve.ts';
 import type { ImageStore } from './store.ts';
 
@@ -74,9 +74,11 @@ export interface ImagesDeps {
   log: CacheLogger & { child?: unknown };
   clock?: Clock;
   metrics?: Registry;
+  /** the fleet's circuit breaker for the rollback gate (main wires the fleet controller's); default: never open */
+  breaker?: FleetBreaker;
 }
 
-export async function createImages({ config, db, log, clock, metrics }: ImagesDeps) {
+export async function createImages({ config, db, log, clock, metrics, breaker }: ImagesDeps) {
   // Errors name the setting (images.store.bucket: …) like the rest of the configuration.
   const cfg = parseSection('images', ImagesConfig, config.images);
   const base = join(config.dataDir, 'images');
@@ -112,6 +114,7 @@ export async function createImages({ config, db, log, clock, metrics }: ImagesDe
     rollback: { maxFailureRatio: cfg.rollback.maxFailureRatio, minSamples: cfg.rollback.minSamples, windowMs: cfg.rollback.windowMinutes * 60_000 },
     clock,
     log,
+    breaker,
   });
   const serveApp = createImageServeApp({
     cache,

@@ -133,10 +133,11 @@ export async function startProductRack({ nodes, config = {}, images = true }: Pr
     );
     const server = await rack.startServer({ config: serverConfig, port });
     const pushImage = async (dir: string, name: string, version: string, channel: string) => {
-      // the build writes the image's default command line into manifest.json; the CLI reads a `cmdline` file
+      // the build writes the image's default command line into manifest.json; the CLI reads a `cmdline` file.
+      // The rack seeds canary/prod directly (admin token): a push onto a gated channel needs --force.
       const manifest = join(dir, 'manifest.json');
       const cmdline = !existsSync(join(dir, 'cmdline')) && existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { cmdline?: string }).cmdline : undefined;
-      const r = await runAsync([process.execPath, '--import', 'tsx', 'test/e2e/inns.ts', 'image-push', base, server.adminToken, 'push', dir, '--name', name, '--version', version, '--channel', channel, ...(cmdline ? ['--cmdline', cmdline] : [])], { netns, timeoutMs: 120_000, cwd: repoRoot });
+      const r = await runAsync([process.execPath, '--import', 'tsx', 'test/e2e/inns.ts', 'image-push', base, server.adminToken, 'push', dir, '--name', name, '--version', version, '--channel', channel, ...(channel === 'dev' ? [] : ['--force']), ...(cmdline ? ['--cmdline', cmdline] : [])], { netns, timeoutMs: 120_000, cwd: repoRoot });
       if (r.status !== 0) throw new Error(`image push ${name} ${version} → ${channel} failed (${r.status}): ${r.stderr || r.stdout}\n${rack.context()}`);
       return r.stdout;
     };
