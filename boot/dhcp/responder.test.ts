@@ -422,6 +422,24 @@ describe('DECLINE and RELEASE only from the lease owner (RFC 2131 §4.3.3, §4.3
     expect(store.rows.get('10.0.0.100')!.state).toBe('released');
   });
 
+  it('a RELEASE through a relay comes from the relay, not the leased address: honoured from the owner', async () => {
+    const { r, store } = setup();
+    await dora(r, MAC, { giaddr: '10.1.0.1' });
+    await r.handle(release(MAC, '10.1.0.10', { giaddr: '10.1.0.1' }), from('10.66.9.2'));
+    expect(store.rows.get('10.1.0.10')!.state).toBe('released');
+  });
+
+  it('the owner check survives a restart: the client identifier is kept with the lease', async () => {
+    const store = new MemoryLeaseStore();
+    await dora(setup({}, { leases: store }).r, MAC, withCid(MAC));
+    const { r } = setup({}, { leases: store });
+    await r.load();
+    await r.handle(release(MAC, '10.0.0.100'), local);
+    expect(store.rows.get('10.0.0.100')!.state).toBe('bound');
+    await r.handle(release(MAC, '10.0.0.100', withCid(MAC)), local);
+    expect(store.rows.get('10.0.0.100')!.state).toBe('released');
+  });
+
   it('DECLINE from another chaddr, or with another client identifier: ignored; the owner keeps its address', async () => {
     const { r, store } = setup();
     await dora(r, MAC, withCid(MAC));
