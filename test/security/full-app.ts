@@ -14,6 +14,7 @@ import { createBmcFactory } from '../../server/bmc/index.ts';
 import { FakeClock } from '../../server/clock.ts';
 import { parseSection, type Config } from '../../server/config.ts';
 import type { DbHandle } from '../../server/db/index.ts';
+import type { ImageCatalog } from '../../server/domain/images.ts';
 import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
 import { createImages, ImagesConfig } from '../../server/images/index.ts';
 import { imagesMount } from '../../server/api/images.ts';
@@ -24,7 +25,8 @@ import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
 import { TEST_KEY, testConfig } from '../fakes/app.ts';
 
-export async function createFullApp(db: DbHandle, { config = testConfig(), clock = new FakeClock() }: { config?: Config; clock?: FakeClock } = {}) {
+/** `catalog` replaces the image catalog the boot and agent routes resolve from (the image routes keep the real one). */
+export async function createFullApp(db: DbHandle, { config = testConfig(), clock = new FakeClock(), catalog }: { config?: Config; clock?: FakeClock; catalog?: ImageCatalog } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'bf-fullapp-'));
   const log = silentLogger();
   const nodes = createNodeStore(db.db, { clock });
@@ -36,7 +38,7 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const createBmc = createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
+    { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
     { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
