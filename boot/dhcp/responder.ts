@@ -467,8 +467,8 @@ export function createResponder({ config, backend, leases, logger = silentLogger
    * lease's owner:
    * - the same chaddr (hlen already checked in handle(): an empty chaddr matches nothing);
    * - when the lease was bound with a client identifier, the same option 61: §4.2 makes the identifier (or
-   *   chaddr) the lease's key, and §4.4.1 requires a client that used one to send it in every later
-   *   message, its DECLINE and RELEASE included;
+   *   chaddr) with the address the lease's key, and §2 requires a client that used one to send the same
+   *   identifier in every later message, its DECLINE and RELEASE included;
    * - a RELEASE is unicast from the leased address (§4.4.4, §4.4.6; ciaddr names it): one that comes
    *   directly (no relay) from another address is not from the owner either.
    * A sender that copies chaddr and option 61 off the wire still passes, and one that copies only chaddr

@@ -44,7 +44,7 @@ echo "EVENT \${reason:-$1} ip=\${new_ip_address:-$ip} old=$old_ip_address"
 `,
   { mode: 0o755 },
 );
-// a client identifier on every message (RFC 2131 §4.4.1), like udhcpc and most OS clients send
+// a client identifier on every message (RFC 2131 §2: the same one in all of them), like udhcpc and most OS clients send
 const conf = join(dir, 'dhclient.conf');
 writeFileSync(conf, 'send dhcp-client-identifier = hardware;\ntimeout 20;\nretry 5;\ninitial-interval 1;\n');
 const field = (line: string, key: string) => new RegExp(`\\b${key}=(\\S*)`).exec(line)?.[1] ?? '';
