@@ -152,11 +152,14 @@ describe('compiled bootfarm-agent against the real server', () => {
     const m = /^dry-run: kexec -l (\S+) --initrd=(\S+) '--append=([^']*)'$/.exec(lines[0]!);
     expect(m, lines[0]).not.toBeNull();
     expect(m![1]).toBe(join(dir, 'work', 'kernel'));
-    // the compute OS's command line: the image's, then the server's parameters with this boot's token
+    // the compute OS's command line: the image's, then the server's parameters with this boot's node credential
+    // (issued with the profile; the stage-1 token stays behind in stage-1)
     computeCmdline = m![3]!;
-    const token = /bootfarm\.token=(\S+)/.exec(args)![1]!;
+    const stage1Token = /bootfarm\.token=(\S+)/.exec(args)![1]!;
+    const credential = /bootfarm\.token=(\S+)/.exec(computeCmdline)![1]!;
+    expect(credential).not.toBe(stage1Token);
     expect(computeCmdline).toBe(
-      `quiet bootfarm.server=${base} bootfarm.uuid=${UUID} bootfarm.token=${token} bootfarm.mode=compute bootfarm.kernel=${sha256(KERNEL)} bootfarm.initrd=${sha256(INITRD)} bootfarm.heartbeat=1`,
+      `quiet bootfarm.server=${base} bootfarm.uuid=${UUID} bootfarm.token=${credential} bootfarm.mode=compute bootfarm.kernel=${sha256(KERNEL)} bootfarm.initrd=${sha256(INITRD)} bootfarm.heartbeat=1`,
     );
     expect(sha256(readFileSync(join(dir, 'work', 'kernel')))).toBe(sha256(KERNEL));
 

@@ -51,6 +51,19 @@ export const UiConfig = z
   .prefault({});
 export type UiConfig = z.infer<typeof UiConfig>;
 
+/** docs/security-model.md: when /ipxe opens a stage-1 boot attempt and how long its token lives */
+export const BootAttemptsConfig = z.strictObject({
+  /** a stage-1 token expires this long after its attempt opened or was last used */
+  tokenTtlSeconds: z.coerce.number().int().min(60).max(86_400).default(1800),
+  /** an active node counts as gone (its boot over) after this many heartbeat intervals without a heartbeat */
+  goneAfterMissedBeats: z.coerce.number().min(1).max(100).default(2),
+  /** open attempts per node from different addresses; one more address gets a retry script */
+  maxOpen: z.coerce.number().int().min(1).max(64).default(4),
+  /** how long a boot the server started (rebuild, power action) is waited for */
+  expectedBootSeconds: z.coerce.number().int().min(60).default(3600),
+});
+export type BootAttemptsConfig = z.infer<typeof BootAttemptsConfig>;
+
 export const ConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('var'),
   databaseUrl: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
@@ -80,8 +93,12 @@ export const ConfigSchema = z.strictObject({
       retrySeconds: z.coerce.number().int().min(1).default(30),
       /** CIDRs allowed to fetch boot scripts and call the agent API (empty: any); see server/api/trusted.ts */
       trustedNetworks: z.array(z.string().refine((v) => { const [a, b] = v.split('/'); const f = isIP(a ?? ''); return f !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (f === 4 ? 32 : 128))); }, 'must be an address or CIDR like 10.20.0.0/24')).default([]),
+      /** stage-1 boot attempts and their tokens (docs/security-model.md) */
+      attempts: BootAttemptsConfig.default(BootAttemptsConfig.parse({})),
+      /** new (`discovered`) nodes enrolled per minute, all sources together; more get a retry script and no row */
+      discoveredPerMinute: z.coerce.number().int().min(1).default(120),
     })
-    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [] }),
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), discoveredPerMinute: 120 }),
   /** the dashboard's sessions and login limits (server/api/ui.ts) */
   ui: UiConfig,
   /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */

@@ -23,7 +23,7 @@ import { createSecrets } from '../../server/secrets.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
 import { startIpmiSim, type IpmiSim } from '../../test/harness/ipmisim.ts';
-import { bootToken, client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../../test/fakes/app.ts';
+import { client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { createAgentClient } from '../client.ts';
 import { spawnExec, type Exec } from '../exec.ts';
@@ -43,13 +43,14 @@ let server: ServerType;
 let base: string;
 let app: ReturnType<typeof createApp>;
 let bmcs: ReturnType<typeof createBmcStore>;
+let nodes: ReturnType<typeof createNodeStore>;
 let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bfagent-bmc-'));
   [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ password: 'factory-pw' })]);
   const clock = systemClock;
-  const nodes = createNodeStore(db.db, { clock });
+  nodes = createNodeStore(db.db, { clock });
   bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
   const blobs = new Map([KERNEL, INITRD].map((b) => [sha256(b), b]));
   const images = new FixedCatalog({ hypervisor: { name: 'hypervisor', version: '1', kernel: { digest: sha256(KERNEL) }, initrd: { digest: sha256(INITRD) }, cmdline: 'quiet' } });
@@ -77,7 +78,12 @@ afterAll(async () => {
 describe('in-band BMC setup in the stage-1 flow', () => {
   it('picks up the pending plan, runs it from a 0600 file it then deletes, and the server stores verified credentials', async () => {
     const api = client(app);
-    const token = await bootToken(app, UUID);
+    // the plan goes only to a boot the server started, asked for from the address its /ipxe request came from:
+    // enrol, let the server start a boot (as a rebuild would), then /ipxe over HTTP from 127.0.0.1 like the agent
+    await (await fetch(`${base}/ipxe/${UUID}`)).text();
+    await nodes.expectBoot(UUID, 'test: rebuild');
+    const script = await (await fetch(`${base}/ipxe/${UUID}`)).text();
+    const token = /bootfarm\.token=(\S+)/.exec(script)![1]!;
     const req = await api.post(`/api/v1/nodes/${UUID}/bmc/setup`, { token: TOKENS.admin, body: { address: '127.0.0.1', netmask: '255.0.0.0', username: 'bootfarm', port: sim.port } });
     expect(req.status).toBe(202);
 

@@ -56,7 +56,7 @@ export const BmcInputBody = z.strictObject({
 });
 
 export function nodeView(n: NodeRow) {
-  const { bootTokenHash: _hidden, ...rest } = n;
+  const { credentialHash: _hidden, ...rest } = n;
   return rest;
 }
 

@@ -1,5 +1,7 @@
 // Agent routes (/api/v1/agent/*): stage-1 registration and profile, the compute OS's installed and heartbeat.
-// Every call carries the per-boot token the server put on the node's kernel command line.
+// Every call carries the credential the server put on the node's kernel command line (bootfarm.token=): stage-1
+// calls the boot attempt's stage-1 token, the compute OS its node credential (issued here with the profile).
+// docs/security-model.md
 import { Hono, type Context } from 'hono';
 import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type Detail, type Profile, type RegisterResponse } from '../contract/agent.ts';
 import { SmbiosUuid } from '../contract/common.ts';
@@ -7,7 +9,7 @@ import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
-import { agentNode, bearer } from './auth.ts';
+import { agentAuth, type AgentScope } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { baseUrlOf } from './url.ts';
@@ -17,7 +19,7 @@ export function agentRoutes(deps: Deps) {
   const app = new Hono();
   const { nodes } = deps;
 
-  const authedNode = async (c: Context, uuid: string) => (await agentNode(c, nodes, uuid)) as NodeRow;
+  const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
 
@@ -58,7 +60,8 @@ export function agentRoutes(deps: Deps) {
 
   app.get('/:uuid/profile', async (c) => {
     const uuid = uuidParam(c);
-    let node = await authedNode(c, uuid);
+    const auth = await agentAuth(c, nodes, uuid, 'stage1');
+    let node = auth.node;
     if (node.state !== 'ready' && node.state !== 'provisioning') {
       throw new AppError(409, 'invalid_transition', `node ${uuid} is ${node.state}; a profile is handed out only to ready nodes`, { state: node.state });
     }
@@ -72,7 +75,8 @@ export function agentRoutes(deps: Deps) {
     // failure before that still counts against this image in the promotion gates
     await nodes.touch(uuid, { imageName: image.name, imageVersion: image.version, kernelDigest: image.kernel.digest, initrdDigest: image.initrd.digest });
     const base = baseUrlOf(c, deps.config);
-    const token = bearer(c)!;
+    // the compute OS's own credential for this boot; the stage-1 token stays behind in stage-1
+    const token = await nodes.issueNodeCredential(uuid, auth.attempt!.id);
     const iscsi = iscsiFor(profile, uuid);
     const args = [
       ...safeCmdline(image.cmdline),
@@ -132,7 +136,7 @@ export function agentRoutes(deps: Deps) {
 
   app.post('/:uuid/events', async (c) => {
     const uuid = uuidParam(c);
-    await authedNode(c, uuid);
+    await authedNode(c, uuid, 'either');
     const body = await jsonBody(c, AgentEvents);
     const list = 'events' in body ? body.events : [body];
     await nodes.addEvents(
@@ -145,7 +149,7 @@ export function agentRoutes(deps: Deps) {
 
   app.post('/:uuid/installed', async (c) => {
     const uuid = uuidParam(c);
-    let node = await authedNode(c, uuid);
+    let node = await authedNode(c, uuid, 'node');
     const body = await jsonBody(c, InstalledRequest);
     const now = deps.clock.now();
     await nodes.touch(uuid, { lastSeen: now, lastHeartbeat: now, ...(body.kernelDigest ? { kernelDigest: body.kernelDigest } : {}), ...(body.initrdDigest ? { initrdDigest: body.initrdDigest } : {}) });
@@ -156,7 +160,7 @@ export function agentRoutes(deps: Deps) {
 
   app.post('/:uuid/heartbeat', async (c) => {
     const uuid = uuidParam(c);
-    let node = await authedNode(c, uuid);
+    let node = await authedNode(c, uuid, 'node');
     const body = await jsonBody(c, HeartbeatRequest);
     const now = deps.clock.now();
     await nodes.touch(uuid, { lastSeen: now, lastHeartbeat: now, ...(body.kernelDigest ? { kernelDigest: body.kernelDigest } : {}), ...(body.initrdDigest ? { initrdDigest: body.initrdDigest } : {}) });

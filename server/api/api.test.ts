@@ -10,6 +10,8 @@ import type { InspectionGate } from '../domain/inspection.ts';
 const U1 = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
 const U2 = '11111111-2222-3333-4444-555555555555';
 const U3 = '99999999-8888-7777-6666-555555555555';
+/** stays discovered: bad-input cases boot it (an active node gets no stage-1 token) */
+const U4 = '66666666-0000-0000-0000-000000000004';
 
 let pg: PgCluster | undefined;
 const backends: [string, () => Promise<DbHandle>][] = [
@@ -52,13 +54,15 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
     const prof = await http.get(`/api/v1/agent/${U1}/profile`, { token });
     expect(prof.status).toBe(200);
     expect(prof.json.kernel.sha256).toBe('a'.repeat(64));
-    expect(prof.json.cmdline).toContain(`bootfarm.token=${token}`);
+    // the compute OS gets its own node credential, not the stage-1 token
+    const cred = /bootfarm\.token=(\S+)/.exec(prof.json.cmdline)![1]!;
+    expect(cred).not.toBe(token);
     expect(prof.json.cmdline).toContain('bootfarm.mode=compute');
 
     // active: installed
-    const inst = await http.post(`/api/v1/agent/${U1}/installed`, { token, body: { kernelDigest: 'a'.repeat(64), initrdDigest: 'b'.repeat(64) } });
+    const inst = await http.post(`/api/v1/agent/${U1}/installed`, { token: cred, body: { kernelDigest: 'a'.repeat(64), initrdDigest: 'b'.repeat(64) } });
     expect(inst.json).toEqual({ state: 'active' });
-    const hb = await http.post(`/api/v1/agent/${U1}/heartbeat`, { token, body: { uptimeSeconds: 12 } });
+    const hb = await http.post(`/api/v1/agent/${U1}/heartbeat`, { token: cred, body: { uptimeSeconds: 12 } });
     expect(hb.json).toEqual({ state: 'active', next: 'continue' });
 
     // failed → rebuilding (operator actions) → inspecting (next boot registers)
@@ -87,14 +91,20 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
     expect(reasons).toContain('kernel panic on console');
     expect(ev.json.events.filter((e: any) => e.kind === 'phase').map((e: any) => e.reason)).toEqual(['ipxe-script', 'registered', 'ipxe-script', 'registered']);
 
-    // the old boot's token no longer works
-    expect((await http.post(`/api/v1/agent/${U1}/heartbeat`, { token, body: {} })).status).toBe(403);
+    // the first boot's stage-1 token ended when its compute OS came up
+    expect((await http.post('/api/v1/agent/register', { token, body: { facts: sampleFacts(U1) } })).status).toBe(403);
 
     const shown = await http.get(`/api/v1/nodes/${U1}`, { token: TOKENS.viewer });
     expect(shown.json.node).toMatchObject({ uuid: U1, state: 'ready', serial: 'SN-4c4c4544', manufacturer: 'QEMU' });
-    expect(shown.json.node.bootTokenHash).toBeUndefined();
+    expect(shown.json.node.credentialHash).toBeUndefined();
     expect(shown.json.facts.facts.bios.version).toBe('1.16.2-debian-1.16.2-1');
     expect(shown.json.interfaces[0]).toMatchObject({ mac: '52:54:00:12:34:56', switchName: 'tor-1', switchPortDescription: 'rack1 port 7' });
+
+    // the new boot's profile issues a new node credential: the old boot's no longer works
+    const prof2 = await http.get(`/api/v1/agent/${U1}/profile`, { token: token2 });
+    const cred2 = /bootfarm\.token=(\S+)/.exec(prof2.json.cmdline)![1]!;
+    expect((await http.post(`/api/v1/agent/${U1}/heartbeat`, { token: cred, body: {} })).status).toBe(403);
+    expect((await http.post(`/api/v1/agent/${U1}/heartbeat`, { token: cred2, body: {} })).json).toEqual({ state: 'active', next: 'continue' });
   });
 
   it('rejects an illegal transition with 409 naming the current state', async () => {
@@ -178,8 +188,8 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
   describe('bad input', () => {
     const cases: [string, () => Promise<{ status: number; json: any }>, number, string][] = [
       ['malformed JSON', () => http.post('/api/v1/agent/register', { token: 'x'.repeat(20), raw: '{"facts": ' }), 400, 'malformed_json'],
-      ['unknown top-level field', async () => http.post('/api/v1/agent/register', { token: await bootToken(t.app, U1), body: { facts: sampleFacts(U1), extra: 1 } }), 400, 'validation_failed'],
-      ['invalid MAC in facts', async () => http.post('/api/v1/agent/register', { token: await bootToken(t.app, U1), body: { facts: sampleFacts(U1, { macs: ['zz:zz'] }) } }), 400, 'validation_failed'],
+      ['unknown top-level field', async () => http.post('/api/v1/agent/register', { token: await bootToken(t.app, U4), body: { facts: sampleFacts(U4), extra: 1 } }), 400, 'validation_failed'],
+      ['invalid MAC in facts', async () => http.post('/api/v1/agent/register', { token: await bootToken(t.app, U4), body: { facts: sampleFacts(U4, { macs: ['zz:zz'] }) } }), 400, 'validation_failed'],
       ['invalid UUID in the path', () => http.get('/ipxe/not-a-uuid'), 400, 'validation_failed'],
       ['unknown node', () => http.get('/api/v1/nodes/77777777-0000-0000-0000-000000000001', { token: TOKENS.viewer }), 404, 'not_found'],
       ['no admin token', () => http.get('/api/v1/nodes'), 401, 'unauthorized'],

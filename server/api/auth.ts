@@ -1,13 +1,16 @@
 // Admin API: bearer tokens mapped to roles (viewer < operator < admin) from config; the dashboard's server-side
 // sessions opened with one of those tokens.
-// Agent calls: the per-boot token the server put on the node's kernel command line; only its hash is stored.
+// Agent calls: the credential the server put on the node's kernel command line (bootfarm.token=): in stage-1 the
+// boot attempt's stage-1 token, in the compute OS the node credential of that boot. Only hashes are stored.
+// docs/security-model.md has the model and the table of which endpoint takes which.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { hashToken, tokenMatches } from '../secrets.ts';
+import { hashToken } from '../secrets.ts';
 import type { SessionStore } from '../store/sessions.ts';
+import type { AgentCredential, BootAttemptRow, NodeRow } from '../store/nodes.ts';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -121,21 +124,48 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
 
 export const principalOf = (c: Context): Principal => (c.get('principal' as never) as Principal | undefined) ?? { name: 'anonymous', role: 'viewer' };
 
-/** Checks a node's per-boot token. */
-export function requireBootToken(c: Context, node: { uuid: string; bootTokenHash: string | null }): void {
-  const token = bearer(c);
-  if (!token) throw new AppError(401, 'unauthorized', `agent calls need the per-boot token from the kernel command line (bootfarm.token=) as "Authorization: Bearer <token>"`);
-  if (!tokenMatches(token, node.bootTokenHash)) throw new AppError(403, 'forbidden', `the boot token does not match node ${node.uuid}'s current boot`);
+/** Which credential an agent endpoint takes: stage-1's boot token, the compute OS's node credential, or either. */
+export type AgentScope = 'stage1' | 'node' | 'either';
+
+export interface AgentAuthStore {
+  get(uuid: string): Promise<NodeRow | null>;
+  agentCredential(node: Pick<NodeRow, 'uuid' | 'credentialHash'>, token: string): Promise<AgentCredential>;
+  nodeCredentialUsed(uuid: string): Promise<number>;
 }
 
-/** The node an agent call is about, with its per-boot token checked. A caller without a token learns nothing
- * about whether the node exists (401 before 404). */
-export async function agentNode(c: Context, nodes: { get(uuid: string): Promise<{ uuid: string; bootTokenHash: string | null } | null> }, uuid: string) {
+export interface AgentAuth {
+  node: NodeRow;
+  kind: 'stage1' | 'node';
+  /** the stage-1 boot attempt (kind stage1) */
+  attempt?: BootAttemptRow;
+}
+
+const SCOPE_TEXT: Record<Exclude<AgentScope, 'either'>, string> = {
+  stage1: "the stage-1 endpoints take the boot attempt's stage-1 token, not the compute OS's node credential",
+  node: "installed and heartbeats take the compute OS's node credential (issued with the profile), not a stage-1 boot token",
+};
+
+/**
+ * The node an agent call is about, with its credential checked against `scope`. A caller without a token learns
+ * nothing about whether the node exists (401 before 404). A call with the node credential also closes stage-1
+ * attempts opened on the guess that the node was gone (NodeStore.nodeCredentialUsed).
+ */
+export async function agentAuth(c: Context, nodes: AgentAuthStore, uuid: string, scope: AgentScope): Promise<AgentAuth> {
+  const token = bearer(c);
+  if (!token) throw new AppError(401, 'unauthorized', 'agent calls need the credential from the kernel command line (bootfarm.token=) as "Authorization: Bearer <token>"');
   const node = await nodes.get(uuid);
-  if (!node) {
-    if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the per-boot token from the kernel command line');
-    throw new AppError(404, 'not_found', `node ${uuid} not found`);
+  if (!node) throw new AppError(404, 'not_found', `node ${uuid} not found`);
+  const cred = await nodes.agentCredential(node, token);
+  if (cred.kind === 'invalid') throw new AppError(403, 'forbidden', `not a valid credential for node ${uuid}: ${cred.why}`);
+  if (scope !== 'either' && cred.kind !== scope) throw new AppError(403, 'forbidden', SCOPE_TEXT[scope]);
+  if (cred.kind === 'node') {
+    await nodes.nodeCredentialUsed(uuid);
+    return { node, kind: 'node' };
   }
-  requireBootToken(c, node);
-  return node;
+  return { node, kind: 'stage1', attempt: cred.attempt };
+}
+
+/** The node a stage-1 call (firmware, BMC setup, register …) is about, its boot token checked. */
+export async function agentNode(c: Context, nodes: AgentAuthStore, uuid: string): Promise<NodeRow> {
+  return (await agentAuth(c, nodes, uuid, 'stage1')).node;
 }

@@ -29,13 +29,17 @@ let db: DbHandle;
 let sim: IpmiSim;
 let app: ReturnType<typeof createApp>;
 let api: ReturnType<typeof client>;
+/** the node's own address: its stage-1 agent calls come from where its /ipxe request came from */
+const NODE_IP = '10.0.0.21';
+let nodeApi: ReturnType<typeof client>;
+let nodes: ReturnType<typeof createNodeStore>;
 let bmcs: ReturnType<typeof createBmcStore>;
 let logText = '';
 const clock = new FakeClock('2026-11-21T09:00:00Z');
 
 beforeAll(async () => {
   [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ password: 'factory-pw' })]);
-  const nodes = createNodeStore(db.db, { clock });
+  nodes = createNodeStore(db.db, { clock });
   bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
   // every log line at debug level is kept, to prove the password never reaches the log
   const log = createLogger({ level: 'debug', destination: new Writable({ write: (chunk, _e, cb) => ((logText += String(chunk)), cb()) }) as never });
@@ -44,7 +48,15 @@ beforeAll(async () => {
     { extra: [bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log })] },
   );
   api = client(app);
+  nodeApi = client(app, { from: NODE_IP });
 });
+
+/** A stage-1 token of a boot the server started (as a rebuild or power action would), fetched from `from`. */
+async function serverStartedBoot(uuid: string, from = NODE_IP): Promise<string> {
+  await client(app, { from }).get(`/ipxe/${uuid}`);
+  await nodes.expectBoot(uuid, 'test: the server power-cycled the node');
+  return bootToken(app, uuid, { from });
+}
 
 afterAll(async () => {
   await sim?.stop();
@@ -71,7 +83,7 @@ describe('in-band BMC setup', () => {
   let firstPassword: string;
 
   it('takes a request only from an admin, with valid input, for a known node, and never returns the password', async () => {
-    token = await bootToken(app, UUID);
+    token = await serverStartedBoot(UUID);
     expect((await request(UUID, good(), TOKENS.operator)).status).toBe(403);
     expect((await api.post(`/api/v1/nodes/${UUID}/bmc/setup`, { body: good() })).status).toBe(401);
     const bad = await request(UUID, { ...good(), address: '10.0.0.300' });
@@ -92,30 +104,30 @@ describe('in-band BMC setup', () => {
   });
 
   it('hands the plan to the node once, runs it on a real BMC, verifies out-of-band and only then stores the credentials', async () => {
-    expect((await api.get(`/api/v1/agent/${UUID}/bmc-setup`)).status).toBe(401);
-    expect((await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token: 'not-this-boot' })).status).toBe(403);
-    const offer = await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
+    expect((await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`)).status).toBe(401);
+    expect((await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token: 'not-this-boot' })).status).toBe(403);
+    const offer = await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
     expect(offer.status).toBe(200);
     expect(offer.json).toMatchObject({ pending: true, plan: { version: 1, interface: 'open', channel: 1, userId: 3 } });
     const { setupId, plan } = offer.json as { setupId: string; plan: { script: string } };
     firstPassword = /user set password 3 (\S+) 16/.exec(plan.script)![1]!;
     expect(firstPassword).toMatch(/^[A-Za-z0-9]{16}$/);
     // once: the same boot (or a replay) asking again gets nothing
-    expect((await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token })).json).toEqual({ pending: false });
+    expect((await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token })).json).toEqual({ pending: false });
     expect(await bmcs.get(UUID)).toBeNull();
 
     const ran = await runPlan(plan.script);
     expect(ran.out).toContain('Set User Password command successful (user 3)');
 
-    expect((await api.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: 'someone-else', exitCode: 0 } })).status).toBe(409);
+    expect((await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: 'someone-else', exitCode: 0 } })).status).toBe(409);
     const t0 = Date.now();
-    const done = await api.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId, exitCode: 0, output: ran.out, durationMs: 900 } });
+    const done = await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId, exitCode: 0, output: ran.out, durationMs: 900 } });
     const verifyMs = Date.now() - t0;
     expect(done.status, done.text).toBe(200);
     expect(done.json).toEqual({ setupId, ok: true, state: 'verified', message: `logged in out-of-band as bootfarm at 127.0.0.1:${sim.port} (power off); credentials stored` });
     console.log(`out-of-band verification against ipmi_sim: ${verifyMs} ms`);
     // a result is taken once
-    expect((await api.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId, exitCode: 0 } })).status).toBe(409);
+    expect((await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId, exitCode: 0 } })).status).toBe(409);
 
     const creds = await bmcs.getCredentials(UUID);
     expect(creds).toMatchObject({ driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: 'bootfarm', password: firstPassword });
@@ -126,11 +138,11 @@ describe('in-band BMC setup', () => {
 
   it('does not store credentials the BMC refuses, and says why', async () => {
     const req = await request(UUID, good());
-    const offer = await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
+    const offer = await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
     const secondPassword = /user set password 3 (\S+) 16/.exec(offer.json.plan.script)![1]!;
     expect(secondPassword).not.toBe(firstPassword);
     // the script is NOT run (a BMC that ignored it; ipmitool would still exit 0): the new password cannot log in
-    const res = await api.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: req.json.setupId, exitCode: 0, output: `echoed ${secondPassword}` } });
+    const res = await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: req.json.setupId, exitCode: 0, output: `echoed ${secondPassword}` } });
     expect(res.json).toMatchObject({ ok: false, state: 'failed' });
     expect(res.json.message).toMatch(/^out-of-band login as bootfarm at 127\.0\.0\.1:\d+ failed \(auth\): .*; credentials not stored$/);
     expect(res.text).not.toContain(secondPassword);
@@ -138,8 +150,8 @@ describe('in-band BMC setup', () => {
 
     // a failed run on the node is not verified at all
     const third = await request(UUID, good());
-    await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
-    const failed = await api.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: third.json.setupId, exitCode: 1, output: 'Could not open device at /dev/ipmi0' } });
+    await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token });
+    const failed = await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: third.json.setupId, exitCode: 1, output: 'Could not open device at /dev/ipmi0' } });
     expect(failed.json).toMatchObject({ ok: false, state: 'failed', message: 'ipmitool exited 1 on the node; credentials not stored' });
 
     const events = (await api.get(`/api/v1/nodes/${UUID}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; data: unknown }[];
@@ -164,7 +176,48 @@ describe('in-band BMC setup', () => {
   it('drops a request that no stage-1 picked up within the hour', async () => {
     await request(UUID, good());
     clock.advance(61 * 60_000);
-    expect((await api.get(`/api/v1/agent/${UUID}/bmc-setup`, { token })).json).toEqual({ pending: false });
+    // (the old stage-1 token expired meanwhile too: 30 min without use)
+    expect((await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token })).status).toBe(403);
+    token = await serverStartedBoot(UUID);
+    expect((await nodeApi.get(`/api/v1/agent/${UUID}/bmc-setup`, { token })).json).toEqual({ pending: false });
     expect((await api.get(`/api/v1/nodes/${UUID}/bmc/setup`, { token: TOKENS.viewer })).json).toMatchObject({ state: 'expired', message: 'not completed within 60 min' });
+  });
+
+  it('withholds the plan from a boot the server did not start, from any other address, and takes the result only from the attempt that got it', async () => {
+    const U = '4c4c4544-0042-3510-8052-b4c04f4e4d42';
+    const withheld = async () => ((await api.get(`/api/v1/nodes/${U}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string }[]).filter((e) => e.reason.includes('withheld')).map((e) => e.reason);
+
+    // a node that is not active hands a stage-1 token to anyone who asks: not enough for a secret
+    const unasked = await bootToken(app, U, { from: NODE_IP });
+    const req = await request(U, good());
+    expect((await nodeApi.get(`/api/v1/agent/${U}/bmc-setup`, { token: unasked })).json).toEqual({ pending: false });
+    expect((await withheld()).at(-1)).toMatch(/withheld from boot attempt \d+: this boot was not started by the server/);
+
+    // the server starts the boot; someone else fetches /ipxe first, from elsewhere
+    await nodes.expectBoot(U, 'test: rebuild');
+    const intruder = await bootToken(app, U, { from: '10.0.0.99' });
+    const real = await bootToken(app, U, { from: NODE_IP });
+    // the intruder's attempt was server-started too, but the real node's address also holds one: nobody gets it
+    expect((await client(app, { from: '10.0.0.99' }).get(`/api/v1/agent/${U}/bmc-setup`, { token: intruder })).json).toEqual({ pending: false });
+    expect((await withheld()).at(-1)).toMatch(/other addresses \(10\.0\.0\.21\) hold open boot attempts/);
+    // the real node's token used from another address
+    expect((await client(app, { from: '10.0.0.98' }).get(`/api/v1/agent/${U}/bmc-setup`, { token: real })).json).toEqual({ pending: false });
+    expect((await withheld()).at(-1)).toMatch(/asked from 10\.0\.0\.98, but the boot attempt's \/ipxe request came from 10\.0\.0\.21/);
+    expect((await api.get(`/api/v1/nodes/${U}/bmc/setup`, { token: TOKENS.viewer })).json.state).toBe('pending');
+
+    // the intruder's attempt ends (the same address asks again and supersedes it … here: it expires)
+    clock.advance(31 * 60_000);
+    await nodeApi.get(`/api/v1/agent/${U}/bmc-setup`, { token: real }).catch(() => undefined);
+    await nodes.expectBoot(U, 'test: rebuild again');
+    const fresh = await bootToken(app, U, { from: NODE_IP });
+    const offer = await nodeApi.get(`/api/v1/agent/${U}/bmc-setup`, { token: fresh });
+    expect(offer.json).toMatchObject({ pending: true, setupId: req.json.setupId });
+    // once
+    expect((await nodeApi.get(`/api/v1/agent/${U}/bmc-setup`, { token: fresh })).json).toEqual({ pending: false });
+    // the result only from the attempt that got the plan, from its address
+    const other = await bootToken(app, U, { from: '10.0.0.97' });
+    expect((await client(app, { from: '10.0.0.97' }).post(`/api/v1/agent/${U}/bmc-setup`, { token: other, body: { setupId: req.json.setupId, exitCode: 1 } })).status).toBe(403);
+    const done = await nodeApi.post(`/api/v1/agent/${U}/bmc-setup`, { token: fresh, body: { setupId: req.json.setupId, exitCode: 1, output: 'no /dev/ipmi0' } });
+    expect(done.json).toMatchObject({ ok: false, state: 'failed' });
   });
 });

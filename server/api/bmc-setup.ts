@@ -6,8 +6,14 @@
 //                                            → 202 {setupId, state: 'pending', redacted, expect}; the password is
 //                                            generated here and never leaves the server except inside the plan
 //   GET  /api/v1/nodes/:uuid/bmc/setup      viewer: the latest request's state (pending, delivered, verified, failed)
-//   GET  /api/v1/agent/:uuid/bmc-setup      boot token: the pending plan, handed out ONCE ({pending: false} after)
-//   POST /api/v1/agent/:uuid/bmc-setup      boot token: {setupId, exitCode, output, …} → verify → {ok, state, message}
+//   GET  /api/v1/agent/:uuid/bmc-setup      stage-1 token: the pending plan, handed out ONCE ({pending: false} after),
+//                                            only to a boot attempt the server started (rebuild, power action) and
+//                                            only from the address that attempt's /ipxe request came from
+//   POST /api/v1/agent/:uuid/bmc-setup      stage-1 token of the attempt that got the plan, from the same address:
+//                                            {setupId, exitCode, output, …} → verify → {ok, state, message}
+//
+// The plan holds a password, and /ipxe is unauthenticated: a stage-1 token alone is not enough (anyone on the boot
+// network can get one for a node that is not active). docs/security-model.md
 //
 // Pending plans (with their password) live in memory only, for `ttlMs` (1 h): a password that was never
 // verified is not worth persisting, and a server restart simply means the operator asks again. With several
@@ -28,7 +34,8 @@ import type { Logger } from '../log.ts';
 import type { BmcStore } from '../store/bmcs.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
-import { agentNode, principalOf } from './auth.ts';
+import { agentAuth, principalOf } from './auth.ts';
+import { peerAddress } from './trusted.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
@@ -53,7 +60,7 @@ export const SETUP_STATES = ['pending', 'delivered', 'verifying', 'verified', 'f
 export type SetupState = (typeof SETUP_STATES)[number];
 
 export interface BmcSetupApiDeps {
-  nodes: Pick<NodeStore, 'get' | 'addEvent'>;
+  nodes: Pick<NodeStore, 'get' | 'addEvent' | 'agentCredential' | 'nodeCredentialUsed' | 'attempts'>;
   bmcs: Pick<BmcStore, 'set'>;
   clock: Clock;
   /** the out-of-band check (server/bmc createBmcFactory) */
@@ -75,6 +82,8 @@ interface SetupRecord {
   requestedBy: string;
   requestedAt: Date;
   deliveredAt: Date | null;
+  /** the boot attempt that was handed the plan and its address: only it may report the result */
+  deliveredTo: { attemptId: number; address: string } | null;
   finishedAt: Date | null;
   message: string | null;
 }
@@ -119,7 +128,18 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     return r;
   }
 
-  const agentNodeOf = (c: Context) => agentNode(c, nodes, uuidParam(c));
+  const agentOf = (c: Context) => agentAuth(c, nodes, uuidParam(c), 'stage1');
+
+  /** Why this stage-1 call may not have the plan (null: it may). */
+  async function withheld(uuid: string, attempt: { id: number; serverStarted: boolean; address: string | null }, from: string | null): Promise<string | null> {
+    if (!attempt.serverStarted) return 'this boot was not started by the server (rebuild or power action); rebuild the node to deliver it';
+    if (!from || !attempt.address) return 'the address of the boot attempt or of this request is unknown';
+    if (from !== attempt.address) return `asked from ${from}, but the boot attempt's /ipxe request came from ${attempt.address}`;
+    const now = clock.now().getTime();
+    const others = (await nodes.attempts(uuid)).filter((a) => !a.closedAt && a.expiresAt.getTime() > now && a.id !== attempt.id && a.address !== attempt.address);
+    if (others.length) return `other addresses (${[...new Set(others.map((a) => a.address ?? 'unknown'))].join(', ')}) hold open boot attempts for this node`;
+    return null;
+  }
 
   app.post('/api/v1/nodes/:uuid/bmc/setup', requireRole('admin'), async (c) => {
     const uuid = uuidParam(c);
@@ -132,7 +152,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     const prev = current(uuid);
     const { plan, password } = buildBmcSetupPlan(input.data);
     const actor = `api:${principalOf(c).name}`;
-    const rec: SetupRecord = { id: randomUUID(), uuid, plan, password, state: 'pending', requestedBy: actor, requestedAt: clock.now(), deliveredAt: null, finishedAt: null, message: null };
+    const rec: SetupRecord = { id: randomUUID(), uuid, plan, password, state: 'pending', requestedBy: actor, requestedAt: clock.now(), deliveredAt: null, deliveredTo: null, finishedAt: null, message: null };
     setups.set(uuid, rec);
     const replaced = prev && (prev.state === 'pending' || prev.state === 'delivered') ? ` (replaces ${prev.id})` : '';
     await nodes.addEvent(uuid, {
@@ -152,22 +172,34 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
   });
 
   app.get('/api/v1/agent/:uuid/bmc-setup', async (c) => {
-    const node = await agentNodeOf(c);
+    const { node, attempt } = await agentOf(c);
     const r = current(node.uuid);
     // once: a second stage-1 (or a replayed request) must not get the password again
     if (!r || r.state !== 'pending' || !r.password) return c.json({ pending: false });
+    const from = peerAddress(c);
+    const why = await withheld(node.uuid, attempt!, from);
+    if (why) {
+      // stays pending for the boot the server starts; the operator sees why in the timeline
+      await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} withheld from boot attempt ${attempt!.id}: ${why}`, actor: 'bmc-setup', data: { setupId: r.id, attempt: attempt!.id, from } });
+      return c.json({ pending: false });
+    }
+    // taken before the next await: two concurrent requests cannot both get it
     r.state = 'delivered';
     r.deliveredAt = clock.now();
+    r.deliveredTo = { attemptId: attempt!.id, address: from! };
     await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} handed to the stage-1 agent`, actor: 'bmc-setup', data: { setupId: r.id } });
     c.header('cache-control', 'no-store');
     return c.json({ pending: true, setupId: r.id, plan: r.plan });
   });
 
   app.post('/api/v1/agent/:uuid/bmc-setup', async (c) => {
-    const node = await agentNodeOf(c);
+    const { node, attempt } = await agentOf(c);
     const body = await jsonBody(c, BmcSetupResult);
     const r = current(node.uuid);
     if (!r || r.id !== body.setupId) throw new AppError(409, 'conflict', `BMC setup ${body.setupId} is not node ${node.uuid}'s current setup${r ? ` (${r.id}, ${r.state})` : ''}`, { setupId: body.setupId });
+    if (r.deliveredTo && (r.deliveredTo.attemptId !== attempt!.id || r.deliveredTo.address !== peerAddress(c))) {
+      throw new AppError(403, 'forbidden', `BMC setup ${r.id} was handed to another boot attempt; only it may report the result`, { setupId: r.id });
+    }
     if (r.state !== 'delivered' || !r.password) throw new AppError(409, 'conflict', `BMC setup ${r.id} is ${r.state}; a result is taken once, after the plan was handed out`, { setupId: r.id, state: r.state });
     const password = r.password;
     // taken before the first await, so a second (replayed) result cannot run a second verification

@@ -1,12 +1,20 @@
 // Boot routes: GET /boot.ipxe and GET /ipxe/:uuid. The script is chosen from the node's state:
 // stage-1 for every running state (a diskless node passes through stage-1 on each boot), a hold script that
 // says why for quarantined / maintenance / retired nodes, a retry script when nothing is published to boot.
+// The request is unauthenticated, so it opens a stage-1 boot attempt (and hands out its token) only when a boot is
+// expected (server/domain/boot-trust.ts); a running node's credential is never touched here. Repeated identical
+// requests add no event rows (a counter), and new UUIDs are enrolled at most boot.discoveredPerMinute a minute.
+// docs/security-model.md
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { renderBootScript, renderHoldScript, renderKernelScript, renderRetryScript, safeCmdline, safeArg } from '../../boot/ipxe/script.ts';
 import { SmbiosUuid, Mac } from '../contract/common.ts';
+import { decideBootAttempt } from '../domain/boot-trust.ts';
+import { selectProfile } from '../domain/profiles.ts';
+import { DiscoveryCapError, type NewEvent } from '../store/nodes.ts';
 import type { Deps } from './deps.ts';
 import { parseWith } from './validate.ts';
+import { peerAddress } from './trusted.ts';
 import { baseUrlOf } from './url.ts';
 
 const BootQuery = z.object({
@@ -26,30 +34,59 @@ export function bootRoutes(deps: Deps) {
 
   app.get('/boot.ipxe', (c) => ipxe(renderBootScript({ baseUrl: baseUrlOf(c, deps.config) })));
 
+  /** iPXE polls: identical consecutive events of a node become one row with a count */
+  const bootEvent = (uuid: string, phase: string, data: Record<string, unknown>) => deps.nodes.addEvent(uuid, { kind: 'phase', reason: phase, actor: 'ipxe', data: { phase, ...data } } satisfies NewEvent, { coalesce: true });
+  let capWarnedAt = 0;
+
   app.get('/ipxe/:uuid', async (c) => {
     const uuid = parseWith(SmbiosUuid, c.req.param('uuid'));
     const q = parseWith(BootQuery, c.req.query());
     const base = baseUrlOf(c, deps.config);
-    const { node, created } = await deps.nodes.enroll(uuid, { serial: q.serial, manufacturer: q.manufacturer, product: q.product, mac: q.mac }, 'ipxe');
     const retryUrl = `${base}/ipxe/${uuid}`;
+    const { boot } = deps.config;
+    let enrolled;
+    try {
+      enrolled = await deps.nodes.enroll(uuid, { serial: q.serial, manufacturer: q.manufacturer, product: q.product, mac: q.mac }, 'ipxe', undefined, { newPerMinute: boot.discoveredPerMinute });
+    } catch (e) {
+      if (!(e instanceof DiscoveryCapError)) throw e;
+      // a flood of made-up UUIDs must not flood the log either: one line a minute
+      const now = deps.clock.now().getTime();
+      if (now - capWarnedAt > 60_000) {
+        capWarnedAt = now;
+        deps.log.warn({ uuid, perMinute: boot.discoveredPerMinute }, 'discovered-node cap reached; new nodes are told to retry');
+      }
+      return ipxe(renderRetryScript({ message: 'too many new machines at once; this one is not enrolled yet', seconds: boot.retrySeconds, retryUrl }));
+    }
+    const { node, created } = enrolled;
     if (HELD.has(node.state)) {
-      await deps.nodes.addEvent(uuid, { kind: 'phase', reason: 'ipxe-held', actor: 'ipxe', data: { phase: 'ipxe-held', state: node.state } });
+      await bootEvent(uuid, 'ipxe-held', { state: node.state });
       return ipxe(renderHoldScript({ uuid, state: node.state, reason: node.stateReason ?? 'held by an operator' }));
     }
-    const { stage1 } = deps.config.boot;
+    const { stage1 } = boot;
     const image = await deps.images.resolve(stage1.image, stage1.channel);
     if (!image) {
       deps.log.warn({ uuid, image: stage1.image, channel: stage1.channel }, 'no stage-1 image published; node told to retry');
-      return ipxe(renderRetryScript({ message: `no stage-1 image is published in ${stage1.image}:${stage1.channel}`, seconds: deps.config.boot.retrySeconds, retryUrl }));
+      return ipxe(renderRetryScript({ message: `no stage-1 image is published in ${stage1.image}:${stage1.channel}`, seconds: boot.retrySeconds, retryUrl }));
     }
-    const token = await deps.nodes.issueBootToken(uuid);
-    await deps.nodes.addEvent(uuid, { kind: 'phase', reason: 'ipxe-script', actor: 'ipxe', data: { phase: 'ipxe-script', state: node.state, created, mac: q.mac ?? null, platform: q.platform ?? null, image: `${image.name}@${image.version}` } });
+    const profileName = selectProfile(deps.config.profiles, node);
+    const interval = (profileName ? deps.config.profiles[profileName]?.heartbeatIntervalSeconds : undefined) ?? 30;
+    const decision = decideBootAttempt(node, deps.clock.now(), interval, boot.attempts, boot.retrySeconds);
+    if (!decision.open) {
+      await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'running' });
+      return ipxe(renderRetryScript({ message: decision.why, seconds: decision.retryAfterSeconds, retryUrl }));
+    }
+    const opened = await deps.nodes.openAttempt(uuid, { address: peerAddress(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen });
+    if ('refused' in opened) {
+      await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'max-open' });
+      return ipxe(renderRetryScript({ message: opened.refused, seconds: boot.retrySeconds, retryUrl }));
+    }
+    await bootEvent(uuid, 'ipxe-script', { state: node.state, created, mac: q.mac ?? null, platform: q.platform ?? null, image: `${image.name}@${image.version}`, attempt: decision.reason, serverStarted: decision.serverStarted });
     const args = [
       ...safeCmdline(image.cmdline),
       ...safeCmdline(stage1.cmdline),
       safeArg(`bootfarm.server=${base}`),
       `bootfarm.uuid=${uuid}`,
-      `bootfarm.token=${token}`,
+      `bootfarm.token=${opened.token}`,
       'bootfarm.mode=stage1',
     ];
     return ipxe(

@@ -27,7 +27,7 @@ export const POWER_ROUTES: RouteDoc[] = [
   { method: 'get', path: '/api/v1/nodes/{uuid}/power', summary: 'Power state as the BMC reports it', tag: 'nodes', auth: 'viewer' },
 ];
 
-export function powerMount({ nodes, bmcs, createBmc }: { nodes: Pick<NodeStore, 'require' | 'addEvent'>; bmcs: Pick<BmcStore, 'getCredentials'>; createBmc: BmcFactory }) {
+export function powerMount({ nodes, bmcs, createBmc }: { nodes: Pick<NodeStore, 'require' | 'addEvent' | 'expectBoot'>; bmcs: Pick<BmcStore, 'getCredentials'>; createBmc: BmcFactory }) {
   return (requireRole: RequireRole): Mount => {
     const app = new Hono();
     const bmcOf = async (c: Context) => {
@@ -53,6 +53,9 @@ export function powerMount({ nodes, bmcs, createBmc }: { nodes: Pick<NodeStore, 
         const before = body.action === 'on' ? await bmc.powerStatus() : undefined;
         const action = body.action === 'on' && before === 'on' && body.bootdev ? 'cycle' : body.action;
         await bmc.power(action);
+        // the server started a boot: the node's next /ipxe may open a stage-1 attempt even if it is active
+        // (after the BMC call: a failed power action leaves nothing expected). docs/security-model.md
+        if (action === 'cycle' || action === 'reset' || (action === 'on' && before !== 'on')) await nodes.expectBoot(uuid, `power ${action} by ${actor}`);
         await nodes.addEvent(uuid, { kind: 'bmc', reason: `power ${action}${body.bootdev ? ` (next boot ${body.bootdev})` : ''} via ${bmc.target}`, actor, data: { action, bootdev: body.bootdev ?? null, before: before ?? null } });
         return c.json({ action, bootdev: body.bootdev ?? null, power: await bmc.powerStatus() });
       } catch (e) {

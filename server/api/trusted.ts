@@ -20,8 +20,9 @@ export function parseNetworks(cidrs: string[]): BlockList {
   return list;
 }
 
-/** The peer's address, with IPv4-mapped IPv6 (::ffff:10.0.0.5) folded to IPv4; null when there is no socket. */
-function peerAddress(c: Parameters<MiddlewareHandler>[0]): string | null {
+/** The peer's address, with IPv4-mapped IPv6 (::ffff:10.0.0.5) folded to IPv4; null when there is no socket.
+ * Also "the node's own address" of a boot attempt (server/api/boot.ts, bmc-setup.ts). */
+export function peerAddress(c: Parameters<MiddlewareHandler>[0]): string | null {
   try {
     const a = getConnInfo(c).remote.address;
     if (!a) return null;

@@ -1,17 +1,35 @@
 // The node registry: the only code (with the other store/ files) that touches drizzle for nodes.
 // Every state change goes through the pure lifecycle function and is written together with its event row
 // in one transaction, with the node row locked (SELECT … FOR UPDATE), so two replicas cannot interleave.
-import { and, desc, eq, gt, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
-import { conflicts, events, facts, interfaces, nodes } from '../db/schema/index.ts';
+import { bootAttempts, conflicts, events, facts, interfaces, nodes } from '../db/schema/index.ts';
 import type { Facts, ProbeFailure } from '../contract/facts.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { transition, TransitionError, type LifecycleEvent } from '../domain/lifecycle.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
-import { hashToken, newToken } from '../secrets.ts';
+import { hashToken, newToken, tokenMatches } from '../secrets.ts';
 
 export type NodeRow = typeof nodes.$inferSelect;
+export type BootAttemptRow = typeof bootAttempts.$inferSelect;
+
+/** More new nodes in the last minute than boot.discoveredPerMinute allows: this one is not enrolled (yet). */
+export class DiscoveryCapError extends AppError {
+  constructor(readonly perMinute: number) {
+    super(429, 'rate_limited', `more than ${perMinute} new nodes were discovered in the last minute (boot.discoveredPerMinute); try again shortly`, { perMinute }, { 'retry-after': '60' });
+    this.name = 'DiscoveryCapError';
+  }
+}
+
+/** What an agent's bearer token turned out to be for one node (server/api/auth.ts decides what each may call). */
+export type AgentCredential =
+  | { kind: 'stage1'; attempt: BootAttemptRow }
+  | { kind: 'node' }
+  | { kind: 'invalid'; why: string };
+
+/** pg_advisory_xact_lock key that serialises the discovered-per-minute count with the insert ("boot" in ASCII) */
+const DISCOVERY_LOCK = 0x626f6f74;
 export type EventRow = typeof events.$inferSelect;
 export type InterfaceRow = typeof interfaces.$inferSelect;
 export type ConflictRow = typeof conflicts.$inferSelect;
@@ -60,7 +78,24 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       .where(eq(nodes.uuid, row.uuid))
       .returning();
     await tx.insert(events).values({ nodeUuid: row.uuid, at: now, kind: 'transition', fromState: row.state, toState: next.state, reason: next.reason ?? event.type, actor, data: { event: event.type, ...data } });
+    // the boot-trust bookkeeping of docs/security-model.md rides on the transitions that imply it
+    if (next.state === 'rebuilding') return expectBootTx(tx, row.uuid, `rebuild: ${next.reason ?? event.type}`);
+    if (next.state === 'active') await closeAttemptsTx(tx, row.uuid, 'the compute OS is up');
     return updated!;
+  }
+
+  /** The server started a boot of this node: the next /ipxe opens a server-started attempt. */
+  async function expectBootTx(tx: Tx, uuid: string, reason: string): Promise<NodeRow> {
+    const [row] = await tx.update(nodes).set({ bootExpectedAt: clock.now(), bootExpectedReason: reason.slice(0, 500) }).where(eq(nodes.uuid, uuid)).returning();
+    if (!row) throw notFound(`node ${uuid}`);
+    return row;
+  }
+
+  async function closeAttemptsTx(tx: Tx | Db, uuid: string, reason: string, { keepServerStarted = false } = {}): Promise<number> {
+    const conds = [eq(bootAttempts.nodeUuid, uuid), isNull(bootAttempts.closedAt)];
+    if (keepServerStarted) conds.push(eq(bootAttempts.serverStarted, false));
+    const done = await tx.update(bootAttempts).set({ closedAt: clock.now(), closeReason: reason }).where(and(...conds)).returning({ id: bootAttempts.id });
+    return done.length;
   }
 
   const store = {
@@ -78,9 +113,19 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     },
 
     /** Creates the node as `discovered` if it is new (first PXE request); returns it either way. */
-    async enroll(uuid: string, attrs: { serial?: string; manufacturer?: string; product?: string; mac?: string }, actor: string, reason = 'first boot request'): Promise<{ node: NodeRow; created: boolean }> {
+    async enroll(uuid: string, attrs: { serial?: string; manufacturer?: string; product?: string; mac?: string }, actor: string, reason = 'first boot request', opts: { newPerMinute?: number } = {}): Promise<{ node: NodeRow; created: boolean }> {
       return db.transaction(async (tx) => {
         const now = clock.now();
+        if (opts.newPerMinute !== undefined) {
+          // Unauthenticated requests create nodes: bound how fast (issue 13). Only a new UUID pays for the count; the
+          // lock makes count-then-insert exact across connections and replicas.
+          const [known] = await tx.select({ uuid: nodes.uuid }).from(nodes).where(eq(nodes.uuid, uuid));
+          if (!known) {
+            await tx.execute(sql`select pg_advisory_xact_lock(${DISCOVERY_LOCK})`);
+            const [recent] = await tx.select({ n: sql<number>`count(*)::int` }).from(nodes).where(gt(nodes.createdAt, new Date(now.getTime() - 60_000)));
+            if (Number(recent?.n ?? 0) >= opts.newPerMinute) throw new DiscoveryCapError(opts.newPerMinute);
+          }
+        }
         const inserted = await tx
           .insert(nodes)
           .values({ uuid, state: 'discovered', stateSince: now, stateReason: reason, serial: attrs.serial || null, manufacturer: attrs.manufacturer || null, product: attrs.product || null, lastSeen: now, createdAt: now, updatedAt: now })
@@ -176,7 +221,21 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       return db.select().from(events).where(and(eq(events.nodeUuid, uuid), gt(events.id, afterId))).orderBy(events.id).limit(limit);
     },
 
-    async addEvent(uuid: string, e: NewEvent): Promise<EventRow> {
+    /**
+     * With `coalesce`, an event identical (kind, reason, actor, data) to the node's latest event only bumps that
+     * row's `count` and `lastAt`: an iPXE client polling /ipxe, or someone replaying it, adds no rows.
+     */
+    async addEvent(uuid: string, e: NewEvent, opts: { coalesce?: boolean } = {}): Promise<EventRow> {
+      if (opts.coalesce && !e.fromState && !e.toState) {
+        const now = clock.now();
+        const latest = sql`(select max(${events.id}) from ${events} where ${events.nodeUuid} = ${uuid})`;
+        const [bumped] = await db
+          .update(events)
+          .set({ count: sql`${events.count} + 1`, lastAt: now })
+          .where(and(sql`${events.id} = ${latest}`, eq(events.kind, e.kind), sql`${events.reason} is not distinct from ${e.reason ?? null}`, eq(events.actor, e.actor), isNull(events.fromState), isNull(events.toState), e.data ? sql`${events.data} = ${JSON.stringify(e.data)}::jsonb` : isNull(events.data)))
+          .returning();
+        if (bumped) return bumped;
+      }
       const [row] = await db.insert(events).values({ nodeUuid: uuid, at: clock.now(), kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null, fromState: e.fromState ?? null, toState: e.toState ?? null }).returning();
       return row!;
     },
@@ -214,12 +273,85 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       });
     },
 
-    /** A fresh per-boot token; only its hash is kept. Issuing one invalidates the previous boot's. */
-    async issueBootToken(uuid: string): Promise<string> {
+    // ---- boot trust (docs/security-model.md): stage-1 attempts and the node credential -------------------------
+
+    /**
+     * Opens a stage-1 boot attempt and returns its token (only the hash is kept). Under the node's row lock:
+     * expired attempts are closed; this address's older attempts are superseded (the same machine asking again:
+     * an iPXE retry, a reboot); with `maxOpen` attempts from other addresses still open the request is refused,
+     * so other addresses can delay a boot but never strand one that is under way.
+     */
+    async openAttempt(uuid: string, o: { address: string | null; reason: string; serverStarted: boolean; ttlSeconds: number; maxOpen: number }): Promise<{ token: string; attempt: BootAttemptRow } | { refused: string }> {
+      return db.transaction(async (tx) => {
+        await lockNode(tx, uuid);
+        const now = clock.now();
+        const open = and(eq(bootAttempts.nodeUuid, uuid), isNull(bootAttempts.closedAt));
+        await tx.update(bootAttempts).set({ closedAt: now, closeReason: 'expired' }).where(and(open, lte(bootAttempts.expiresAt, now)));
+        const sameAddress = o.address === null ? isNull(bootAttempts.address) : eq(bootAttempts.address, o.address);
+        await tx.update(bootAttempts).set({ closedAt: now, closeReason: 'superseded by a newer attempt from the same address' }).where(and(open, sameAddress));
+        const [others] = await tx.select({ n: sql<number>`count(*)::int` }).from(bootAttempts).where(open);
+        if (Number(others?.n ?? 0) >= o.maxOpen) return { refused: `${others!.n} boot attempts from other addresses are open (boot.attempts.maxOpen)` };
+        const token = newToken();
+        const [attempt] = await tx
+          .insert(bootAttempts)
+          .values({ nodeUuid: uuid, tokenHash: hashToken(token), address: o.address, reason: o.reason, serverStarted: o.serverStarted, openedAt: now, expiresAt: new Date(now.getTime() + o.ttlSeconds * 1000) })
+          .returning();
+        return { token, attempt: attempt! };
+      });
+    },
+
+    /**
+     * What `token` is for node `uuid`: its running boot's node credential, an open stage-1 attempt's token (whose
+     * expiry then slides forward by its ttl: an agent busy for a long time, e.g. held in maintenance or flashing
+     * firmware, keeps its attempt), or nothing valid (with the reason, for the 403's message).
+     */
+    async agentCredential(node: Pick<NodeRow, 'uuid' | 'credentialHash'>, token: string): Promise<AgentCredential> {
+      if (tokenMatches(token, node.credentialHash)) return { kind: 'node' };
+      const [a] = await db.select().from(bootAttempts).where(eq(bootAttempts.tokenHash, hashToken(token)));
+      if (!a || a.nodeUuid !== node.uuid) return { kind: 'invalid', why: `the token is neither a boot token nor the node credential of node ${node.uuid}` };
+      const now = clock.now();
+      if (a.closedAt) return { kind: 'invalid', why: `the stage-1 boot token's attempt ended at ${a.closedAt.toISOString()} (${a.closeReason ?? 'closed'})` };
+      if (a.expiresAt.getTime() <= now.getTime()) return { kind: 'invalid', why: `the stage-1 boot token expired at ${a.expiresAt.toISOString()}` };
+      // the ttl the attempt was opened with (expiry − last use keeps it as the expiry slides)
+      const ttlMs = a.expiresAt.getTime() - (a.lastUsedAt ?? a.openedAt).getTime();
+      const expiresAt = new Date(now.getTime() + ttlMs);
+      const [used] = await db.update(bootAttempts).set({ lastUsedAt: now, expiresAt }).where(and(eq(bootAttempts.id, a.id), isNull(bootAttempts.closedAt))).returning();
+      if (!used) return { kind: 'invalid', why: `the stage-1 boot token's attempt just ended` };
+      return { kind: 'stage1', attempt: used };
+    },
+
+    /**
+     * The compute OS's credential for the boot a stage-1 attempt is about to kexec into (only its hash is kept).
+     * It replaces the previous boot's: that OS is gone, its node is in stage-1. The boot the server waited for
+     * has arrived, so the expectation ends here.
+     */
+    async issueNodeCredential(uuid: string, attemptId: number): Promise<string> {
       const token = newToken();
-      const res = await db.update(nodes).set({ bootTokenHash: hashToken(token), bootTokenIssuedAt: clock.now() }).where(eq(nodes.uuid, uuid)).returning({ uuid: nodes.uuid });
+      const res = await db
+        .update(nodes)
+        .set({ credentialHash: hashToken(token), credentialIssuedAt: clock.now(), credentialAttemptId: attemptId, bootExpectedAt: null, bootExpectedReason: null })
+        .where(eq(nodes.uuid, uuid))
+        .returning({ uuid: nodes.uuid });
       if (!res.length) throw notFound(`node ${uuid}`);
       return token;
+    },
+
+    /**
+     * The running boot proved itself (a call with its node credential): stage-1 attempts opened on the guess that
+     * the node was gone or not running are closed. Attempts of a boot the server started stay: that reboot may be
+     * on its way while a last heartbeat is still in flight.
+     */
+    async nodeCredentialUsed(uuid: string): Promise<number> {
+      return closeAttemptsTx(db, uuid, 'the running boot sent a heartbeat with its node credential', { keepServerStarted: true });
+    },
+
+    /** The server is starting a boot (power action with the BMC); the next /ipxe opens a server-started attempt. */
+    async expectBoot(uuid: string, reason: string): Promise<NodeRow> {
+      return db.transaction((tx) => expectBootTx(tx, uuid, reason));
+    },
+
+    async attempts(uuid: string): Promise<BootAttemptRow[]> {
+      return db.select().from(bootAttempts).where(eq(bootAttempts.nodeUuid, uuid)).orderBy(bootAttempts.id);
     },
 
     async touch(uuid: string, patch: Partial<Pick<NodeRow, 'lastSeen' | 'lastHeartbeat' | 'kernelDigest' | 'initrdDigest' | 'imageName' | 'imageVersion' | 'profile' | 'hostname'>>): Promise<void> {

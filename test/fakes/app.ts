@@ -43,14 +43,21 @@ export function createTestApp(db: DbHandle, opts: { config?: Config; images?: Im
   return { app, nodes, bmcs, config, clock, deps };
 }
 
-/** Helpers for calling the app in-process with JSON and a token. */
-export function client(app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> }) {
+/** What @hono/node-server hands a route as c.env: the peer address an in-process request appears to come from. */
+export const fromAddress = (address: string) => ({ incoming: { socket: { remoteAddress: address, remotePort: 40000, remoteFamily: address.includes(':') ? 'IPv6' : 'IPv4' } } });
+
+/** Helpers for calling the app in-process with JSON and a token; `from` sets the peer address (none by default). */
+export function client(app: { request: (path: string, init?: RequestInit, env?: never) => Response | Promise<Response> }, { from }: { from?: string } = {}) {
   const call = async (method: string, path: string, { token, body, raw }: { token?: string; body?: unknown; raw?: string } = {}) => {
-    const res = await app.request(path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-    });
+    const res = await app.request(
+      path,
+      {
+        method,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+      },
+      (from ? fromAddress(from) : undefined) as never,
+    );
     const text = await res.text();
     let json: any;
     try {
@@ -68,9 +75,9 @@ export function client(app: { request: (path: string, init?: RequestInit) => Res
   };
 }
 
-/** Boots a node through /ipxe/:uuid and returns the per-boot token from the script's kernel line. */
-export async function bootToken(app: Parameters<typeof client>[0], uuid: string): Promise<string> {
-  const res = await client(app).get(`/ipxe/${uuid}`);
+/** Boots a node through /ipxe/:uuid and returns the stage-1 boot token from the script's kernel line. */
+export async function bootToken(app: Parameters<typeof client>[0], uuid: string, o: { from?: string } = {}): Promise<string> {
+  const res = await client(app, o).get(`/ipxe/${uuid}`);
   const m = /bootfarm\.token=(\S+)/.exec(res.text);
   if (!m) throw new Error(`no token in script:\n${res.text}`);
   return m[1]!;

@@ -22,8 +22,10 @@ beforeAll(async () => {
   const http = client(t.app);
   const ta = await bootToken(t.app, A);
   await http.post('/api/v1/agent/register', { token: ta, body: { facts: sampleFacts(A, { serial: 'SER-A' }) } });
-  await http.get(`/api/v1/agent/${A}/profile`, { token: ta });
-  await http.post(`/api/v1/agent/${A}/installed`, { token: ta, body: {} });
+  const profile = await http.get(`/api/v1/agent/${A}/profile`, { token: ta });
+  // the compute OS reports in with its own node credential (on the profile's command line)
+  const credential = /bootfarm\.token=(\S+)/.exec(profile.json.cmdline)![1]!;
+  await http.post(`/api/v1/agent/${A}/installed`, { token: credential, body: {} });
   await bootToken(t.app, B);
   await http.patch(`/api/v1/nodes/${B}`, { token: TOKENS.operator, body: { labels: { rack: '<script>alert(1)</script>' } } });
   await http.post(`/api/v1/nodes/${B}/actions`, { token: TOKENS.operator, body: { action: 'maintenance-on', reason: 'PSU swap' } });

@@ -1,7 +1,7 @@
 // Node registry tables (issue: control plane foundation). Each area of the product keeps its tables in
 // its own file under server/db/schema/; index.ts re-exports them for drizzle and drizzle-kit.
 import { sql } from 'drizzle-orm';
-import { bigserial, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -28,14 +28,52 @@ export const nodes = pgTable(
     initrdDigest: text('initrd_digest'),
     imageName: text('image_name'),
     imageVersion: text('image_version'),
-    /** sha256 of the per-boot token handed out on the compute kernel command line; the token itself is never stored */
-    bootTokenHash: text('boot_token_hash'),
-    bootTokenIssuedAt: ts('boot_token_issued_at'),
+    /**
+     * sha256 of the compute OS's node credential: issued with the profile at the end of stage-1 (kexec), valid for
+     * the life of that boot (installed, heartbeats, events). The credential itself is never stored.
+     * docs/security-model.md
+     */
+    credentialHash: text('credential_hash'),
+    credentialIssuedAt: ts('credential_issued_at'),
+    /** the boot attempt whose stage-1 was handed this credential */
+    credentialAttemptId: bigint('credential_attempt_id', { mode: 'number' }),
+    /** the server started a boot (rebuild, power action) and waits for it: /ipxe opens a server-started attempt */
+    bootExpectedAt: ts('boot_expected_at'),
+    bootExpectedReason: text('boot_expected_reason'),
     rebuildAttempts: integer('rebuild_attempts').notNull().default(0),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('nodes_state_idx').on(t.state), index('nodes_serial_idx').on(t.serial)],
+  (t) => [index('nodes_state_idx').on(t.state), index('nodes_serial_idx').on(t.serial), index('nodes_created_idx').on(t.createdAt)],
+);
+
+/**
+ * One stage-1 boot attempt: opened by GET /ipxe/:uuid when a boot is expected (server/domain/boot-trust.ts), its
+ * token on the stage-1 kernel command line. The token is valid only for the stage-1 endpoints, until `expiresAt`
+ * (slides forward with use) or until the attempt is closed (the compute OS reported in, superseded by a newer
+ * attempt from the same address, revoked by a heartbeat of the running boot). Only the token's hash is stored.
+ */
+export const bootAttempts = pgTable(
+  'boot_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    nodeUuid: text('node_uuid')
+      .notNull()
+      .references(() => nodes.uuid, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    /** the peer address of the /ipxe request that opened it: "the node's own address" for the BMC setup plan */
+    address: text('address'),
+    /** expected | not-active | gone | no-credential (why a boot was expected) */
+    reason: text('reason').notNull(),
+    /** opened while the server waited for a boot it started (rebuild, power action) */
+    serverStarted: boolean('server_started').notNull().default(false),
+    openedAt: ts('opened_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+    lastUsedAt: ts('last_used_at'),
+    closedAt: ts('closed_at'),
+    closeReason: text('close_reason'),
+  },
+  (t) => [uniqueIndex('boot_attempts_token_uq').on(t.tokenHash), index('boot_attempts_open_idx').on(t.nodeUuid).where(sql`closed_at is null`)],
 );
 
 export const interfaces = pgTable(
@@ -87,6 +125,10 @@ export const events = pgTable(
     reason: text('reason'),
     actor: text('actor').notNull(),
     data: jsonb('data').$type<Record<string, unknown>>(),
+    /** identical repeats of this event (an iPXE client polling) are coalesced into this counter */
+    count: integer('count').notNull().default(1),
+    /** when the latest repeat happened (null: no repeat) */
+    lastAt: ts('last_at'),
   },
   (t) => [index('events_node_idx').on(t.nodeUuid, t.id)],
 );
