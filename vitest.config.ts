@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['boot/**/*.test.ts', 'server/**/*.test.ts', 'agent/**/*.test.ts', 'images/**/*.test.ts', 'test/**/*.test.ts'],
-    exclude: ['node_modules/**', 'test/e2e/**'],
+    // *.e2e.test.ts (QEMU boots, minutes each) run under vitest.e2e.config.ts: `make e2e`
+    exclude: ['node_modules/**', 'test/e2e/**', '**/*.e2e.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: 'forks',

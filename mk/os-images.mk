@@ -2,7 +2,7 @@
 # (images/build.ts, images/README.md).
 #   make images              build/images/{stage1,compute}/{vmlinuz,initrd.img,manifest.json}
 #   make images-push         push both through the image pipeline into the dev channel
-#   make images-test         build + reproducibility + QEMU boot of both images (~1.5 min; part of test-extra)
+#   make images-test         build + reproducibility + QEMU boot of both images (~1.5 min; also run by make e2e)
 #   make images-measure      boot time to the /init banner, zstd vs gzip initramfs (images/README.md)
 # AGENT_BIN defaults to the compiled agent (mk/agent.mk); any executable works (the test uses a stand-in script).
 # ZSTD_LEVEL: 19 gives the smallest image but takes minutes with the 110 MB agent on two cores; 9 is within 10 %.
@@ -29,10 +29,10 @@ images-push: images
 	  npx tsx server/cli.ts image push $(IMAGES_OUT)/$$i --name $$i --version "$$v" --channel $(IMAGE_CHANNEL) $(IMAGE_PUSH_FLAGS) || exit 1; \
 	done
 
+# an e2e suite (vitest.e2e.config.ts), so `make e2e` (test-extra) runs it too; this target runs it alone
 images-test: deps
-	BOOTFARM_IMAGES_E2E=1 npx vitest run images/boot.test.ts
+	npx vitest run -c vitest.e2e.config.ts images/boot.e2e.test.ts
 
 images-measure: deps
 	npx tsx images/measure.ts
 
-test-extra: images-test

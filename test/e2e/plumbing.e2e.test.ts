@@ -13,6 +13,7 @@ import { createRack, repoRoot, type Rack } from './rack.ts';
 import { startBootfarmDhcp, startBootfarmTftp, startNginx, waitTcp } from './services.ts';
 import { run, waitUntil, type Managed } from './proc.ts';
 import { SERIAL_MARKERS, formatTimingTable } from './timing.ts';
+import { requireFiles } from '../../test/harness/require.ts';
 
 describe('e2e rack plumbing', () => {
   let rack: Rack;
@@ -57,8 +58,7 @@ describe('e2e rack plumbing', () => {
     expect((await node.bmc.ipmitool(['chassis', 'power', 'status'])).out).toMatch(/Chassis Power is off/);
   });
 
-  const haveDhcp = existsSync(join(repoRoot, 'boot/dhcp/index.ts'));
-  it.skipIf(!haveDhcp)(`bootfarm’s own DHCP (boot/dhcp, full mode) answers the ROM iPXE in place of dnsmasq${haveDhcp ? '' : ' [skipped: boot/dhcp missing]'}`, async () => {
+  it(`bootfarm’s own DHCP (boot/dhcp, full mode) answers the ROM iPXE in place of dnsmasq`, async () => {
     const node = rack.nodes[0]!;
     await dnsmasq.stop();
     const dhcp = await startBootfarmDhcp({ netns: rack.net.netns, dir: rack.dir, repoRoot, iface: rack.net.bridge, serverIp: rack.net.ip, httpBase: rack.server!.url });
@@ -94,8 +94,8 @@ describe('e2e rack plumbing', () => {
   // a static iPXE script with the bootfarm.iscsi.* parameters the server will give it, and watch it log in to
   // tgtd with CHAP, format its blank LUN and mount it. The host cannot do this itself (no initiator here).
   const computeDir = join(repoRoot, 'build/images/compute');
-  const haveCompute = existsSync(join(computeDir, 'vmlinuz')) && existsSync(join(computeDir, 'initrd.img'));
-  it.skipIf(!haveCompute)(`the compute OS logs in to its tgtd LUN with CHAP, formats and mounts it${haveCompute ? '' : ' [skipped: no build/images/compute (make images)]'}`, async () => {
+  it(`the compute OS logs in to its tgtd LUN with CHAP, formats and mounts it`, async () => {
+    requireFiles('build the images first: make images (make e2e does)', join(computeDir, 'vmlinuz'), join(computeDir, 'initrd.img'));
     const node = rack.nodes[0]!;
     const tgtd = rack.tgtd!;
     const lun = tgtd.luns[0]!;
@@ -150,8 +150,8 @@ describe('e2e rack plumbing', () => {
 
   // OVMF's own PXE client (the NIC has no option ROM) gets snponly.efi by TFTP from bootfarm's TFTP module, which
   // then does DHCP again as iPXE and fetches the server's scripts. DHCP from dnsmasq isolates the TFTP part.
-  const haveTftp = existsSync(join(repoRoot, 'boot/tftp/index.ts')) && existsSync('/usr/share/ovmf/OVMF.fd') && existsSync('/usr/lib/ipxe/snponly.efi');
-  it.skipIf(!haveTftp)(`a UEFI node (OVMF PXE) gets snponly.efi from bootfarm’s TFTP (boot/tftp) and runs the server’s script${haveTftp ? '' : ' [skipped: boot/tftp, ovmf or ipxe missing]'}`, async () => {
+  it(`a UEFI node (OVMF PXE) gets snponly.efi from bootfarm’s TFTP (boot/tftp) and runs the server’s script`, async () => {
+    requireFiles('apt-get install ovmf ipxe (deps/e2e.txt; make test installs them)', '/usr/share/ovmf/OVMF.fd', '/usr/lib/ipxe/snponly.efi');
     const node = rack.nodes[1]!;
     await dnsmasq.stop();
     const tftp = await startBootfarmTftp({ netns: rack.net.netns, dir: rack.dir, repoRoot, address: rack.net.ip });

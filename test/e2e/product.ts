@@ -37,11 +37,13 @@ export function missingPieces(...needed: string[]): string[] {
     .map(([name]) => name);
 }
 
-// In CI (`make test`, CI=true) every piece exists and is built by `make e2e`'s prerequisites: a missing one is a
-// broken build, not a reason to skip, so the suite fails instead of passing on skipped scenarios.
-if (process.env.CI && missingPieces().length) throw new Error(`e2e rack: missing product pieces in CI: ${missingPieces().join('; ')}`);
-
-export const skipReason = (missing: string[]) => (missing.length ? ` [skipped until present: ${missing.join('; ')}]` : '');
+// Every piece exists and is built by `make e2e`'s prerequisites (Debian packages from deps/e2e.txt, `make images`):
+// a missing one is a broken build, not a reason to skip, so the suite fails, naming it, instead of passing on
+// skipped scenarios. Everywhere, not only when CI is set.
+export function requirePieces(...needed: string[]): void {
+  const missing = missingPieces(...needed);
+  if (missing.length) throw new Error(`e2e rack: missing product pieces: ${missing.join('; ')} (make e2e builds the images; make test installs the Debian packages in deps/*.txt)`);
+}
 
 export interface ProductRack {
   rack: Rack;

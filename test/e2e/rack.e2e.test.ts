@@ -2,8 +2,8 @@
 // DHCP/TFTP/HTTP inside the rack namespace, run the stage-1 agent, kexec into the compute OS, log in to their
 // iSCSI LUN and become active; bootfarm rebuilds them through their IPMI BMCs after a failure.
 //
-// Each scenario is skipped, with the missing piece named in its title, while a piece it needs is not there
-// yet (build/images, a module not wired into server/main.ts …): see productPieces() in product.ts. Waits are
+// A scenario fails at once, naming the missing piece, when a piece it needs is not there (build/images, a
+// Debian package, a module not wired into server/main.ts …): see productPieces() in product.ts. Waits are
 // on markers (serial console lines, server events) with timeouts; a failure carries the serial and server log
 // tails. Run with `make e2e` (vitest.e2e.config.ts); one VM boots at a time except in scenario 3.
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RackNode } from './rack.ts';
-import { IMAGES_DIR, missingPieces, skipReason, startProductRack, type ProductRack } from './product.ts';
+import { IMAGES_DIR, missingPieces, requirePieces, startProductRack, type ProductRack } from './product.ts';
 import { must, run, waitUntil } from './proc.ts';
 import { SERIAL_MARKERS, type ServerEvent } from './timing.ts';
 
@@ -99,9 +99,8 @@ async function lastEventId(pr: ProductRack, uuid: string) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-const missing0 = missingPieces('DHCP');
-
-describe.skipIf(missing0.length > 0)(`rack: smoke — the server's own DHCP on the bridge, PostgreSQL and Ceph in the namespace${skipReason(missing0)}`, () => {
+describe(`rack: smoke — the server's own DHCP on the bridge, PostgreSQL and Ceph in the namespace`, () => {
+  beforeAll(() => requirePieces('DHCP'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
   beforeAll(async () => {
@@ -128,9 +127,8 @@ describe.skipIf(missing0.length > 0)(`rack: smoke — the server's own DHCP on t
 });
 
 // ---------------------------------------------------------------------------------------------------------
-const missing125 = missingPieces(...BASE_NEEDS, 'firmware');
-
-describe.skipIf(missing125.length > 0)(`rack: one BIOS node — unattended boot, rebuild, image promotion${skipReason(missing125)}`, () => {
+describe(`rack: one BIOS node — unattended boot, rebuild, image promotion`, () => {
+  beforeAll(() => requirePieces(...BASE_NEEDS, 'firmware'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
   let node: RackNode;
@@ -252,9 +250,8 @@ describe.skipIf(missing125.length > 0)(`rack: one BIOS node — unattended boot,
 });
 
 // ---------------------------------------------------------------------------------------------------------
-const missing3 = missingPieces(...BASE_NEEDS, 'OVMF', 'ipxe binaries');
-
-describe.skipIf(missing3.length > 0)(`rack: scenario 3 — two nodes at once, BIOS and UEFI${skipReason(missing3)}`, () => {
+describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI`, () => {
+  beforeAll(() => requirePieces(...BASE_NEEDS, 'OVMF', 'ipxe binaries'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
   beforeAll(async () => {
@@ -275,9 +272,8 @@ describe.skipIf(missing3.length > 0)(`rack: scenario 3 — two nodes at once, BI
 });
 
 // ---------------------------------------------------------------------------------------------------------
-const missing4 = missingPieces(...BASE_NEEDS, 'firmware');
-
-describe.skipIf(missing4.length > 0)(`rack: scenario 4 — firmware enforce holds an outdated node${skipReason(missing4)}`, () => {
+describe(`rack: scenario 4 — firmware enforce holds an outdated node`, () => {
+  beforeAll(() => requirePieces(...BASE_NEEDS, 'firmware'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
   beforeAll(async () => {
@@ -308,10 +304,10 @@ describe.skipIf(missing4.length > 0)(`rack: scenario 4 — firmware enforce hold
   });
 });
 
-// keep the helpers honest even when every scenario is skipped: the skip reasons name real pieces
+// one line in the summary that names every missing piece at once (each scenario also fails on its own)
 describe('rack scenarios: prerequisites', () => {
-  it('names what each skipped scenario is waiting for', () => {
-    for (const m of [missing0, missing125, missing3, missing4]) for (const name of m) expect(name).toMatch(/\S/);
-    if (!existsSync(join(IMAGES_DIR, 'stage1/manifest.json'))) expect(missing125.join(' ')).toContain('build/images');
+  it('every product piece the scenarios need is there', () => {
+    expect(missingPieces()).toEqual([]);
+    expect(existsSync(join(IMAGES_DIR, 'stage1/manifest.json'))).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 // Builds the OS images from Debian packages, checks their manifests and reproducibility, and boots them under
 // QEMU (TCG) to watch /init on the serial console. Slow (a build and two VM boots, ~1.5 min on two busy cores):
-// it runs from `make images-test` (a prerequisite of test-extra), which sets BOOTFARM_IMAGES_E2E=1; a plain
-// `npx vitest run` skips it.
+// so it is an e2e suite (vitest.e2e.config.ts: `make e2e`, part of `make test`; `make images-test` alone), never
+// in the default `npx vitest run`, and it never skips: a missing tool fails the suite naming its Debian package.
 //
 // The agent in these images is a STAND-IN shell script (written below), not the compiled agent: the test is
 // about the image (modules, NIC, DHCP, lldpd, agent start, failure report, console), and the stand-in reports
@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentEvent } from '../server/contract/agent.ts';
 import { buildImages, type Manifest } from './build.ts';
 import { SerialVm } from './qemu.ts';
+import { requireCommand } from '../test/harness/require.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'build/images-test');
@@ -31,7 +32,7 @@ const MAC = '52:54:00:b0:07:01';
 const ZSTD_LEVEL = 3;
 
 const STAND_IN_AGENT = `#!/bin/sh
-# Stand-in for build/agent/bootfarm-agent (test double written by images/boot.test.ts).
+# Stand-in for build/agent/bootfarm-agent (test double written by images/boot.e2e.test.ts).
 echo "stand-in agent: $1 $2 server=$BOOTFARM_SERVER uuid=$BOOTFARM_UUID iface=$BOOTFARM_IFACE ip=$BOOTFARM_IP"
 pidof lldpd >/dev/null && echo "stand-in agent: lldpd is running"
 [ -c /dev/ipmi0 ] && echo "stand-in agent: $(ipmitool mc info | grep 'IPMI Version')"
@@ -54,9 +55,7 @@ s.on('error', () => process.exit(1));
 `;
 
 const sha256 = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-const e2e = process.env.BOOTFARM_IMAGES_E2E === '1';
-
-describe.skipIf(!e2e)('OS images (build + QEMU boot)', () => {
+describe('OS images (build + QEMU boot)', () => {
   let tmp: string;
   const fwd = (guest: string, port: number): string => `guestfwd=tcp:${guest}-cmd:node ${path.join(tmp, 'bridge.mjs')} ${port}`;
   let agentBin: string;
@@ -68,6 +67,11 @@ describe.skipIf(!e2e)('OS images (build + QEMU boot)', () => {
   let tgtd: ChildProcess | undefined;
 
   beforeAll(async () => {
+    // deps/os-images.txt; make test installs them
+    requireCommand('qemu-system-x86_64', 'qemu-system-x86');
+    requireCommand('tgtd', 'tgt');
+    requireCommand('zstd', 'zstd');
+    requireCommand('cpio', 'cpio');
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bfimg-'));
     agentBin = process.env.AGENT_BIN ?? path.join(tmp, 'bootfarm-agent');
     if (!process.env.AGENT_BIN) fs.writeFileSync(agentBin, STAND_IN_AGENT, { mode: 0o755 });
