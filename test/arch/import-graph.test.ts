@@ -36,6 +36,7 @@ describe('import graph', () => {
     ['server/images/serve.ts', 'test/fakes/images.ts', 'production code never imports test/'],
     ['server/cli/image.ts', 'bench/images.ts', 'production code never imports test/, bench/'],
     ['agent/flow.ts', 'agent/flow.test.ts', 'production code never imports'],
+    ['agent/main.ts', 'agent/test-support/test-server.ts', 'production code never imports'],
   ])('%s → %s is refused', (from, to, message) => {
     const problems = checkGraph(g({ [from]: [to], [to]: [] }));
     expect(problems).toHaveLength(1);

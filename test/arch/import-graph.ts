@@ -43,8 +43,8 @@ export function buildGraph(root: string): { graph: Graph; unresolved: string[] }
   return { graph, unresolved };
 }
 
-/** Test code: the test/ and bench/ trees, *.test.ts, and test-support folders/files (testing/, bench/, testing.ts). */
-export const isTestCode = (f: string) => /^(test|bench)\//.test(f) || /\.test\.ts$/.test(f) || /(^|\/)(testing|bench)\//.test(f) || /(^|\/)testing\.ts$/.test(f);
+/** Test code: the test/ and bench/ trees, *.test.ts, and test-support folders/files (testing/, test-support/, bench/, testing.ts). */
+export const isTestCode = (f: string) => /^(test|bench)\//.test(f) || /\.test\.ts$/.test(f) || /(^|\/)(testing|test-support|bench)\//.test(f) || /(^|\/)testing\.ts$/.test(f);
 
 /**
  * Test support that still sits inside a production folder. Each entry names its owner; move it into test/ or
@@ -55,6 +55,7 @@ export const TEST_SUPPORT_IN_PRODUCTION_ALLOWLIST = [
   'boot/dhcp/bench/', // dhcp: make bench-dhcp
   'boot/tftp/testing/', // dhcp: the TFTP netns lab
   'boot/tftp/bench/', // dhcp: make bench-tftp
+  'agent/test-support/', // creds: the agent's test server, fixtures and LLDP peers (issue 13 is editing agent/**)
   'server/fleet/testing.ts', // fleet: createFleetTestDb & co. (issue 12 is editing server/fleet/**)
 ];
 
