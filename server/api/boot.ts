@@ -12,6 +12,7 @@ import { SmbiosUuid, Mac } from '../contract/common.ts';
 import { decideBootAttempt } from '../domain/boot-trust.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { DiscoveryCapError, type NewEvent } from '../store/nodes.ts';
+import { renderableImage, type ResolvedImage } from '../domain/images.ts';
 import type { Deps } from './deps.ts';
 import { parseWith } from './validate.ts';
 import { peerAddress } from './trusted.ts';
@@ -27,6 +28,8 @@ const BootQuery = z.object({
 });
 
 const HELD = new Set(['quarantined', 'maintenance', 'retired']);
+/** stands in for the per-boot token while checking that an image renders (tokens are URL-safe, always renderable) */
+const PROBE_TOKEN = '0'.repeat(43);
 
 export function bootRoutes(deps: Deps) {
   const app = new Hono();
@@ -63,11 +66,27 @@ export function bootRoutes(deps: Deps) {
       return ipxe(renderHoldScript({ uuid, state: node.state, reason: node.stateReason ?? 'held by an operator' }));
     }
     const { stage1 } = boot;
-    const image = await deps.images.resolve(stage1.image, stage1.channel);
-    if (!image) {
+    const stage1Script = (image: ResolvedImage, token: string) =>
+      renderKernelScript({
+        comment: `stage-1 for ${uuid} (${node.state})`,
+        kernelUrl: `${base}/images/${image.kernel.digest}`,
+        initrdUrl: `${base}/images/${image.initrd.digest}`,
+        args: [...safeCmdline(image.cmdline), ...safeCmdline(stage1.cmdline), safeArg(`bootfarm.server=${base}`), `bootfarm.uuid=${uuid}`, `bootfarm.token=${token}`, 'bootfarm.mode=stage1'],
+        retryUrl,
+      });
+    // an image that cannot be rendered gives the node the channel's last good one, never a 500 (issue 12 item 7)
+    const pick = await renderableImage(deps.images, stage1.image, stage1.channel, (img) => stage1Script(img, PROBE_TOKEN));
+    if (pick.kind === 'none') {
       deps.log.warn({ uuid, image: stage1.image, channel: stage1.channel }, 'no stage-1 image published; node told to retry');
       return ipxe(renderRetryScript({ message: `no stage-1 image is published in ${stage1.image}:${stage1.channel}`, seconds: boot.retrySeconds, retryUrl }));
     }
+    if (pick.kind !== 'current') {
+      const data = { channel: stage1.channel, broken: `${pick.broken.name}@${pick.broken.version}`, error: pick.error, used: pick.kind === 'fallback' ? `${pick.image.name}@${pick.image.version}` : null };
+      deps.log.error({ uuid, ...data }, pick.kind === 'fallback' ? 'stage-1 image does not render; node gets the last good image of its channel' : 'no stage-1 image of the channel renders; node told to retry');
+      await deps.nodes.addEvent(uuid, { kind: 'image', reason: 'image-fallback', actor: 'ipxe', data }, { coalesce: true });
+      if (pick.kind === 'broken') return ipxe(renderRetryScript({ message: `stage-1 image ${data.broken} cannot be booted and no earlier image of ${stage1.image}:${stage1.channel} can`, seconds: boot.retrySeconds, retryUrl }));
+    }
+    const image = pick.image;
     const profileName = selectProfile(deps.config.profiles, node);
     const interval = (profileName ? deps.config.profiles[profileName]?.heartbeatIntervalSeconds : undefined) ?? 30;
     const decision = decideBootAttempt(node, deps.clock.now(), interval, boot.attempts, boot.retrySeconds);
@@ -81,23 +100,7 @@ export function bootRoutes(deps: Deps) {
       return ipxe(renderRetryScript({ message: opened.refused, seconds: boot.retrySeconds, retryUrl }));
     }
     await bootEvent(uuid, 'ipxe-script', { state: node.state, created, mac: q.mac ?? null, platform: q.platform ?? null, image: `${image.name}@${image.version}`, attempt: decision.reason, serverStarted: decision.serverStarted });
-    const args = [
-      ...safeCmdline(image.cmdline),
-      ...safeCmdline(stage1.cmdline),
-      safeArg(`bootfarm.server=${base}`),
-      `bootfarm.uuid=${uuid}`,
-      `bootfarm.token=${opened.token}`,
-      'bootfarm.mode=stage1',
-    ];
-    return ipxe(
-      renderKernelScript({
-        comment: `stage-1 for ${uuid} (${node.state})`,
-        kernelUrl: `${base}/images/${image.kernel.digest}`,
-        initrdUrl: `${base}/images/${image.initrd.digest}`,
-        args,
-        retryUrl,
-      }),
-    );
+    return ipxe(stage1Script(image, opened.token));
   });
   return app;
 }

@@ -177,12 +177,24 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
     return { ...now, ...windowOutcomes(outcomes, spans) };
   };
 
+  const resolved = (i: ImageRow, channel: string): ResolvedImage => ({ name: i.name, version: i.version, channel, manifestDigest: i.manifestDigest, kernel: { digest: i.kernelDigest, size: i.kernelSize }, initrd: { digest: i.initrdDigest, size: i.initrdSize }, cmdline: i.cmdline });
   const catalog: ImageCatalog = {
     async resolve(name, channel): Promise<ResolvedImage | null> {
       const c = await dbs.channel(name, channel);
-      if (!c) return null;
-      const i = c.image;
-      return { name, version: i.version, channel, manifestDigest: i.manifestDigest, kernel: { digest: i.kernelDigest, size: i.kernelSize }, initrd: { digest: i.initrdDigest, size: i.initrdSize }, cmdline: i.cmdline };
+      return c ? resolved(c.image, channel) : null;
+    },
+    /** the channel's earlier images from its history, newest first (at most 10): the boot route's fallback */
+    async previous(name, channel): Promise<ResolvedImage[]> {
+      const cur = await dbs.channel(name, channel);
+      const ids: number[] = [];
+      for (const h of await dbs.history(name, channel, 200))
+        for (const id of [h.toImageId, h.fromImageId]) if (id !== null && id !== cur?.image.id && !ids.includes(id)) ids.push(id);
+      const out: ResolvedImage[] = [];
+      for (const id of ids.slice(0, 10)) {
+        const row = await dbs.getImageById(id);
+        if (row) out.push(resolved(row, channel));
+      }
+      return out;
     },
   };
 
