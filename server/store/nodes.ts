@@ -227,14 +227,21 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      */
     async addEvent(uuid: string, e: NewEvent, opts: { coalesce?: boolean } = {}): Promise<EventRow> {
       if (opts.coalesce && !e.fromState && !e.toState) {
-        const now = clock.now();
-        const latest = sql`(select max(${events.id}) from ${events} where ${events.nodeUuid} = ${uuid})`;
-        const [bumped] = await db
-          .update(events)
-          .set({ count: sql`${events.count} + 1`, lastAt: now })
-          .where(and(sql`${events.id} = ${latest}`, eq(events.kind, e.kind), sql`${events.reason} is not distinct from ${e.reason ?? null}`, eq(events.actor, e.actor), isNull(events.fromState), isNull(events.toState), e.data ? sql`${events.data} = ${JSON.stringify(e.data)}::jsonb` : isNull(events.data)))
-          .returning();
-        if (bumped) return bumped;
+        // under the node's row lock: concurrent identical requests (iPXE clients, a script) must find each
+        // other's row, not each insert one
+        return db.transaction(async (tx) => {
+          await lockNode(tx, uuid);
+          const now = clock.now();
+          const latest = sql`(select max(${events.id}) from ${events} where ${events.nodeUuid} = ${uuid})`;
+          const [bumped] = await tx
+            .update(events)
+            .set({ count: sql`${events.count} + 1`, lastAt: now })
+            .where(and(sql`${events.id} = ${latest}`, eq(events.kind, e.kind), sql`${events.reason} is not distinct from ${e.reason ?? null}`, eq(events.actor, e.actor), isNull(events.fromState), isNull(events.toState), e.data ? sql`${events.data} = ${JSON.stringify(e.data)}::jsonb` : isNull(events.data)))
+            .returning();
+          if (bumped) return bumped;
+          const [row] = await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null }).returning();
+          return row!;
+        });
       }
       const [row] = await db.insert(events).values({ nodeUuid: uuid, at: clock.now(), kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null, fromState: e.fromState ?? null, toState: e.toState ?? null }).returning();
       return row!;
@@ -342,7 +349,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * on its way while a last heartbeat is still in flight.
      */
     async nodeCredentialUsed(uuid: string): Promise<number> {
-      return closeAttemptsTx(db, uuid, 'the running boot sent a heartbeat with its node credential', { keepServerStarted: true });
+      return closeAttemptsTx(db, uuid, 'the running boot called in with its node credential', { keepServerStarted: true });
     },
 
     /** The server is starting a boot (power action with the BMC); the next /ipxe opens a server-started attempt. */
