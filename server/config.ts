@@ -14,6 +14,18 @@ export type Role = z.infer<typeof Role>;
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
+const Cidr = z.string().refine((v) => {
+  const [a, b] = v.split('/');
+  const f = isIP(a ?? '');
+  return f !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (f === 4 ? 32 : 128)));
+}, 'must be an address or CIDR like 10.20.0.0/24');
+
+const RateLimitSchema = z.strictObject({ perMinute: z.coerce.number().int().min(0), burst: z.coerce.number().int().min(1) });
+/** A node fetches /boot.ipxe and /ipxe/<uuid> once per boot (every retrySeconds while it waits), and its agent
+ * makes a handful of calls per boot plus one heartbeat per interval: these leave a real node far below the
+ * limits and bound what one source can make the server do. */
+export const DEFAULT_RATE_LIMITS = { ipxe: { perMinute: 60, burst: 20 }, agent: { perMinute: 600, burst: 120 } };
+
 export const ProfileConfig = z.strictObject({
   /** image name and channel in the image catalog; never a raw digest */
   image: z.string().min(1).default('hypervisor'),
@@ -77,8 +89,10 @@ export const ConfigSchema = z.strictObject({
       bodyLimitBytes: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
       /** iPXE keeps idle connections for 10 s; stay open longer than that */
       keepAliveSeconds: z.coerce.number().int().min(11).default(65),
+      /** load balancers whose X-Forwarded-For is believed (CIDRs); see server/api/trusted.ts */
+      trustedProxies: z.array(Cidr).default([]),
     })
-    .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65 }),
+    .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65, trustedProxies: [] }),
   auth: z
     .strictObject({
       tokens: z.array(z.strictObject({ name: z.string().default('token'), role: Role, token: z.string().min(16, 'tokens must be at least 16 characters') })).default([]),
@@ -92,13 +106,22 @@ export const ConfigSchema = z.strictObject({
       /** seconds an iPXE client waits before asking again when no stage-1 image is published */
       retrySeconds: z.coerce.number().int().min(1).default(30),
       /** CIDRs allowed to fetch boot scripts and call the agent API (empty: any); see server/api/trusted.ts */
-      trustedNetworks: z.array(z.string().refine((v) => { const [a, b] = v.split('/'); const f = isIP(a ?? ''); return f !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (f === 4 ? 32 : 128))); }, 'must be an address or CIDR like 10.20.0.0/24')).default([]),
+      trustedNetworks: z.array(Cidr).default([]),
       /** stage-1 boot attempts and their tokens (docs/security-model.md) */
       attempts: BootAttemptsConfig.default(BootAttemptsConfig.parse({})),
       /** new (`discovered`) nodes enrolled per minute, all sources together; more get a retry script and no row */
       discoveredPerMinute: z.coerce.number().int().min(1).default(120),
+      /** per source address (server/api/ratelimit.ts); perMinute 0 turns one off */
+      rateLimit: z
+        .strictObject({
+          ipxe: RateLimitSchema.default(DEFAULT_RATE_LIMITS.ipxe),
+          agent: RateLimitSchema.default(DEFAULT_RATE_LIMITS.agent),
+          /** source addresses remembered at once; the least recently seen is forgotten first */
+          maxSources: z.coerce.number().int().min(1).default(65536),
+        })
+        .default({ ...DEFAULT_RATE_LIMITS, maxSources: 65536 }),
     })
-    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), discoveredPerMinute: 120 }),
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), discoveredPerMinute: 120, rateLimit: { ...DEFAULT_RATE_LIMITS, maxSources: 65536 } }),
   /** the dashboard's sessions and login limits (server/api/ui.ts) */
   ui: UiConfig,
   /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */

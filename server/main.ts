@@ -17,6 +17,7 @@ import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
 import { createSecrets, restrictTree } from './secrets.ts';
 import { createApp } from './api/app.ts';
+import { boundaryWarnings } from './api/trusted.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
 import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
@@ -83,6 +84,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
   const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
+  for (const w of boundaryWarnings(config)) log.warn(w);
   const db = await connectWithRetry(config, log);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });

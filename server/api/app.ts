@@ -9,7 +9,10 @@ import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
 import { createAdminAuth } from './auth.ts';
 import { bootRoutes } from './boot.ts';
-import { trustedNetworks } from './trusted.ts';
+import { clientAddressResolver, resolveClient, trustedNetworks } from './trusted.ts';
+import { rateLimit } from './ratelimit.ts';
+import { baseUrlOf } from './url.ts';
+import { renderRetryScript } from '../../boot/ipxe/script.ts';
 import { uiRoutes, uiSecurityHeaders } from './ui.ts';
 import { createSessionStore } from '../store/sessions.ts';
 import type { Deps } from './deps.ts';
@@ -95,8 +98,30 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   });
   app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
 
-  const trusted = trustedNetworks(deps.config.boot.trustedNetworks);
+  // the boot network boundary, then per-source limits (server/api/trusted.ts, ratelimit.ts)
+  const clientAddress = clientAddressResolver(deps.config.http.trustedProxies);
+  app.use(resolveClient(clientAddress));
+  const trusted = trustedNetworks(deps.config.boot.trustedNetworks, clientAddress);
   for (const path of ['/boot.ipxe', '/ipxe/*', '/api/v1/agent/*']) app.use(path, trusted);
+  const { rateLimit: limits } = deps.config.boot;
+  const ipxeLimited = rateLimit(limits.ipxe, {
+    clock: deps.clock,
+    clientAddress,
+    maxSources: limits.maxSources,
+    onLimited: (c, seconds) => {
+      let base: string;
+      try {
+        base = baseUrlOf(c, deps.config);
+      } catch {
+        return errorResponse(c, new AppError(429, 'rate_limited', `too many boot requests; try again in ${seconds} s`, undefined, { 'retry-after': String(seconds) }));
+      }
+      return new Response(renderRetryScript({ message: 'busy: too many boot requests from this address', seconds, retryUrl: `${base}/boot.ipxe` }), {
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'retry-after': String(seconds) },
+      });
+    },
+  });
+  for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, ipxeLimited);
+  app.use('/api/v1/agent/*', rateLimit(limits.agent, { clock: deps.clock, clientAddress, maxSources: limits.maxSources }));
   app.route('/', bootRoutes(deps));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));

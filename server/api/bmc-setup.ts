@@ -35,7 +35,7 @@ import type { BmcStore } from '../store/bmcs.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
 import { agentAuth, principalOf } from './auth.ts';
-import { peerAddress } from './trusted.ts';
+import { clientAddressOf } from './trusted.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
@@ -176,7 +176,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     const r = current(node.uuid);
     // once: a second stage-1 (or a replayed request) must not get the password again
     if (!r || r.state !== 'pending' || !r.password) return c.json({ pending: false });
-    const from = peerAddress(c);
+    const from = clientAddressOf(c);
     const why = await withheld(node.uuid, attempt!, from);
     if (why) {
       // stays pending for the boot the server starts; the operator sees why in the timeline
@@ -197,7 +197,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     const body = await jsonBody(c, BmcSetupResult);
     const r = current(node.uuid);
     if (!r || r.id !== body.setupId) throw new AppError(409, 'conflict', `BMC setup ${body.setupId} is not node ${node.uuid}'s current setup${r ? ` (${r.id}, ${r.state})` : ''}`, { setupId: body.setupId });
-    if (r.deliveredTo && (r.deliveredTo.attemptId !== attempt!.id || r.deliveredTo.address !== peerAddress(c))) {
+    if (r.deliveredTo && (r.deliveredTo.attemptId !== attempt!.id || r.deliveredTo.address !== clientAddressOf(c))) {
       throw new AppError(403, 'forbidden', `BMC setup ${r.id} was handed to another boot attempt; only it may report the result`, { setupId: r.id });
     }
     if (r.state !== 'delivered' || !r.password) throw new AppError(409, 'conflict', `BMC setup ${r.id} is ${r.state}; a result is taken once, after the plan was handed out`, { setupId: r.id, state: r.state });

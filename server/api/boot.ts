@@ -15,7 +15,7 @@ import { DiscoveryCapError, type NewEvent } from '../store/nodes.ts';
 import { renderableImage, type ResolvedImage } from '../domain/images.ts';
 import type { Deps } from './deps.ts';
 import { parseWith } from './validate.ts';
-import { peerAddress } from './trusted.ts';
+import { clientAddressOf } from './trusted.ts';
 import { baseUrlOf } from './url.ts';
 
 const BootQuery = z.object({
@@ -94,7 +94,7 @@ export function bootRoutes(deps: Deps) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'running' });
       return ipxe(renderRetryScript({ message: decision.why, seconds: decision.retryAfterSeconds, retryUrl }));
     }
-    const opened = await deps.nodes.openAttempt(uuid, { address: peerAddress(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen });
+    const opened = await deps.nodes.openAttempt(uuid, { address: clientAddressOf(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen });
     if ('refused' in opened) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'max-open' });
       return ipxe(renderRetryScript({ message: opened.refused, seconds: boot.retrySeconds, retryUrl }));

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { createTestApp, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import type { DbHandle } from '../db/index.ts';
-import { parseConfig } from '../config.ts';
+import { parseConfig, type Config } from '../config.ts';
+import { FakeClock } from '../clock.ts';
+import { boundaryWarnings } from './trusted.ts';
 
 const U = '12121212-0000-4000-8000-000000000001';
 let db: DbHandle;
@@ -15,9 +17,9 @@ afterAll(async () => {
   await db?.close();
 });
 
-async function serveWith(trustedNetworks: string[]) {
+async function serveWith(trustedNetworks: string[], { trustedProxies = [] as string[], rateLimit = undefined as Config['boot']['rateLimit'] | undefined, clock = new FakeClock() } = {}) {
   const base = testConfig();
-  const t = createTestApp(db, { config: { ...base, http: { ...base.http, publicUrl: undefined }, boot: { ...base.boot, trustedNetworks } } });
+  const t = createTestApp(db, { clock, config: { ...base, http: { ...base.http, publicUrl: undefined, trustedProxies }, boot: { ...base.boot, trustedNetworks, ...(rateLimit ? { rateLimit } : {}) } } });
   const s = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
   servers.push(s);
   await new Promise((r) => s.once('listening', r));
@@ -52,5 +54,66 @@ describe('boot.trustedNetworks', () => {
   it('rejects a malformed network at configuration time', () => {
     expect(() => parseConfig({ boot: { trustedNetworks: ['10.0.0.0/33'] } })).toThrow(/boot\.trustedNetworks\.0: must be an address or CIDR/);
     expect(() => parseConfig({ boot: { trustedNetworks: ['999.1.1.1'] } })).toThrow(/must be an address or CIDR/);
+  });
+});
+
+describe('behind a load balancer (http.trustedProxies)', () => {
+  it('believes X-Forwarded-For only from a configured proxy, read from the right', async () => {
+    const viaProxy = await serveWith(['10.20.0.0/24'], { trustedProxies: ['127.0.0.1'] });
+    const get = (url: string, xff?: string) => fetch(`${url}/ipxe/${U}`, { headers: xff ? { 'x-forwarded-for': xff } : {} });
+    expect((await get(viaProxy, '10.20.0.5')).status).toBe(200);
+    // the client wrote the left entry itself; the proxy appended the address it really saw
+    const spoofed = await get(viaProxy, '10.20.0.5, 192.0.2.7');
+    expect(spoofed.status).toBe(403);
+    expect(((await spoofed.json()) as any).error.message).toContain('not accepted from 192.0.2.7');
+    // a chain of proxies: each trusted hop is skipped
+    const twoHops = await serveWith(['10.20.0.0/24'], { trustedProxies: ['127.0.0.1', '172.16.0.0/12'] });
+    expect((await get(twoHops, '10.20.0.9, 172.16.3.4')).status).toBe(200);
+    expect((await get(twoHops, 'garbage, 172.16.3.4')).status).toBe(403);
+    // without trusted proxies the header is ignored: the peer (127.0.0.1) is outside the boot network
+    const direct = await serveWith(['10.20.0.0/24']);
+    expect((await get(direct, '10.20.0.5')).status).toBe(403);
+  });
+});
+
+describe('per-source rate limits (boot.rateLimit)', () => {
+  it('over the limit, /ipxe answers a script that waits and retries, and writes nothing', async () => {
+    const clock = new FakeClock();
+    const url = await serveWith([], { clock, rateLimit: { ipxe: { perMinute: 60, burst: 3 }, agent: { perMinute: 60, burst: 2 }, maxSources: 100 } });
+    for (let i = 0; i < 3; i++) expect(await (await fetch(`${url}/ipxe/${U}`)).text()).toContain('bootfarm.token=');
+    const events = async () => ((await (await fetch(`${url}/api/v1/nodes/${U}/events`, { headers: { authorization: `Bearer ${TOKENS.viewer}` } })).json()) as any).events.length;
+    const before = await events();
+    const limited = await fetch(`${url}/ipxe/${U}`);
+    expect(limited.status).toBe(200);
+    expect(limited.headers.get('retry-after')).toBe('1');
+    const script = await limited.text();
+    expect(script).toMatch(/^#!ipxe\n/);
+    expect(script).toContain(`sleep 1\nchain --autofree ${url}/boot.ipxe`);
+    expect(script).not.toContain('bootfarm.token=');
+    expect(await events()).toBe(before);
+    // one second later the bucket has one token again
+    clock.advance(1000);
+    expect(await (await fetch(`${url}/ipxe/${U}`)).text()).toContain('bootfarm.token=');
+    expect(await (await fetch(`${url}/ipxe/${U}`)).text()).not.toContain('bootfarm.token=');
+  });
+
+  it('agent calls over the limit get 429 with Retry-After', async () => {
+    const url = await serveWith([], { rateLimit: { ipxe: { perMinute: 0, burst: 1 }, agent: { perMinute: 30, burst: 2 }, maxSources: 100 } });
+    const call = () => fetch(`${url}/api/v1/agent/${U}/detail`);
+    expect((await call()).status).toBe(401);
+    expect((await call()).status).toBe(401);
+    const limited = await call();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('2');
+    expect(((await limited.json()) as any).error.code).toBe('rate_limited');
+    // perMinute 0: /ipxe is not limited
+    for (let i = 0; i < 5; i++) expect((await fetch(`${url}/boot.ipxe`)).status).toBe(200);
+  });
+});
+
+describe('start-up warning', () => {
+  it('warns when the boot network is open, not when it is set', () => {
+    expect(boundaryWarnings(parseConfig({})).join('\n')).toContain('boot.trustedNetworks is empty');
+    expect(boundaryWarnings(parseConfig({ boot: { trustedNetworks: ['10.20.0.0/24'] } }))).toEqual([]);
   });
 });
