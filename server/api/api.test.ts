@@ -211,7 +211,7 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
     });
 
     it('rejects an oversized body with 413 and the error shape', async () => {
-      const r = await t.app.request('/api/v1/agent/register', { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(5 * 1024 * 1024) }, body: 'x'.repeat(5 * 1024 * 1024) });
+      const r = await t.app.request('/api/v1/agent/register', { method: 'POST', headers: { authorization: 'Bearer some-boot-token-0123456789', 'content-type': 'application/json', 'content-length': String(5 * 1024 * 1024) }, body: 'x'.repeat(5 * 1024 * 1024) });
       expect(r.status).toBe(413);
       expect(((await r.json()) as any).error.code).toBe('payload_too_large');
     });

@@ -63,8 +63,17 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // admin surface (issue 13 item 6): 401 before any route reads the path, query or body, so an unauthenticated
   // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
   // gets its CSP and security headers; /metrics optionally needs a viewer token
+  const bootNetwork = trustedNetworks(deps.config.boot.trustedNetworks);
   app.use('/api/v1/*', async function adminGate(c, next) {
-    if (c.req.path.startsWith('/api/v1/agent/') || c.req.path === '/api/v1/openapi.json') return next();
+    if (c.req.path === '/api/v1/openapi.json') return next();
+    // agent calls: which node's token is valid is known only once the route has found the node, but a call with
+    // no token at all is refused here (after the boot-network check), before the UUID or body is looked at
+    if (c.req.path.startsWith('/api/v1/agent/')) {
+      return bootNetwork(c, async () => {
+        if (!bearer(c)) throw new AppError(401, 'unauthorized', 'agent calls need the node\'s token as "Authorization: Bearer <token>"');
+        await next();
+      });
+    }
     return requireRole.authenticated(c, next);
   });
   app.use('/ui/*', uiSecurityHeaders()); // also matches /ui itself
