@@ -50,6 +50,8 @@ export function uiSecurityHeaders() {
     referrerPolicy: 'no-referrer',
     // HSTS is the TLS terminator's to send: this server speaks plain HTTP to iPXE on the same name
     strictTransportSecurity: false,
+    // a page that sets its own, stricter policy keeps it (/ui/firmware: default-src 'none')
+    overwrite: false,
   });
 }
 

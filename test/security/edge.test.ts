@@ -36,7 +36,7 @@ describe('parser limits', () => {
   });
 
   it('a 5,000-deep JSON body is a 400', async () => {
-    const res = await unchanged(() => http.post('/api/v1/agent/register', { raw: `${'['.repeat(5000)}${']'.repeat(5000)}` }));
+    const res = await unchanged(() => http.post('/api/v1/agent/register', { token: 'any-boot-token-0123456789', raw: `${'['.repeat(5000)}${']'.repeat(5000)}` }));
     expect(res.status).toBe(400);
     expect(res.json.error.code).toBe('too_deep');
   });
