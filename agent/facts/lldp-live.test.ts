@@ -4,6 +4,7 @@ import { spawnExec, type Exec } from '../exec.ts';
 import { captureLldp } from './lldp-capture.ts';
 import { startLldpPeers, type LldpPeers } from '../test-support/lldp-peers.ts';
 import { collectLldp } from './lldp.ts';
+import { until } from '../../test/harness/wait.ts';
 
 describe('collectLldp with real lldpd peers', () => {
   let peers: LldpPeers;
@@ -16,10 +17,7 @@ describe('collectLldp with real lldpd peers', () => {
     const exec = spawnExec();
     let found: Awaited<ReturnType<typeof collectLldp>> = [];
     // lldpd needs its socket up and one transmit round (~4 s with tx-interval 5, FACTS.md); poll, do not sleep blindly
-    for (let i = 0; i < 60 && found.length === 0; i++) {
-      found = await collectLldp(exec, { socket: peers.sockB }).catch(() => []);
-      if (found.length === 0) await new Promise((r) => setTimeout(r, 250));
-    }
+    await until('lldpd to see the switch', async () => (found = await collectLldp(exec, { socket: peers.sockB }).catch(() => [])).length > 0, { limitMs: 60_000, pollMs: 250 });
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ interface: peers.ifB, systemName: 'leaf-sw01.live', portIdSubtype: 'mac', ttl: 20 });
   });

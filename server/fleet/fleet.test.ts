@@ -8,6 +8,7 @@ import { metricsResponse } from './metrics.ts';
 import { createFleetTestDb, bootToActive, uuidOf, startWebhookReceiver, type FleetTestDb, type WebhookReceiver } from './testing.ts';
 import { startIpmiSim, startIpmiSims, freeUdpPort, type IpmiSim } from '../../test/harness/ipmisim.ts';
 import { silentLogger } from '../log.ts';
+import { until } from '../../test/harness/wait.ts';
 import type { FleetConfigInput } from './config.ts';
 
 const SECRET = 'webhook-secret-0123456789';
@@ -50,8 +51,7 @@ async function enrollBmc(uuid: string, sim: Pick<IpmiSim, 'host' | 'port' | 'use
 
 /** ipmi_sim turns the power back on about a second (real time) after a cycle; a node cannot boot before. */
 async function waitPower(sim: IpmiSim, want: 0 | 1) {
-  for (let i = 0; i < 50 && (await sim.power()) !== want; i++) await new Promise((r) => setTimeout(r, 100));
-  expect(await sim.power()).toBe(want);
+  await until(`ipmi_sim power ${want}`, async () => (await sim.power()) === want, { pollMs: 100 });
 }
 
 /** The boot a rebuilt node goes through: PXE → stage-1 registers → profile → compute OS reports installed. */

@@ -10,6 +10,7 @@ import { createBmcStore } from '../store/bmcs.ts';
 import { createSecrets } from '../secrets.ts';
 import { FakeClock } from '../clock.ts';
 import { silentLogger } from '../log.ts';
+import { until } from '../../test/harness/wait.ts';
 import { createFleet, type Fleet } from './controller.ts';
 import { randomBytes } from 'node:crypto';
 
@@ -58,7 +59,7 @@ describe('leader election with pg_try_advisory_lock', () => {
     const killed = await admin<{ ok: boolean }[]>`select pg_terminate_backend(${holders[0]!}) as ok`;
     expect(killed[0]?.ok).toBe(true);
     // the lock died with the session: the follower takes it on its next check
-    for (let i = 0; i < 50 && !(await follower.tick()).leader; i++) await new Promise((r) => setTimeout(r, 100));
+    await until('the follower to take the lock', async () => (await follower.tick()).leader, { pollMs: 100 });
     expect(follower.isLeader()).toBe(true);
     // the old leader notices on its next check that its (re-opened) connection does not hold the lock
     const old = await leader.tick();
