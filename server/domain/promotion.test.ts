@@ -106,6 +106,7 @@ describe('which failures an image caused (judgeFailure, windowOutcomes)', () => 
     expect(judgeFailure(o({}), spans)).toEqual({ counts: true }); // the end is exclusive: resumed at 10:00
     expect(judgeFailure(o({ at: new Date('2026-12-01T09:59:30Z') }), spans)).toEqual({ counts: false, why: 'breaker-open' });
     expect(judgeFailure(o({}), [{ from: new Date('2026-12-01T09:00:00Z'), to: null }])).toEqual({ counts: false, why: 'breaker-open' });
+    expect(judgeFailure(o({ breakerOpen: true }))).toEqual({ counts: false, why: 'breaker-open' }); // the fleet's own mark on the fail event
   });
 
   it('counts each boot once: failed if the image failed it, else active if it reached active', () => {

@@ -35,8 +35,9 @@ export interface DigestHealth {
 //            the list of counted causes is closed, so a new kind of failure never rolls an image back by itself.
 //   ignored  a failure undone without a new boot (the node's next transition is back to active: it was alive,
 //            the control plane had not heard it; recovery, issue 12 item 2).
-//   ignored  every failure inside a fleet circuit-breaker episode (many nodes failing together is the network,
-//            power or the control plane, not an image); while the breaker is open nothing is rolled back at all.
+//   ignored  every failure inside a fleet circuit-breaker episode, or recorded by the fleet while its breaker was
+//            open (data.breakerOpen): many nodes failing together is the network, power or the control plane,
+//            not an image. While the breaker is open nothing is rolled back at all.
 // Outages of the control plane itself do not produce heartbeat failures (the fleet controller waits out a grace
 // period after any gap, issue 12 item 1); should one slip through, it falls inside the breaker episode it trips.
 
@@ -54,6 +55,8 @@ export interface BootOutcome {
   kexecStarted: boolean;
   /** the node's next transition after this one (null: none yet) */
   nextState: string | null;
+  /** the fleet controller recorded the fail while its circuit breaker was open (data.breakerOpen) */
+  breakerOpen?: boolean;
 }
 
 /** A fleet circuit-breaker episode: from the start of the window whose failures tripped it to the resume (null: open). */
@@ -67,7 +70,7 @@ export type IgnoredWhy = 'breaker-open' | 'recovered' | 'before-kexec' | 'bmc-or
 export const COUNTED_CAUSES: ReadonlySet<string> = new Set(['heartbeat', 'timeout']);
 
 export function judgeFailure(o: BootOutcome, spans: readonly BreakerSpan[] = []): { counts: true } | { counts: false; why: IgnoredWhy } {
-  if (spans.some((s) => o.at >= s.from && (s.to === null || o.at < s.to))) return { counts: false, why: 'breaker-open' };
+  if (o.breakerOpen || spans.some((s) => o.at >= s.from && (s.to === null || o.at < s.to))) return { counts: false, why: 'breaker-open' };
   if (o.nextState === 'active') return { counts: false, why: 'recovered' };
   if (o.cause === 'heartbeat' && o.fromState === 'active') return { counts: true };
   if (o.cause === 'timeout' && o.fromState === 'provisioning') return o.kexecStarted ? { counts: true } : { counts: false, why: 'before-kexec' };

@@ -41,6 +41,7 @@ describe.each(backends)('rollback gates on %s', (_name, makeDb) => {
   /** stand-in for the fleet's breaker (issue 12 item 3); the test opens and closes it */
   const breaker = { open: false, episodes: [] as BreakerSpan[] };
   const fleetBreaker: FleetBreaker = { breakerOpen: async () => breaker.open, spans: async () => breaker.episodes };
+  let v1: ImageDigests;
   let v2: ImageDigests;
 
   beforeAll(async () => {
@@ -52,7 +53,8 @@ describe.each(backends)('rollback gates on %s', (_name, makeDb) => {
       const k = kernelFile(tmp, `k${version}`);
       const i = initrdFile(tmp, `i${version}`);
       await p.push({ name: 'compute', version, kernelPath: k.path, initrdPath: i.path, actor: 'alice', channel: 'prod', force: true });
-      if (version === '2') v2 = { kernel: k.digest, initrd: i.digest };
+      if (version === '1') v1 = { kernel: k.digest, initrd: i.digest };
+      else v2 = { kernel: k.digest, initrd: i.digest };
     }
   });
   afterAll(async () => {
@@ -112,9 +114,13 @@ describe.each(backends)('rollback gates on %s', (_name, makeDb) => {
     expect((last!.data as { health: { ignoredFailures: Record<string, number> } }).health.ignoredFailures).toEqual({ 'bmc-or-power': 2, 'before-kexec': 1, 'not-image-cause': 1, 'breaker-open': 6 });
   });
 
-  it('does not count a failure outside the window, nor a boot of another image', async () => {
-    clock.advance(2 * 3600_000);
-    await bootNode(nodes, uuid(20), { kernel: v2.kernel, initrd: 'f'.repeat(64) }, ['kexec', 'active', { fail: 'heartbeat' }]);
-    expect((await p.gateReport('compute', 'prod')).health).toMatchObject({ windowActive: 0, windowFailed: 0 });
+  it('judges the image now on the channel: not a boot of another image, not a failure the fleet marked as breaker-open', async () => {
+    clock.advance(2 * 3600_000); // everything above leaves the window
+    await bootNode(nodes, uuid(20), { kernel: v1.kernel, initrd: 'f'.repeat(64) }, ['kexec', 'active', { fail: 'heartbeat' }]);
+    await bootNode(nodes, uuid(21), v1, ['kexec', 'active', { fail: 'heartbeat', data: { breakerOpen: true } }]);
+    await bootNode(nodes, uuid(22), v1, ['kexec', 'active']);
+    const g = await p.gateReport('compute', 'prod');
+    expect(g.version).toBe('1');
+    expect(g.health).toMatchObject({ windowActive: 2, windowFailed: 0, ignoredFailures: { 'breaker-open': 1 } });
   });
 });

@@ -159,6 +159,7 @@ export function createImageDbStore(db: Db) {
           fromState: events.fromState,
           toState: events.toState,
           cause: sql<string | null>`${events.data}->>'cause'`,
+          breakerOpen: sql<boolean>`coalesce((${events.data}->>'breakerOpen') = 'true', false)`,
           kexecStarted: sql<boolean>`exists (select 1 from events k where k.node_uuid = "events"."node_uuid" and k.kind = 'phase' and k.reason = 'kexec-started' and k.id > ${boot} and k.id < "events"."id")`,
           nextState: sql<string | null>`(select n.to_state from events n where n.node_uuid = "events"."node_uuid" and n.kind = 'transition' and n.id > "events"."id" order by n.id limit 1)`,
         })
@@ -174,7 +175,8 @@ export function createImageDbStore(db: Db) {
           ),
         )
         .orderBy(events.id);
-      return rows.map((r) => ({ ...r, toState: r.toState ?? '', kexecStarted: r.kexecStarted === true || (r.kexecStarted as unknown) === 't' }));
+      const bool = (v: unknown) => v === true || v === 't';
+      return rows.map((r) => ({ ...r, toState: r.toState ?? '', kexecStarted: bool(r.kexecStarted), breakerOpen: bool(r.breakerOpen) }));
     },
     async imagesByDigest(digest: string): Promise<ImageRow[]> {
       return db

@@ -13,8 +13,8 @@ export type BootStep =
   | 'kexec'
   /** the compute OS reports installed: provisioning → active */
   | 'active'
-  /** a fail transition with the fleet's data.cause (null: none, like an operator's `fail` action) */
-  | { fail: string | null };
+  /** a fail transition with the fleet's data.cause (null: none, like an operator's `fail` action) and more data */
+  | { fail: string | null; data?: Record<string, unknown> };
 
 /**
  * Boot `uuid` once with `img` and apply `steps`. A new node is enrolled and inspected; a failed one is rebuilt
@@ -33,6 +33,6 @@ export async function bootNode(nodes: NodeStore, uuid: string, img: ImageDigests
   for (const step of steps) {
     if (step === 'kexec') await nodes.addEvent(uuid, { kind: 'phase', reason: 'kexec-started', actor: 'agent', data: { phase: 'kexec-started' } });
     else if (step === 'active') await nodes.transition(uuid, { type: 'installed', reason: 'compute OS reported in' }, 'agent');
-    else await nodes.transition(uuid, { type: 'fail', reason: `test: ${step.fail ?? 'no cause'}` }, step.fail === null ? 'api:operator' : 'fleet', step.fail === null ? undefined : { cause: step.fail });
+    else await nodes.transition(uuid, { type: 'fail', reason: `test: ${step.fail ?? 'no cause'}` }, step.fail === null ? 'api:operator' : 'fleet', step.fail === null ? step.data : { cause: step.fail, ...step.data });
   }
 }
