@@ -1,6 +1,7 @@
 // Typed HTTP client for /api/v1/agent/*. Requests are typed by the contract; responses are validated with the
 // contract's zod schemas, so a server/agent version skew shows up as one clear error instead of an undefined
-// somewhere in the flow. Every call carries the per-boot bearer token from the kernel command line.
+// somewhere in the flow. Every call carries the bearer credential from the kernel command line (stage-1: the boot
+// attempt's token; compute OS: its node credential).
 import type { z } from 'zod';
 import {
   Detail,

@@ -1,5 +1,7 @@
 // The agent's configuration is the kernel command line (/proc/cmdline): the server puts it there in the iPXE
 // script (stage-1) or in the profile's cmdline (compute), so a node needs no local state at all.
+// bootfarm.token= is the credential of the OS it is on: stage-1's boot-attempt token, or the compute OS's node
+// credential (server/api/auth.ts says which endpoint takes which; docs/security-model.md).
 //   bootfarm.server=URL  bootfarm.token=T  bootfarm.uuid=U  bootfarm.mode=stage1|compute  bootfarm.dryrun=1
 //   bootfarm.kernel=SHA256  bootfarm.initrd=SHA256  bootfarm.heartbeat=SECONDS  BOOTIF=01-aa-bb-…
 //   bootfarm.lldpcapture=SECONDS (listen for LLDP with tcpdump when no lldpd runs)

@@ -83,7 +83,7 @@ export type FlowResult =
   | { outcome: 'reboot'; reason: string }
   | { outcome: 'heartbeats-done'; beats: number };
 
-/** The per-boot token must not land in the event log: the server's timeline is readable by operators. */
+/** The node credential (and CHAP password) must not land in the event log: the server's timeline is readable by operators. */
 export function redactCmdline(cmdline: string): string {
   return cmdline.replace(/(bootfarm\.token=|bootfarm\.iscsi\.password=)\S+/g, '$1<redacted>');
 }

@@ -28,7 +28,7 @@ const BootQuery = z.object({
 });
 
 const HELD = new Set(['quarantined', 'maintenance', 'retired']);
-/** stands in for the per-boot token while checking that an image renders (tokens are URL-safe, always renderable) */
+/** stands in for the stage-1 token while checking that an image renders (tokens are URL-safe, always renderable) */
 const PROBE_TOKEN = '0'.repeat(43);
 
 export function bootRoutes(deps: Deps) {

@@ -47,7 +47,8 @@ export const Profile = z.object({
   }),
   kernel: BootArtifact,
   initrd: BootArtifact,
-  /** full kernel command line for kexec, including the per-boot token */
+  /** full kernel command line for kexec, including the compute OS's node credential (bootfarm.token=), issued with this
+   * profile for that boot; the stage-1 token is not valid there (docs/security-model.md) */
   cmdline: z.string(),
   heartbeatIntervalSeconds: z.number().int().positive(),
 });

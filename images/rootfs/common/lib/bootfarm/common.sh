@@ -32,6 +32,7 @@ bf_early() {
 
 # Kernel command line → shell variables. Parameters (written by the server's iPXE script or the stage-1 agent):
 #   bootfarm.server=http://IP:PORT bootfarm.token=T bootfarm.uuid=U bootfarm.mode=stage1|compute
+#   (T is this OS's credential: stage-1's boot-attempt token, or the compute OS's node credential; both post events)
 #   BOOTIF=01-aa-bb-cc-dd-ee-ff (iPXE ${netX/mac} with the ARP hardware type 01 in front, as pxelinux does)
 #   ip=dhcp | ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf> (Documentation/admin-guide/nfs/nfsroot.rst)
 #   bootfarm.iscsi.{portal,target,lun,initiator,user,password}=…
