@@ -84,3 +84,46 @@ it('logs in, shows the fleet by state, and a node timeline', async () => {
   const post = await page.request.post(`${base}/api/v1/nodes/${A}/actions`, { data: { action: 'fail', reason: 'csrf' } });
   expect(post.status()).toBe(401);
 });
+
+it('keeps only a server-side session id in an HttpOnly, SameSite=Strict cookie, and logout ends that session on the server', async () => {
+  const login = async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const res = await page.goto(`${base}/ui/login`);
+    // the dashboard's CSP: no script at all, no framing
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'none'");
+    expect(res?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+    await page.fill('input[name=token]', TOKENS.viewer);
+    await page.click('button');
+    await page.waitForURL(`${base}/ui`);
+    return { context, page };
+  };
+  const a = await login();
+  const b = await login();
+  const [cookie] = await a.context.cookies();
+  expect(cookie).toMatchObject({ name: 'bootfarm_session', httpOnly: true, sameSite: 'Strict', secure: false, path: '/' });
+  expect(cookie!.value).not.toContain(TOKENS.viewer);
+  expect(cookie!.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect((await b.context.cookies())[0]!.value).not.toBe(cookie!.value); // one session per login
+  expect(await a.page.evaluate('document.cookie')).toBe(''); // page script cannot read it
+
+  await a.page.click('a[href="/ui/logout"]');
+  await a.page.waitForURL(`${base}/ui/login`);
+  expect(await a.context.cookies()).toEqual([]);
+  await a.page.goto(`${base}/ui`);
+  expect(a.page.url()).toBe(`${base}/ui/login`);
+
+  // a copy of the cookie taken before logout is worthless: the session is gone from the database
+  const replay = await browser.newContext();
+  await replay.addCookies([{ name: cookie!.name, value: cookie!.value, url: base, httpOnly: true, sameSite: 'Strict' }]);
+  const rp = await replay.newPage();
+  await rp.goto(`${base}/ui`);
+  expect(rp.url()).toBe(`${base}/ui/login`);
+  expect((await rp.request.get(`${base}/api/v1/nodes`)).status()).toBe(401);
+
+  // the other browser's session is untouched
+  await b.page.goto(`${base}/ui`);
+  expect(b.page.url()).toBe(`${base}/ui`);
+  expect(await b.page.textContent('body')).toContain('2 nodes');
+  for (const ctx of [a.context, b.context, replay]) await ctx.close();
+});
