@@ -95,6 +95,28 @@ describe('images admin API and CLI', () => {
     expect(resolved?.cmdline).toBe('console=ttyS0,115200 quiet');
   });
 
+  it('sends a chunk again, with backoff, when the connection drops on the way', async () => {
+    const dir = join(tmp, 'flaky');
+    mkdirSync(dir);
+    kernelFile(dir, 'vmlinuz', 70_000);
+    const i = initrdFile(dir, 'initrd.img', 200_000);
+    let dropped = 0;
+    const sleeps: number[] = [];
+    // the second PATCH of the initrd never reaches the server: a connection reset, as fetch reports it
+    let patches = 0;
+    const fetchImpl: typeof fetch = async (input, init) => {
+      if (init?.method === 'PATCH' && String(input).includes(i.digest) && ++patches === 2 && dropped++ === 0) throw new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } });
+      return fetch(input, init);
+    };
+    const opts: ImageCliOptions = { url: srv.url, token: OPS, out: (l) => out.push(l), progress: { write: (s) => progress.push(s), isTTY: false }, fetchImpl, sleep: async (ms) => void sleeps.push(ms) };
+    expect(await runImageCommand(['push', dir, '--name', 'flaky', '--version', '1.0'], opts)).toBe(0);
+    expect(dropped).toBe(1);
+    expect(sleeps).toHaveLength(1);
+    expect(sleeps[0]).toBeLessThan(500); // full jitter under the first backoff step
+    expect(progress.some((p) => /^initrd: cannot reach .*; retry 1 in \d+ ms/.test(p))).toBe(true);
+    expect((await fetchBlob(`${srv.url}/images/by-name/flaky/dev/initrd`)).digest).toBe(i.digest);
+  });
+
   it('refuses an upload whose bytes do not hash to its name, and discards it', async () => {
     const bogus = 'a'.repeat(64);
     const res = await fetch(`${srv.url}/api/v1/images/blobs/${bogus}/upload`, {

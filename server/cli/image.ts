@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHttp } from './http.ts';
 import { sha256File } from '../images/pipeline.ts';
+import { retry, type Sleep } from '../contract/backoff.ts';
 import { ByteReader, checkCmdline, checkInitrd, checkKernel, ImagePartError } from '../images/parts.ts';
 import { createReadStream } from 'node:fs';
 
@@ -27,7 +28,17 @@ export interface ImageCliOptions {
   /** progress (stderr); `\\r`-updated on a TTY */
   progress?: { write(s: string): unknown; isTTY?: boolean };
   fetchImpl?: typeof fetch;
+  /** waits between retries of an upload chunk (tests pass a recorder) */
+  sleep?: Sleep;
 }
+
+/** A chunk that failed on the way (no answer, or a 5xx while the server restarts) is sent again, with the project's
+ * backoff; a 4xx is the caller's mistake and ends the push. */
+const CHUNK_RETRY = { baseMs: 500, capMs: 10_000, jitter: 'full', attempts: 6 } as const;
+const transient = (e: unknown) => {
+  const status = (e as { status?: number }).status;
+  return status === undefined || status >= 500;
+};
 
 function client({ url, token, fetchImpl = fetch }: ImageCliOptions) {
   // status and body ride on the error: an interrupted upload resumes from the offset the server reports
@@ -87,7 +98,13 @@ export async function uploadBlob(opts: ImageCliOptions, label: string, path: str
         const buf = Buffer.allocUnsafe(len);
         await fh.read(buf, 0, len, offset);
         try {
-          const r = await call<{ offset: number }>('PATCH', `/api/v1/images/blobs/${digest}/upload`, buf, { 'upload-offset': String(offset), 'upload-length': String(size) });
+          const at = offset;
+          const r = await retry(() => call<{ offset: number }>('PATCH', `/api/v1/images/blobs/${digest}/upload`, buf, { 'upload-offset': String(at), 'upload-length': String(size) }), {
+            ...CHUNK_RETRY,
+            retryable: transient,
+            sleep: opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
+            onRetry: (err, n, ms) => opts.progress?.write(`${tty ? '\n' : ''}${label}: ${(err as Error).message}; retry ${n + 1} in ${ms} ms\n`),
+          });
           offset = r.offset;
         } catch (e) {
           // The server holds a different amount (an earlier run died mid-chunk): continue from its offset.
