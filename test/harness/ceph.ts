@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { requireCommand } from './require.ts';
 
 const run = promisify(execFile);
 
@@ -94,6 +95,8 @@ async function stopPid(child: ChildProcess, graceMs = 1000): Promise<void> {
 }
 
 export async function startCeph({ memBytes = 512 * 1024 * 1024, timeoutMs = 60_000, extraConf = [], opsLog = false }: CephOptions = {}): Promise<CephCluster> {
+  // a missing daemon fails naming its Debian package (deps/images.txt), not with a bare ENOENT mid-bootstrap
+  for (const [cmd, pkg] of [['ceph-mon', 'ceph-mon'], ['ceph-osd', 'ceph-osd'], ['radosgw', 'radosgw'], ['ceph', 'ceph-common']] as const) requireCommand(cmd, pkg);
   const dir = mkdtempSync(join(tmpdir(), 'bfceph-'));
   const children: ChildProcess[] = [];
   let rgwChild: ChildProcess | undefined;

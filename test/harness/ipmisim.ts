@@ -13,6 +13,7 @@ import { createSocket } from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile, chmod, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireCommand } from './require.ts';
 
 export interface IpmiSimOptions {
   username?: string;
@@ -119,6 +120,8 @@ function ipmitoolOk(port: number, username: string, password: string): Promise<b
 }
 
 export async function startIpmiSim({ username = 'admin', password = 'bf-test-pass', control, device = '0x20', power = 0, baseDir, env = {} }: IpmiSimOptions = {}): Promise<IpmiSim> {
+  requireCommand('ipmi_sim', 'openipmi');
+  requireCommand('ipmitool', 'ipmitool');
   const parent = baseDir ?? tmpdir();
   await mkdir(parent, { recursive: true });
   const dir = await mkdtemp(join(parent, 'bfipmi-'));
