@@ -69,7 +69,14 @@ export function parseBaselineDocument(text: string, source = 'input'): Baseline[
   for (const doc of list) {
     // an empty document, e.g. after a trailing ---
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      // toJS throws for what the parser lets through: an alias to no anchor (`a: *b`), too many aliases
+      issues.push({ line: null, column: null, path: '', message: (e as Error).message.split('\n')[0]! });
+      continue;
+    }
     // "\0" and "\ud800" are valid YAML escapes, but no database column holds them
     const bad = findBadString(value);
     if (bad) {

@@ -90,3 +90,11 @@ describe('one transaction per request', () => {
     expect((await http.get(`/api/v1/nodes/${U}`, { token: TOKENS.viewer })).json.node.state).toBe('discovered');
   });
 });
+
+describe('found by the hostile-input suite', () => {
+  it('a YAML alias to no anchor (`a: *b`) is a 422, not a 500', async () => {
+    const res = await unchanged(() => full.app.request('/api/v1/firmware/baselines', { method: 'POST', headers: { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/yaml' }, body: 'a: *b' }));
+    expect(res.status).toBe(422);
+    expect(await res.text()).toMatch(/alias/i);
+  });
+});
