@@ -18,8 +18,7 @@ import { createSessionStore } from '../store/sessions.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
-import { bearer, UI_COOKIE } from './auth.ts';
-import { getCookie } from 'hono/cookie';
+import { bearer } from './auth.ts';
 import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
 
 export type RequireRole = ReturnType<typeof createAdminAuth>;
@@ -77,6 +76,12 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     return requireRole.authenticated(c, next);
   });
   app.use('/ui/*', uiSecurityHeaders()); // also matches /ui itself
+  app.use('/ui/*', async function uiSession(c, next) {
+    // who a dashboard request comes from, looked up once here, so that input checks below know a logged-in
+    // browser (400 for a bad query) from a stranger (401); the pages themselves redirect strangers to the login
+    await requireRole.identify(c).catch(() => null);
+    await next();
+  });
   if (deps.config.metrics.requireToken) app.use('/metrics', requireRole('viewer'));
   app.use(
     bodyLimit({
@@ -88,10 +93,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.use(
     cleanRequest({
       isPublic: isPublicPath,
-      isAuthenticated: (c) => {
-        const token = bearer(c) ?? getCookie(c, UI_COOKIE) ?? null;
-        return token !== null && requireRole.authenticate(token) !== null;
-      },
+      // a principal found by the admin gate or the dashboard's session check below, else a valid bearer token
+      isAuthenticated: (c) => c.get('principal' as never) !== undefined || requireRole.authenticate(bearer(c) ?? '') !== null,
     }),
   );
   app.notFound((c) => errorResponse(c, new AppError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));

@@ -57,6 +57,16 @@ describe('sessions', () => {
     expect((await app.request('/api/v1/nodes', withCookie(TOKENS.operator))).status).toBe(401);
   });
 
+  it('input checks know a logged-in browser: a NUL in the query is its 400, a stranger\'s 401', async () => {
+    const { app } = createTestApp(db);
+    const sid = sessionOf(await login(app, TOKENS.viewer))!;
+    const mine = await app.request('/ui?state=%00', withCookie(sid));
+    expect(mine.status).toBe(400);
+    expect((await app.request('/ui?state=%00', withCookie('forged-session-id'))).status).toBe(401);
+    expect((await app.request('/api/v1/nodes?state=%00', withCookie(sid))).status).toBe(400);
+    expect((await app.request('/api/v1/nodes?state=%00')).status).toBe(401);
+  });
+
   it('the cookie is Secure when the browser came over TLS', async () => {
     const { app } = createTestApp(db);
     const res = await login(app, TOKENS.viewer, { url: 'https://bootfarm.test/ui/login' });
