@@ -12,10 +12,12 @@ const U = '0a0a0a0a-0000-4000-8000-000000000001';
 let db: DbHandle;
 let sim: IpmiSim;
 let http: ReturnType<typeof client>;
+let nodes: ReturnType<typeof createTestApp>['nodes'];
 
 beforeAll(async () => {
   [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ power: 0 })]);
   const t = createTestApp(db);
+  nodes = t.nodes;
   const app = createApp({ ...t.deps }, { extra: [powerMount({ nodes: t.nodes, bmcs: t.bmcs, createBmc: createBmcFactory() })] });
   http = client(app);
 });
@@ -43,6 +45,15 @@ it('enrols an unknown node with its BMC, then powers it on to PXE', async () => 
   const bmcEvents = ev.json.events.filter((e: any) => e.kind === 'bmc').map((e: any) => e.reason);
   expect(bmcEvents.some((r: string) => /^power on \(next boot pxe\) via 127\.0\.0\.1:\d+$/.test(r))).toBe(true);
   expect(JSON.stringify(ev.json)).not.toContain(sim.password);
+  // the server started a boot: the node's next /ipxe opens a server-started attempt (docs/security-model.md)
+  expect((await nodes.get(U))!.bootExpectedReason).toBe('power cycle by api:operator');
+});
+
+it('expects no boot after a power off', async () => {
+  const W = '0a0a0a0a-0000-4000-8000-000000000003';
+  await http.put(`/api/v1/nodes/${W}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password } });
+  expect((await http.post(`/api/v1/nodes/${W}/power`, { token: TOKENS.operator, body: { action: 'off' } })).status).toBe(200);
+  expect((await nodes.get(W))!.bootExpectedAt).toBeNull();
 });
 
 it('says clearly when the BMC rejects the password or there is none', async () => {
