@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './main.ts';
 import { FIRMWARE_USAGE, runFirmware } from './cli/firmware.ts';
+import { FLEET_USAGE, runFleet } from './cli/fleet.ts';
 import { IMAGE_USAGE, ImageCliError, runImageCommand } from './cli/image.ts';
 import { createHttp, type ApiClient } from './cli/http.ts';
 
@@ -18,6 +19,7 @@ const USAGE = `usage: bootfarm <command> [options]
   nodes events UUID [--json]
   nodes action UUID ACTION [--reason TEXT]   (maintenance-on|maintenance-off|rebuild|retire|fail|quarantine)
   nodes power UUID on|off|cycle|reset|soft|status [--bootdev pxe|disk]   (through the node's BMC)
+${FLEET_USAGE}
 ${FIRMWARE_USAGE}
 ${IMAGE_USAGE}
 options: --url URL (BOOTFARM_URL)  --token TOKEN (BOOTFARM_TOKEN)  --json`;
@@ -119,6 +121,10 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
   const api = apiClient(url, token);
   if (cmd === 'nodes') {
     await runNodes(rest, { json: !!values.json, api, out, state: values.state as string | undefined, label: values.label as string | undefined, reason: values.reason as string | undefined, bootdev: values.bootdev as string | undefined });
+    return 0;
+  }
+  if (cmd === 'fleet') {
+    await runFleet(rest, { api, out, json: !!values.json, reason: values.reason as string | undefined, fail: (m) => new CliError(m) });
     return 0;
   }
   if (cmd === 'firmware') {

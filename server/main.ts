@@ -28,6 +28,8 @@ import { bmcSetupMount } from './api/bmc-setup.ts';
 import { powerMount } from './api/power.ts';
 import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
+import { fleetMount } from './api/fleet.ts';
+import { createFleetStore } from './store/fleet.ts';
 import { createBmcFactory } from './bmc/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
@@ -92,7 +94,10 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const bmcs = createBmcStore(db.db, secrets, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
   const createBmc = createBmcFactory();
-  const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics });
+  // the image rollback gate asks the fleet-wide circuit breaker (fleet_control, shared by every replica)
+  const fleetStore = createFleetStore(db.db);
+  const breaker = { breakerOpen: async () => (await fleetStore.breaker()).open, spans: (since: Date) => fleetStore.breakerSpans(since) };
+  const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker });
   const fleet = createFleet({
     db,
     store: nodes,
@@ -104,8 +109,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     leaderTasks: [{ name: 'image-rollback', run: () => images.evaluateRollbacks() }],
   });
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

@@ -14,10 +14,12 @@ import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { baseUrlOf } from './url.ts';
 import { safeCmdline } from '../../boot/ipxe/script.ts';
+import { createHeartbeats } from '../fleet/heartbeat.ts';
 
 export function agentRoutes(deps: Deps) {
   const app = new Hono();
   const { nodes } = deps;
+  const heartbeat = createHeartbeats({ nodes, db: deps.db.db, clock: deps.clock });
 
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
@@ -160,13 +162,11 @@ export function agentRoutes(deps: Deps) {
 
   app.post('/:uuid/heartbeat', async (c) => {
     const uuid = uuidParam(c);
-    let node = await authedNode(c, uuid, 'node');
+    const node = await authedNode(c, uuid, 'node');
     const body = await jsonBody(c, HeartbeatRequest);
-    const now = deps.clock.now();
-    await nodes.touch(uuid, { lastSeen: now, lastHeartbeat: now, ...(body.kernelDigest ? { kernelDigest: body.kernelDigest } : {}), ...(body.initrdDigest ? { initrdDigest: body.initrdDigest } : {}) });
-    // the compute OS is up (it holds this boot's token): a lost `installed` call must not strand the node
-    if (node.state === 'provisioning') node = await nodes.transition(uuid, { type: 'installed', reason: 'heartbeat from the compute OS before installed' }, 'agent');
-    return c.json({ state: node.state, next: node.state === 'rebuilding' ? 'reboot' : 'continue' });
+    // what the heartbeat means for the lifecycle (installed, recover, old boot) lives in server/fleet/heartbeat.ts
+    const res = await heartbeat(node, body);
+    return c.json({ state: res.node.state, next: res.next });
   });
 
   return app;

@@ -21,4 +21,6 @@ export interface Deps {
   metrics?: Registry;
   /** operator-requested rebuild; the fleet supplies one that also drives the BMC */
   rebuild?: (uuid: string, reason: string, actor: string) => Promise<NodeRow>;
+  /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */
+  fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
 }

@@ -118,14 +118,14 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
 
   app.get('/', async (c) => {
     const q = parseWith(NodeListQuery, c.req.query());
-    const [counts, list] = await Promise.all([deps.nodes.countByState(), deps.nodes.list({ state: q.state, labels: q.label, limit: q.limit ?? 500 })]);
+    const [counts, list, breaker] = await Promise.all([deps.nodes.countByState(), deps.nodes.list({ state: q.state, labels: q.label, limit: q.limit ?? 500 }), deps.fleetBreaker?.()]);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const now = deps.clock.now();
     const states = NODE_STATES.filter((s) => counts[s]);
     return c.html(
       page(
         'Fleet',
-        html`<p>${total} nodes</p>
+        html`${breaker?.open ? html`<p id="degraded" class="warn" role="alert"><strong>Fleet degraded: automatic repair is stopped</strong> since ${breaker.openedAt ? new Date(breaker.openedAt).toISOString() : '?'}: ${breaker.reason}. An operator resumes it: <code>bootfarm fleet resume</code>.</p>` : ''}<p>${total} nodes</p>
 <div class="bar" role="img" aria-label="nodes by state">${states.map((s) => html`<span title="${s}: ${counts[s]}" style="width:${((counts[s]! / total) * 100).toFixed(2)}%;background:${STATE_COLORS[s]}"></span>`)}</div>
 <div class="legend">${states.map((s) => html`<span><a href="/ui?state=${s}">${s}</a> ${counts[s]}</span>`)}</div>
 <h2>${q.state ? `Nodes: ${q.state.join(', ')}` : 'Nodes'}</h2>

@@ -88,6 +88,14 @@ describe('IPMI driver against ipmi_sim', () => {
     expect(err.message).toContain(`127.0.0.1:${port}`);
   });
 
+  it('mc reset cold: ipmi_sim restarts its MC and answers again', async () => {
+    const { calls, exec } = counting();
+    const bmc = bmcFor(sims[0]!, exec);
+    await bmc.mcResetCold();
+    expect(calls.at(-1)?.args.slice(-3)).toEqual(['mc', 'reset', 'cold']);
+    expect(['on', 'off']).toContain(await bmc.powerStatus());
+  });
+
   it('identify and health (chassis status) work against ipmi_sim', async () => {
     const bmc = bmcFor(sims[0]!, execRunner);
     await bmc.identify(5);

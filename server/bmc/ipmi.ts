@@ -131,6 +131,11 @@ export function createIpmiBmc({ address, port, username, password, cipherSuite =
       const out = await run('chassis status', ['chassis', 'status']);
       return parseChassisStatus(out);
     },
+    async mcResetCold() {
+      // Cold Reset (IPMI v2.0 §20.2, NetFn App 02h): the BMC restarts; ipmitool prints "Sent cold reset command to MC"
+      const out = await run('mc reset cold', ['mc', 'reset', 'cold']);
+      if (!/cold reset/i.test(out)) throw new BmcError('protocol', target, 'mc reset cold', `unexpected answer: ${out.trim().slice(0, 200)}`);
+    },
   };
 }
 

@@ -16,11 +16,12 @@ interface SysState {
   Health: 'OK' | 'Warning' | 'Critical';
   LocationIndicatorActive: boolean;
   resets: string[];
+  managerResets: string[];
 }
 
 let server: Server;
 let port: number;
-const sys: SysState = { PowerState: 'Off', Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' }, Health: 'OK', LocationIndicatorActive: false, resets: [] };
+const sys: SysState = { PowerState: 'Off', Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' }, Health: 'OK', LocationIndicatorActive: false, resets: [], managerResets: [] };
 const ALLOWED = ['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart', 'PowerCycle']; // no Nmi, like many BMCs
 
 beforeAll(async () => {
@@ -60,6 +61,13 @@ beforeAll(async () => {
         if (ResetType === 'ForceOff' || ResetType === 'GracefulShutdown') sys.PowerState = 'Off';
         return send(204);
       }
+      if (req.method === 'GET' && url === '/redfish/v1/Managers') return send(200, { Members: [{ '@odata.id': '/redfish/v1/Managers/iDRAC.Embedded.1' }] });
+      if (req.method === 'GET' && url === '/redfish/v1/Managers/iDRAC.Embedded.1')
+        return send(200, { '@odata.id': url, Actions: { '#Manager.Reset': { target: `${url}/Actions/Manager.Reset`, 'ResetType@Redfish.AllowableValues': ['GracefulRestart'] } } });
+      if (req.method === 'POST' && url === '/redfish/v1/Managers/iDRAC.Embedded.1/Actions/Manager.Reset') {
+        sys.managerResets.push(JSON.parse(body).ResetType);
+        return send(204);
+      }
       send(404, { error: { message: 'no such resource' } });
     });
   });
@@ -96,6 +104,13 @@ describe('Redfish driver (against a Redfish responder written in this test)', ()
       `http://127.0.0.1:${port}/redfish/v1/Systems/System.Embedded.1/Actions/ComputerSystem.Reset`,
       `http://127.0.0.1:${port}/redfish/v1/Systems/System.Embedded.1/Actions/ComputerSystem.Reset`,
     ]);
+  });
+
+  it('mc reset cold is Manager.Reset on the first Manager, with the reset type the service allows (iDRAC: GracefulRestart)', async () => {
+    const { calls, f } = counting();
+    await bmc(f).mcResetCold();
+    expect(sys.managerResets).toEqual(['GracefulRestart']);
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.url)).toEqual([`http://127.0.0.1:${port}/redfish/v1/Managers/iDRAC.Embedded.1/Actions/Manager.Reset`]);
   });
 
   it('NMI not in ResetType@Redfish.AllowableValues is "not supported" without a POST', async () => {

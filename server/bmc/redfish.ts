@@ -9,6 +9,8 @@
 //   boot device   PATCH …/Systems/X {Boot: {BootSourceOverrideTarget: Pxe|Hdd, BootSourceOverrideEnabled}}
 //   identify      PATCH …/Systems/X {LocationIndicatorActive} (1.13+) or {IndicatorLED: Blinking|Off} (older)
 //   health        GET  …/Systems/X → Status.Health OK|Warning|Critical
+// and on the Manager (the BMC itself):
+//   mc reset cold POST …/Managers/Y/Actions/Manager.Reset {ResetType: ForceRestart (or GracefulRestart)}
 // Real BMCs serve HTTPS with self-signed certificates: the caller hands in a fetch that trusts them (an undici
 // dispatcher with the BMC's CA); this file does not switch TLS verification off.
 import { BmcError, redact, type Bmc, type BmcHealth, type BootDevice, type PowerAction, type PowerState } from './types.ts';
@@ -110,8 +112,23 @@ export function createRedfishBmc({ address, port, username, password, scheme = '
     await call(operation, 'POST', action?.target ?? `${path}/Actions/ComputerSystem.Reset`, { ResetType: resetType });
   }
 
+  async function resetManager(): Promise<void> {
+    const operation = 'mc reset cold';
+    const col = await call<{ Members?: { '@odata.id'?: string }[] }>(operation, 'GET', '/redfish/v1/Managers');
+    const path = col?.Members?.[0]?.['@odata.id'];
+    if (!path) throw new BmcError('protocol', target, operation, 'the Managers collection has no member');
+    const doc = await call<{ Actions?: { '#Manager.Reset'?: { target?: string; 'ResetType@Redfish.AllowableValues'?: string[] } } }>(operation, 'GET', path);
+    const action = doc?.Actions?.['#Manager.Reset'];
+    const allowed = action?.['ResetType@Redfish.AllowableValues'];
+    // DSP0268 Manager.Reset: ForceRestart is the cold reset; a service that lists only GracefulRestart gets that
+    const resetType = !allowed || allowed.includes('ForceRestart') ? 'ForceRestart' : allowed.includes('GracefulRestart') ? 'GracefulRestart' : undefined;
+    if (!resetType) throw new BmcError('unsupported', target, operation, `not supported by this BMC (Manager.Reset allows: ${allowed!.join(', ')})`);
+    await call(operation, 'POST', action?.target ?? `${path}/Actions/Manager.Reset`, { ResetType: resetType });
+  }
+
   return {
     driver: 'redfish',
+    mcResetCold: resetManager,
     target,
     async powerStatus(): Promise<PowerState> {
       const s = (await getSystem('power status')).PowerState;

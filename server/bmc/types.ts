@@ -29,6 +29,12 @@ export interface Bmc {
   identify(seconds?: number): Promise<void>;
   /** overall health where the BMC reports one; 'unknown' otherwise */
   health(): Promise<BmcHealth>;
+  /**
+   * Restart the BMC itself (IPMI `mc reset cold`, Redfish Manager.Reset). The host keeps running; the BMC does
+   * not answer for a while (seconds on ipmi_sim, a minute or more on real hardware). The last rung of the
+   * repair ladder before quarantine: a wedged BMC is a common reason a power cycle "succeeds" and nothing happens.
+   */
+  mcResetCold(): Promise<void>;
 }
 
 export type BmcErrorKind =

@@ -14,6 +14,7 @@ describe('lifecycle transition', () => {
     ['the compute OS reports in', 'provisioning', { type: 'installed' }, 'active'],
     ['an active node fails', 'active', { type: 'fail', reason: 'heartbeats stopped' }, 'failed'],
     ['a failed node is rebuilt', 'failed', { type: 'rebuild', reason: 'auto' }, 'rebuilding'],
+    ['a failed node heartbeats again', 'failed', { type: 'recover', reason: 'heartbeat' }, 'active'],
     ['a rebuilding node boots stage-1', 'rebuilding', { type: 'inspect' }, 'inspecting'],
     ['a rebuilding node is quarantined', 'rebuilding', { type: 'quarantine', reason: 'too many attempts' }, 'quarantined'],
     ['an active node reboots under us', 'active', { type: 'inspect' }, 'inspecting'],
@@ -33,6 +34,8 @@ describe('lifecycle transition', () => {
     ['retired cannot be retired again', 'retired', { type: 'retire' }],
     ['maintenance-off outside maintenance', 'active', { type: 'maintenance-off' }],
     ['discovered cannot fail', 'discovered', { type: 'fail', reason: 'x' }],
+    ['a rebuilding node does not recover from its old boot', 'rebuilding', { type: 'recover', reason: 'x' }],
+    ['only failed nodes recover', 'active', { type: 'recover', reason: 'x' }],
   ];
   it.each(refused)('%s', (_name, from, event) => {
     expect(() => transition(node(from), event)).toThrow(TransitionError);
@@ -56,6 +59,8 @@ describe('lifecycle transition', () => {
     n = transition({ ...n, state: 'failed' }, { type: 'rebuild', reason: 'auto' });
     expect(n.rebuildAttempts).toBe(2);
     n = transition({ ...n, state: 'provisioning' }, { type: 'installed' });
+    expect(n.rebuildAttempts).toBe(0);
+    n = transition({ ...n, state: 'failed', rebuildAttempts: 2 }, { type: 'recover', reason: 'heartbeat' });
     expect(n.rebuildAttempts).toBe(0);
   });
 

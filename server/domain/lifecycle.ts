@@ -1,6 +1,6 @@
 // The node lifecycle as a pure function (ARCHITECTURE.md "Node lifecycle"):
 //   discovered → inspecting → (firmware-updating) → ready → provisioning → active
-//   active → failed → rebuilding → inspecting …, rebuilding ×N → quarantined,
+//   active → failed → rebuilding → inspecting …, rebuilding ×N → quarantined, failed → active (recover),
 //   any → maintenance (held by an operator) → back; retired is final.
 // The store applies a transition together with its event row in one transaction; this file knows nothing
 // of storage, time or HTTP.
@@ -18,6 +18,8 @@ export type LifecycleEvent =
   /** the compute OS reported in with its boot token */
   | { type: 'installed'; reason?: string }
   | { type: 'fail'; reason: string }
+  /** a failed node, not being rebuilt, proved alive (a heartbeat with its current boot's credential) */
+  | { type: 'recover'; reason: string }
   | { type: 'rebuild'; reason: string }
   | { type: 'quarantine'; reason: string }
   | { type: 'maintenance-on'; reason?: string }
@@ -58,6 +60,8 @@ const MOVES: Record<Exclude<LifecycleEventType, 'maintenance-on' | 'maintenance-
   provision: { from: ['ready'], to: 'provisioning' },
   installed: { from: ['provisioning'], to: 'active' },
   fail: { from: ['inspecting', 'firmware-updating', 'provisioning', 'active', 'rebuilding', 'ready'], to: 'failed' },
+  // only from failed: a node being rebuilt (rebuilding) is on its way through PXE, and its old boot is stale
+  recover: { from: ['failed'], to: 'active' },
   // quarantined → rebuilding is the person deciding to try again
   rebuild: { from: ['failed', 'active', 'ready', 'quarantined', 'provisioning', 'inspecting'], to: 'rebuilding' },
   quarantine: { from: ['discovered', 'inspecting', 'firmware-updating', 'ready', 'provisioning', 'active', 'failed', 'rebuilding'], to: 'quarantined' },
@@ -86,7 +90,7 @@ export function transition(node: LifecycleNode, event: LifecycleEvent): Transiti
       let rebuildAttempts = node.rebuildAttempts;
       if (event.type === 'rebuild') rebuildAttempts = from === 'quarantined' ? 1 : rebuildAttempts + 1;
       // reaching active closes the repair loop: the next failure starts counting again
-      if (event.type === 'installed') rebuildAttempts = 0;
+      if (event.type === 'installed' || event.type === 'recover') rebuildAttempts = 0;
       return { state: move.to, heldFrom: null, rebuildAttempts, reason };
     }
   }

@@ -9,4 +9,7 @@ export interface RebuildRecord {
   startedAt: Date;
   finishedAt: Date | null;
   outcome: string;
+  /** escalation ladder step: confirm (attempt 0) | soft-reset | reprovision | bmc-reset (server/fleet/ladder.ts) */
+  step?: string;
+  reason?: string | null;
 }

@@ -3,6 +3,12 @@ import { z } from 'zod';
 
 const seconds = (d: number) => z.number().positive().default(d);
 
+export const LADDER_STEPS = ['confirm', 'soft-reset', 'reprovision', 'bmc-reset'] as const;
+export const LadderStep = z.enum(LADDER_STEPS);
+export type LadderStep = z.infer<typeof LadderStep>;
+/** what an operator would accept: look before touching, the gentlest reboot first, the BMC itself last */
+export const DEFAULT_LADDER: readonly LadderStep[] = ['confirm', 'soft-reset', 'reprovision', 'bmc-reset'];
+
 export const FleetConfig = z
   .object({
     enabled: z.boolean().default(true),
@@ -45,6 +51,16 @@ export const FleetConfig = z
         backoffMaxSeconds: seconds(3600),
         /** a node without an enrolled BMC cannot be rebuilt remotely: quarantine it (true) or leave it failed */
         quarantineWithoutBmc: z.boolean().default(true),
+        /**
+         * Escalation ladder (issue 12 §5): `confirm` (ask the BMC, wait one more heartbeat interval) before the first
+         * attempt, then one step per attempt; attempts past the end repeat the last step; after maxAttempts the
+         * node is quarantined. See ladder.ts.
+         */
+        ladder: z.array(LadderStep).min(1).default([...DEFAULT_LADDER]),
+        /** per-profile ladders (profile name → steps), for hardware that needs another order */
+        profileLadders: z.record(z.string(), z.array(LadderStep).min(1)).default({}),
+        /** after `mc reset cold`, how long to wait for the BMC to answer again before re-provisioning */
+        bmcResetWaitSeconds: seconds(120),
       })
       .prefault({}),
     bmc: z
@@ -56,6 +72,30 @@ export const FleetConfig = z
         parallel: z.number().int().min(1).default(8),
         /** fail an active node whose BMC reports Critical health */
         failOnCritical: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** issue 12 §1: judge missed heartbeats only over time in which the control plane could have heard them */
+    outage: z
+      .object({
+        /**
+         * A gap between two successful controller ticks longer than this is an outage of the control plane (the
+         * process, the database or the timers did not run): a new observation window starts and no node is judged
+         * on heartbeats for interval × missed. Default: 3 × tickSeconds.
+         */
+        maxTickGapSeconds: z.number().positive().optional(),
+      })
+      .prefault({}),
+    /** issue 12 §3: many nodes failing together is a shared outage (switch, PDU, boot network), not many bad nodes */
+    breaker: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** open when more than this share of active nodes (fleet-wide, or within one rack) failed inside the window */
+        share: z.number().gt(0).max(1).default(0.1),
+        windowSeconds: seconds(15 * 60),
+        /** fewer failures than this never open it (1 of 3 nodes in a rack is not an outage) */
+        minFailures: z.number().int().min(1).default(3),
+        /** also judge each value of rebuild.rackLabel on its own */
+        perRack: z.boolean().default(true),
       })
       .prefault({}),
     webhooks: z

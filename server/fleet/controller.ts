@@ -1,19 +1,25 @@
 // The fleet controller: a thin loop around decide() (decide.ts). Each tick, on the leader only:
-//   gather nodes, rebuild records and BMC observations → decide() → apply every decision as a lifecycle
-//   transition or an event with its reason → deliver due webhooks → update metrics.
+//   record liveness (fleet_control: was there a gap? a new leader? → a new observation window) → gather nodes,
+//   rebuild records and BMC observations → decide() → apply every decision as a lifecycle transition or an event
+//   with its reason, each re-checked against the node's current row in its transaction (check before act) →
+//   judge the fleet-wide breaker → deliver due webhooks → update metrics.
 // Time comes from the injected clock and tick() can be called directly, so a test runs a day of failures in
 // milliseconds; start() only adds real timers around tick().
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
 import type { DbHandle } from '../db/index.ts';
-import type { NodeRow, NodeStore } from '../store/nodes.ts';
+import { StaleDecisionError, type NodeExpectation, type NodeRow, type NodeStore } from '../store/nodes.ts';
 import type { BmcStore } from '../store/bmcs.ts';
 import { TransitionError } from '../domain/lifecycle.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { createBmcFactory, type BmcFactory } from '../bmc/index.ts';
-import { BmcError, redact } from '../bmc/types.ts';
+import { BmcError, redact, type Bmc } from '../bmc/types.ts';
 import { FleetConfig, type FleetConfigInput } from './config.ts';
-import { decide, heartbeatAgeMs, type BmcObservation, type Decision, type FleetNode } from './decide.ts';
+import { CAUSE_CLASS, decide, heartbeatAgeMs, heartbeatIntervalMs, type BmcObservation, type Decision, type FleetNode } from './decide.ts';
+import { breakerVerdict } from './breaker.ts';
+import type { RebootStep } from './ladder.ts';
 import { createFleetStore, type FleetStore } from '../store/fleet.ts';
 import { createWebhooks, type WebhookFetch } from './webhooks.ts';
 import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
@@ -38,6 +44,10 @@ export interface FleetDeps {
   leader?: LeaderElector;
   /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick */
   leaderTasks?: { name: string; run: (now: Date) => Promise<unknown> }[];
+  /** this controller's identity in fleet_control (default host:pid:random, new for every process) */
+  instanceId?: string;
+  /** real-time waits (the BMC coming back after `mc reset cold`); tests hand in an immediate one */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export interface TickReport {
@@ -46,10 +56,18 @@ export interface TickReport {
   decisions: Decision[];
   /** decisions that could not be applied (the node changed under us, a BMC error), one line each */
   errors: string[];
+  /** decisions dropped because the node's row changed between decide and apply (check before act) */
+  stale: string[];
+  /** start of the current observation window: no heartbeat verdict counts time before it */
+  observedSince?: Date;
+  breakerOpen?: boolean;
 }
 
-export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader, leaderTasks = [] }: FleetDeps) {
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
+
+export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader, leaderTasks = [], instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, sleep = realSleep }: FleetDeps) {
   const config = FleetConfig.parse(rawConfig);
+  const maxTickGapMs = (config.outage.maxTickGapSeconds ?? 3 * config.tickSeconds) * 1000;
   const log = logger.child({ component: 'fleet' });
   const metrics: FleetMetrics = createFleetMetrics(registry);
   const createBmc = bmc ?? createBmcFactory({ observe: metrics.observeBmc });
@@ -106,16 +124,22 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   }
 
   /**
-   * One rebuild attempt: lifecycle → rebuilding (counts the attempt), a rebuild record, then BMC: next boot from
-   * PXE and a power cycle (power on if it is off). A BMC error is an event and fails the attempt — the node
-   * goes back to failed and the backoff / quarantine rules take it from there. Never throws for a BMC problem.
+   * One rebuild attempt, one rung of the ladder (ladder.ts): lifecycle → rebuilding (counts the attempt; with
+   * `expect`, only if the node's row is still what the decision saw), a rebuild record, then the BMC:
+   *   soft-reset   warm reset, or power on if it is off
+   *   reprovision  next boot from PXE, power cycle (power on if it is off)
+   *   bmc-reset    mc reset cold, wait for the BMC to answer again, then reprovision
+   * A BMC error is an event and fails the attempt (cause 'bmc') — the node goes back to failed and the backoff /
+   * quarantine rules take it from there. Never throws for a BMC problem.
    */
-  async function runRebuild(uuid: string, d: { attempt?: number; rack: string | null; failedAt: Date; reason: string }, actor: string): Promise<NodeRow> {
-    const node = await store.transition(uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt });
+  async function runRebuild(uuid: string, d: { attempt?: number; step?: RebootStep; rack: string | null; failedAt: Date; reason: string; expect?: NodeExpectation }, actor: string): Promise<NodeRow> {
+    const step = d.step ?? 'reprovision';
+    const node = await store.transition(uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt, step }, { expect: d.expect });
     const now = clock.now();
     const attempt = node.rebuildAttempts;
-    const id = await fleetStore.startRebuild({ nodeUuid: uuid, attempt, rack: d.rack, failedAt: d.failedAt, startedAt: node.stateSince, reason: d.reason });
+    const id = await fleetStore.startRebuild({ nodeUuid: uuid, attempt, rack: d.rack, failedAt: d.failedAt, startedAt: node.stateSince, reason: d.reason, step });
     metrics.rebuildsStarted.inc();
+    metrics.ladderSteps.inc({ step });
     const creds = await bmcStore.getCredentials(uuid).catch((e) => {
       log.error({ node: uuid, err: (e as Error).message }, 'cannot read BMC credentials');
       return null;
@@ -125,26 +149,83 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     else {
       try {
         const b = createBmc(creds);
-        await b.setBootDevice('pxe');
-        const power = await b.powerStatus();
-        const action = power === 'on' ? 'cycle' : 'on';
-        await b.power(action);
+        if (step === 'soft-reset') {
+          const action = (await b.powerStatus()) === 'on' ? 'reset' : 'on';
+          await b.power(action);
+          await store.addEvent(uuid, { kind: 'bmc', reason: `soft reset: power ${action} (${b.driver} ${b.target})`, actor, data: { attempt, step, power: action } });
+        } else {
+          if (step === 'bmc-reset') {
+            await b.mcResetCold();
+            await store.addEvent(uuid, { kind: 'bmc', reason: `BMC cold reset (mc reset cold) of ${b.driver} ${b.target}: the power cycles before did not bring the node back`, actor, data: { attempt, step } });
+            await waitForBmc(b);
+          }
+          await reprovision(uuid, b, actor, { attempt, step });
+        }
         bmcErrorShown.delete(uuid);
-        await store.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { attempt, bootdev: 'pxe', power: action } });
       } catch (e) {
         failure = await bmcEvent(uuid, e, creds.password);
       }
     }
     if (failure === undefined) {
-      log.info({ node: uuid, attempt }, 'rebuild started');
+      log.info({ node: uuid, attempt, step }, 'rebuild started');
       return node;
     }
     await fleetStore.finishRebuild(id, 'failed', failure, now);
     metrics.rebuildsFailed.inc();
-    return store.transition(uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt });
+    return store.transition(uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt, step, cause: 'bmc', causeClass: CAUSE_CLASS.bmc });
   }
 
-  async function apply(d: Decision, nodesByUuid: Map<string, FleetNode>, now: Date): Promise<void> {
+  async function reprovision(uuid: string, b: Bmc, actor: string, data: Record<string, unknown>): Promise<void> {
+    await b.setBootDevice('pxe');
+    const power = await b.powerStatus();
+    const action = power === 'on' ? 'cycle' : 'on';
+    await b.power(action);
+    await store.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', power: action } });
+  }
+
+  /** After mc reset cold the BMC drops off for a while: ask its power state every 5 s until it answers, bounded. */
+  async function waitForBmc(b: Bmc): Promise<void> {
+    const tries = Math.max(1, Math.ceil(config.rebuild.bmcResetWaitSeconds / 5));
+    let last: unknown;
+    for (let i = 0; i < tries; i++) {
+      await sleep(5000);
+      try {
+        await b.powerStatus();
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  /** The ladder's first look: is the node's power on? Recorded as attempt 0; decide() waits one more interval. */
+  async function confirm(d: Extract<Decision, { type: 'confirm' }>, now: Date): Promise<void> {
+    // check before act: a confirm is a BMC read, not a transition, so compare with the current row here
+    const row = await store.get(d.uuid);
+    if (!row || row.state !== d.expect.state || row.stateSince.getTime() !== d.expect.stateSince.getTime()) throw new StaleDecisionError(d.uuid, 'state', d.expect.state, row?.state ?? null);
+    const creds = await bmcStore.getCredentials(d.uuid).catch(() => null);
+    let outcome: 'confirmed' | 'confirmed-off' = 'confirmed';
+    let what: string;
+    if (!creds) what = 'no usable BMC credentials';
+    else {
+      try {
+        const b = createBmc(creds);
+        const power = await b.powerStatus();
+        if (power === 'off') outcome = 'confirmed-off';
+        what = `BMC ${b.target} reports the power ${power}`;
+      } catch (e) {
+        what = await bmcEvent(d.uuid, e, creds.password);
+      }
+    }
+    const interval = heartbeatIntervalMs({ profile: row.profile }, config);
+    const next = outcome === 'confirmed-off' ? 'the first repair step is due now' : `waiting one more heartbeat interval (${Math.round(interval / 1000)} s) for the node to report before the first repair step`;
+    await fleetStore.recordConfirm({ nodeUuid: d.uuid, failedAt: d.failedAt, at: now, outcome, reason: what });
+    metrics.ladderSteps.inc({ step: 'confirm' });
+    await store.addEvent(d.uuid, { kind: 'fleet', reason: `confirm: ${what}; ${next}`, actor: ACTOR, data: { step: 'confirm', outcome } });
+  }
+
+  async function apply(d: Decision, nodesByUuid: Map<string, FleetNode>, now: Date, ctx: { observedSince: Date | null; breakerOpen: boolean }): Promise<void> {
     switch (d.type) {
       case 'close-rebuild': {
         if (!(await fleetStore.finishRebuild(d.id, d.outcome, d.reason, now))) return;
@@ -163,14 +244,18 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
         return;
       }
       case 'fail': {
-        const row = await store.transition(d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause });
+        // cause + causeClass let the image rollback gate count only failures the image could have caused
+        const row = await store.transition(d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause, causeClass: CAUSE_CLASS[d.cause], observedSince: ctx.observedSince?.toISOString() ?? null, breakerOpen: ctx.breakerOpen }, { expect: d.expect });
         metrics.failures.inc({ cause: d.cause });
         log.warn({ node: d.uuid, cause: d.cause, reason: d.reason }, 'node failed');
         await webhooks.emit({ event: 'failed', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason, data: { cause: d.cause } });
         return;
       }
+      case 'confirm':
+        await confirm(d, now);
+        return;
       case 'quarantine': {
-        const row = await store.transition(d.uuid, { type: 'quarantine', reason: d.reason }, ACTOR);
+        const row = await store.transition(d.uuid, { type: 'quarantine', reason: d.reason }, ACTOR, { ladder: 'end' }, { expect: d.expect });
         metrics.quarantined.inc();
         log.warn({ node: d.uuid, reason: d.reason }, 'node quarantined');
         await webhooks.emit({ event: 'quarantined', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason });
@@ -191,13 +276,36 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     }
   }
 
-  const ORDER: Record<Decision['type'], number> = { 'close-rebuild': 0, fail: 1, quarantine: 2, rebuild: 3, wait: 4 };
+  const ORDER: Record<Decision['type'], number> = { 'close-rebuild': 0, fail: 1, quarantine: 2, confirm: 3, rebuild: 4, wait: 5 };
+  const REMEDIATION: ReadonlySet<Decision['type']> = new Set(['quarantine', 'confirm', 'rebuild']);
+
+  /** After this tick's failures: does the fleet-wide breaker trip? Opens it (once, for every replica) if so. */
+  async function judgeBreaker(now: Date): Promise<boolean> {
+    const b = await fleetStore.breaker();
+    if (b.open) return true;
+    if (!config.breaker.enabled) return false;
+    const windowStart = now.getTime() - config.breaker.windowSeconds * 1000;
+    // failures before a resume were seen by the person who resumed: they do not count again
+    const since = new Date(Math.max(windowStart, b.resumedAt?.getTime() ?? 0));
+    const trip = breakerVerdict(await fleetStore.breakerInputs({ since, rackLabel: config.rebuild.rackLabel, actor: ACTOR }), config);
+    if (!trip) return false;
+    const data = { scope: trip.scope, failures: trip.failures, population: trip.population, share: trip.share, threshold: config.breaker.share, windowSeconds: config.breaker.windowSeconds };
+    if (await fleetStore.openBreaker({ at: now, reason: trip.reason, data, actor: ACTOR })) {
+      metrics.breakerTrips.inc();
+      log.error({ ...data }, `fleet circuit breaker open: ${trip.reason}`);
+      await webhooks.emit({ event: 'breaker-open', reason: trip.reason, data });
+    }
+    return true;
+  }
 
   async function tickOnce(): Promise<TickReport> {
     const at = clock.now();
     const isLeader = await (await getElector()).check();
     metrics.isLeader.set(isLeader ? 1 : 0);
-    if (!isLeader) return { leader: false, at, decisions: [], errors: [] };
+    if (!isLeader) return { leader: false, at, decisions: [], errors: [], stale: [] };
+    const live = await fleetStore.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs });
+    if (live.restarted) log.warn({ why: live.restarted.why, gapMs: live.restarted.gapMs, previousLeader: live.restarted.previousLeader, observedSince: live.observedSince }, 'fleet observation window restarts: no heartbeat verdict before one full interval × missed has passed');
+    let breakerOpen = (await fleetStore.breaker()).open;
     const [rows, bmcs, rebuilds] = await Promise.all([store.list({ limit: 1_000_000 }), bmcStore.list(), fleetStore.rebuildRecords()]);
     const withBmc = new Set(bmcs.map((b) => b.nodeUuid));
     const nodes = rows.map((r) => view(r, withBmc));
@@ -205,12 +313,19 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     for (const n of nodes) if (n.state === 'active') metrics.heartbeatAge.observe(heartbeatAgeMs(n, at) / 1000);
     await pollBmcs(nodes, at);
 
-    const decisions = decide({ nodes, rebuilds, observations, now: at, config });
+    const decisions = decide({ nodes, rebuilds, observations, now: at, config, observedSince: live.observedSince, breakerOpen });
     const errors: string[] = [];
+    const stale: string[] = [];
     const apply1 = async (d: Decision) => {
       try {
-        await apply(d, byUuid, at);
+        await apply(d, byUuid, at, { observedSince: live.observedSince, breakerOpen });
       } catch (e) {
+        if (e instanceof StaleDecisionError) {
+          // the node moved on since the snapshot (a heartbeat, an operator, another replica): next tick decides again
+          stale.push(`${d.type} ${d.uuid}: ${e.message}`);
+          log.debug({ node: d.uuid, decision: d.type, err: e.message }, 'stale fleet decision dropped');
+          return;
+        }
         // the node moved on between read and write (an agent report, an operator): next tick decides again
         const msg = e instanceof TransitionError ? `${d.type} ${d.uuid}: ${e.message}` : `${d.type} ${d.uuid}: ${(e as Error).message}`;
         errors.push(msg);
@@ -218,9 +333,17 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       }
     };
     const sorted = [...decisions].sort((a, b) => ORDER[a.type] - ORDER[b.type]);
-    for (const d of sorted.filter((x) => x.type !== 'rebuild')) await apply1(d);
-    // rebuilds drive BMCs: run them side by side (decide() already applied the concurrency limits)
-    await Promise.all(sorted.filter((x) => x.type === 'rebuild').map(apply1));
+    for (const d of sorted.filter((x) => x.type === 'close-rebuild' || x.type === 'fail')) await apply1(d);
+    // the failures of this tick may be the ones that show a shared outage: judge before any remediation
+    if (!breakerOpen && sorted.some((d) => d.type === 'fail')) breakerOpen = await judgeBreaker(at);
+    let rest: Decision[] = sorted.filter((x) => x.type !== 'close-rebuild' && x.type !== 'fail');
+    if (breakerOpen) {
+      const held = new Set(rest.filter((d) => REMEDIATION.has(d.type)).map((d) => d.uuid));
+      rest = [...rest.filter((d) => !REMEDIATION.has(d.type)), ...[...held].map((uuid): Decision => ({ type: 'wait', uuid, reason: 'circuit breaker open: automatic repair stopped until an operator resumes it (bootfarm fleet resume)' }))];
+    }
+    for (const d of rest.filter((x) => x.type !== 'rebuild' && x.type !== 'confirm')) await apply1(d);
+    // confirms and rebuilds drive BMCs: run them side by side (decide() already applied the concurrency limits)
+    await Promise.all(rest.filter((x) => x.type === 'rebuild' || x.type === 'confirm').map(apply1));
 
     try {
       await webhooks.deliver();
@@ -236,7 +359,9 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       }
     }
     metrics.setNodeCounts(await store.countByState());
-    return { leader: true, at, decisions, errors };
+    metrics.breakerOpen.set(breakerOpen ? 1 : 0);
+    await fleetStore.endTick({ leaderId: instanceId, now: clock.now() });
+    return { leader: true, at, decisions, errors, stale, observedSince: live.observedSince ?? undefined, breakerOpen };
   }
 
   let current: Promise<TickReport> | null = null;
@@ -254,6 +379,19 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return current;
     },
     isLeader: () => elector?.isLeader() ?? false,
+    instanceId,
+    /** the fleet-wide circuit breaker as stored (every replica sees the same) */
+    breaker: () => fleetStore.breaker(),
+    /** an operator resumes automatic repair (audited in fleet_events); null if the breaker was not open */
+    async resume(actor: string, reason: string) {
+      const b = await fleetStore.resumeBreaker({ at: clock.now(), actor, reason });
+      if (b) {
+        metrics.breakerOpen.set(0);
+        log.warn({ actor, reason }, 'fleet circuit breaker resumed by an operator');
+        await webhooks.emit({ event: 'breaker-resumed', reason, data: { actor } });
+      }
+      return b;
+    },
     /** operator-requested rebuild (admin API): no concurrency limit, the person decided */
     async rebuild(uuid: string, reason: string, actor: string): Promise<NodeRow> {
       const n = await store.require(uuid);

@@ -6,7 +6,7 @@ import { FleetConfig } from './config.ts';
 
 const NOW = new Date('2026-05-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000);
-const cfg = FleetConfig.parse({ heartbeat: { intervalSeconds: 30, missed: 3, profiles: { slow: 120 } }, rebuild: { maxConcurrent: 2, maxConcurrentPerRack: 1, maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 300 } });
+const cfg = FleetConfig.parse({ heartbeat: { intervalSeconds: 30, missed: 3, profiles: { slow: 120 } }, rebuild: { maxConcurrent: 2, maxConcurrentPerRack: 1, maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 300, ladder: ['reprovision'] } });
 const node = (over: Partial<FleetNode> & { uuid?: string } = {}): FleetNode => ({ uuid: 'n1', state: 'active', stateSince: ago(3600), stateReason: null, labels: {}, profile: null, lastHeartbeat: ago(10), rebuildAttempts: 0, hasBmc: true, ...over });
 
 describe('health verdicts', () => {
@@ -67,7 +67,7 @@ describe('remediation', () => {
     });
     const by = Object.fromEntries(d.map((x) => [x.uuid, x]));
     expect(by.early).toMatchObject({ type: 'wait', until: ago(-30) });
-    expect(by.due).toMatchObject({ type: 'rebuild', attempt: 2, reason: 'rebuild attempt 2/3 after: stuck' });
+    expect(by.due).toMatchObject({ type: 'rebuild', attempt: 2, reason: 'rebuild attempt 2/3 (reprovision) after: stuck' });
     expect(by.spent).toMatchObject({ type: 'quarantine', reason: '3 rebuild attempt(s) did not bring the node back (last failure: stuck in rebuilding)' });
     expect(by.nobmc?.type).toBe('quarantine');
   });

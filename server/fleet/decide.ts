@@ -3,16 +3,23 @@
 // applies each decision as a lifecycle transition with its reason, so tests can run a day of failures by
 // moving `now`.
 //
-// The repair loop (ARCHITECTURE.md "Node lifecycle"):
+// The repair loop (ARCHITECTURE.md "Node lifecycle", docs/self-repair.md):
 //   active ──(missed heartbeats | BMC says off | BMC critical)──▶ failed
 //   inspecting/firmware-updating/ready/provisioning/rebuilding ──(phase timeout)──▶ failed
-//   failed ──(attempt n ≤ N, after backoff, under the concurrency limits)──▶ rebuilding (bootdev pxe + cycle)
+//   failed ──(heartbeat from the running node: server/fleet/heartbeat.ts)──▶ active
+//   failed ──confirm (ask the BMC, wait one more interval)──▶ ladder step n of attempt n ≤ N, after backoff,
+//            under the concurrency limits ──▶ rebuilding (soft reset | bootdev pxe + cycle | mc reset cold + …)
 //   failed with N attempts spent ──▶ quarantined (a person decides)
 // maintenance, quarantined, retired and discovered nodes are never touched.
+//
+// Outage awareness (issue 12 §1): every age is measured from the start of the control plane's current observation
+// window at the earliest (`observedSince`), so time in which the server, its timers or its database were away
+// never counts as a missed heartbeat. While the fleet-wide breaker is open no remediation is decided at all.
 import type { NodeState } from '../contract/lifecycle.ts';
 import type { BmcHealth, PowerState } from '../bmc/types.ts';
 import type { FleetConfig } from './config.ts';
 import type { RebuildRecord } from '../domain/rebuild.ts';
+import { ladderFor, stepOfAttempt, type LadderStep } from './ladder.ts';
 
 export interface FleetNode {
   uuid: string;
@@ -35,12 +42,29 @@ export interface BmcObservation {
   error?: { kind: string; message: string };
 }
 
-export type FailCause = 'heartbeat' | 'timeout' | 'power-off' | 'bmc-health';
+/**
+ * Why a node was failed; the `cause` of every `fail` transition's event data (imgsafe's rollback gate filters on
+ * it). heartbeat / timeout: the node did not report (could be the node or its image); power-off: its BMC says the
+ * power is off; bmc-health: its BMC reports critical hardware health; bmc: a repair step could not drive the BMC.
+ */
+export type FailCause = 'heartbeat' | 'timeout' | 'power-off' | 'bmc-health' | 'bmc';
+/** What kind of thing a cause points at: the node's software (node), its power, or its BMC. */
+export const CAUSE_CLASS: Record<FailCause, 'node' | 'power' | 'bmc'> = { heartbeat: 'node', timeout: 'node', 'power-off': 'power', 'bmc-health': 'bmc', bmc: 'bmc' };
+
+/** What a decision assumed of the node's row; the store re-checks it under the row lock (check before act). */
+export interface Expectation {
+  state: string;
+  stateSince: Date;
+  rebuildAttempts?: number;
+  lastHeartbeat?: Date | null;
+}
 
 export type Decision =
-  | { type: 'fail'; uuid: string; cause: FailCause; reason: string }
-  | { type: 'rebuild'; uuid: string; attempt: number; rack: string | null; failedAt: Date; reason: string }
-  | { type: 'quarantine'; uuid: string; reason: string }
+  | { type: 'fail'; uuid: string; cause: FailCause; reason: string; expect: Expectation }
+  /** the ladder's first look: BMC power status; the first reboot step waits one more heartbeat interval */
+  | { type: 'confirm'; uuid: string; failedAt: Date; reason: string; expect: Expectation }
+  | { type: 'rebuild'; uuid: string; attempt: number; step: Exclude<LadderStep, 'confirm'>; rack: string | null; failedAt: Date; reason: string; expect: Expectation }
+  | { type: 'quarantine'; uuid: string; reason: string; expect: Expectation }
   /** a rebuild that is due but held back (backoff, concurrency); not applied, only logged */
   | { type: 'wait'; uuid: string; reason: string; until?: Date }
   /** a running rebuild record whose node has moved on */
@@ -53,6 +77,10 @@ export interface DecideInput {
   observations?: ReadonlyMap<string, BmcObservation>;
   now: Date;
   config: FleetConfig;
+  /** start of the control plane's current observation window (fleet_control.observed_since); absent = always watched */
+  observedSince?: Date | null;
+  /** the fleet-wide circuit breaker is open: decide failures, never remediation */
+  breakerOpen?: boolean;
 }
 
 const TIMEOUT_OF: Partial<Record<string, keyof FleetConfig['timeouts']>> = {
@@ -78,9 +106,13 @@ export function heartbeatIntervalMs(node: Pick<FleetNode, 'profile'>, config: Fl
   return (p ?? config.heartbeat.intervalSeconds) * 1000;
 }
 
-/** Age of the newest sign of life of an active node: its last heartbeat, or becoming active, whichever is later. */
-export function heartbeatAgeMs(node: Pick<FleetNode, 'lastHeartbeat' | 'stateSince'>, now: Date): number {
-  const last = Math.max(node.lastHeartbeat?.getTime() ?? 0, node.stateSince.getTime());
+/**
+ * Age of the newest sign of life of an active node: its last heartbeat, becoming active, or the start of the
+ * control plane's observation window, whichever is latest. The window start is there because a heartbeat sent
+ * while the server or its database was away could not be recorded: its absence proves nothing.
+ */
+export function heartbeatAgeMs(node: Pick<FleetNode, 'lastHeartbeat' | 'stateSince'>, now: Date, observedSince?: Date | null): number {
+  const last = Math.max(node.lastHeartbeat?.getTime() ?? 0, node.stateSince.getTime(), observedSince?.getTime() ?? 0);
   return now.getTime() - last;
 }
 
@@ -92,11 +124,11 @@ export function backoffMs(attempt: number, config: FleetConfig): number {
 }
 
 /** Why an unhealthy node has failed, or null if it is fine (or not ours to judge). */
-export function healthVerdict(node: FleetNode, now: Date, config: FleetConfig, obs?: BmcObservation): { cause: FailCause; reason: string } | null {
+export function healthVerdict(node: FleetNode, now: Date, config: FleetConfig, obs?: BmcObservation, observedSince?: Date | null): { cause: FailCause; reason: string } | null {
   if (HANDS_OFF.has(node.state)) return null;
   if (node.state === 'active') {
     const interval = heartbeatIntervalMs(node, config);
-    const age = heartbeatAgeMs(node, now);
+    const age = heartbeatAgeMs(node, now, observedSince);
     if (age > interval * config.heartbeat.missed) {
       return { cause: 'heartbeat', reason: `no heartbeat for ${fmtDuration(age)} (interval ${fmtDuration(interval)}, ${config.heartbeat.missed} missed)` };
     }
@@ -110,7 +142,8 @@ export function healthVerdict(node: FleetNode, now: Date, config: FleetConfig, o
   const key = TIMEOUT_OF[node.state];
   if (key) {
     const limit = config.timeouts[key] * 1000;
-    const age = now.getTime() - node.stateSince.getTime();
+    // a node that could not report while the control plane was away is not stuck: count only watched time
+    const age = now.getTime() - Math.max(node.stateSince.getTime(), observedSince?.getTime() ?? 0);
     if (age > limit) return { cause: 'timeout', reason: `stuck in ${node.state} for ${fmtDuration(age)} (limit ${fmtDuration(limit)})` };
   }
   return null;
@@ -127,7 +160,9 @@ export function rebuildOutcome(rec: RebuildRecord, node: FleetNode | undefined):
   return null;
 }
 
-export function decide({ nodes, rebuilds, observations, now, config }: DecideInput): Decision[] {
+const expectOf = (n: FleetNode): Expectation => ({ state: n.state, stateSince: n.stateSince, rebuildAttempts: n.rebuildAttempts });
+
+export function decide({ nodes, rebuilds, observations, now, config, observedSince = null, breakerOpen = false }: DecideInput): Decision[] {
   const out: Decision[] = [];
   const byUuid = new Map(nodes.map((n) => [n.uuid, n]));
   const rackOf = (n: FleetNode) => n.labels[config.rebuild.rackLabel] ?? null;
@@ -145,29 +180,49 @@ export function decide({ nodes, rebuilds, observations, now, config }: DecideInp
 
   // 2. health: which nodes have failed
   for (const n of nodes) {
-    const v = healthVerdict(n, now, config, observations?.get(n.uuid));
-    if (v) out.push({ type: 'fail', uuid: n.uuid, ...v });
+    const v = healthVerdict(n, now, config, observations?.get(n.uuid), observedSince);
+    if (v) out.push({ type: 'fail', uuid: n.uuid, ...v, expect: { ...expectOf(n), lastHeartbeat: n.lastHeartbeat } });
   }
 
   // 3. remediation of failed nodes: oldest failure first, then by uuid (deterministic)
   if (!config.rebuild.enabled) return out;
+  if (breakerOpen) {
+    // many nodes failed together: a shared cause is likelier than many bad nodes; a person looks first
+    for (const n of nodes) if (n.state === 'failed') out.push({ type: 'wait', uuid: n.uuid, reason: 'circuit breaker open: automatic repair stopped until an operator resumes it (bootfarm fleet resume)' });
+    return out;
+  }
   let running = inFlight.length;
   const perRack = new Map<string, number>();
   for (const r of inFlight) if (r.rack !== null) perRack.set(r.rack, (perRack.get(r.rack) ?? 0) + 1);
   const failed = nodes.filter((n) => n.state === 'failed').sort((a, b) => a.stateSince.getTime() - b.stateSince.getTime() || a.uuid.localeCompare(b.uuid));
   for (const n of failed) {
     if (n.rebuildAttempts >= config.rebuild.maxAttempts) {
-      out.push({ type: 'quarantine', uuid: n.uuid, reason: `${n.rebuildAttempts} rebuild attempt(s) did not bring the node back (last failure: ${n.stateReason ?? 'unknown'})` });
+      out.push({ type: 'quarantine', uuid: n.uuid, reason: `${n.rebuildAttempts} rebuild attempt(s) did not bring the node back (last failure: ${n.stateReason ?? 'unknown'})`, expect: expectOf(n) });
       continue;
     }
     if (!n.hasBmc) {
-      if (config.rebuild.quarantineWithoutBmc) out.push({ type: 'quarantine', uuid: n.uuid, reason: `no BMC enrolled: the node cannot be rebuilt remotely (failure: ${n.stateReason ?? 'unknown'})` });
+      if (config.rebuild.quarantineWithoutBmc) out.push({ type: 'quarantine', uuid: n.uuid, reason: `no BMC enrolled: the node cannot be rebuilt remotely (failure: ${n.stateReason ?? 'unknown'})`, expect: expectOf(n) });
       else out.push({ type: 'wait', uuid: n.uuid, reason: 'no BMC enrolled' });
       continue;
     }
+    const ladder = ladderFor(n.profile, config);
     const attempt = n.rebuildAttempts + 1;
-    const due = new Date(n.stateSince.getTime() + backoffMs(attempt, config));
-    if (due > now) {
+    let due = new Date(n.stateSince.getTime() + backoffMs(attempt, config));
+    if (attempt === 1 && ladder.includes('confirm')) {
+      // look before touching: one BMC read, then one more heartbeat interval for the node to speak up
+      const last = lastByNode.get(n.uuid);
+      const confirmed = last && last.step === 'confirm' && last.startedAt >= n.stateSince ? last : undefined;
+      if (!confirmed) {
+        out.push({ type: 'confirm', uuid: n.uuid, failedAt: n.stateSince, reason: `confirm before repair: ${n.stateReason ?? 'failure'}`, expect: expectOf(n) });
+        continue;
+      }
+      // the BMC says the power is off: nothing to wait for
+      due = confirmed.outcome === 'confirmed-off' ? confirmed.startedAt : new Date(confirmed.startedAt.getTime() + heartbeatIntervalMs(n, config));
+      if (due > now) {
+        out.push({ type: 'wait', uuid: n.uuid, reason: `confirmed (${confirmed.reason ?? 'BMC asked'}); one more heartbeat interval until ${due.toISOString()}`, until: due });
+        continue;
+      }
+    } else if (due > now) {
       out.push({ type: 'wait', uuid: n.uuid, reason: `backoff before attempt ${attempt} until ${due.toISOString()}`, until: due });
       continue;
     }
@@ -185,7 +240,8 @@ export function decide({ nodes, rebuilds, observations, now, config }: DecideInp
     // the repair loop started when the node first failed; later attempts keep that time (time to recover)
     const last = lastByNode.get(n.uuid);
     const failedAt = n.rebuildAttempts > 0 && last ? last.failedAt : n.stateSince;
-    out.push({ type: 'rebuild', uuid: n.uuid, attempt, rack, failedAt, reason: `rebuild attempt ${attempt}/${config.rebuild.maxAttempts} after: ${n.stateReason ?? 'failure'}` });
+    const step = stepOfAttempt(ladder, attempt);
+    out.push({ type: 'rebuild', uuid: n.uuid, attempt, step, rack, failedAt, reason: `rebuild attempt ${attempt}/${config.rebuild.maxAttempts} (${step}) after: ${n.stateReason ?? 'failure'}`, expect: expectOf(n) });
   }
   return out;
 }

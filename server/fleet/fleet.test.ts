@@ -33,7 +33,8 @@ const TICK = 15_000;
 const baseConfig = (over: FleetConfigInput = {}): FleetConfigInput => ({
   tickSeconds: TICK / 1000,
   heartbeat: { intervalSeconds: 30, missed: 3 },
-  rebuild: { maxConcurrent: 3, maxConcurrentPerRack: 2, maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 600 },
+  // these suites test the rebuild mechanics on real BMCs with one rung; the ladder has its own (outage.test.ts)
+  rebuild: { maxConcurrent: 3, maxConcurrentPerRack: 2, maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 600, ladder: ['reprovision'] },
   timeouts: { rebuildingSeconds: 600 },
   bmc: { pollSeconds: 60 },
   webhooks: { urls: [hook.url], secret: SECRET, backoffBaseSeconds: 5 },
@@ -41,7 +42,7 @@ const baseConfig = (over: FleetConfigInput = {}): FleetConfigInput => ({
 });
 
 function fleetFor(config: FleetConfigInput, registry = new Registry()): Fleet {
-  return createFleet({ db: t.handle, store: t.store, bmcStore: t.bmcStore, clock: t.clock, config, logger: silentLogger(), metrics: registry });
+  return createFleet({ db: t.handle, store: t.store, bmcStore: t.bmcStore, clock: t.clock, config: { ...config, rebuild: { ...baseConfig().rebuild, ...config.rebuild } }, logger: silentLogger(), metrics: registry });
 }
 
 async function enrollBmc(uuid: string, sim: Pick<IpmiSim, 'host' | 'port' | 'username' | 'password'>) {
@@ -99,7 +100,7 @@ describe('fleet controller with real ipmi_sim BMCs', () => {
     const events = await t.store.events(uuid);
     const failEv = events.find((e) => e.toState === 'failed');
     expect(failEv?.reason).toMatch(/^no heartbeat for \d+ s \(interval 30 s, 3 missed\)$/);
-    expect(events.find((e) => e.toState === 'rebuilding')?.reason).toMatch(/rebuild attempt 1\/3 after: no heartbeat/);
+    expect(events.find((e) => e.toState === 'rebuilding')?.reason).toMatch(/rebuild attempt 1\/3 \(reprovision\) after: no heartbeat/);
     expect(events.some((e) => e.kind === 'bmc' && /next boot from PXE, power cycle/.test(e.reason ?? ''))).toBe(true);
 
     // the node PXE boots and comes back; the next tick closes the rebuild as a success
@@ -136,7 +137,8 @@ describe('fleet controller with real ipmi_sim BMCs', () => {
       await t.store.touch(uuid, { lastHeartbeat: t.clock.now() });
     }
     const STEP = 60_000;
-    const fleet = fleetFor(baseConfig({ tickSeconds: 60, bmc: { poll: false }, rebuild: { maxConcurrent: 3, maxConcurrentPerRack: 2, maxAttempts: 3 } }));
+    // ten of ten failing together would open the fleet-wide breaker: this test is about the concurrency limits
+    const fleet = fleetFor(baseConfig({ tickSeconds: 60, bmc: { poll: false }, breaker: { enabled: false }, rebuild: { maxConcurrent: 3, maxConcurrentPerRack: 2, maxAttempts: 3 } }));
     const BOOT_MS = 4 * 60_000; // a rebuilt node is active again 4 min after its power cycle
     const rebuildingSince = new Map<string, number>();
     let maxGlobal = 0;
@@ -272,8 +274,11 @@ describe('fleet controller with real ipmi_sim BMCs', () => {
     const fleet = fleetFor(baseConfig({ rebuild: { enabled: false }, webhooks: { urls: [hook.url], secret: SECRET, backoffBaseSeconds: 5 } }));
     hook.script.push(500, 503);
     const before = hook.received.length;
-    t.clock.advance(10 * 60_000); // no heartbeat for 10 min → failed → one webhook
-    await fleet.tick(); // attempt 1: 500
+    // no heartbeat, a tick every 15 s (a clock jump without ticks would be a control-plane outage, judged by no one)
+    for (let i = 0; i < 40 && (await t.store.require(uuid)).state !== 'failed'; i++) {
+      t.clock.advance(TICK);
+      await fleet.tick(); // the tick that fails it queues one webhook and makes attempt 1: 500
+    }
     t.clock.advance(2_000);
     await fleet.tick(); // not due yet (5 s backoff)
     t.clock.advance(4_000);

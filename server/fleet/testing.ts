@@ -1,6 +1,6 @@
 // Named helpers for the fleet suites (STYLE.md §8): a PGlite database with stores and a fake clock, nodes
 // walked to a given state through the real lifecycle, the boot flow a rebuilt node goes through, and a webhook
-// receiver on loopback that checks signatures.
+// receiver on loopback that checks signatures, and a counting BMC for fleets of hundreds of nodes.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,8 @@ import { createBmcStore, type BmcStore } from '../store/bmcs.ts';
 import { createSecrets } from '../secrets.ts';
 import { FakeClock } from '../clock.ts';
 import { verifySignature, SIGNATURE_HEADER } from './webhooks.ts';
+import { BmcError, type PowerState } from '../bmc/types.ts';
+import type { BmcFactory } from '../bmc/index.ts';
 
 export interface FleetTestDb {
   handle: DbHandle;
@@ -62,4 +64,53 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     close: () => new Promise<void>((ok) => server.close(() => ok())),
   });
+}
+
+/**
+ * A counting BMC for controller suites with hundreds of nodes (STYLE.md §8). A stand-in: one ipmi_sim per node
+ * would cost ~200 processes here; fleet.test.ts and the e2e rack drive real ipmi_sim BMCs. Every call is
+ * recorded as `${address} ${operation}`; power state per address starts `on`.
+ */
+export interface CountingBmcs {
+  factory: BmcFactory;
+  calls: { target: string; op: string }[];
+  power: Map<string, PowerState>;
+  /** operations that change something (power, boot device, BMC reset), i.e. what an outage must never cause */
+  commands(): { target: string; op: string }[];
+  /** addresses whose BMC does not answer (BmcError unreachable) */
+  down: Set<string>;
+}
+
+export function createCountingBmcs(): CountingBmcs {
+  const calls: { target: string; op: string }[] = [];
+  const power = new Map<string, PowerState>();
+  const down = new Set<string>();
+  const factory: BmcFactory = (t) => {
+    const target = t.address;
+    const call = async (op: string) => {
+      calls.push({ target, op });
+      if (down.has(target)) throw new BmcError('unreachable', target, op, 'no answer from the BMC (counting fake)');
+    };
+    return {
+      driver: 'ipmi',
+      target,
+      async powerStatus() {
+        await call('power status');
+        return power.get(target) ?? 'on';
+      },
+      async power(action) {
+        await call(`power ${action}`);
+        power.set(target, action === 'off' || action === 'soft' ? 'off' : 'on');
+      },
+      setBootDevice: (d) => call(`bootdev ${d}`),
+      nmi: () => call('nmi'),
+      identify: () => call('identify'),
+      async health() {
+        await call('health');
+        return { health: 'ok' };
+      },
+      mcResetCold: () => call('mc reset cold'),
+    };
+  };
+  return { factory, calls, power, down, commands: () => calls.filter((c) => c.op !== 'power status' && c.op !== 'health') };
 }

@@ -1,4 +1,4 @@
-// Webhooks on failed / rebuilt / quarantined. Each event is queued as one row per URL (fleet_webhook_deliveries)
+// Webhooks on failed / rebuilt / quarantined, and fleet-wide on breaker-open / breaker-resumed (no node). Each event is queued as one row per URL (fleet_webhook_deliveries)
 // and sent by the leader's loop, so a retry survives a restart or a change of leader.
 //
 // Signature: X-Bootfarm-Signature: sha256=<hex HMAC-SHA256(secret, raw body)> — the GitHub convention, so
@@ -10,7 +10,7 @@ import type { FleetConfig } from './config.ts';
 import type { FleetStore } from '../store/fleet.ts';
 import { backoffDelay } from '../contract/backoff.ts';
 
-export type WebhookEvent = 'failed' | 'rebuilt' | 'quarantined';
+export type WebhookEvent = 'failed' | 'rebuilt' | 'quarantined' | 'breaker-open' | 'breaker-resumed';
 
 export const SIGNATURE_HEADER = 'x-bootfarm-signature';
 
@@ -30,7 +30,8 @@ export type WebhookFetch = (url: string, init: RequestInit) => Promise<Response>
 
 export interface WebhookPayload {
   event: WebhookEvent;
-  node: { uuid: string; state?: string; labels?: Record<string, string> };
+  /** absent for fleet-wide events (the breaker) */
+  node?: { uuid: string; state?: string; labels?: Record<string, string> };
   reason: string;
   at: string;
   data?: Record<string, unknown>;
@@ -43,7 +44,7 @@ export function createWebhooks({ store, config, clock, fetch: doFetch = globalTh
       if (!config.urls.length) return;
       const at = clock.now();
       const body = JSON.stringify({ ...p, at: at.toISOString() } satisfies WebhookPayload);
-      await store.enqueueWebhooks(config.urls.map((url) => ({ event: p.event, nodeUuid: p.node.uuid, url, body, at })));
+      await store.enqueueWebhooks(config.urls.map((url) => ({ event: p.event, nodeUuid: p.node?.uuid ?? null, url, body, at })));
     },
 
     /** sends what is due; a failure schedules the next attempt with exponential backoff, then gives up */

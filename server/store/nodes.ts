@@ -62,6 +62,36 @@ export const isRealSerial = (s: string | undefined | null): s is string => !!s &
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
+/** What a decision assumed about a node's row; every given field must still hold under the row lock. */
+export interface NodeExpectation {
+  state?: string;
+  stateSince?: Date;
+  rebuildAttempts?: number;
+  lastHeartbeat?: Date | null;
+}
+
+/** The row changed since the decision was made (a heartbeat, an operator, another replica): the decision is dropped. */
+export class StaleDecisionError extends Error {
+  constructor(
+    readonly uuid: string,
+    readonly field: keyof NodeExpectation,
+    readonly expected: unknown,
+    readonly actual: unknown,
+  ) {
+    super(`node ${uuid} changed since the decision: ${field} is ${fmt(actual)}, expected ${fmt(expected)}`);
+    this.name = 'StaleDecisionError';
+  }
+}
+const fmt = (v: unknown) => (v instanceof Date ? v.toISOString() : JSON.stringify(v));
+const sameTime = (a: Date | null | undefined, b: Date | null | undefined) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+
+function checkExpectation(row: NodeRow, e: NodeExpectation): void {
+  if (e.state !== undefined && row.state !== e.state) throw new StaleDecisionError(row.uuid, 'state', e.state, row.state);
+  if (e.stateSince !== undefined && !sameTime(row.stateSince, e.stateSince)) throw new StaleDecisionError(row.uuid, 'stateSince', e.stateSince, row.stateSince);
+  if (e.rebuildAttempts !== undefined && row.rebuildAttempts !== e.rebuildAttempts) throw new StaleDecisionError(row.uuid, 'rebuildAttempts', e.rebuildAttempts, row.rebuildAttempts);
+  if (e.lastHeartbeat !== undefined && !sameTime(row.lastHeartbeat, e.lastHeartbeat)) throw new StaleDecisionError(row.uuid, 'lastHeartbeat', e.lastHeartbeat, row.lastHeartbeat);
+}
+
 export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
   async function lockNode(tx: Tx, uuid: string): Promise<NodeRow> {
     const [row] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
@@ -140,9 +170,17 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       });
     },
 
-    /** Applies one lifecycle event; throws TransitionError (→ 409) when the lifecycle forbids it. */
-    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>): Promise<NodeRow> {
-      return db.transaction(async (tx) => applyTransition(tx, await lockNode(tx, uuid), event, actor, data));
+    /**
+     * Applies one lifecycle event; throws TransitionError (→ 409) when the lifecycle forbids it. With `expect`
+     * (the fleet controller's check before act), the locked row must still be what the decision was made from,
+     * else StaleDecisionError and nothing is written.
+     */
+    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, opts: { expect?: NodeExpectation } = {}): Promise<NodeRow> {
+      return db.transaction(async (tx) => {
+        const row = await lockNode(tx, uuid);
+        if (opts.expect) checkExpectation(row, opts.expect);
+        return applyTransition(tx, row, event, actor, data);
+      });
     },
 
     /**

@@ -2,7 +2,7 @@
 // rebuilds are in flight (concurrency limits), when the last one ended (backoff) and when the node first
 // failed (time to recover). Webhook deliveries are a queue in the database so retries survive a restart or a
 // change of leader.
-import { bigserial, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { nodes } from './nodes.ts';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -22,8 +22,10 @@ export const fleetRebuilds = pgTable(
     failedAt: ts('failed_at').notNull(),
     startedAt: ts('started_at').notNull(),
     finishedAt: ts('finished_at'),
-    /** running | succeeded | failed | abandoned (operator took the node: maintenance, quarantine, retire) */
+    /** running | succeeded | failed | abandoned (operator took the node: maintenance, quarantine, retire) | confirmed (a confirm step, attempt 0) */
     outcome: text('outcome').notNull().default('running'),
+    /** escalation ladder step: confirm | soft-reset | reprovision | bmc-reset (server/fleet/ladder.ts) */
+    step: text('step').notNull().default('reprovision'),
     reason: text('reason'),
   },
   (t) => [index('fleet_rebuilds_node_idx').on(t.nodeUuid, t.id), index('fleet_rebuilds_outcome_idx').on(t.outcome)],
@@ -47,4 +49,42 @@ export const fleetWebhookDeliveries = pgTable(
     createdAt: ts('created_at').notNull(),
   },
   (t) => [index('fleet_webhook_due_idx').on(t.nextAttemptAt)],
+);
+
+/**
+ * The control plane's own state, one row (id 'fleet'), shared by every replica (issue 12):
+ * - liveness: when the leader last finished a tick, who it is, and since when the current leader has watched the
+ *   fleet without a gap (observedSince). A new leader reads the gap from here; no heartbeat verdict counts time
+ *   before observedSince, because the control plane could not have heard a heartbeat then.
+ * - the fleet-wide circuit breaker: open stops every automatic remediation until a person resumes.
+ */
+export const fleetControl = pgTable('fleet_control', {
+  id: text('id').primaryKey(),
+  lastTickAt: ts('last_tick_at'),
+  leaderId: text('leader_id'),
+  leaderSince: ts('leader_since'),
+  observedSince: ts('observed_since'),
+  breakerOpen: boolean('breaker_open').notNull().default(false),
+  breakerOpenedAt: ts('breaker_opened_at'),
+  breakerReason: text('breaker_reason'),
+  /** what tripped it: { scope: 'fleet' | rack value, failures, population, share, window } */
+  breakerData: jsonb('breaker_data').$type<Record<string, unknown>>(),
+  /** failures before this instant never count again toward the breaker (set on resume) */
+  breakerResumedAt: ts('breaker_resumed_at'),
+  breakerResumedBy: text('breaker_resumed_by'),
+});
+
+/** Fleet-level history (audit): breaker opened / resumed, leader changes, outage gaps. Node events stay in `events`. */
+export const fleetEvents = pgTable(
+  'fleet_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: ts('at').notNull(),
+    /** breaker-open | breaker-resume | leader | gap */
+    kind: text('kind').notNull(),
+    reason: text('reason').notNull(),
+    actor: text('actor').notNull(),
+    data: jsonb('data').$type<Record<string, unknown>>(),
+  },
+  (t) => [index('fleet_events_at_idx').on(t.at)],
 );
