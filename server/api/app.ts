@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { AppError } from '../errors.ts';
 import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
-import { createAdminAuth } from './auth.ts';
+import { bearer, createAdminAuth } from './auth.ts';
 import { bootRoutes } from './boot.ts';
 import { clientAddressResolver, resolveClient, trustedNetworks } from './trusted.ts';
 import { rateLimit } from './ratelimit.ts';
@@ -18,7 +18,6 @@ import { createSessionStore } from '../store/sessions.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
-import { bearer } from './auth.ts';
 import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
 
 export type RequireRole = ReturnType<typeof createAdminAuth>;
@@ -62,7 +61,9 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // admin surface (issue 13 item 6): 401 before any route reads the path, query or body, so an unauthenticated
   // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
   // gets its CSP and security headers; /metrics optionally needs a viewer token
-  const bootNetwork = trustedNetworks(deps.config.boot.trustedNetworks);
+  // the client address: the peer, or behind a trusted proxy its X-Forwarded-For (server/api/trusted.ts)
+  const clientAddress = clientAddressResolver(deps.config.http.trustedProxies);
+  const bootNetwork = trustedNetworks(deps.config.boot.trustedNetworks, clientAddress);
   app.use('/api/v1/*', async function adminGate(c, next) {
     if (c.req.path === '/api/v1/openapi.json') return next();
     // agent calls: which node's token is valid is known only once the route has found the node, but a call with
@@ -93,8 +94,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.use(
     cleanRequest({
       isPublic: isPublicPath,
-      // a principal found by the admin gate or the dashboard's session check below, else a valid bearer token
-      isAuthenticated: (c) => c.get('principal' as never) !== undefined || requireRole.authenticate(bearer(c) ?? '') !== null,
+      // a bearer token or a dashboard session, as the routes themselves will see it
+      isAuthenticated: async (c) => (await requireRole.identify(c)) !== null,
     }),
   );
   app.notFound((c) => errorResponse(c, new AppError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
@@ -111,10 +112,9 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
 
   // the boot network boundary, then per-source limits (server/api/trusted.ts, ratelimit.ts)
-  const clientAddress = clientAddressResolver(deps.config.http.trustedProxies);
   app.use(resolveClient(clientAddress));
-  const trusted = trustedNetworks(deps.config.boot.trustedNetworks, clientAddress);
-  for (const path of ['/boot.ipxe', '/ipxe/*', '/api/v1/agent/*']) app.use(path, trusted);
+  // agent calls passed the same check in adminGate above
+  for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, bootNetwork);
   const { rateLimit: limits } = deps.config.boot;
   const ipxeLimited = rateLimit(limits.ipxe, {
     clock: deps.clock,

@@ -70,6 +70,12 @@ describe('behind a load balancer (http.trustedProxies)', () => {
     const twoHops = await serveWith(['10.20.0.0/24'], { trustedProxies: ['127.0.0.1', '172.16.0.0/12'] });
     expect((await get(twoHops, '10.20.0.9, 172.16.3.4')).status).toBe(200);
     expect((await get(twoHops, 'garbage, 172.16.3.4')).status).toBe(403);
+    // agent calls go through the same check
+    const agent = await fetch(`${twoHops}/api/v1/agent/register`, { method: 'POST', headers: { 'x-forwarded-for': '192.0.2.1, 172.16.3.4' }, body: '{}' });
+    expect(agent.status).toBe(403);
+    expect(((await agent.json()) as any).error.message).toContain('not accepted from 192.0.2.1');
+    const agentOk = await fetch(`${twoHops}/api/v1/agent/register`, { method: 'POST', headers: { 'x-forwarded-for': '10.20.0.9, 172.16.3.4' }, body: '{}' });
+    expect(agentOk.status).toBe(401);
     // without trusted proxies the header is ignored: the peer (127.0.0.1) is outside the boot network
     const direct = await serveWith(['10.20.0.0/24']);
     expect((await get(direct, '10.20.0.5')).status).toBe(403);
@@ -99,9 +105,10 @@ describe('per-source rate limits (boot.rateLimit)', () => {
 
   it('agent calls over the limit get 429 with Retry-After', async () => {
     const url = await serveWith([], { rateLimit: { ipxe: { perMinute: 0, burst: 1 }, agent: { perMinute: 30, burst: 2 }, maxSources: 100 } });
-    const call = () => fetch(`${url}/api/v1/agent/${U}/detail`);
-    expect((await call()).status).toBe(401);
-    expect((await call()).status).toBe(401);
+    // a token is needed to get past the admin gate's 401; whether it is valid is the route's business
+    const call = () => fetch(`${url}/api/v1/agent/${U}/detail`, { headers: { authorization: 'Bearer not-a-real-token-0123' } });
+    expect((await call()).status).toBe(403);
+    expect((await call()).status).toBe(403);
     const limited = await call();
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('2');

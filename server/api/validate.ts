@@ -92,11 +92,11 @@ function decodedProblem(raw: string): string | null {
 /** Middleware: refuses a request whose path, query or headers hold NUL, lone surrogates or broken
  * percent-encoding. On routes that need a credential, a caller without a valid one gets the 401 first (the
  * shape of the input tells an anonymous caller nothing). */
-export function cleanRequest({ isPublic, isAuthenticated }: { isPublic: (path: string) => boolean; isAuthenticated: (c: Context) => boolean }): MiddlewareHandler {
+export function cleanRequest({ isPublic, isAuthenticated }: { isPublic: (path: string) => boolean; isAuthenticated: (c: Context) => boolean | Promise<boolean> }): MiddlewareHandler {
   return async function rejectBadInput(c, next) {
     const bad = requestProblem(c.req.url, c.req.raw.headers);
     if (bad) {
-      if (!isPublic(c.req.path) && !isAuthenticated(c)) throw new AppError(401, 'unauthorized', 'this endpoint needs an API token: Authorization: Bearer <token>');
+      if (!isPublic(c.req.path) && !(await isAuthenticated(c))) throw new AppError(401, 'unauthorized', 'this endpoint needs an API token: Authorization: Bearer <token>');
       throw invalid(bad.field, bad.problem);
     }
     await next();
