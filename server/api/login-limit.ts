@@ -2,9 +2,8 @@
 // clock. API tokens are long random strings, so guessing one is hopeless anyway; the limit keeps a script from
 // turning /ui/login into a token oracle, a log flood or a session-table churn. The state is per process: each
 // replica counts for itself (a guesser spread over N replicas gets N times the budget, still hopeless).
-import { isIP } from 'node:net';
 import type { Context } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
+import { clientAddressOf } from './trusted.ts';
 import type { Clock } from '../clock.ts';
 
 export interface FailureLimit {
@@ -12,17 +11,10 @@ export interface FailureLimit {
   windowSeconds: number;
 }
 
-/** The peer's address (IPv4-mapped IPv6 folded to IPv4), or 'unknown' when there is no socket (in-process
- * requests). Trusted proxies' X-Forwarded-For is not read here yet: behind a proxy every login counts against
- * the proxy's address, which errs on the strict side. */
+/** The client's address as the app resolved it (X-Forwarded-For only from http.trustedProxies; see trusted.ts),
+ * or 'unknown' when there is no socket (in-process requests). */
 export function sourceAddress(c: Context): string {
-  try {
-    const a = getConnInfo(c).remote.address;
-    if (!a) return 'unknown';
-    return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
-  } catch {
-    return 'unknown';
-  }
+  return clientAddressOf(c) ?? 'unknown';
 }
 
 export function createLoginLimiter({ perAddress, global, clock, maxAddresses = 10_000 }: { perAddress: FailureLimit; global: FailureLimit; clock: Clock; maxAddresses?: number }) {
