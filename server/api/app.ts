@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { AppError } from '../errors.ts';
 import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
-import { bearer, createAdminAuth } from './auth.ts';
+import { bearer, createAdminAuth, recordAgentUse } from './auth.ts';
 import { bootRoutes } from './boot.ts';
 import { clientAddressResolver, resolveClient, trustedNetworks } from './trusted.ts';
 import { rateLimit } from './ratelimit.ts';
@@ -134,6 +134,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   });
   for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, ipxeLimited);
   app.use('/api/v1/agent/*', rateLimit(limits.agent, { clock: deps.clock, clientAddress, maxSources: limits.maxSources }));
+  // after a successful agent call: slide the stage-1 token's expiry, or close guessed attempts (docs/security-model.md)
+  app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
   app.route('/', bootRoutes(deps));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));

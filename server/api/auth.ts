@@ -130,7 +130,25 @@ export type AgentScope = 'stage1' | 'node' | 'either';
 export interface AgentAuthStore {
   get(uuid: string): Promise<NodeRow | null>;
   agentCredential(node: Pick<NodeRow, 'uuid' | 'credentialHash'>, token: string): Promise<AgentCredential>;
-  nodeCredentialUsed(uuid: string): Promise<number>;
+}
+
+/** What a successful agent call records about its credential's use (after the response: see recordAgentUse). */
+type AgentUse = { kind: 'stage1'; attemptId: number } | { kind: 'node'; uuid: string };
+const AGENT_USE = 'agentCredentialUse';
+
+/**
+ * Middleware for /api/v1/agent/*: after a successful (2xx) agent call, slides its stage-1 attempt's expiry, or —
+ * for a call with the node credential — closes the stage-1 attempts opened on the guess that the node was gone
+ * (NodeStore.nodeCredentialUsed). After the response, so a rejected request writes nothing.
+ */
+export function recordAgentUse(nodes: { attemptUsed(id: number): Promise<void>; nodeCredentialUsed(uuid: string): Promise<number> }): MiddlewareHandler {
+  return async function agentUse(c, next) {
+    await next();
+    const use = c.get(AGENT_USE as never) as AgentUse | undefined;
+    if (!use || c.res.status >= 300) return;
+    if (use.kind === 'stage1') await nodes.attemptUsed(use.attemptId);
+    else await nodes.nodeCredentialUsed(use.uuid);
+  };
 }
 
 export interface AgentAuth {
@@ -147,8 +165,8 @@ const SCOPE_TEXT: Record<Exclude<AgentScope, 'either'>, string> = {
 
 /**
  * The node an agent call is about, with its credential checked against `scope`. A caller without a token learns
- * nothing about whether the node exists (401 before 404). A call with the node credential also closes stage-1
- * attempts opened on the guess that the node was gone (NodeStore.nodeCredentialUsed).
+ * nothing about whether the node exists (401 before 404). Reads only; recordAgentUse writes what a successful
+ * call implies.
  */
 export async function agentAuth(c: Context, nodes: AgentAuthStore, uuid: string, scope: AgentScope): Promise<AgentAuth> {
   const token = bearer(c);
@@ -159,9 +177,10 @@ export async function agentAuth(c: Context, nodes: AgentAuthStore, uuid: string,
   if (cred.kind === 'invalid') throw new AppError(403, 'forbidden', `not a valid credential for node ${uuid}: ${cred.why}`);
   if (scope !== 'either' && cred.kind !== scope) throw new AppError(403, 'forbidden', SCOPE_TEXT[scope]);
   if (cred.kind === 'node') {
-    await nodes.nodeCredentialUsed(uuid);
+    c.set(AGENT_USE as never, { kind: 'node', uuid } satisfies AgentUse as never);
     return { node, kind: 'node' };
   }
+  c.set(AGENT_USE as never, { kind: 'stage1', attemptId: cred.attempt.id } satisfies AgentUse as never);
   return { node, kind: 'stage1', attempt: cred.attempt };
 }
 

@@ -60,7 +60,7 @@ export const SETUP_STATES = ['pending', 'delivered', 'verifying', 'verified', 'f
 export type SetupState = (typeof SETUP_STATES)[number];
 
 export interface BmcSetupApiDeps {
-  nodes: Pick<NodeStore, 'get' | 'addEvent' | 'agentCredential' | 'nodeCredentialUsed' | 'attempts'>;
+  nodes: Pick<NodeStore, 'get' | 'addEvent' | 'agentCredential' | 'attempts'>;
   bmcs: Pick<BmcStore, 'set'>;
   clock: Clock;
   /** the out-of-band check (server/bmc createBmcFactory) */

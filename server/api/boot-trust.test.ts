@@ -68,7 +68,7 @@ describe('a running node keeps its credential whatever /ipxe is asked', () => {
     }
     expect((await t.nodes.get(U))!.state).toBe('active');
     // no boot attempt was opened by the fetches: only the node's own one, closed when its compute OS came up
-    expect((await t.nodes.attempts(U)).map((a) => [a.address, a.closeReason])).toEqual([[NODE_IP, 'the running boot called in with its node credential']]);
+    expect((await t.nodes.attempts(U)).map((a) => [a.address, a.closeReason])).toEqual([[NODE_IP, 'the compute OS is up']]);
     // and they are one event row with a count, not 100
     const refused = await phaseEvents(U, 'ipxe-refused');
     expect(refused.map((e) => e.count)).toEqual([100]);

@@ -24,7 +24,7 @@ import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
 export interface FirmwareApiDeps {
-  nodes: Pick<NodeStore, 'get' | 'agentCredential' | 'nodeCredentialUsed'>;
+  nodes: Pick<NodeStore, 'get' | 'agentCredential'>;
   firmware: FirmwareStore;
   clock: Clock;
   /** the app's prom-client registry: the firmware gauges are registered on it */

@@ -346,9 +346,8 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     },
 
     /**
-     * What `token` is for node `uuid`: its running boot's node credential, an open stage-1 attempt's token (whose
-     * expiry then slides forward by its ttl: an agent busy for a long time, e.g. held in maintenance or flashing
-     * firmware, keeps its attempt), or nothing valid (with the reason, for the 403's message).
+     * What `token` is for node `uuid`: its running boot's node credential, an open stage-1 attempt's token, or
+     * nothing valid (with the reason, for the 403's message). Reads only.
      */
     async agentCredential(node: Pick<NodeRow, 'uuid' | 'credentialHash'>, token: string): Promise<AgentCredential> {
       if (tokenMatches(token, node.credentialHash)) return { kind: 'node' };
@@ -357,12 +356,21 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       const now = clock.now();
       if (a.closedAt) return { kind: 'invalid', why: `the stage-1 boot token's attempt ended at ${a.closedAt.toISOString()} (${a.closeReason ?? 'closed'})` };
       if (a.expiresAt.getTime() <= now.getTime()) return { kind: 'invalid', why: `the stage-1 boot token expired at ${a.expiresAt.toISOString()}` };
+      return { kind: 'stage1', attempt: a };
+    },
+
+    /**
+     * A stage-1 call with this attempt's token succeeded: its expiry slides forward by its ttl (an agent busy for a
+     * long time, held in maintenance or flashing firmware, keeps its attempt). Called after the response, so a
+     * rejected request changes nothing.
+     */
+    async attemptUsed(id: number): Promise<void> {
+      const [a] = await db.select().from(bootAttempts).where(eq(bootAttempts.id, id));
+      if (!a || a.closedAt) return;
+      const now = clock.now();
       // the ttl the attempt was opened with (expiry − last use keeps it as the expiry slides)
       const ttlMs = a.expiresAt.getTime() - (a.lastUsedAt ?? a.openedAt).getTime();
-      const expiresAt = new Date(now.getTime() + ttlMs);
-      const [used] = await db.update(bootAttempts).set({ lastUsedAt: now, expiresAt }).where(and(eq(bootAttempts.id, a.id), isNull(bootAttempts.closedAt))).returning();
-      if (!used) return { kind: 'invalid', why: `the stage-1 boot token's attempt just ended` };
-      return { kind: 'stage1', attempt: used };
+      await db.update(bootAttempts).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + ttlMs) }).where(and(eq(bootAttempts.id, id), isNull(bootAttempts.closedAt)));
     },
 
     /**
