@@ -50,6 +50,10 @@ export interface ProductRack {
   chap: { user: string; password: string };
   /** pushes an image directory (vmlinuz, initrd.img, manifest.json) into the store and publishes it */
   pushImage(dir: string, name: string, version: string, channel: string): Promise<string>;
+  /** stops the bootfarm server process (a control-plane outage); PostgreSQL, Ceph and the nodes keep running */
+  stopServer(): Promise<void>;
+  /** starts it again with the same config and data directory */
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -151,6 +155,13 @@ export async function startProductRack({ nodes, config = {}, images = true }: Pr
       rack,
       chap: { user: tgtd.chapUser, password: tgtd.chapPassword },
       pushImage,
+      async stopServer() {
+        await rack.server?.stop();
+        rack.server = undefined;
+      },
+      async startServer() {
+        await rack.startServer({ config: serverConfig, port });
+      },
       async stop() {
         await rack.server?.stop();
         for (const s of stops.reverse()) await s().catch(() => {});

@@ -269,6 +269,44 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI`, () => {
     expect(uefi.serial.all()).toMatch(/snponly\.efi|ipxe\.efi/);
     for (const n of [bios, uefi]) console.log(await pr.rack.timingTable(n));
   });
+
+  it('issue 12 — a control-plane outage of 3× the failure threshold fails no node and sends no BMC command; a VM killed after it is rebuilt', async () => {
+    const nodes = pr.rack.nodes as RackNode[];
+    for (const n of nodes) expect((await detail(pr, n.spec.uuid)).node.state).toBe('active');
+    const threshold = 5 * 3 * 1000; // fleet.heartbeat: interval 5 s × 3 missed (product.ts)
+    const bmcSets = (n: RackNode) => (existsSync(join(n.files.dir, 'calls.log')) ? readFileSync(join(n.files.dir, 'calls.log'), 'utf8').split('\n').filter((l) => / call set /.test(l)).length : 0);
+    const setsBefore = nodes.map(bmcSets);
+    const powerOnsBefore = nodes.map((n) => n.powerOns().length);
+    const eventsBefore = await Promise.all(nodes.map((n) => lastEventId(pr, n.spec.uuid)));
+
+    await pr.stopServer();
+    await new Promise((r) => setTimeout(r, 3 * threshold));
+    await pr.startServer();
+    // two more thresholds with the server up: every verdict it could reach about that outage has been reached
+    await new Promise((r) => setTimeout(r, 2 * threshold + 5_000));
+
+    for (const [i, n] of nodes.entries()) {
+      const evs = (await pr.rack.events(n.spec.uuid)).filter((e) => e.id > eventsBefore[i]!);
+      expect(evs.filter((e) => e.kind === 'transition'), `${n.spec.name} changed state`).toEqual([]);
+      expect((await detail(pr, n.spec.uuid)).node.state).toBe('active');
+      // the BMC simulator saw status reads at most: no power or boot-device command
+      expect(bmcSets(n), `${n.spec.name}: BMC set commands`).toBe(setsBefore[i]);
+      expect(n.powerOns()).toHaveLength(powerOnsBefore[i]!);
+      expect(n.running()).toBe(true);
+    }
+    const fleet = await pr.rack.server!.api.get<{ degraded: boolean; events: { kind: string; reason: string }[] }>('/api/v1/fleet');
+    expect(fleet.degraded).toBe(false);
+    expect(fleet.events.map((e) => e.kind)).toContain('leader');
+
+    // then a real failure is still repaired: one VM dies, bootfarm powers it back on through its BMC
+    const victim = nodes[0]!;
+    const before = await lastEventId(pr, victim.spec.uuid);
+    const ons = victim.powerOns().length;
+    await victim.crash();
+    await pr.rack.waitEvent(victim.spec.uuid, 'failed', (e) => e.id > before && e.toState === 'failed', T_FAILED, victim);
+    await waitUntil('power-on by bootfarm through the BMC', 120_000, () => (victim.powerOns().length > ons ? true : undefined), { context: () => pr.rack.context(victim) });
+    await waitBootedToActive(pr, victim, before);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------
