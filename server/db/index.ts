@@ -1,7 +1,8 @@
 // createDb(config): embedded PGlite in a data directory by default, postgres.js when a DATABASE_URL is
 // given. The handle is passed down to the store; nothing here is a module-level singleton.
 import { fileURLToPath } from 'node:url';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import * as schema from './schema/index.ts';
@@ -13,6 +14,60 @@ export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
+
+/**
+ * Key of the session-level advisory lock every replica takes around migrating a PostgreSQL database, so two
+ * replicas starting together do not both apply the same migration. A constant: "bfmigr" in ASCII.
+ * (The leader lock in server/fleet/leader.ts uses its own key.)
+ */
+export const MIGRATION_LOCK_KEY = 0x62666d696772;
+
+/** Thrown when the database was migrated by a newer build than this one; the replica must not start on it. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError';
+}
+
+interface JournalEntry {
+  tag: string;
+  when: number;
+}
+
+/**
+ * Refuse a database whose drizzle.__drizzle_migrations holds a migration this build's journal does not have
+ * (a newer build migrated it): the drizzle migrator would skip them silently and this build would then run
+ * against columns and constraints it does not know. Matching is on the (hash, created_at) pair the migrator
+ * writes; a missing table is a fresh database.
+ */
+export async function assertSchemaNotNewer(db: Db, migrationsDir = MIGRATIONS_DIR): Promise<void> {
+  const journal = (JSON.parse(readFileSync(join(migrationsDir, 'meta', '_journal.json'), 'utf8')) as { entries: JournalEntry[] }).entries;
+  const { readMigrationFiles } = await import('drizzle-orm/migrator');
+  const files = readMigrationFiles({ migrationsFolder: migrationsDir });
+  const known = new Set(files.map((f) => `${f.hash}@${f.folderMillis}`));
+  const exists = (await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`)) as unknown;
+  const present = rowsOf<{ present: boolean }>(exists)[0]?.present;
+  if (!present) return;
+  const rows = rowsOf<{ hash: string; created_at: string | number | null }>(
+    (await db.execute(sql`select hash, created_at from drizzle.__drizzle_migrations order by created_at, id`)) as unknown,
+  );
+  const unknown = rows.filter((r) => !known.has(`${r.hash}@${Number(r.created_at)}`));
+  if (unknown.length === 0 && rows.length <= files.length) return;
+  const last = rows[rows.length - 1]!;
+  const buildLatest = journal[journal.length - 1];
+  const dbVersion = `${rows.length} migrations, latest created_at ${Number(last.created_at)} (hash ${last.hash.slice(0, 12)})`;
+  const buildVersion = `${journal.length} migrations, latest ${buildLatest ? `${buildLatest.tag} (created_at ${buildLatest.when})` : 'none'}`;
+  const firstUnknown = unknown[0];
+  throw new SchemaTooNewError(
+    `database schema is newer than this build: the database has ${dbVersion}; this build knows ${buildVersion}` +
+      (firstUnknown ? `; migration created_at ${Number(firstUnknown.created_at)} (hash ${firstUnknown.hash.slice(0, 12)}) is not in this build's journal` : '') +
+      '. Refusing to start: run the newer bootfarm build on this database (or restore a backup taken before it migrated).',
+  );
+}
+
+/** postgres.js returns the rows as the result; PGlite wraps them in { rows } */
+function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
 
 export interface DbOptions {
   /** postgres://… — selects a real PostgreSQL server */
@@ -62,8 +117,12 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
       },
     };
     if (migrate) {
-      const { migrate: run } = await import('drizzle-orm/postgres-js/migrator');
-      await run(db as never, { migrationsFolder: MIGRATIONS_DIR });
+      try {
+        await migratePostgres(postgres, drizzle, url);
+      } catch (err) {
+        await client.end({ timeout: 5 });
+        throw err;
+      }
     }
     return handle;
   }
@@ -79,9 +138,16 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
   // initdb unpacked a template with 0666 files: close them before anything is written into them
   if (onDisk) restrictTree(dataDir);
   const db = drizzle(client, { schema }) as unknown as Db;
+  // PGlite is embedded: one process owns the data directory, so there is no other replica to lock out
   if (migrate) {
-    const { migrate: run } = await import('drizzle-orm/pglite/migrator');
-    await run(db as never, { migrationsFolder: MIGRATIONS_DIR });
+    try {
+      await assertSchemaNotNewer(db);
+      const { migrate: run } = await import('drizzle-orm/pglite/migrator');
+      await run(db as never, { migrationsFolder: MIGRATIONS_DIR });
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
   }
   return {
     db,
@@ -94,6 +160,33 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
     },
     dump: async () => (await client.dumpDataDir('none')) as Blob,
   };
+}
+
+/**
+ * Check and migrate on one dedicated connection holding MIGRATION_LOCK_KEY: the advisory lock is per session,
+ * so the lock, the newer-schema check and the migrator's transaction must all run on that same connection. A
+ * second replica waits on the lock, then finds every migration applied and does nothing. The lock goes with
+ * the session if this process dies mid-migration (the migrator's transaction rolls back with it).
+ */
+async function migratePostgres(
+  postgres: typeof import('postgres'),
+  drizzle: typeof import('drizzle-orm/postgres-js').drizzle,
+  url: string,
+): Promise<void> {
+  const conn = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  try {
+    const db = drizzle(conn, { schema }) as unknown as Db;
+    await db.execute(sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY}::bigint)`);
+    try {
+      await assertSchemaNotNewer(db);
+      const { migrate: run } = await import('drizzle-orm/postgres-js/migrator');
+      await run(db as never, { migrationsFolder: MIGRATIONS_DIR });
+    } finally {
+      await db.execute(sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY}::bigint)`);
+    }
+  } finally {
+    await conn.end({ timeout: 5 });
+  }
 }
 
 /** Postgres error codes of interest (see FACTS.md: PGlite wraps them in err.cause). */
