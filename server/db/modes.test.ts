@@ -46,7 +46,7 @@ it('a new PGlite data directory is 0700 with 0600 files, and an old one with ope
   await again.ping();
   await again.close();
   expect(openEntries(dir)).toEqual([]);
-});
+}, 240_000); // two file-backed PGlite clusters: initdb on disk is slow on a loaded two-core machine
 
 it('restrictTree leaves symbolic links and what they point to alone', () => {
   const outside = join(root, 'outside.txt');
