@@ -86,7 +86,7 @@ it('walks every documented admin route and gets 401 without a valid credential, 
   }
   console.log(`unauthenticated walk: ${routes.length} admin routes, ${cases} requests`);
   expect(wrong).toEqual([]);
-});
+}, 240_000); // thousands of requests through the real server: slow on a loaded two-core machine
 
 it('answers an unauthenticated caller the same for a node that exists and one that does not', async () => {
   for (const r of roleRoutes().filter((x) => x.path.includes('{uuid}'))) {
@@ -97,7 +97,7 @@ it('answers an unauthenticated caller the same for a node that exists and one th
     };
     expect(await answer(EXISTING), `${r.method} ${r.path}`).toBe(await answer(MISSING));
   }
-});
+}, 240_000); // thousands of requests through the real server: slow on a loaded two-core machine
 
 it('walks the agent routes (per-boot token) too: 401 without a token, whatever the input', async () => {
   const wrong: string[] = [];
@@ -111,7 +111,7 @@ it('walks the agent routes (per-boot token) too: 401 without a token, whatever t
         }
     }
   expect(wrong).toEqual([]);
-});
+}, 240_000); // thousands of requests through the real server: slow on a loaded two-core machine
 
 it('leaves the data directory private: 0700 directories, 0600 files', () => {
   const open: string[] = [];
