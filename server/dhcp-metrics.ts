@@ -12,6 +12,7 @@ const HELP: Record<keyof DhcpStats, [string, string]> = {
   ignored: ['bootfarm_dhcp_ignored', 'DHCP requests answered with silence (since start)'],
   exhausted: ['bootfarm_dhcp_pool_exhausted', 'DISCOVERs not answered because every usable pool was full (since start)'],
   storeErrors: ['bootfarm_dhcp_store_errors', 'Lease writes that failed (since start)'],
+  takenByPeer: ['bootfarm_dhcp_taken_by_peer', 'Bindings refused because another replica had bound the address first (since start)'],
   badHlen: ['bootfarm_dhcp_bad_hlen_dropped', 'DHCP packets dropped because hlen does not fit htype (since start)'],
   foreignReleases: ['bootfarm_dhcp_foreign_releases', 'DHCPRELEASEs ignored: not from the lease owner (since start)'],
   foreignDeclines: ['bootfarm_dhcp_foreign_declines', 'DHCPDECLINEs ignored: not from the lease owner (since start)'],

@@ -1,9 +1,11 @@
 // Lease persistence seam. boot/ imports nothing from server/, so the DHCP server asks for a LeaseStore;
 // server/store/leases.ts implements it with drizzle, MemoryLeaseStore below serves tests and benches.
 //
-// The responder keeps the working set in memory (it is the only DHCP server of its segment:
-// ARCHITECTURE.md "DHCP runs per L2 segment") and writes every binding through the store before it
-// answers, so a restart loses nothing that a client was told.
+// The responder keeps the working set in memory and writes every binding through the store before it
+// answers, so a restart loses nothing that a client was told. Replicas serving one segment share the
+// store: it refuses a binding of an address another MAC holds (saveMany's result), and the responder
+// answers that client DHCPNAK; a replica's table only learns other replicas' leases at load() and on such
+// a refusal (no refresh on change yet).
 
 export type LeaseState = 'bound' | 'released' | 'declined';
 
@@ -23,8 +25,14 @@ export interface Lease {
 export interface LeaseStore {
   /** every stored lease (expired ones too: a returning client gets its old address back) */
   loadAll(): Promise<Lease[]>;
-  /** insert or replace by ip, all in one write; the responder batches concurrent bindings into one call */
-  saveMany(leases: Lease[]): Promise<void>;
+  /**
+   * Insert or replace by ip, all in one write; the responder batches concurrent bindings into one call.
+   * A binding (state 'bound') is a claim: it must not replace another MAC's unexpired, unreleased lease on
+   * the address (another replica of a shared store bound it meanwhile). A store shared between replicas
+   * returns the current holders of the addresses it refused; the responder then answers DHCPNAK and the
+   * client's next DHCPDISCOVER gets another address. A store only one responder writes returns nothing.
+   */
+  saveMany(leases: Lease[]): Promise<Lease[] | void>;
   /** delete leases that expired before `before`; returns how many */
   purgeExpired(before: Date): Promise<number>;
 }

@@ -74,6 +74,8 @@ export interface Stats {
   ignored: number;
   exhausted: number;
   storeErrors: number;
+  /** bindings a shared lease store refused because another replica had bound the address first */
+  takenByPeer: number;
   /** packets dropped because hlen does not fit htype (RFC 2131 §2) */
   badHlen: number;
   /** RELEASEs / DECLINEs for a lease the sender does not own: ignored */
@@ -108,7 +110,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   table.excluded.add(ipToInt(config.serverIp));
   const urls: BootUrls = { httpBase: config.httpBase.replace(/\/+$/, ''), ...config.bootfiles };
   const nextServer = config.nextServer ?? config.serverIp;
-  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0, badHlen: 0, foreignReleases: 0, foreignDeclines: 0, reservedDeclinesRefused: 0, reservedConflicts: 0 };
+  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0, takenByPeer: 0, badHlen: 0, foreignReleases: 0, foreignDeclines: 0, reservedDeclinesRefused: 0, reservedConflicts: 0 };
   /** reserved address → the MAC it is reserved for, as the backend told us in offers and bindings */
   const reservations = new Map<number, string>();
   const take = createLogLimiter({ clock, intervalMs: config.warnIntervalSeconds * 1000 });
@@ -119,7 +121,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   };
 
   // ---- group commit: bindings that arrive while a write is in flight go out together in the next one
-  let pending: { lease: Lease; done: (err?: unknown) => void }[] = [];
+  let pending: { lease: Lease; done: (err?: unknown, holder?: Lease) => void }[] = [];
   let writing = false;
   const flush = async (): Promise<void> => {
     if (writing || pending.length === 0) return;
@@ -127,8 +129,12 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     const batch = pending;
     pending = [];
     try {
-      await leases.saveMany(batch.map((b) => b.lease));
-      for (const b of batch) b.done();
+      const refused = (await leases.saveMany(batch.map((b) => b.lease))) ?? [];
+      const holders = new Map(refused.map((l) => [l.ip, l]));
+      for (const b of batch) {
+        const h = holders.get(b.lease.ip);
+        b.done(undefined, h && h.mac !== b.lease.mac ? h : undefined);
+      }
     } catch (err) {
       for (const b of batch) b.done(err);
     } finally {
@@ -136,11 +142,14 @@ export function createResponder({ config, backend, leases, logger = silentLogger
       if (pending.length > 0) void flush();
     }
   };
-  const persist = (lease: Lease): Promise<void> =>
+  /** resolves to the address's current holder when a shared store refused the binding (another replica's) */
+  const persist = (lease: Lease): Promise<Lease | undefined> =>
     new Promise((resolve, reject) => {
-      pending.push({ lease, done: (err) => (err ? reject(err) : resolve()) });
+      pending.push({ lease, done: (err, holder) => (err ? reject(err) : resolve(holder)) });
       if (!writing) setImmediate(() => void flush());
     });
+
+  const fromLease = (l: Lease, ip: number): Entry => ({ ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt.getTime(), pool: l.pool, clientId: l.clientId, hostname: l.hostname });
 
   const toLease = (e: Entry): Lease => ({
     ip: intToIp(e.ip),
@@ -161,7 +170,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
       } catch {
         continue;
       }
-      table.set({ ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt.getTime(), pool: l.pool, clientId: l.clientId, hostname: l.hostname });
+      table.set(fromLease(l, ip));
     }
     return rows.length;
   }
@@ -325,7 +334,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     return table.allocate(pool, now);
   }
 
-  async function bind(c: ClientInfo, ip: number, pool: Pool, host: DhcpHost | null, now: number): Promise<boolean> {
+  async function bind(c: ClientInfo, ip: number, pool: Pool, host: DhcpHost | null, now: number): Promise<'bound' | 'taken' | 'error'> {
     const e: Entry = {
       ip,
       mac: c.mac,
@@ -335,21 +344,31 @@ export function createResponder({ config, backend, leases, logger = silentLogger
       clientId: c.clientId?.toString('hex'),
       hostname: host?.hostname ?? c.hostname,
     };
+    let holder: Lease | undefined;
     try {
-      await persist(toLease(e));
+      holder = await persist(toLease(e));
     } catch (err) {
       stats.storeErrors++;
       logger.error({ mac: c.mac, ip: intToIp(ip), err: String(err) }, 'lease not saved; no DHCPACK sent');
-      return false;
+      return 'error';
+    }
+    if (holder) {
+      // another replica bound the address first: learn its holder so this table never offers it again
+      stats.takenByPeer++;
+      table.set(fromLease(holder, ip));
+      return 'taken';
     }
     if (host?.ipv4 === intToIp(ip)) reservations.set(ip, c.mac);
     table.set(e);
     logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, clientId: e.clientId, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
-    return true;
+    return 'bound';
   }
 
   async function ack(req: DhcpPacket, c: ClientInfo, r: Received, ip: number, pool: Pool, host: DhcpHost | null, now: number): Promise<Reply | null> {
-    if (!(await bind(c, ip, pool, host, now))) return null;
+    const bound = await bind(c, ip, pool, host, now);
+    if (bound === 'error') return null;
+    // RFC 2131 §4.3.2: the requested address is not available; the client restarts with DHCPDISCOVER
+    if (bound === 'taken') return nak(req, c, r, 'address was bound by another server meanwhile');
     const reply = baseReply(req, c, MessageType.ACK, r);
     reply.packet.yiaddr = intToIp(ip);
     reply.packet.ciaddr = req.ciaddr;
