@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RegisterRequest } from '../server/contract/agent.ts';
-import { createTestServer, freePort, sha256, type TestServer } from './test-support/test-server.ts';
+import { createTestServer, freePort, sha256, type TestServer } from '../test/support/agent/test-server.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'build/agent/bootfarm-agent');

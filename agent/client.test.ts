@@ -3,7 +3,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { AgentApiError, AgentNetworkError, AgentResponseError, createAgentClient, isRetryable } from './client.ts';
 import { backoffDelay, retry } from './retry.ts';
-import { freePort } from './test-support/test-server.ts';
+import { freePort } from '../test/support/agent/test-server.ts';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
 

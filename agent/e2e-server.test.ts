@@ -34,7 +34,7 @@ import { createFirmwareStore } from '../server/store/firmware.ts';
 import { createNodeStore } from '../server/store/nodes.ts';
 import { client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../test/fakes/app.ts';
 import { createTestDb } from '../test/fakes/db.ts';
-import { FIXTURE_DIR } from './test-support/fixtures.ts';
+import { FIXTURE_DIR } from '../test/support/agent/fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'build/agent/bootfarm-agent');

@@ -7,8 +7,8 @@ import type { Exec } from './exec.ts';
 import { iscsiState, runAgent, redactCmdline, type FlowDeps } from './flow.ts';
 import type { FirmwareStep } from './firmware/index.ts';
 import { DigestMismatchError } from './kexec/index.ts';
-import { FixtureExec } from './test-support/fixtures.ts';
-import { createTestServer, freePort, sha256, type TestServer } from './test-support/test-server.ts';
+import { FixtureExec } from '../test/support/agent/fixtures.ts';
+import { createTestServer, freePort, sha256, type TestServer } from '../test/support/agent/test-server.ts';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
 const TOKEN = 'stage1-token-abc';

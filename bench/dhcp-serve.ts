@@ -1,6 +1,6 @@
 // The DHCP server as the product runs it, for `make bench-dhcp`: leases in the database through
 // server/store/leases.ts (one multi-row upsert per group-committed batch) and "who is this MAC?" answered by the
-// node registry (server/boot-backend.ts). boot/dhcp/bench/bench.ts starts it in its namespace as the
+// node registry (server/boot-backend.ts). bench/dhcp/bench.ts starts it in its namespace as the
 // `bootfarm-db` target:  node --import tsx bench/dhcp-serve.ts CONFIG.json
 // CONFIG is the DHCP config plus `dataDir` (PGlite; a fresh directory) or `databaseUrl`, and `logLevel`.
 import { readFileSync } from 'node:fs';

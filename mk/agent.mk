@@ -3,7 +3,7 @@
 # The baseline target runs on any x86-64 (no AVX2 needed): older servers, and QEMU TCG without -cpu max,
 # where the default build dies with "Illegal instruction". Bun fetches that runtime from the npm registry.
 AGENT_BIN := build/agent/bootfarm-agent
-AGENT_SRC := $(shell find agent server/contract -name '*.ts' ! -name '*.test.ts' ! -path 'agent/test-support/*' 2>/dev/null)
+AGENT_SRC := $(shell find agent server/contract -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
 
 .PHONY: agent agent-clean
 

@@ -8,6 +8,6 @@ test-dhcp: deps
 
 # DHCP_BENCH_ARGS e.g. "--count 50000 --window 128 --rounds 5" or "--only bootfarm,kea"
 bench-dhcp: deps
-	node --import tsx boot/dhcp/bench/bench.ts $(DHCP_BENCH_ARGS)
+	node --import tsx bench/dhcp/bench.ts $(DHCP_BENCH_ARGS)
 
 bench: bench-dhcp

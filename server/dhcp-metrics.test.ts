@@ -4,7 +4,7 @@ import { DhcpConfigSchema } from '../boot/dhcp/config.ts';
 import { MemoryLeaseStore } from '../boot/dhcp/leases.ts';
 import { MessageType } from '../boot/dhcp/packet.ts';
 import { createResponder } from '../boot/dhcp/responder.ts';
-import { FixedBackend, request } from '../boot/dhcp/testing/fakes.ts';
+import { FixedBackend, request } from '../test/support/dhcp/fakes.ts';
 import { registerDhcpMetrics } from './dhcp-metrics.ts';
 
 describe('DHCP metrics', () => {

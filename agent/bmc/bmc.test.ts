@@ -28,7 +28,7 @@ import { createTestDb } from '../../test/fakes/db.ts';
 import { createAgentClient } from '../client.ts';
 import { spawnExec, type Exec } from '../exec.ts';
 import { runAgent } from '../flow.ts';
-import { FixtureExec } from '../test-support/fixtures.ts';
+import { FixtureExec } from '../../test/support/agent/fixtures.ts';
 import { redactSecrets, scriptSecrets } from './index.ts';
 import { BmcSetupOffer } from '../../server/contract/bmc-setup.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SystemFacts } from '../../server/contract/facts.ts';
-import { fixture } from '../test-support/fixtures.ts';
+import { fixture } from '../../test/support/agent/fixtures.ts';
 import { dmiValue, parseDmiRecords, parseDmiSize, parseDmidecode } from './dmidecode.ts';
 
 describe('parseDmidecode on a QEMU guest with -smbios types 0,1,2,3,4,17 and an IPMI KCS device', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RegisterRequest } from '../../server/contract/agent.ts';
 import { Facts } from '../../server/contract/facts.ts';
 import { spawnExec } from '../exec.ts';
-import { FixtureExec } from '../test-support/fixtures.ts';
+import { FixtureExec } from '../../test/support/agent/fixtures.ts';
 import { collectFacts, NoUuidError, waitForNeighbour } from './index.ts';
 
 const LSBLK = 'lsblk -J -b -d -o NAME,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN,WWN,VENDOR';

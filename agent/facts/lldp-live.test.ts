@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnExec, type Exec } from '../exec.ts';
 import { captureLldp } from './lldp-capture.ts';
-import { startLldpPeers, type LldpPeers } from '../test-support/lldp-peers.ts';
+import { startLldpPeers, type LldpPeers } from '../../test/support/agent/lldp-peers.ts';
 import { collectLldp } from './lldp.ts';
 import { until } from '../../test/harness/wait.ts';
 

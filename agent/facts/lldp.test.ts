@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LldpNeighbor } from '../../server/contract/facts.ts';
-import { fixture, lldpFrames } from '../test-support/fixtures.ts';
+import { fixture, lldpFrames } from '../../test/support/agent/fixtures.ts';
 import { parseLldpcliJson0 } from './lldp.ts';
 import { decodeLldpFrame, decodeLldpdu, frameToNeighbor, hexToBytes, LldpDecodeError, parseTcpdumpHex } from './lldp-tlv.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fixture } from '../test-support/fixtures.ts';
+import { fixture } from '../../test/support/agent/fixtures.ts';
 import { parseIpmitoolLanPrint, parseIpmitoolMcInfo } from './ipmitool.ts';
 import { parseLsblk } from './lsblk.ts';
 import { parseBootif, parseEthtoolDriverInfo } from './nics.ts';

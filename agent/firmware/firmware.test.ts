@@ -26,7 +26,7 @@ import { bootToken, client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '.
 import { createTestDb } from '../../test/fakes/db.ts';
 import { spawnExec, type Exec } from '../exec.ts';
 import { runAgent } from '../flow.ts';
-import { fixture, FixtureExec } from '../test-support/fixtures.ts';
+import { fixture, FixtureExec } from '../../test/support/agent/fixtures.ts';
 import { firmwareUpdateStep } from './index.ts';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

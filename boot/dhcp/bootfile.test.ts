@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chooseBootfile, defaultBootUrls } from './bootfile.ts';
 import { classify } from './classify.ts';
-import { fixturePacket } from './testing/fakes.ts';
+import { fixturePacket } from '../../test/support/dhcp/fakes.ts';
 
 const urls = defaultBootUrls('http://10.0.0.1:8080/');
 

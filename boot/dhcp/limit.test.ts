@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OTHER_SOURCES, createLogLimiter } from './limit.ts';
-import { fakeClock } from './testing/fakes.ts';
+import { fakeClock } from '../../test/support/dhcp/fakes.ts';
 
 describe('createLogLimiter', () => {
   it('one line per key per interval; the next line carries how many were held back', () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classify } from './classify.ts';
 import { MIN_PACKET, MessageType, Opt, decodePacket, encodePacket, macOf } from './packet.ts';
-import { fixturePacket, readHexFixture, request } from './testing/fakes.ts';
+import { fixturePacket, readHexFixture, request } from '../../test/support/dhcp/fakes.ts';
 
 const fixtures = ['udhcpc-discover.hex', 'dhclient-discover.hex', 'ipxe-rom-bios-discover.hex', 'ipxe-rom-efi-discover.hex', 'ovmf-pxe-discover.hex'];
 

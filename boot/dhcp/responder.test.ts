@@ -4,8 +4,8 @@ import { type DhcpConfigInput, DhcpConfigSchema } from './config.ts';
 import { BrokenLeaseStore, type LeaseStore, MemoryLeaseStore } from './leases.ts';
 import { MessageType, Opt, encodeSubOptions, intToIp, ipToInt, optIp, optU32, optU8, subOptions } from './packet.ts';
 import { type Received, createResponder } from './responder.ts';
-import { BrokenBackend, FixedBackend, fakeClock, fixturePacket, recordingLogger, request } from './testing/fakes.ts';
-import { golden } from './testing/golden.ts';
+import { BrokenBackend, FixedBackend, fakeClock, fixturePacket, recordingLogger, request } from '../../test/support/dhcp/fakes.ts';
+import { golden } from '../../test/support/dhcp/golden.ts';
 import type { BootBackend } from '../backend.ts';
 
 const base: DhcpConfigInput = {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DhcpConfigInput } from './config.ts';
-import { Lab, type Proc, ip, repoRoot, sh } from './testing/netns.ts';
+import { Lab, type Proc, ip, repoRoot, sh } from '../../test/support/dhcp/netns.ts';
 
 const lab = new Lab();
 const dir = mkdtempSync(join(tmpdir(), 'bfdhcp-'));
@@ -31,7 +31,7 @@ const field = (line: string, key: string) => new RegExp(`\\b${key}=(\\S*)`).exec
 function startServer(name: string, config: DhcpConfigInput & Record<string, unknown>): Proc {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  return lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), file]);
+  return lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/serve.ts'), file]);
 }
 const logged = (msg: string, extra: (o: Record<string, unknown>) => boolean = () => true) => (line: string) => {
   try {
@@ -161,7 +161,7 @@ describe('proxy mode with a PXE client', () => {
   it('answers the iPXE ROM DISCOVER on 67 (broadcast) and a ProxyDHCP REQUEST on 4011 (unicast); ignores udhcpc', async () => {
     ip('-n', C, 'addr', 'replace', '10.66.0.77/24', 'dev', IF.c);
     ip('-n', C, 'route', 'add', 'default', 'dev', IF.c); // a limited broadcast needs a route to leave
-    const pxe = lab.run(C, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/pxe-client.ts'), '10.66.0.1']);
+    const pxe = lab.run(C, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/pxe-client.ts'), '10.66.0.1']);
     const offer = JSON.parse((await pxe.waitFor((l) => l.startsWith('{"offer"'), 15_000)).trim()).offer;
     expect(offer).toMatchObject({ yiaddr: '0.0.0.0', file: 'http://10.66.0.1:8080/boot.ipxe', vendorClass: 'PXEClient', discoveryControl: 8 });
     const ack = JSON.parse((await pxe.waitFor((l) => l.startsWith('{"ack"'), 15_000)).trim()).ack;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type Proc, ip, repoRoot } from './testing/netns.ts';
+import { Lab, type Proc, ip, repoRoot } from '../../test/support/dhcp/netns.ts';
 import { requireCommand, requireFiles } from '../../test/harness/require.ts';
 
 const lab = new Lab();
@@ -36,8 +36,8 @@ describe('QEMU iPXE ROM against the server (full mode)', () => {
         logLevel: 'debug',
       }),
     );
-    server = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), config]);
-    http = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/http-probe.ts'), '10.68.0.1', '8080']);
+    server = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/serve.ts'), config]);
+    http = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/http-probe.ts'), '10.68.0.1', '8080']);
     await server.waitFor((l) => l === '{"msg":"ready"}', 30_000);
     await http.waitFor((l) => l === 'listening', 30_000);
     // TCG: no KVM here (FACTS.md)

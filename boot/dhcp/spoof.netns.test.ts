@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stats } from './responder.ts';
-import { Lab, type Proc, ip, repoRoot, sh } from './testing/netns.ts';
+import { Lab, type Proc, ip, repoRoot, sh } from '../../test/support/dhcp/netns.ts';
 
 const lab = new Lab(process.pid.toString(36));
 const dir = mkdtempSync(join(tmpdir(), `bfspoof-${process.pid}-`));
@@ -71,7 +71,7 @@ const bound = (p: Proc) => p.waitFor((l) => /^EVENT (BOUND|REBOOT)/.test(l), 30_
 const addrsOf = (ns: string, dev: string) => sh('ip', ['-n', ns, '-4', '-o', 'addr', 'show', 'dev', dev]);
 
 async function forge(spec: Record<string, unknown>): Promise<void> {
-  const p = lab.run(F, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/spoof.ts'), SERVER, JSON.stringify({ bind: FORGER, ...spec })]);
+  const p = lab.run(F, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/spoof.ts'), SERVER, JSON.stringify({ bind: FORGER, ...spec })]);
   await p.waitFor((l) => l.startsWith('{"sent"'), 20_000);
 }
 
@@ -117,7 +117,7 @@ beforeAll(async () => {
       logLevel: 'debug',
     }),
   );
-  server = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), file]);
+  server = lab.run(S, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/serve.ts'), file]);
   await server.waitFor(logged('DHCP server listening'), 20_000);
 }, 60_000);
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFsOpener } from './fs-open.ts';
 import { createTftpServer, type TftpServer } from './server.ts';
-import { createNetLab, sh, sha256File, type NetLab } from './testing/netlab.ts';
+import { createNetLab, sh, sha256File, type NetLab } from '../../test/support/tftp/netlab.ts';
 import { until } from '../../test/harness/wait.ts';
 
 let lab: NetLab;

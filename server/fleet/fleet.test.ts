@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { createFleet, type Fleet } from './controller.ts';
 import { metricsResponse } from './metrics.ts';
-import { createFleetTestDb, bootToActive, uuidOf, startWebhookReceiver, type FleetTestDb, type WebhookReceiver } from './testing.ts';
+import { createFleetTestDb, bootToActive, uuidOf, startWebhookReceiver, type FleetTestDb, type WebhookReceiver } from '../../test/fakes/fleet.ts';
 import { startIpmiSim, startIpmiSims, freeUdpPort, type IpmiSim } from '../../test/harness/ipmisim.ts';
 import { silentLogger } from '../log.ts';
 import { until } from '../../test/harness/wait.ts';

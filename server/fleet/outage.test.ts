@@ -1,7 +1,7 @@
 // Safe self-repair (issue 12): the fleet controller never turns an outage into a rebuild storm. PGlite (in memory),
 // the injected clock (minutes of outage run in milliseconds of clock time), the real node store, lifecycle,
 // heartbeat path (server/fleet/heartbeat.ts, what the agent route calls) and image pipeline with its automatic
-// rollback as a leader task. BMCs: a counting stand-in (testing.ts createCountingBmcs) — 200 ipmi_sim processes
+// rollback as a leader task. BMCs: a counting stand-in (test/fakes/fleet.ts createCountingBmcs) — 200 ipmi_sim processes
 // do not fit this machine; fleet.test.ts and the QEMU rack drive real ipmi_sim BMCs.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createFleet, type Fleet } from './controller.ts';
 import { createHeartbeats } from './heartbeat.ts';
-import { createFleetTestDb, bootToActive, uuidOf, startWebhookReceiver, createCountingBmcs, type FleetTestDb, type WebhookReceiver, type CountingBmcs } from './testing.ts';
+import { createFleetTestDb, bootToActive, uuidOf, startWebhookReceiver, createCountingBmcs, type FleetTestDb, type WebhookReceiver, type CountingBmcs } from '../../test/fakes/fleet.ts';
 import { createImagePipeline, type ImagePipeline } from '../images/pipeline.ts';
 import { createLocalStore } from '../images/local.ts';
 import { initrdFile, kernelFile } from '../../test/fakes/boot-files.ts';

@@ -36,7 +36,8 @@ describe('import graph', () => {
     ['server/images/serve.ts', 'test/fakes/images.ts', 'production code never imports test/'],
     ['server/cli/image.ts', 'bench/images.ts', 'production code never imports test/, bench/'],
     ['agent/flow.ts', 'agent/flow.test.ts', 'production code never imports'],
-    ['agent/main.ts', 'agent/test-support/test-server.ts', 'production code never imports'],
+    ['agent/main.ts', 'test/support/agent/test-server.ts', 'production code never imports test/'],
+    ['boot/dhcp/server.ts', 'test/support/dhcp/fakes.ts', 'production code never imports test/'],
   ])('%s → %s is refused', (from, to, message) => {
     const problems = checkGraph(g({ [from]: [to], [to]: [] }));
     expect(problems).toHaveLength(1);
@@ -58,9 +59,12 @@ describe('import graph', () => {
     expect(checkGraph(g({ [from]: [to], [to]: [] }))).toEqual([]);
   });
 
-  it('refuses new test support inside a production folder unless it is on the allowlist', () => {
+  it('refuses test support and benchmarks inside a production folder (there is no allowlist)', () => {
     expect(checkGraph(g({ 'server/images/testing.ts': [] }))).toEqual(['server/images/testing.ts: test support and benchmarks live in test/ or bench/, not in a production folder']);
     expect(checkGraph(g({ 'server/bench/dhcp-serve.ts': [] }))).toHaveLength(1);
-    expect(checkGraph(g({ 'server/fleet/testing.ts': [] }))).toEqual([]);
+    expect(checkGraph(g({ 'server/fleet/testing.ts': [] }))).toHaveLength(1);
+    expect(checkGraph(g({ 'boot/dhcp/testing/fakes.ts': [] }))).toHaveLength(1);
+    expect(checkGraph(g({ 'agent/test-support/fixtures.ts': [] }))).toHaveLength(1);
+    expect(checkGraph(g({ 'test/support/dhcp/fakes.ts': [], 'bench/dhcp/bench.ts': [], 'test/fakes/fleet.ts': [] }))).toEqual([]);
   });
 });

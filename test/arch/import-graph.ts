@@ -4,7 +4,7 @@
 // repository is a relative path with its `.ts` extension (tsconfig `allowImportingTsExtensions`), so resolving
 // one is a path join; `ts.preProcessFile` (typescript is already a devDependency) lists static, type-only,
 // re-export and dynamic `import()` specifiers without type-checking, so the whole graph builds in well under a
-// second. The rules are a dozen lines of TypeScript that read like the plan, with an explicit allowlist; a new
+// second. The rules are a dozen lines of TypeScript that read like the plan, with no exceptions; a new
 // npm dependency (and its config language) would buy nothing here.
 import ts from 'typescript';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -45,19 +45,6 @@ export function buildGraph(root: string): { graph: Graph; unresolved: string[] }
 
 /** Test code: the test/ and bench/ trees, *.test.ts, and test-support folders/files (testing/, test-support/, bench/, testing.ts). */
 export const isTestCode = (f: string) => /^(test|bench)\//.test(f) || /\.test\.ts$/.test(f) || /(^|\/)(testing|test-support|bench)\//.test(f) || /(^|\/)testing\.ts$/.test(f);
-
-/**
- * Test support that still sits inside a production folder. Each entry names its owner; move it into test/ or
- * bench/ and delete the line. The check fails on any new one.
- */
-export const TEST_SUPPORT_IN_PRODUCTION_ALLOWLIST = [
-  'boot/dhcp/testing/', // dhcp: fakes, golden files, netns lab for the DHCP tests (issue 13 item 5 is editing them)
-  'boot/dhcp/bench/', // dhcp: make bench-dhcp
-  'boot/tftp/testing/', // dhcp: the TFTP netns lab
-  'boot/tftp/bench/', // dhcp: make bench-tftp
-  'agent/test-support/', // creds: the agent's test server, fixtures and LLDP peers (issue 13 is editing agent/**)
-  'server/fleet/testing.ts', // fleet: createFleetTestDb & co. (issue 12 is editing server/fleet/**)
-];
 
 /** The layer of a production file inside server/, or null outside server/. */
 export function serverLayer(f: string): string | null {
@@ -164,12 +151,13 @@ export function cycles(graph: Graph): string[][] {
 }
 
 /** All problems of a graph, as sentences naming the files; empty when the layout follows the plan. */
-export function checkGraph(graph: Graph, allowlist: readonly string[] = TEST_SUPPORT_IN_PRODUCTION_ALLOWLIST): string[] {
+export function checkGraph(graph: Graph): string[] {
   const problems: string[] = [];
   for (const [from, deps] of graph) {
     for (const to of deps) problems.push(...edgeViolations(from, to));
+    // test support and benchmarks (testing/, test-support/, bench/, testing.ts) never sit beside production code
     const inProduction = /^(boot|server|agent|images)\//.test(from) && isTestCode(from) && !/\.test\.ts$/.test(from);
-    if (inProduction && !allowlist.some((p) => from.startsWith(p))) problems.push(`${from}: test support and benchmarks live in test/ or bench/, not in a production folder`);
+    if (inProduction) problems.push(`${from}: test support and benchmarks live in test/ or bench/, not in a production folder`);
   }
   for (const c of cycles(graph)) problems.push(`import cycle: ${c.join(' ↔ ')}`);
   return problems;

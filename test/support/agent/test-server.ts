@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { z } from 'zod';
-import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type AgentEvent, type Profile, type RegisterResponse } from '../../server/contract/agent.ts';
+import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type AgentEvent, type Profile, type RegisterResponse } from '../../../server/contract/agent.ts';
 
 export interface TestServerOptions {
   token: string;

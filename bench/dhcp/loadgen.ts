@@ -7,7 +7,7 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { BOOTREQUEST, type DhcpPacket, MessageType, Opt, decodePacket, encodePacket, ips, optIp, u8 } from '../packet.ts';
+import { BOOTREQUEST, type DhcpPacket, MessageType, Opt, decodePacket, encodePacket, ips, optIp, u8 } from '../../boot/dhcp/packet.ts';
 
 const { values } = parseArgs({
   options: {

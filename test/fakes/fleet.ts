@@ -4,14 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createDb, type DbHandle } from '../db/index.ts';
-import { createNodeStore, type NodeStore } from '../store/nodes.ts';
-import { createBmcStore, type BmcStore } from '../store/bmcs.ts';
-import { createSecrets } from '../secrets.ts';
-import { FakeClock } from '../clock.ts';
-import { verifySignature, SIGNATURE_HEADER } from './webhooks.ts';
-import { BmcError, type PowerState } from '../bmc/types.ts';
-import type { BmcFactory } from '../bmc/index.ts';
+import { createDb, type DbHandle } from '../../server/db/index.ts';
+import { createNodeStore, type NodeStore } from '../../server/store/nodes.ts';
+import { createBmcStore, type BmcStore } from '../../server/store/bmcs.ts';
+import { createSecrets } from '../../server/secrets.ts';
+import { FakeClock } from '../../server/clock.ts';
+import { verifySignature, SIGNATURE_HEADER } from '../../server/fleet/webhooks.ts';
+import { BmcError, type PowerState } from '../../server/bmc/types.ts';
+import type { BmcFactory } from '../../server/bmc/index.ts';
 
 export interface FleetTestDb {
   handle: DbHandle;

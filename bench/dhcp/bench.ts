@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Lab, type Proc, hasCommand, ip, repoRoot } from '../testing/netns.ts';
+import { Lab, type Proc, hasCommand, ip, repoRoot } from '../../test/support/dhcp/netns.ts';
 
 const { values } = parseArgs({
   options: {
@@ -89,7 +89,7 @@ async function bootfarm(S: string, fsync: boolean): Promise<Proc> {
   const file = writeConfig(`bootfarm-${fsync}`, { leaseFile: join(leaseDir(), `bootfarm-${fsync}.jsonl`), leaseFsync: fsync });
   // BFDHCP_PROF=DIR: write a V8 CPU profile of our server there
   const prof = process.env.BFDHCP_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BFDHCP_PROF}`] : [];
-  const p = lab.run(S, ['node', ...prof, '--import', 'tsx', join(repoRoot, 'boot/dhcp/testing/serve.ts'), file]);
+  const p = lab.run(S, ['node', ...prof, '--import', 'tsx', join(repoRoot, 'test/support/dhcp/serve.ts'), file]);
   await waitReady(p, (l) => l === '{"msg":"ready"}');
   return p;
 }
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
     for (const name of names) {
       const server = await targets[name]!(S);
       const cpu0 = cpuMs(server.child.pid);
-      const gen = lab.run(L, ['node', '--import', 'tsx', join(repoRoot, 'boot/dhcp/bench/loadgen.ts'), '--server', SERVER, '--giaddr', GIADDR, '--count', values.count!, '--window', values.window!, '--seconds', values.seconds!]);
+      const gen = lab.run(L, ['node', '--import', 'tsx', join(repoRoot, 'bench/dhcp/loadgen.ts'), '--server', SERVER, '--giaddr', GIADDR, '--count', values.count!, '--window', values.window!, '--seconds', values.seconds!]);
       const line = await gen.waitFor((l) => l.startsWith('{"started"'), (Number(values.seconds) + 15) * 1000);
       const r = JSON.parse(line) as Result;
       r.cpuMsPer1k = Math.round(((cpuMs(server.child.pid) - cpu0) / Math.max(1, r.completed)) * 1000);

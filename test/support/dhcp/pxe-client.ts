@@ -2,8 +2,8 @@
 // broadcast, then sends the ProxyDHCP REQUEST to SERVER:4011 the way iPXE does, and prints what came
 // back as JSON lines ({"offer":…}, {"ack":…}). Exits 0 when both arrived, 1 after 8 s.
 import dgram from 'node:dgram';
-import { classify } from '../classify.ts';
-import { MessageType, Opt, decodePacket, encodePacket, subOptions } from '../packet.ts';
+import { classify } from '../../../boot/dhcp/classify.ts';
+import { MessageType, Opt, decodePacket, encodePacket, subOptions } from '../../../boot/dhcp/packet.ts';
 import { fixturePacket } from './fakes.ts';
 
 const server = process.argv[2] ?? '255.255.255.255';

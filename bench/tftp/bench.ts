@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { decodePacket, encodeError, encodeRequest } from '../codec.ts';
-import { createNetLab, sh, sha256File, type NetLab } from '../testing/netlab.ts';
+import { decodePacket, encodeError, encodeRequest } from '../../boot/tftp/codec.ts';
+import { createNetLab, sh, sha256File, type NetLab } from '../../test/support/tftp/netlab.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const FILES = [
@@ -56,7 +56,7 @@ const servers: Server[] = [
     name: 'bootfarm',
     port: 6969,
     async start(lab, root) {
-      const c = spawn('ip', ['netns', 'exec', lab.serverNs!, path.resolve('node_modules/.bin/tsx'), 'boot/tftp/bench/serve.ts', lab.serverIp, '6969', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const c = spawn('ip', ['netns', 'exec', lab.serverNs!, path.resolve('node_modules/.bin/tsx'), 'bench/tftp/serve.ts', lab.serverIp, '6969', root], { stdio: ['ignore', 'pipe', 'pipe'] });
       await waitFor(c, /ready/, 30_000);
       return c;
     },

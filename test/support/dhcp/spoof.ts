@@ -1,10 +1,10 @@
 // A forger for the spoofing tests: builds DECLINEs / RELEASEs with our own codec and sends them, unicast to
 // SERVER:67 from an ordinary UDP socket, the way a script on the boot network would. Prints {"sent":N}.
-//   ip netns exec NS node --import tsx boot/dhcp/testing/spoof.ts SERVER_IP '{"type":"release","mac":"…","ciaddr":"…"}'
+//   ip netns exec NS node --import tsx test/support/dhcp/spoof.ts SERVER_IP '{"type":"release","mac":"…","ciaddr":"…"}'
 // Spec: type release|decline, mac (chaddr), hlen (default 6), ciaddr, requestedIp, clientId (hex option 61),
 // count (default 1), bind (source address).
 import dgram from 'node:dgram';
-import { MessageType, Opt, encodePacket } from '../packet.ts';
+import { MessageType, Opt, encodePacket } from '../../../boot/dhcp/packet.ts';
 import { request } from './fakes.ts';
 
 interface Spec {

@@ -2,10 +2,10 @@
 // it goes and what it holds, so a reviewer can read a diff. UPDATE_GOLDEN=1 rewrites them.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodePacket, encodePacket } from '../packet.ts';
-import type { Reply } from '../responder.ts';
+import { decodePacket, encodePacket } from '../../../boot/dhcp/packet.ts';
+import type { Reply } from '../../../boot/dhcp/responder.ts';
 
-const dir = new URL('../fixtures/golden/', import.meta.url);
+const dir = new URL('../../../boot/dhcp/fixtures/golden/', import.meta.url);
 
 export function renderReply(reply: Reply | null): string {
   if (!reply) return '# no reply\n';

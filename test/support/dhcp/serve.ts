@@ -1,15 +1,15 @@
 // Runs the DHCP server as a process, for tests and benches that put it in a network namespace:
-//   ip netns exec NS node --import tsx boot/dhcp/testing/serve.ts CONFIG.json
+//   ip netns exec NS node --import tsx test/support/dhcp/serve.ts CONFIG.json
 // CONFIG is the DHCP config plus `hosts` (a FixedBackend) and `logLevel`. Logs are pino JSON on stdout;
 // SIGTERM stops it, SIGUSR2 prints the counters. Leases live in a MemoryLeaseStore unless `leaseFile` names a JSON-lines file, which
 // every batch is appended to and fsynced (a kea-memfile-like store for the benchmark).
 import { type FileHandle, open } from 'node:fs/promises';
 import { readFileSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
-import type { DhcpHost } from '../../backend.ts';
-import type { DhcpConfigInput } from '../config.ts';
-import { type Lease, type LeaseStore, MemoryLeaseStore } from '../leases.ts';
-import { createDhcpServer } from '../server.ts';
+import type { DhcpHost } from '../../../boot/backend.ts';
+import type { DhcpConfigInput } from '../../../boot/dhcp/config.ts';
+import { type Lease, type LeaseStore, MemoryLeaseStore } from '../../../boot/dhcp/leases.ts';
+import { createDhcpServer } from '../../../boot/dhcp/server.ts';
 import { FixedBackend } from './fakes.ts';
 
 /** Append-only JSON lines, fsynced per batch; loadAll replays it (last line for an address wins). */

@@ -1,7 +1,7 @@
 // Named fakes and builders for the DHCP tests and benches (STYLE.md §8).
 import { readFileSync } from 'node:fs';
-import type { BootBackend, DhcpHost } from '../../backend.ts';
-import { BOOTREQUEST, type DhcpPacket, MessageType, Opt, decodePacket, ips, str, u8 } from '../packet.ts';
+import type { BootBackend, DhcpHost } from '../../../boot/backend.ts';
+import { BOOTREQUEST, type DhcpPacket, MessageType, Opt, decodePacket, ips, str, u8 } from '../../../boot/dhcp/packet.ts';
 
 /** A backend that knows a fixed list of machines. */
 export class FixedBackend implements BootBackend {
@@ -23,7 +23,7 @@ export const BrokenBackend: BootBackend = {
   },
 };
 
-export const fixtureDir = new URL('../fixtures/', import.meta.url);
+export const fixtureDir = new URL('../../../boot/dhcp/fixtures/', import.meta.url);
 
 /** A hex fixture: '#' lines are notes on where it came from. */
 export function readHexFixture(name: string): Buffer {

@@ -3,10 +3,10 @@
 // hardware this machine does not have (it has no SMBIOS, no BMC, no LLDP peer).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Exec, ExecResult } from '../exec.ts';
-import { commandLine } from '../exec.ts';
+import type { Exec, ExecResult } from '../../../agent/exec.ts';
+import { commandLine } from '../../../agent/exec.ts';
 
-export const FIXTURE_DIR = fileURLToPath(new URL('../../test/fixtures/agent/', import.meta.url));
+export const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/agent/', import.meta.url));
 
 export function fixture(name: string): string {
   return readFileSync(FIXTURE_DIR + name, 'utf8');
