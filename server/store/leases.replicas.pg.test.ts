@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DhcpConfigSchema } from '../../boot/dhcp/config.ts';
 import { MessageType } from '../../boot/dhcp/packet.ts';
 import { createResponder } from '../../boot/dhcp/responder.ts';
-import { FixedBackend, request } from '../../boot/dhcp/testing/fakes.ts';
+import { FixedBackend, request } from '../../test/support/dhcp/fakes.ts';
 import { type DbHandle, createDb } from '../db/index.ts';
 import { type PgCluster, startPostgres } from '../../test/harness/postgres.ts';
 import { createLeaseDbStore } from './leases.ts';
