@@ -7,6 +7,7 @@ import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type 
 import { SmbiosUuid } from '../contract/common.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
+import { renderableImage } from '../domain/images.ts';
 import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
 import { agentAuth, type AgentScope } from './auth.ts';
@@ -70,8 +71,17 @@ export function agentRoutes(deps: Deps) {
     const name = selectProfile(deps.config.profiles, node);
     const profile = name ? deps.config.profiles[name] : undefined;
     if (!name || !profile) throw new AppError(409, 'no_profile', `no profile matches node ${uuid} (labels ${JSON.stringify(node.labels)}) and there is no "default" profile`);
-    const image = await deps.images.resolve(profile.image, profile.channel);
-    if (!image) throw new AppError(503, 'image_unavailable', `nothing is published in ${profile.image}:${profile.channel} for profile ${name}`, { image: profile.image, channel: profile.channel }, { 'retry-after': '30' });
+    // an image whose command line cannot be rendered gives the node the channel's last good one; nothing is written
+    // before the choice is made, so a refusal leaves the node as it was (issue 12 item 7)
+    const pick = await renderableImage(deps.images, profile.image, profile.channel, (img) => [...safeCmdline(img.cmdline), ...safeCmdline(profile.cmdline)]);
+    if (pick.kind === 'none') throw new AppError(503, 'image_unavailable', `nothing is published in ${profile.image}:${profile.channel} for profile ${name}`, { image: profile.image, channel: profile.channel }, { 'retry-after': '30' });
+    if (pick.kind !== 'current') {
+      const data = { channel: profile.channel, broken: `${pick.broken.name}@${pick.broken.version}`, error: pick.error, used: pick.kind === 'fallback' ? `${pick.image.name}@${pick.image.version}` : null };
+      deps.log.error({ uuid, profile: name, ...data }, pick.kind === 'fallback' ? 'compute image does not render; node gets the last good image of its channel' : 'no compute image of the channel renders');
+      await nodes.addEvent(uuid, { kind: 'image', reason: 'image-fallback', actor: 'agent', data }, { coalesce: true });
+      if (pick.kind === 'broken') throw new AppError(503, 'image_unavailable', `compute image ${data.broken} cannot be booted (${pick.error}) and no earlier image of ${profile.image}:${profile.channel} can`, { image: profile.image, channel: profile.channel }, { 'retry-after': '30' });
+    }
+    const image = pick.image;
     if (node.state === 'ready') node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest });
     // what the node was told to boot; `installed` and heartbeats overwrite it with what it actually booted, and a
     // failure before that still counts against this image in the promotion gates

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DbHandle } from '../db/index.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
-import { createTestApp, testConfig } from '../../test/fakes/app.ts';
+import { client, createTestApp, sampleFacts, testConfig } from '../../test/fakes/app.ts';
 import { listenApp } from '../../test/fakes/images.ts';
 import { initrdFile, kernelFile } from '../../test/fakes/boot-files.ts';
 import { silentLogger } from '../log.ts';
@@ -92,6 +92,56 @@ describe('GET /ipxe/:uuid when the stage-1 image on prod does not render', () =>
       expect((await t2.nodes.events(U2)).some((e) => e.reason === 'image-fallback' && (e.data as { used: unknown }).used === null)).toBe(true);
     } finally {
       await s2.close();
+    }
+  });
+});
+
+describe('GET /api/v1/agent/:uuid/profile when the compute image on prod does not render', () => {
+  const U3 = '4c4c4544-0042-3510-8052-b4c04f4e4d34';
+  it('hands out the last good compute image, records an event, and answers 503 (writing nothing) when none renders', async () => {
+    const db = await createTestDb();
+    const tmp = mkdtempSync(join(tmpdir(), 'bfprofile-fallback-'));
+    const clock = new FakeClock('2026-12-01T10:00:00Z');
+    try {
+      const images = await createImages({ config: { dataDir: tmp }, db: db.db, log: silentLogger(), clock });
+      const k = kernelFile(tmp, 'vmlinuz');
+      const i = initrdFile(tmp, 'initrd.img');
+      for (const name of ['stage1', 'hypervisor']) await images.pipeline.push({ name, version: '1.0', kernelPath: k.path, initrdPath: i.path, cmdline: 'quiet', channel: 'prod', force: true, actor: 'alice' });
+      const dbs = createImageDbStore(db.db);
+      const brokenOn = async (name: string, version: string) => {
+        const cur = await dbs.channel(name, 'prod');
+        const { image } = await dbs.insertImage({ name, version, arch: 'x86_64', kernelDigest: k.digest, kernelSize: 1, initrdDigest: i.digest, initrdSize: 1, cmdline: 'root=${x}', size: 2, manifestDigest: version.padEnd(64, '0'), createdBy: 'old-server' });
+        await dbs.moveChannel({ name, channel: 'prod', toImageId: image.id, action: 'push', actor: 'old-server', at: clock.now(), expectFromImageId: cur?.image.id ?? null });
+      };
+      await brokenOn('hypervisor', '2.0-broken');
+      const t = createTestApp(db, { images: images.catalog, clock, config: testConfig({ boot: { stage1: { image: 'stage1', channel: 'prod', cmdline: '' } } }) });
+      const http = client(t.app);
+      const token = /bootfarm\.token=(\S+)/.exec((await http.get(`/ipxe/${U3}`)).text)![1]!;
+      expect((await http.post('/api/v1/agent/register', { token, body: { facts: sampleFacts(U3), agentVersion: 't' } })).json.state).toBe('ready');
+      const prof = await http.get(`/api/v1/agent/${U3}/profile`, { token });
+      expect(prof.status, prof.text).toBe(200);
+      expect(prof.json.image).toMatchObject({ name: 'hypervisor', version: '1.0' });
+      expect(prof.json.cmdline).not.toContain('${x}');
+      const fb = (await t.nodes.events(U3)).filter((e) => e.reason === 'image-fallback');
+      expect(fb).toHaveLength(1);
+      expect(fb[0]).toMatchObject({ kind: 'image', actor: 'agent', data: { broken: 'hypervisor@2.0-broken', used: 'hypervisor@1.0' } });
+
+      // nothing renders (here: the profile's own command line cannot be rendered with any image): a 503 that says
+      // so, and the node stays ready, with no credential issued
+      const U4 = '4c4c4544-0042-3510-8052-b4c04f4e4d35';
+      const bad = createTestApp(db, { images: images.catalog, clock, config: testConfig({ boot: { stage1: { image: 'stage1', channel: 'prod', cmdline: '' } }, profiles: { default: { cmdline: 'x=${y}' } } }) });
+      const http2 = client(bad.app);
+      const token4 = /bootfarm\.token=(\S+)/.exec((await http2.get(`/ipxe/${U4}`)).text)![1]!;
+      expect((await http2.post('/api/v1/agent/register', { token: token4, body: { facts: sampleFacts(U4, { macs: ['52:54:00:12:34:57'] }), agentVersion: 't' } })).json.state).toBe('ready');
+      const refused = await http2.get(`/api/v1/agent/${U4}/profile`, { token: token4 });
+      expect(refused.status, refused.text).toBe(503);
+      expect(refused.json.error.message).toContain('cannot be booted');
+      const after = await bad.nodes.require(U4);
+      expect(after.state).toBe('ready');
+      expect(after.credentialHash).toBeNull();
+    } finally {
+      await db.close();
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 });
