@@ -1,5 +1,5 @@
 // The one exponential backoff of the project: the agent's server calls, the server's database connect at
-// start-up, webhook redeliveries and (next) the fleet's rebuild spacing all use it.
+// start-up, webhook redeliveries and the fleet's rebuild spacing all use it.
 //
 // It lives in server/contract/ because agent/ may import nothing else from the server; it is plain TypeScript
 // (no Node APIs, no imports), so it compiles into the Bun agent as well. Written here rather than taken from npm:

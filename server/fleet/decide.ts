@@ -16,6 +16,7 @@
 // window at the earliest (`observedSince`), so time in which the server, its timers or its database were away
 // never counts as a missed heartbeat. While the fleet-wide breaker is open no remediation is decided at all.
 import type { NodeState } from '../contract/lifecycle.ts';
+import { backoffDelay } from '../contract/backoff.ts';
 import type { BmcHealth, PowerState } from '../bmc/types.ts';
 import type { FleetConfig } from './config.ts';
 import type { RebuildRecord } from '../domain/rebuild.ts';
@@ -116,11 +117,15 @@ export function heartbeatAgeMs(node: Pick<FleetNode, 'lastHeartbeat' | 'stateSin
   return now.getTime() - last;
 }
 
-/** Wait before rebuild attempt `attempt` (1-based): none before the first, then base × 2^(n−2), capped. */
+/**
+ * Wait before rebuild attempt `attempt` (1-based): none before the first, then base × 2^(n−2), capped — the
+ * project's one backoff (server/contract/backoff.ts), without jitter: the due time is stored and shown to operators,
+ * and the fleet's concurrency limits already spread the rebuilds out.
+ */
 export function backoffMs(attempt: number, config: FleetConfig): number {
   if (attempt <= 1) return 0;
   const { backoffBaseSeconds: base, backoffMaxSeconds: max } = config.rebuild;
-  return Math.min(max, base * 2 ** (attempt - 2)) * 1000;
+  return backoffDelay(attempt - 2, { baseMs: base * 1000, capMs: max * 1000 });
 }
 
 /** Why an unhealthy node has failed, or null if it is fine (or not ours to judge). */
