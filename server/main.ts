@@ -109,7 +109,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     leaderTasks: [{ name: 'image-rollback', run: () => images.evaluateRollbacks() }],
   });
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker },
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince },
     { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
   );
 

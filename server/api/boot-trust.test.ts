@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootToken, client, createTestApp, sampleFacts, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { FakeClock } from '../clock.ts';
+import { createFleet } from '../fleet/controller.ts';
+import { silentLogger } from '../log.ts';
+import { createApp } from './app.ts';
 import type { DbHandle } from '../db/index.ts';
 
 const NODE_IP = '10.0.0.21';
@@ -27,9 +30,9 @@ beforeAll(async () => {
 afterAll(async () => db?.close());
 
 /** Walks a node through stage-1 into an active compute OS, all from the node's own address. */
-async function activeNode(uuid: string) {
-  const node = client(t.app, { from: NODE_IP });
-  const stage1 = await bootToken(t.app, uuid, { from: NODE_IP });
+async function activeNode(uuid: string, app = t.app) {
+  const node = client(app, { from: NODE_IP });
+  const stage1 = await bootToken(app, uuid, { from: NODE_IP });
   const reg = await node.post('/api/v1/agent/register', { token: stage1, body: { facts: sampleFacts(uuid, { macs: [`52:54:00:7e:00:${(n % 256).toString(16).padStart(2, '0')}`] }) } });
   expect(reg.json.state).toBe('ready');
   const profile = await node.get(`/api/v1/agent/${uuid}/profile`, { token: stage1 });
@@ -121,6 +124,44 @@ describe('a running node keeps its credential whatever /ipxe is asked', () => {
     expect(r.status).toBe(403);
     expect(r.json.error.message).toMatch(/attempt ended .*the running boot called in with its node credential/);
     expect((await t.nodes.get(U))!.state).toBe('active');
+  });
+});
+
+describe('a control-plane outage does not make running nodes "gone"', () => {
+  it('after 10 minutes without controller ticks, /ipxe from elsewhere opens no attempt; a node silent for 61 s of watched time gets one', async () => {
+    // the real fleet controller on the same database and clock: its ticks write the observation window
+    // (fleet_control) that /ipxe reads through deps.fleetWatchedSince
+    const fleet = createFleet({ db, store: t.nodes, bmcStore: t.bmcs, clock, config: { tickSeconds: 15, heartbeat: { intervalSeconds: 30, missed: 3 }, bmc: { poll: false } }, logger: silentLogger(), sleep: async () => {} });
+    const app = createApp({ ...t.deps, fleetWatchedSince: fleet.watchedSince });
+    const U = nextUuid();
+    const { node, credential } = await activeNode(U, app);
+    await fleet.tick();
+    expect((await node.post(`/api/v1/agent/${U}/heartbeat`, { token: credential, body: {} })).json).toEqual({ state: 'active', next: 'continue' });
+
+    // the control plane is away for 10 minutes: no ticks, no heartbeats recorded. It comes back; before its
+    // first tick, and right after it, the node's old heartbeat does not count against it
+    clock.advance(10 * 60_000);
+    const elsewhere = client(app, { from: ELSEWHERE });
+    const before = await elsewhere.get(`/ipxe/${U}`);
+    expect(before.text).not.toContain('bootfarm.token=');
+    expect(before.text).toMatch(/node is active and heartbeating/);
+    await fleet.tick();
+    clock.advance(3_000);
+    expect((await elsewhere.get(`/ipxe/${U}`)).text).not.toContain('bootfarm.token=');
+    expect((await t.nodes.get(U))!.state).toBe('active');
+    expect((await node.post(`/api/v1/agent/${U}/heartbeat`, { token: credential, body: {} })).status).toBe(200);
+
+    // the node really went away after the outage: ticks run every 15 s, and 61 s of watched silence later its
+    // own boot gets an attempt (the usual "gone" rule)
+    for (let i = 0; i < 4; i++) {
+      clock.advance(15_000);
+      await fleet.tick();
+    }
+    clock.advance(2_000);
+    const script = await node.get(`/ipxe/${U}`);
+    expect(script.text).toContain('bootfarm.token=');
+    expect((await t.nodes.attempts(U)).at(-1)).toMatchObject({ reason: 'gone', address: NODE_IP });
+    await fleet.stop();
   });
 });
 

@@ -29,6 +29,17 @@ const BootQuery = z.object({
 
 const HELD = new Set(['quarantined', 'maintenance', 'retired']);
 /** stands in for the stage-1 token while checking that an image renders (tokens are URL-safe, always renderable) */
+/** The fleet's watched-since time; an unreadable one counts as "just started watching" (refuse, never open). */
+async function watchedSinceOf(deps: Deps): Promise<Date | null> {
+  if (!deps.fleetWatchedSince) return null;
+  try {
+    return await deps.fleetWatchedSince();
+  } catch (e) {
+    deps.log.warn({ err: (e as Error).message }, 'fleet liveness unreadable; running nodes are not counted as gone');
+    return deps.clock.now();
+  }
+}
+
 const PROBE_TOKEN = '0'.repeat(43);
 
 export function bootRoutes(deps: Deps) {
@@ -89,7 +100,8 @@ export function bootRoutes(deps: Deps) {
     const image = pick.image;
     const profileName = selectProfile(deps.config.profiles, node);
     const interval = (profileName ? deps.config.profiles[profileName]?.heartbeatIntervalSeconds : undefined) ?? 30;
-    const decision = decideBootAttempt(node, deps.clock.now(), interval, boot.attempts, boot.retrySeconds);
+    const watched = node.state === 'active' && node.credentialHash ? await watchedSinceOf(deps) : null;
+    const decision = decideBootAttempt(node, deps.clock.now(), interval, boot.attempts, boot.retrySeconds, watched);
     if (!decision.open) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'running' });
       return ipxe(renderRetryScript({ message: decision.why, seconds: decision.retryAfterSeconds, retryUrl }));

@@ -23,4 +23,6 @@ export interface Deps {
   rebuild?: (uuid: string, reason: string, actor: string) => Promise<NodeRow>;
   /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */
   fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
+  /** since when heartbeats have been watched without a gap (fleet.watchedSince): /ipxe counts silence from here */
+  fleetWatchedSince?: () => Promise<Date>;
 }

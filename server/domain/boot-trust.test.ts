@@ -1,7 +1,7 @@
 // decideBootAttempt as a case table (docs/security-model.md "When /ipxe opens a boot attempt").
 import { describe, expect, it } from 'vitest';
 import { BootAttemptsConfig } from '../config.ts';
-import { decideBootAttempt, type BootTrustNode } from './boot-trust.ts';
+import { decideBootAttempt, watchedSince, type BootTrustNode } from './boot-trust.ts';
 
 const cfg = BootAttemptsConfig.parse({}); // gone after 2 missed beats, a boot waited for 1 h
 const now = new Date('2026-06-01T12:00:00Z');
@@ -25,5 +25,19 @@ describe('decideBootAttempt (heartbeat interval 30 s, retry 30 s)', () => {
   it.each(cases)('%s', (_name, over, want) => {
     const got = decideBootAttempt({ ...active, ...over }, now, 30, cfg, 30);
     expect(got).toMatchObject(want);
+  });
+});
+
+describe('silence counts only while the control plane watched (issue 12 × 13)', () => {
+  it('a heartbeat older than the observation window is measured from the window', () => {
+    const silent = { ...active, lastHeartbeat: ago(600) };
+    expect(decideBootAttempt(silent, now, 30, cfg, 30, ago(20))).toMatchObject({ open: false, retryAfterSeconds: 30 });
+    expect(decideBootAttempt(silent, now, 30, cfg, 30, ago(61))).toMatchObject({ open: true, reason: 'gone' });
+    expect(decideBootAttempt(silent, now, 30, cfg, 30, null)).toMatchObject({ open: true, reason: 'gone' });
+  });
+  it('watchedSince: the window while the controller ticks, now when it has not ticked within the bound', () => {
+    expect(watchedSince({ lastTickAt: ago(10), observedSince: ago(300) }, now, 45_000)).toEqual(ago(300));
+    expect(watchedSince({ lastTickAt: ago(46), observedSince: ago(300) }, now, 45_000)).toEqual(now);
+    expect(watchedSince({ lastTickAt: null, observedSince: null }, now, 45_000)).toEqual(now);
   });
 });

@@ -19,6 +19,7 @@ import { BmcError, redact, type Bmc } from '../bmc/types.ts';
 import { FleetConfig, type FleetConfigInput } from './config.ts';
 import { CAUSE_CLASS, decide, heartbeatAgeMs, heartbeatIntervalMs, type BmcObservation, type Decision, type FleetNode } from './decide.ts';
 import { breakerVerdict } from './breaker.ts';
+import { watchedSince } from '../domain/boot-trust.ts';
 import type { RebootStep } from './ladder.ts';
 import { createFleetStore, type FleetStore } from '../store/fleet.ts';
 import { createWebhooks, type WebhookFetch } from './webhooks.ts';
@@ -368,6 +369,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
 
+  let watched: { at: number; value: Promise<Date> } | null = null;
   const fleet = {
     config,
     metrics,
@@ -382,6 +384,19 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     instanceId,
     /** the fleet-wide circuit breaker as stored (every replica sees the same) */
     breaker: () => fleetStore.breaker(),
+    /**
+     * Since when the control plane has been watching heartbeats without a gap (server/domain/boot-trust.ts
+     * watchedSince): /ipxe counts a node's silence only from here. Read from fleet_control (every replica sees the
+     * leader's window), cached for two seconds so a boot storm costs one query per replica per two seconds.
+     */
+    watchedSince(): Promise<Date> {
+      const now = clock.now();
+      if (watched && now.getTime() - watched.at < 2000) return watched.value;
+      const value = fleetStore.liveness().then((l) => watchedSince(l, now, maxTickGapMs));
+      watched = { at: now.getTime(), value };
+      value.catch(() => (watched = null));
+      return value;
+    },
     /** an operator resumes automatic repair (audited in fleet_events); null if the breaker was not open */
     async resume(actor: string, reason: string) {
       const b = await fleetStore.resumeBreaker({ at: clock.now(), actor, reason });
