@@ -62,7 +62,13 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
   // gets its CSP and security headers; /metrics optionally needs a viewer token
   // the client address: the peer, or behind a trusted proxy its X-Forwarded-For (server/api/trusted.ts)
-  const clientAddress = clientAddressResolver(deps.config.http.trustedProxies);
+  const clientAddress = clientAddressResolver(deps.config.http.trustedProxies, {
+    onUntrustedForward: (peer) =>
+      deps.log.warn(
+        { peer },
+        `requests from ${peer} carry X-Forwarded-For but ${peer} is not in http.trustedProxies: if it is a load balancer, every client behind it is seen as ${peer} (one shared per-source rate limit, boot.trustedNetworks judges the balancer); list it in http.trustedProxies`,
+      ),
+  });
   const bootNetwork = trustedNetworks(deps.config.boot.trustedNetworks, clientAddress);
   app.use('/api/v1/*', async function adminGate(c, next) {
     if (c.req.path === '/api/v1/openapi.json') return next();

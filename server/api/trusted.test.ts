@@ -7,7 +7,8 @@ import { createTestApp, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import type { DbHandle } from '../db/index.ts';
 import { parseConfig, type Config } from '../config.ts';
 import { FakeClock } from '../clock.ts';
-import { boundaryWarnings } from './trusted.ts';
+import { boundaryWarnings, clientAddressResolver } from './trusted.ts';
+import { Hono } from 'hono';
 
 const U = '12121212-0000-4000-8000-000000000001';
 let db: DbHandle;
@@ -122,5 +123,21 @@ describe('start-up warning', () => {
   it('warns when the boot network is open, not when it is set', () => {
     expect(boundaryWarnings(parseConfig({})).join('\n')).toContain('boot.trustedNetworks is empty');
     expect(boundaryWarnings(parseConfig({ boot: { trustedNetworks: ['10.20.0.0/24'] } }))).toEqual([]);
+  });
+});
+
+describe('a load balancer left out of http.trustedProxies', () => {
+  it('is reported once per peer when it forwards, and its header is not believed', async () => {
+    const reported: string[] = [];
+    const resolve = clientAddressResolver([], { onUntrustedForward: (p) => reported.push(p) });
+    const app = new Hono().get('/', (c) => c.text(String(resolve(c))));
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+    servers.push(s);
+    await new Promise((r) => s.once('listening', r));
+    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
+    expect(await (await fetch(url)).text()).toBe('127.0.0.1');
+    expect(reported).toEqual([]);
+    for (let i = 0; i < 3; i++) expect(await (await fetch(url, { headers: { 'x-forwarded-for': `10.9.0.${i}` } })).text()).toBe('127.0.0.1');
+    expect(reported).toEqual(['127.0.0.1']);
   });
 });

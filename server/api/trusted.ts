@@ -54,11 +54,21 @@ function forwardedAddress(entry: string): string | null {
 export type ClientAddress = (c: Context) => string | null;
 
 /** How this server learns a request's client address (see the top of this file). null: unknown. */
-export function clientAddressResolver(trustedProxies: string[]): ClientAddress {
+export function clientAddressResolver(trustedProxies: string[], { onUntrustedForward }: { onUntrustedForward?: (peer: string) => void } = {}): ClientAddress {
   const proxies = parseNetworks(trustedProxies);
+  // peers already reported as forwarding without being trusted (bounded: a scan cannot grow it)
+  const reported = new Set<string>();
   return function clientAddress(c) {
     const peer = peerAddress(c);
-    if (!peer || !trustedProxies.length || !inList(proxies, peer)) return peer;
+    if (!peer || !trustedProxies.length || !inList(proxies, peer)) {
+      // A load balancer left out of http.trustedProxies: every client behind it looks like the balancer, so they
+      // share one rate-limit bucket and boot.trustedNetworks judges the balancer. Say so once per peer.
+      if (peer && onUntrustedForward && reported.size < 64 && !reported.has(peer) && c.req.raw.headers.has('x-forwarded-for')) {
+        reported.add(peer);
+        onUntrustedForward(peer);
+      }
+      return peer;
+    }
     const header = c.req.raw.headers.get('x-forwarded-for');
     if (!header) return peer;
     const hops = header.split(',');
