@@ -5,7 +5,7 @@ import { createApp } from './app.ts';
 import { fleetMount } from './fleet.ts';
 import { createFleet, type Fleet } from '../fleet/controller.ts';
 import { runFleet } from '../cli/fleet.ts';
-import { apiClient, CliError } from '../cli.ts';
+import { apiClient } from '../cli.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { client, createTestApp, TOKENS } from '../../test/fakes/app.ts';
 import { silentLogger } from '../log.ts';
@@ -17,9 +17,9 @@ describe('fleet status and resume', () => {
   let app: ReturnType<typeof createApp>;
   let http: ReturnType<typeof client>;
   const fetchVia = (async (url: string | URL | Request, init?: RequestInit) => app.request(String(url).replace('http://bootfarm', ''), init)) as typeof fetch;
-  const cli = async (args: string[], opts: { reason?: string; json?: boolean } = {}, token = TOKENS.operator) => {
+  const cli = async (args: string[], token = TOKENS.operator) => {
     const lines: string[] = [];
-    await runFleet(args, { api: apiClient('http://bootfarm', token, fetchVia), out: (l) => lines.push(l), fail: (m) => new CliError(m), ...opts });
+    await runFleet(args, { api: apiClient('http://bootfarm', token, fetchVia), out: (l) => lines.push(l) });
     return lines;
   };
 
@@ -58,11 +58,12 @@ describe('fleet status and resume', () => {
 
     expect((await http.post('/api/v1/fleet/resume', { token: TOKENS.viewer, body: {} })).status).toBe(403);
     expect((await http.post('/api/v1/fleet/resume', { token: TOKENS.operator, body: { reason: '' } })).status).toBe(400);
-    expect(await cli(['resume'], { reason: 'uplink of r3 replaced' })).toEqual(['automatic repair resumed (by api:operator)']);
+    expect(await cli(['resume', '--reason', 'uplink of r3 replaced'])).toEqual(['automatic repair resumed (by api:operator)']);
     const after = await http.get('/api/v1/fleet', { token: TOKENS.viewer });
     expect(after.json).toMatchObject({ degraded: false, breaker: { open: false, resumedBy: 'api:operator' } });
     expect(after.json.events[0]).toMatchObject({ kind: 'breaker-resume', actor: 'api:operator', reason: 'uplink of r3 replaced' });
     expect((await http.get('/ui', { token: TOKENS.viewer })).text).not.toContain('id="degraded"');
-    await expect(cli(['bogus'])).rejects.toThrow(/unknown fleet command "bogus"/);
+    await expect(cli(['bogus'])).rejects.toThrow(/unknown command 'bogus'/);
+    await expect(cli(['resume', '--reson', 'typo'])).rejects.toThrow(/unknown option '--reson'\n\(Did you mean --reason\?\)/);
   });
 });

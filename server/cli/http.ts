@@ -1,26 +1,78 @@
 // The CLI's one HTTP caller for the admin API: bearer token, JSON (or raw bytes for uploads) in, the project's
 // error shape turned into a readable error out. Each command family passes the error it throws.
+// https URLs go through node:https so the server certificate is verified against the system CAs plus an
+// optional CA bundle (--ca / BOOTFARM_CA): the admin listener usually has a certificate from a private CA.
+import { Agent, request } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+
 /** What a command family needs to call the admin API (its own module, so server/cli.ts and server/cli/*.ts do
  * not import each other). */
 export interface ApiClient {
   get(path: string): Promise<unknown>;
   post(path: string, body: unknown): Promise<unknown>;
+  delete(path: string): Promise<unknown>;
 }
 
 export type Fail = (message: string, status?: number, body?: unknown) => Error;
+export type Call = <T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
 
-export function createHttp({ url, token, fetchImpl = fetch, fail }: { url: string; token?: string | undefined; fetchImpl?: typeof fetch; fail: Fail }) {
+/** Certificate problems node reports (tls.TLSSocket authorizationError codes and the hostname check). */
+const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
+
+/** A fetch for https with the given CA bundle added to node's; the answer is a standard Response. */
+export function httpsFetch(caFile: string | undefined, fail: Fail): typeof fetch {
+  let ca: string[] | undefined;
+  if (caFile) {
+    try {
+      ca = [...rootCertificates, readFileSync(caFile, 'utf8')];
+    } catch (e) {
+      throw fail(`cannot read the CA bundle ${caFile}: ${(e as Error).message}`);
+    }
+  }
+  const agent = new Agent({ keepAlive: true, ...(ca ? { ca } : {}) });
+  return (async (input: string | URL | Request, init: RequestInit = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const req = request(String(input), { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+          resolve(new Response(res.statusCode === 204 || res.statusCode === 304 ? null : Buffer.concat(chunks), { status: res.statusCode ?? 502, headers }));
+        });
+      });
+      req.on('error', reject);
+      if (init.body !== undefined && init.body !== null) req.end(init.body as string | Uint8Array);
+      else req.end();
+    })) as typeof fetch;
+}
+
+/** "why the connection failed", with a hint when it is the certificate. */
+function connectionProblem(e: unknown, url: string): string {
+  const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+  const root = err.cause ?? err;
+  const code = root.code ?? err.code;
+  const text = `${code ? `${code}: ` : ''}${root.message}`;
+  if (code && CERT_CODES.test(code))
+    return `cannot reach ${url}: the server certificate is not trusted (${text}); pass --ca FILE (or BOOTFARM_CA) with the CA that signed the admin listener's certificate`;
+  return `cannot reach ${url}: ${text}`;
+}
+
+export function createHttp({ url, token, ca, fetchImpl, fail }: { url: string; token?: string | undefined; ca?: string | undefined; fetchImpl?: typeof fetch | undefined; fail: Fail }): Call {
+  const doFetch = fetchImpl ?? (url.startsWith('https:') ? httpsFetch(ca, fail) : fetch);
   return async function call<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const raw = body instanceof Uint8Array;
     let res: Response;
     try {
-      res = await fetchImpl(url.replace(/\/+$/, '') + path, {
+      res = await doFetch(url.replace(/\/+$/, '') + path, {
         method,
         headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': raw ? 'application/offset+octet-stream' : 'application/json' } : {}), ...headers },
         body: body === undefined ? undefined : raw ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body),
       });
     } catch (e) {
-      throw fail(`cannot reach ${url}: ${(e as Error).message}`);
+      throw fail(connectionProblem(e, url));
     }
     const text = await res.text();
     let json: unknown;

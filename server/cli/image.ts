@@ -1,32 +1,28 @@
 // `bootfarm image …` commands. Like the rest of the CLI they talk to a running server's admin API; uploads
 // use the resumable protocol of admin.ts, so an interrupted push continues where it stopped.
-//   image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C [--force]]
-//   image list | show NAME | history NAME [--channel C]
-//   image promote NAME --from canary --to prod [--reason S] [--force]
-//   image rollback NAME --channel prod [--reason S]
 import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { createHttp } from './http.ts';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CliError, runArea, type CliContext, type ProgressStream } from './context.ts';
+import type { Call } from './http.ts';
 import { sha256File } from '../images/pipeline.ts';
 import { retry, type Sleep } from '../contract/backoff.ts';
 import { ByteReader, checkCmdline, checkInitrd, checkKernel, ImagePartError } from '../images/parts.ts';
-import { createReadStream } from 'node:fs';
 
-export const IMAGE_USAGE = `  image push DIR|KERNEL INITRD --name N --version V [--arch A] [--cmdline S] [--notes S] [--channel C [--force]]
-  image list | image show NAME | image history NAME [--channel C]
-  image promote NAME --from CHANNEL --to CHANNEL [--reason S] [--force]
-  image rollback NAME --channel CHANNEL [--reason S]`;
-
-export class ImageCliError extends Error {}
+/** Kept for callers that catch the image commands' errors by name; it is the CLI's error (exit code 2). */
+export class ImageCliError extends CliError {}
 
 export interface ImageCliOptions {
   url: string;
   token?: string;
+  /** PEM CA bundle for an https admin listener */
+  ca?: string;
   /** stdout lines */
   out: (line: string) => void;
-  /** progress (stderr); `\\r`-updated on a TTY */
-  progress?: { write(s: string): unknown; isTTY?: boolean };
+  /** progress (stderr): a redrawn bar on a TTY, one line per 10 % otherwise */
+  progress?: ProgressStream;
   fetchImpl?: typeof fetch;
   /** waits between retries of an upload chunk (tests pass a recorder) */
   sleep?: Sleep;
@@ -39,11 +35,6 @@ const transient = (e: unknown) => {
   const status = (e as { status?: number }).status;
   return status === undefined || status >= 500;
 };
-
-function client({ url, token, fetchImpl = fetch }: ImageCliOptions) {
-  // status and body ride on the error: an interrupted upload resumes from the offset the server reports
-  return createHttp({ url, token, fetchImpl, fail: (m, status, body) => Object.assign(new ImageCliError(m), { status, body }) });
-}
 
 const KERNEL_NAMES = /^(vmlinuz|bzImage|kernel|linux)([-.].*)?$/;
 const INITRD_NAMES = /^(initrd|initramfs|rootfs)([-.].*)?$/;
@@ -68,28 +59,42 @@ export async function findImageFiles(paths: string[]): Promise<{ kernel: string;
   return { kernel: join(dir, kernel[0]!), initrd: join(dir, initrd[0]!), cmdline };
 }
 
-function bar(label: string, done: number, total: number, tty: boolean): string {
-  const pct = total ? done / total : 1;
-  const width = 30;
-  const fill = Math.round(pct * width);
-  const mib = (n: number) => (n / 1048576).toFixed(1);
-  return `${tty ? '\r' : ''}${label.padEnd(7)} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${String(Math.floor(pct * 100)).padStart(3)}% ${mib(done)}/${mib(total)} MiB${tty ? '' : '\n'}`;
+const MiB = (n: number) => (n / 1048576).toFixed(1);
+const BAR = { format: '{label} [{bar}] {percentage}% {done}/{size} MiB', barCompleteChar: '#', barIncompleteChar: '-', barsize: 30, hideCursor: false, autopadding: true, autopaddingChar: ' ' } as const;
+
+/** Upload progress from cli-progress: on a TTY its redrawn single bar; elsewhere (logs, CI) the same line
+ * printed once per 10 % (cli-progress's own non-TTY mode prints on a timer instead). */
+function progressBar(stream: ProgressStream | undefined, label: string, size: number) {
+  const payload = (done: number) => ({ label: label.padEnd(7), done: MiB(done), size: MiB(size) });
+  if (stream?.isTTY) {
+    const bar = new cliProgress.SingleBar({ ...BAR, stream: stream as NodeJS.WritableStream, etaBuffer: 20 });
+    return {
+      start: (done: number) => bar.start(size, done, payload(done)),
+      update: (done: number) => bar.update(done, payload(done)),
+      note: (line: string) => stream.write(`\n${line}\n`),
+      stop: () => bar.stop(),
+    };
+  }
+  let last = -1;
+  const line = (done: number) => {
+    const step = Math.floor((size ? done / size : 1) * 10);
+    if (step === last) return;
+    last = step;
+    const progress = size ? done / size : 1;
+    const options = { ...BAR, barCompleteString: '#'.repeat(BAR.barsize), barIncompleteString: '-'.repeat(BAR.barsize), barGlue: '' };
+    const text = cliProgress.Format.Formatter(options as never, { progress, eta: 0, startTime: 0, stopTime: 0, total: size, value: done, maxWidth: 200 } as never, payload(done));
+    stream?.write(`${text}\n`);
+  };
+  return { start: line, update: line, note: (l: string) => stream?.write(`${l}\n`), stop: () => {} };
 }
 
 /** Upload one file by digest, resuming from what the server already has. */
-export async function uploadBlob(opts: ImageCliOptions, label: string, path: string, digest: string, size: number): Promise<{ resumedFrom: number }> {
-  const call = client(opts);
-  const tty = !!opts.progress?.isTTY;
+export async function uploadBlob(call: Call, o: { progress?: ProgressStream; sleep?: Sleep }, label: string, path: string, digest: string, size: number): Promise<{ resumedFrom: number }> {
   const status = await call<{ offset: number; complete: boolean; chunkBytes: number }>('GET', `/api/v1/images/blobs/${digest}/upload`);
-  let offset = status.offset;
-  const resumedFrom = status.complete ? size : offset;
-  let lastPct = -1;
-  const show = () => {
-    const pct = Math.floor((offset / size) * 10);
-    if (tty || pct !== lastPct) opts.progress?.write(bar(label, offset, size, tty));
-    lastPct = pct;
-  };
-  show();
+  let offset = status.complete ? size : status.offset;
+  const resumedFrom = offset;
+  const bar = progressBar(o.progress, label, size);
+  bar.start(offset);
   if (!status.complete) {
     const fh = await open(path, 'r');
     try {
@@ -102,8 +107,8 @@ export async function uploadBlob(opts: ImageCliOptions, label: string, path: str
           const r = await retry(() => call<{ offset: number }>('PATCH', `/api/v1/images/blobs/${digest}/upload`, buf, { 'upload-offset': String(at), 'upload-length': String(size) }), {
             ...CHUNK_RETRY,
             retryable: transient,
-            sleep: opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
-            onRetry: (err, n, ms) => opts.progress?.write(`${tty ? '\n' : ''}${label}: ${(err as Error).message}; retry ${n + 1} in ${ms} ms\n`),
+            sleep: o.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
+            onRetry: (err, n, ms) => bar.note(`${label}: ${(err as Error).message}; retry ${n + 1} in ${ms} ms`),
           });
           offset = r.offset;
         } catch (e) {
@@ -112,50 +117,38 @@ export async function uploadBlob(opts: ImageCliOptions, label: string, path: str
           if (body?.error?.code === 'offset_mismatch' && typeof body.error.details?.offset === 'number') offset = body.error.details.offset;
           else throw e;
         }
-        show();
+        bar.update(offset);
       }
     } finally {
+      bar.stop();
       await fh.close();
     }
-  } else offset = size;
-  if (tty) opts.progress?.write(bar(label, size, size, tty) + '\n');
+  } else bar.stop();
   return { resumedFrom };
 }
 
-export async function runImageCommand(argv: string[], opts: ImageCliOptions): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      version: { type: 'string' },
-      arch: { type: 'string' },
-      cmdline: { type: 'string' },
-      notes: { type: 'string' },
-      channel: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      reason: { type: 'string' },
-      force: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-  });
-  const [sub, ...rest] = positionals;
-  const call = client(opts);
-  const print = (value: unknown, text: () => string[]) => {
-    if (v.json) opts.out(JSON.stringify(value, null, 2));
-    else for (const l of text()) opts.out(l);
-  };
-  const need = (x: string | undefined, what: string) => {
-    if (!x) throw new ImageCliError(`missing ${what}\n${IMAGE_USAGE}`);
-    return x;
-  };
+export function register(program: Command, ctx: CliContext, deps: { sleep?: Sleep } = {}): void {
+  const image = program.command('image').description('boot images: push, list, show, history, promote, rollback');
   const enc = encodeURIComponent;
-  switch (sub) {
-    case 'push': {
-      const name = need(v.name, '--name');
-      const version = need(v.version, '--version');
-      const files = await findImageFiles(rest);
+  const print = (value: unknown, text: () => string[]) => {
+    if (ctx.globals().json) ctx.out(JSON.stringify(value, null, 2));
+    else for (const l of text()) ctx.out(l);
+  };
+
+  image
+    .command('push')
+    .description('upload a kernel + initrd (resumable) and create an image version')
+    .argument('<paths...>', 'DIR (vmlinuz*, initrd*, optional cmdline file) or KERNEL INITRD')
+    .requiredOption('--name <name>', 'image name')
+    .requiredOption('--version <version>', 'image version')
+    .option('--arch <arch>', 'architecture (checked against the kernel)')
+    .option('--cmdline <text>', 'kernel command line (default: DIR/cmdline)')
+    .option('--notes <text>', 'release notes')
+    .option('--channel <channel>', 'publish onto this channel')
+    .option('--force', 'publish onto a gated channel (admin)')
+    .action(async (paths: string[], v: { name: string; version: string; arch?: string; cmdline?: string; notes?: string; channel?: string; force?: boolean }) => {
+      const call = ctx.http();
+      const files = await findImageFiles(paths);
       const cmdline = v.cmdline ?? files.cmdline ?? '';
       // the server checks again; checking here first refuses a bad image before gigabytes are uploaded
       try {
@@ -170,13 +163,13 @@ export async function runImageCommand(argv: string[], opts: ImageCliOptions): Pr
       for (const part of ['kernel', 'initrd'] as const) {
         const { digest, size } = await sha256File(files[part]);
         if (size === 0) throw new ImageCliError(`${files[part]} is empty`);
-        const { resumedFrom } = await uploadBlob(opts, part, files[part], digest, size);
-        if (resumedFrom > 0 && resumedFrom < size) opts.out(`${part}: resumed an interrupted upload at ${resumedFrom} of ${size} bytes`);
+        const { resumedFrom } = await uploadBlob(call, { progress: ctx.progress, sleep: deps.sleep }, part, files[part], digest, size);
+        if (resumedFrom > 0 && resumedFrom < size) ctx.out(`${part}: resumed an interrupted upload at ${resumedFrom} of ${size} bytes`);
         parts.push({ part, digest, size });
       }
       const r = await call<{ created: boolean; image: { version: string; manifestDigest: string }; published: { channel: string } | null }>('POST', '/api/v1/images', {
-        name,
-        version,
+        name: v.name,
+        version: v.version,
         ...(v.arch ? { arch: v.arch } : {}),
         kernel: { digest: parts[0]!.digest, size: parts[0]!.size },
         initrd: { digest: parts[1]!.digest, size: parts[1]!.size },
@@ -185,50 +178,81 @@ export async function runImageCommand(argv: string[], opts: ImageCliOptions): Pr
         ...(v.channel ? { channel: v.channel } : {}),
         ...(v.force ? { force: true } : {}),
       });
-      print(r, () => [`${name} ${r.image.version} ${r.created ? 'pushed' : 'already present'} (manifest ${r.image.manifestDigest.slice(0, 12)})${r.published ? `, now on ${r.published.channel}` : ''}`]);
-      return 0;
-    }
-    case 'list': {
-      const r = await call<{ images: { name: string; versions: number; latest: string; channels: Record<string, string> }[]; channels: string[] }>('GET', '/api/v1/images');
+      print(r, () => [`${v.name} ${r.image.version} ${r.created ? 'pushed' : 'already present'} (manifest ${r.image.manifestDigest.slice(0, 12)})${r.published ? `, now on ${r.published.channel}` : ''}`]);
+    });
+
+  image
+    .command('list')
+    .description('images with their versions and what each channel points at')
+    .action(async () => {
+      const r = await ctx.http()<{ images: { name: string; versions: number; latest: string; channels: Record<string, string> }[]; channels: string[] }>('GET', '/api/v1/images');
       print(r, () => [
         ['NAME'.padEnd(20), 'VERSIONS'.padEnd(9), 'LATEST'.padEnd(14), ...r.channels.map((c) => c.toUpperCase().padEnd(12))].join(' '),
         ...r.images.map((i) => [i.name.padEnd(20), String(i.versions).padEnd(9), i.latest.padEnd(14), ...r.channels.map((c) => (i.channels[c] ?? '-').padEnd(12))].join(' ')),
       ]);
-      return 0;
-    }
-    case 'show': {
-      const name = need(rest[0], 'NAME');
-      const r = await call<{ channels: Record<string, { version: string; updatedBy: string; updatedAt: string }>; versions: { version: string; arch: string; size: number; createdAt: string; kernel: { digest: string }; initrd: { digest: string } }[] }>('GET', `/api/v1/images/${enc(name)}`);
+    });
+
+  image
+    .command('show')
+    .description("an image's channels and versions")
+    .argument('<name>', 'image name')
+    .action(async (name: string) => {
+      const r = await ctx.http()<{ channels: Record<string, { version: string; updatedBy: string; updatedAt: string }>; versions: { version: string; arch: string; size: number; createdAt: string; kernel: { digest: string }; initrd: { digest: string } }[] }>(
+        'GET',
+        `/api/v1/images/${enc(name)}`,
+      );
       print(r, () => [
         `image ${name}`,
         ...Object.entries(r.channels).map(([c, x]) => `  ${c.padEnd(10)} → ${x.version} (by ${x.updatedBy}, ${x.updatedAt})`),
         'versions:',
         ...r.versions.map((x) => `  ${x.version.padEnd(14)} ${x.arch.padEnd(8)} ${(x.size / 1048576).toFixed(1).padStart(8)} MiB  kernel ${x.kernel.digest.slice(0, 12)}  initrd ${x.initrd.digest.slice(0, 12)}  ${x.createdAt}`),
       ]);
-      return 0;
-    }
-    case 'history': {
-      const name = need(rest[0], 'NAME');
-      const r = await call<{ history: { at: string; channel: string; action: string; from: { version: string } | null; to: { version: string }; actor: string; reason: string | null }[] }>(
+    });
+
+  image
+    .command('history')
+    .description("an image's channel history")
+    .argument('<name>', 'image name')
+    .option('--channel <channel>', 'only this channel')
+    .action(async (name: string, v: { channel?: string }) => {
+      const r = await ctx.http()<{ history: { at: string; channel: string; action: string; from: { version: string } | null; to: { version: string }; actor: string; reason: string | null }[] }>(
         'GET',
         `/api/v1/images/${enc(name)}/history${v.channel ? `?channel=${enc(v.channel)}` : ''}`,
       );
       print(r, () => r.history.map((h) => `${h.at}  ${h.channel.padEnd(8)} ${h.action.padEnd(13)} ${(h.from?.version ?? '-').padEnd(10)} → ${h.to.version.padEnd(10)} ${h.actor}${h.reason ? `: ${h.reason}` : ''}`));
-      return 0;
-    }
-    case 'promote': {
-      const name = need(rest[0], 'NAME');
-      const r = await call<{ to: { version: string } }>('POST', `/api/v1/images/${enc(name)}/promote`, { from: need(v.from, '--from'), to: need(v.to, '--to'), ...(v.reason ? { reason: v.reason } : {}), ...(v.force ? { force: true } : {}) });
+    });
+
+  image
+    .command('promote')
+    .description("move a channel to another channel's version (gated: dev → canary → prod)")
+    .argument('<name>', 'image name')
+    .requiredOption('--from <channel>', 'source channel')
+    .requiredOption('--to <channel>', 'target channel')
+    .option('--reason <text>', 'why (kept in the history)')
+    .option('--force', 'skip the promotion gates (admin)')
+    .action(async (name: string, v: { from: string; to: string; reason?: string; force?: boolean }) => {
+      const r = await ctx.http()<{ to: { version: string } }>('POST', `/api/v1/images/${enc(name)}/promote`, { from: v.from, to: v.to, ...(v.reason ? { reason: v.reason } : {}), ...(v.force ? { force: true } : {}) });
       print(r, () => [`${name}: ${v.to} now on ${r.to.version} (from ${v.from})`]);
-      return 0;
-    }
-    case 'rollback': {
-      const name = need(rest[0], 'NAME');
-      const r = await call<{ from: { version: string } | null; to: { version: string } }>('POST', `/api/v1/images/${enc(name)}/rollback`, { channel: need(v.channel, '--channel'), ...(v.reason ? { reason: v.reason } : {}) });
+    });
+
+  image
+    .command('rollback')
+    .description('put a channel back on its previous version')
+    .argument('<name>', 'image name')
+    .requiredOption('--channel <channel>', 'channel to roll back')
+    .option('--reason <text>', 'why (kept in the history)')
+    .action(async (name: string, v: { channel: string; reason?: string }) => {
+      const r = await ctx.http()<{ from: { version: string } | null; to: { version: string } }>('POST', `/api/v1/images/${enc(name)}/rollback`, { channel: v.channel, ...(v.reason ? { reason: v.reason } : {}) });
       print(r, () => [`${name}: ${v.channel} rolled back from ${r.from?.version ?? '-'} to ${r.to.version}`]);
-      return 0;
-    }
-    default:
-      throw new ImageCliError(`unknown image command ${JSON.stringify(sub ?? '')}\n${IMAGE_USAGE}`);
-  }
+    });
+}
+
+/** `bootfarm image ARGV…` on its own (tests, the e2e helper run inside a namespace). */
+export function runImageCommand(argv: string[], opts: ImageCliOptions): Promise<number> {
+  return runArea((p, c) => register(p, c, { sleep: opts.sleep }), ['image', ...argv], {
+    out: opts.out,
+    progress: opts.progress ?? { write: () => true },
+    fetchImpl: opts.fetchImpl,
+    globals: { url: opts.url, token: opts.token, ca: opts.ca },
+  });
 }

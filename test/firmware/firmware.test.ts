@@ -316,7 +316,7 @@ describe('bootfarm firmware (CLI)', () => {
   const cliApi = (token: string) => apiClient('http://bootfarm.test', token, ((url: string, init?: RequestInit) => app.request(url, init)) as typeof fetch);
   async function run(args: string[], token = TOKENS.admin) {
     const lines: string[] = [];
-    await runFirmware(args, { api: cliApi(token), out: (l) => lines.push(l), fail: (m) => new CliError(m) });
+    await runFirmware(args, { api: cliApi(token), out: (l) => lines.push(l) });
     return lines;
   }
   const r750 = `name: r750\nselector: {manufacturer: Dell Inc., product: PowerEdge R750, sku: 0A6C}\ncomponents:\n  - {type: bmc, minimum: "7.10"}\n`;

@@ -1,0 +1,82 @@
+// `bootfarm nodes …`: list, show, events, lifecycle actions and BMC power, over a running server's admin API.
+import { Argument, type Command } from 'commander';
+import { runArea, type CliContext, type ContextOptions } from './context.ts';
+
+const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
+const enc = encodeURIComponent;
+
+export const NODE_ACTIONS = ['maintenance-on', 'maintenance-off', 'rebuild', 'retire', 'fail', 'quarantine'];
+export const POWER_ACTIONS = ['on', 'off', 'cycle', 'reset', 'soft', 'status'];
+
+export function register(program: Command, ctx: CliContext): void {
+  const nodes = program.command('nodes').description('nodes: list, show, events, lifecycle actions, BMC power');
+  const json = () => ctx.globals().json;
+
+  nodes
+    .command('list')
+    .description('list nodes')
+    .option('--state <state>', 'only nodes in this state')
+    .option('--label <k=v>', 'only nodes with this label')
+    .action(async (o: { state?: string; label?: string }) => {
+      const qs = new URLSearchParams();
+      if (o.state) qs.set('state', o.state);
+      if (o.label) qs.set('label', o.label);
+      const res = (await ctx.api().get(`/api/v1/nodes${qs.size ? `?${qs}` : ''}`)) as { nodes: Record<string, unknown>[] };
+      if (json()) return ctx.out(JSON.stringify(res.nodes, null, 2));
+      ctx.out(`${pad('UUID', 38)}${pad('STATE', 18)}${pad('SERIAL', 16)}${pad('PRODUCT', 24)}LAST SEEN`);
+      for (const n of res.nodes) ctx.out(`${pad(n.uuid, 38)}${pad(n.state, 18)}${pad(n.serial, 16)}${pad(n.product, 24)}${n.lastSeen ?? '-'}`);
+    });
+
+  nodes
+    .command('show')
+    .description('a node with its interfaces, switch ports and conflicts')
+    .argument('<uuid>', 'node UUID')
+    .action(async (uuid: string) => {
+      const res = (await ctx.api().get(`/api/v1/nodes/${enc(uuid)}`)) as { node: Record<string, unknown>; interfaces: Record<string, unknown>[]; conflicts: Record<string, unknown>[] };
+      if (json()) return ctx.out(JSON.stringify(res, null, 2));
+      const n = res.node;
+      for (const k of ['uuid', 'state', 'stateReason', 'stateSince', 'serial', 'manufacturer', 'product', 'profile', 'imageName', 'imageVersion', 'lastHeartbeat', 'rebuildAttempts'])
+        ctx.out(`${pad(k, 18)}${typeof n[k] === 'object' ? JSON.stringify(n[k]) : (n[k] ?? '-')}`);
+      ctx.out(`${pad('labels', 18)}${JSON.stringify(n.labels)}`);
+      for (const i of res.interfaces) ctx.out(`${pad('interface', 18)}${i.mac} ${i.name ?? ''} switch=${i.switchName ?? '-'} port=${i.switchPortDescription ?? i.switchPort ?? '-'}`);
+      for (const c of res.conflicts) ctx.out(`${pad('CONFLICT', 18)}${c.kind} ${c.value} also claimed by ${c.otherUuid}`);
+    });
+
+  nodes
+    .command('events')
+    .description("a node's event timeline")
+    .argument('<uuid>', 'node UUID')
+    .action(async (uuid: string) => {
+      const res = (await ctx.api().get(`/api/v1/nodes/${enc(uuid)}/events`)) as { events: Record<string, unknown>[] };
+      if (json()) return ctx.out(JSON.stringify(res.events, null, 2));
+      for (const e of res.events)
+        ctx.out(`${e.at}  ${pad(e.kind, 11)}${e.fromState || e.toState ? pad(`${e.fromState ?? '∅'} → ${e.toState}`, 30) : pad('', 30)}${pad(e.actor, 16)}${e.reason ?? ''}`);
+    });
+
+  nodes
+    .command('action')
+    .description('a lifecycle action')
+    .argument('<uuid>', 'node UUID')
+    .addArgument(new Argument('<action>', 'what to do').choices(NODE_ACTIONS))
+    .option('--reason <text>', 'why (kept in the event log)')
+    .action(async (uuid: string, action: string, o: { reason?: string }) => {
+      const res = (await ctx.api().post(`/api/v1/nodes/${enc(uuid)}/actions`, { action, ...(o.reason ? { reason: o.reason } : {}) })) as { node: Record<string, unknown> };
+      ctx.out(json() ? JSON.stringify(res.node, null, 2) : `${uuid}: ${res.node.state}`);
+    });
+
+  nodes
+    .command('power')
+    .description("power control through the node's BMC")
+    .argument('<uuid>', 'node UUID')
+    .addArgument(new Argument('<action>', 'power action').choices(POWER_ACTIONS))
+    .option('--bootdev <dev>', 'next boot device (pxe|disk)')
+    .action(async (uuid: string, action: string, o: { bootdev?: string }) => {
+      const path = `/api/v1/nodes/${enc(uuid)}/power`;
+      const api = ctx.api();
+      const res = (action === 'status' ? await api.get(path) : await api.post(path, { action, ...(o.bootdev ? { bootdev: o.bootdev } : {}) })) as { power: string; action?: string };
+      ctx.out(json() ? JSON.stringify(res, null, 2) : `${uuid}: power ${res.power}${res.action ? ` (${res.action})` : ''}`);
+    });
+}
+
+/** `bootfarm nodes ARGS…` with an injected client (tests). */
+export const runNodes = (args: string[], o: ContextOptions) => runArea(register, ['nodes', ...args], o);
