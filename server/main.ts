@@ -25,7 +25,7 @@ import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
-import { powerMount } from './api/power.ts';
+import { createPowerControl, powerMount } from './api/power.ts';
 import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
 import { fleetMount } from './api/fleet.ts';
@@ -109,7 +109,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     leaderTasks: [{ name: 'image-rollback', run: () => images.evaluateRollbacks() }],
   });
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince },
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline },
     { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
   );
 

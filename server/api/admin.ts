@@ -46,6 +46,18 @@ export const NodeAction = z.strictObject({
   reason: z.string().min(1).max(1024).optional(),
 });
 
+export type NodeAction = z.infer<typeof NodeAction>;
+
+/** The role an action needs: retiring is final (admin); the rest is operator work. */
+export const nodeActionRole = (action: NodeAction['action']) => (action === 'retire' ? 'admin' : 'operator');
+
+/** One lifecycle action on a node (the API's POST …/actions and the dashboard's node page). */
+export async function runNodeAction(deps: Pick<Deps, 'nodes' | 'rebuild'>, uuid: string, body: NodeAction, actor: string): Promise<NodeRow> {
+  const reason = body.reason ?? `${body.action} requested by ${actor}`;
+  if (body.action === 'rebuild' && deps.rebuild) return deps.rebuild(uuid, reason, actor);
+  return deps.nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor);
+}
+
 export const BmcInputBody = z.strictObject({
   driver: z.enum(['ipmi', 'redfish']),
   address: z.string().min(1).max(253),
@@ -96,16 +108,11 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
     // retiring is final: admins only; the rest is operator work
     const body = await jsonBody(c, NodeAction);
     c.set('action' as never, body as never);
-    return requireRole(body.action === 'retire' ? 'admin' : 'operator')(c, next);
+    return requireRole(nodeActionRole(body.action))(c, next);
   }, async (c) => {
     const uuid = uuidParam(c);
-    const body = c.get('action' as never) as z.infer<typeof NodeAction>;
-    const actor = actorOf(c);
-    const reason = body.reason ?? `${body.action} requested by ${actor}`;
-    let node: NodeRow;
-    if (body.action === 'rebuild' && deps.rebuild) node = await deps.rebuild(uuid, reason, actor);
-    else node = await nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor);
-    return c.json({ node: nodeView(node) });
+    const body = c.get('action' as never) as NodeAction;
+    return c.json({ node: nodeView(await runNodeAction(deps, uuid, body, actorOf(c))) });
   });
 
   app.put('/nodes/:uuid/bmc', requireRole('admin'), async (c) => {

@@ -38,6 +38,7 @@ export function isPublicPath(path: string): boolean {
     path.startsWith('/ipxe/') ||
     path.startsWith('/api/v1/agent/') ||
     path.startsWith('/images/') ||
+    path.startsWith('/ui/static/') ||
     ['/healthz', '/readyz', '/metrics', '/api/v1/openapi.json', '/ui/login', '/ui/logout'].includes(path)
   );
 }

@@ -3,7 +3,7 @@
 // Agent calls: the credential the server put on the node's kernel command line (bootfarm.token=): in stage-1 the
 // boot attempt's stage-1 token, in the compute OS the node credential of that boot. Only hashes are stored.
 // docs/security-model.md has the model and the table of which endpoint takes which.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Role } from '../config.ts';
@@ -30,9 +30,28 @@ export function bearer(c: Context): string | null {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** The dashboard's session cookie (set by /ui/login). It carries a random session id, never an API token; the
- * server keeps only the id's hash (ui_sessions). It is honoured only for GET and HEAD, so a page on another site
- * cannot make a logged-in browser change anything (no CSRF on state-changing calls). */
+ * server keeps only the id's hash (ui_sessions). For the API it is honoured only for GET and HEAD, so a page on
+ * another site cannot make a logged-in browser change anything through /api/v1. The dashboard's own forms
+ * (POST /ui/…) take it together with the page's CSRF token (csrfToken below, checked in server/api/ui.ts). */
 export const UI_COOKIE = 'bootfarm_session';
+
+/**
+ * The dashboard's form token for a session (the synchronizer-token pattern, OWASP CSRF cheat sheet): an HMAC of a
+ * fixed label keyed with the session id. A page puts it in a hidden field; /ui form posts must send it back with
+ * the cookie. Another site can make a browser send the cookie (were SameSite=Strict ever missing) but cannot read
+ * the page, the cookie or the id, so it cannot produce the token. Nothing is stored: every replica derives the same
+ * token, and it ends with the session. The database keeps sha256(id), from which the token cannot be computed.
+ */
+export function csrfToken(sessionId: string): string {
+  return createHmac('sha256', sessionId).update('bootfarm dashboard form v1').digest('base64url');
+}
+
+export function csrfMatches(sessionId: string, token: unknown): boolean {
+  if (typeof token !== 'string' || token.length > 256) return false;
+  const want = Buffer.from(csrfToken(sessionId));
+  const got = Buffer.from(token);
+  return got.length === want.length && timingSafeEqual(got, want);
+}
 
 /** Sessions are kept at most this many per API token: a token holder who logs in in a loop cannot grow the table. */
 const SESSIONS_PER_TOKEN = 50;
@@ -105,6 +124,18 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
     await next();
   };
 
+  /** The dashboard session behind a request's cookie, whatever the method (the /ui form routes check the CSRF
+   * token themselves before acting on it); null without a valid session. Never used for /api/v1. */
+  async function session(c: Context): Promise<{ principal: Principal; sessionId: string } | null> {
+    const sid = getCookie(c, UI_COOKIE);
+    if (!sid) return null;
+    const p = await sessionPrincipal(sid);
+    return p ? { principal: p, sessionId: sid } : null;
+  }
+
+  /** Marks the request as made by `p` (a /ui form whose session and token were checked). */
+  const actAs = (c: Context, p: Principal) => c.set('principal' as never, p as never);
+
   /** /ui/login: exchanges a valid API token for a new session id (null when the token is not valid). */
   async function openSession(token: string): Promise<{ sessionId: string; principal: Principal; maxAgeSeconds: number } | null> {
     const t = authenticate(token);
@@ -119,7 +150,7 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
     if (sessionId && sessions && sessionId.length <= 256) await sessions.delete(hashToken(sessionId));
   }
 
-  return Object.assign(requireRole, { authenticate, identify, authenticated, openSession, closeSession });
+  return Object.assign(requireRole, { authenticate, identify, authenticated, openSession, closeSession, session, actAs, atLeast: (p: Principal, min: Role) => RANK[p.role] >= RANK[min] });
 }
 
 export const principalOf = (c: Context): Principal => (c.get('principal' as never) as Principal | undefined) ?? { name: 'anonymous', role: 'viewer' };

@@ -8,6 +8,15 @@ import type { ImageCatalog } from '../domain/images.ts';
 import type { InspectionGate } from '../domain/inspection.ts';
 import type { Logger } from '../log.ts';
 import type { Clock } from '../clock.ts';
+import type { ImagePipeline } from '../images/pipeline.ts';
+
+/** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
+export interface PowerControl {
+  act(uuid: string, request: { action: 'on' | 'off' | 'cycle' | 'reset' | 'soft'; bootdev?: 'pxe' | 'disk' }, actor: string): Promise<{ action: string; bootdev: string | null; power: string }>;
+}
+
+/** What the dashboard's images page uses of the image pipeline. */
+export type ImageChannels = Pick<ImagePipeline, 'list' | 'history' | 'promote' | 'rollback' | 'channels'>;
 
 export interface Deps {
   config: Config;
@@ -25,4 +34,8 @@ export interface Deps {
   fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
   /** since when heartbeats have been watched without a gap (fleet.watchedSince): /ipxe counts silence from here */
   fleetWatchedSince?: () => Promise<Date>;
+  /** power actions through the BMCs (the dashboard's node page); without it the page offers none */
+  power?: PowerControl;
+  /** image channels (the dashboard's images page); without it the page says there is no pipeline */
+  imageChannels?: ImageChannels;
 }

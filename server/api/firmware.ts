@@ -19,7 +19,8 @@ import type { NodeStore } from '../store/nodes.ts';
 import { agentNode, principalOf } from './auth.ts';
 import { LabelFilter } from './admin.ts';
 import type { Mount } from './app.ts';
-import { registerFirmwareMetrics, renderPage, reportCsv } from './firmware-views.ts';
+import { registerFirmwareMetrics, reportCsv } from './firmware-views.ts';
+import { renderFirmwarePage } from './views/firmware.tsx';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
@@ -71,7 +72,6 @@ export const FIRMWARE_ROUTES: RouteDoc[] = [
   { method: 'get', path: '/ui/firmware', summary: 'Firmware compliance page', tag: 'ui', auth: 'viewer', produces: 'text/html' },
 ];
 
-const CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole): Hono {
   const app = new Hono();
@@ -175,9 +175,8 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
     const { format: _html, ...filters } = parseWith(ReportQuery, raw);
     const all = await fleetRows(firmware);
     const data = filterReport(all, filters, clock.now());
-    c.header('content-security-policy', CSP);
-    c.header('x-content-type-options', 'nosniff');
-    return c.html(renderPage(data, reportOptions(all)));
+    // the dashboard's headers (CSP without script or inline styles) come from app.ts for all of /ui
+    return c.html(renderFirmwarePage({ report: data, options: reportOptions(all), viewer: principalOf(c) }));
   });
 
   return app;

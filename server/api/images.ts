@@ -13,6 +13,7 @@ import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
 import { jsonBody, parseWith } from './validate.ts';
+import { PromoteBody, RollbackBody } from './requests.ts';
 import type { RouteDoc } from './openapi.ts';
 import type { Mount } from './app.ts';
 import type { Images } from '../images/index.ts';
@@ -36,15 +37,7 @@ export const RegisterImageBody = z.strictObject({
   force: z.boolean().optional(),
 });
 
-export const PromoteBody = z.strictObject({
-  from: z.string().min(1).max(32),
-  to: z.string().min(1).max(32),
-  reason: z.string().min(1).max(1024).optional(),
-  /** skip failed gates (admin role only); recorded in history */
-  force: z.boolean().optional(),
-});
-
-export const RollbackBody = z.strictObject({ channel: z.string().min(1).max(32), reason: z.string().min(1).max(1024).optional() });
+export { PromoteBody, RollbackBody };
 
 const HistoryQuery = z.strictObject({ channel: z.string().min(1).max(32).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() });
 

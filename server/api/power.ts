@@ -4,7 +4,6 @@
 // Powering on with bootdev pxe is the start of an unattended boot. BMC failures come back as the BmcError's own
 // 502/422 with the error shape; the password never leaves the store except into the driver.
 import { Hono, type Context } from 'hono';
-import { z } from 'zod';
 import { SmbiosUuid } from '../contract/common.ts';
 import type { BmcFactory } from '../bmc/index.ts';
 import { isBmcError } from '../bmc/index.ts';
@@ -14,39 +13,32 @@ import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
+import type { PowerControl } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
+import { PowerRequest } from './requests.ts';
 
-export const PowerRequest = z.strictObject({
-  action: z.enum(['on', 'off', 'cycle', 'reset', 'soft']),
-  /** set the next boot device first (pxe starts the boot flow) */
-  bootdev: z.enum(['pxe', 'disk']).optional(),
-});
+export { PowerRequest };
 
 export const POWER_ROUTES: RouteDoc[] = [
   { method: 'post', path: '/api/v1/nodes/{uuid}/power', summary: 'Power action through the BMC (optionally set the next boot device first)', tag: 'nodes', auth: 'operator', request: PowerRequest },
   { method: 'get', path: '/api/v1/nodes/{uuid}/power', summary: 'Power state as the BMC reports it', tag: 'nodes', auth: 'viewer' },
 ];
 
-export function powerMount({ nodes, bmcs, createBmc }: { nodes: Pick<NodeStore, 'require' | 'addEvent' | 'expectBoot'>; bmcs: Pick<BmcStore, 'getCredentials'>; createBmc: BmcFactory }) {
-  return (requireRole: RequireRole): Mount => {
-    const app = new Hono();
-    const bmcOf = async (c: Context) => {
-      const uuid = parseWith(SmbiosUuid, c.req.param('uuid'));
-      await nodes.require(uuid);
-      const cred = await bmcs.getCredentials(uuid);
-      if (!cred) throw new AppError(409, 'no_bmc', `node ${uuid} has no BMC enrolled (PUT /api/v1/nodes/${uuid}/bmc)`);
-      return { uuid, bmc: createBmc({ driver: cred.driver, address: cred.address, port: cred.port ?? undefined, username: cred.username, password: cred.password, options: cred.options }) };
-    };
+type PowerDeps = { nodes: Pick<NodeStore, 'require' | 'addEvent' | 'expectBoot'>; bmcs: Pick<BmcStore, 'getCredentials'>; createBmc: BmcFactory };
 
-    app.get('/api/v1/nodes/:uuid/power', requireRole('viewer'), async (c) => {
-      const { bmc } = await bmcOf(c);
-      return c.json({ power: await bmc.powerStatus(), bmc: bmc.target });
-    });
+async function bmcOf({ nodes, bmcs, createBmc }: PowerDeps, uuid: string) {
+  await nodes.require(uuid);
+  const cred = await bmcs.getCredentials(uuid);
+  if (!cred) throw new AppError(409, 'no_bmc', `node ${uuid} has no BMC enrolled (PUT /api/v1/nodes/${uuid}/bmc)`);
+  return createBmc({ driver: cred.driver, address: cred.address, port: cred.port ?? undefined, username: cred.username, password: cred.password, options: cred.options });
+}
 
-    app.post('/api/v1/nodes/:uuid/power', requireRole('operator'), async (c) => {
-      const body = await jsonBody(c, PowerRequest);
-      const { uuid, bmc } = await bmcOf(c);
-      const actor = `api:${principalOf(c).name}`;
+/** A power action on one node: the API's POST …/power and the dashboard's power form both come here. */
+export function createPowerControl(deps: PowerDeps): PowerControl {
+  const { nodes } = deps;
+  return {
+    async act(uuid, body, actor) {
+      const bmc = await bmcOf(deps, uuid);
       try {
         if (body.bootdev) await bmc.setBootDevice(body.bootdev);
         // "on" for a machine that is already on would do nothing: cycle it so the new boot device takes effect
@@ -57,11 +49,30 @@ export function powerMount({ nodes, bmcs, createBmc }: { nodes: Pick<NodeStore, 
         // (after the BMC call: a failed power action leaves nothing expected). docs/security-model.md
         if (action === 'cycle' || action === 'reset' || (action === 'on' && before !== 'on')) await nodes.expectBoot(uuid, `power ${action} by ${actor}`);
         await nodes.addEvent(uuid, { kind: 'bmc', reason: `power ${action}${body.bootdev ? ` (next boot ${body.bootdev})` : ''} via ${bmc.target}`, actor, data: { action, bootdev: body.bootdev ?? null, before: before ?? null } });
-        return c.json({ action, bootdev: body.bootdev ?? null, power: await bmc.powerStatus() });
+        return { action, bootdev: body.bootdev ?? null, power: await bmc.powerStatus() };
       } catch (e) {
         if (isBmcError(e)) await nodes.addEvent(uuid, { kind: 'bmc', reason: e.message, actor, data: { kind: e.kind, operation: e.operation } });
         throw e;
       }
+    },
+  };
+}
+
+export function powerMount(deps: PowerDeps) {
+  const control = createPowerControl(deps);
+  return (requireRole: RequireRole): Mount => {
+    const app = new Hono();
+    const uuidOf = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+
+    app.get('/api/v1/nodes/:uuid/power', requireRole('viewer'), async (c) => {
+      const bmc = await bmcOf(deps, uuidOf(c));
+      return c.json({ power: await bmc.powerStatus(), bmc: bmc.target });
+    });
+
+    app.post('/api/v1/nodes/:uuid/power', requireRole('operator'), async (c) => {
+      const body = await jsonBody(c, PowerRequest);
+      const uuid = uuidOf(c);
+      return c.json(await control.act(uuid, body, `api:${principalOf(c).name}`));
     });
     return { at: '/', app, docs: POWER_ROUTES };
   };

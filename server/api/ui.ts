@@ -1,46 +1,44 @@
-// The operator dashboard: server-rendered HTML (no client framework), every value escaped by hono's html
-// template. /ui lists the fleet by state, /ui/nodes/:uuid shows one node's identity, interfaces, conflicts and
-// event timeline. The token a person types at /ui/login opens a server-side session; the HttpOnly cookie carries
-// only the session id and is honoured for GET only (server/api/auth.ts).
-import { Hono } from 'hono';
-import { html, raw } from 'hono/html';
+// The operator dashboard: server-rendered HTML in hono's JSX (server/api/views/*.tsx: every value escaped by the
+// renderer, no client framework, no script). /ui is the fleet (filters by state and label, counts per state,
+// keyset pages), /ui/nodes/:uuid one node (facts, NICs and switch ports, firmware, timeline, console, power and
+// lifecycle actions), /ui/images the image channels (promote, roll back); /ui/firmware lives in api/firmware.ts.
+//
+// Who: the token a person types at /ui/login opens a server-side session; the HttpOnly, SameSite=Strict cookie
+// carries only the session id. Pages (GET) take the cookie like the API does (server/api/auth.ts). The forms
+// (POST /ui/…) take it only with the page's CSRF token in the `_csrf` field (auth.ts csrfToken) and a same-origin
+// Sec-Fetch-Site when the browser sends one; they then call the same functions as the JSON API routes
+// (runNodeAction, PowerControl, the image pipeline) and answer 303 back to the page. The JSON API itself never
+// accepts the cookie for anything but GET/HEAD.
+import { Hono, type Context } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { NODE_STATES } from '../contract/lifecycle.ts';
+import { z } from 'zod';
 import { SmbiosUuid } from '../contract/common.ts';
+import { AppError } from '../errors.ts';
+import { toAppError } from './errors.ts';
 import type { Deps } from './deps.ts';
-import { UI_COOKIE, type createAdminAuth } from './auth.ts';
+import { csrfMatches, csrfToken, principalOf, UI_COOKIE, type createAdminAuth, type Principal } from './auth.ts';
 import { createLoginLimiter, sourceAddress } from './login-limit.ts';
-import { parseWith } from './validate.ts';
-import { NodeListQuery } from './admin.ts';
+import { parseWith, rejectBadStrings } from './validate.ts';
+import { LabelFilter, NodeAction, NodeListQuery, nodeActionRole, runNodeAction } from './admin.ts';
+import { PowerRequest, PromoteBody, RollbackBody } from './requests.ts';
+import { CSS, CSS_PATH } from './views/styles.ts';
+import { renderLoginPage } from './views/login.tsx';
+import { renderFleetPage } from './views/fleet.tsx';
+import { renderNodePage } from './views/node.tsx';
+import { renderImagesPage, type ImageSummary } from './views/images.tsx';
 
-export const STATE_COLORS: Record<string, string> = {
-  discovered: '#90a4ae', inspecting: '#4fc3f7', 'firmware-updating': '#ffb74d', ready: '#81c784', provisioning: '#64b5f6',
-  active: '#2e7d32', failed: '#e53935', rebuilding: '#fb8c00', quarantined: '#8e24aa', maintenance: '#6d4c41', retired: '#bdbdbd',
-};
-
-const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#212121}
-nav a{margin-right:14px}h1{font-size:22px;margin:8px 0 16px}h2{font-size:17px;margin:24px 0 8px}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #e0e0e0;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#fafafa;font-weight:600}code,.mono{font-family:ui-monospace,monospace;font-size:12.5px}
-.pill{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
-.bar{display:flex;height:22px;border-radius:4px;overflow:hidden;margin:6px 0 4px}.bar span{display:block}
-.legend span{margin-right:14px;font-size:12px}.warn{color:#c62828}.muted{color:#757575}
-dl{display:grid;grid-template-columns:180px 1fr;gap:4px 12px}dt{color:#616161}`;
-
-/** CSP and the usual headers for every dashboard page. The pages run no script at all (script-src 'none'); they
- * style themselves with a <style> element and style attributes (state colours, bar widths), hence 'unsafe-inline'
- * for styles only: every value in them is escaped, and default-src 'self' keeps an injected style from loading
- * anything from elsewhere. No framing (frame-ancestors 'none'), forms post only here, no Referer leaves. */
+/** CSP and the usual headers for every dashboard page. The pages run no script (script-src 'none') and take their
+ * styles only from the served stylesheet (style-src 'self': no <style>, no style attribute, so an injected one
+ * does nothing); everything else is refused (default-src 'none'); the data: image is the empty favicon. No
+ * framing, forms post only here, no Referer leaves. */
 export function uiSecurityHeaders() {
   return secureHeaders({
     contentSecurityPolicy: {
-      defaultSrc: ["'self'"],
+      defaultSrc: ["'none'"],
       scriptSrc: ["'none'"],
-      styleSrc: ["'self'", "'unsafe-inline'"],
+      styleSrc: ["'self'"],
       imgSrc: ["'self'", 'data:'],
-      objectSrc: ["'none'"],
       baseUri: ["'none'"],
       formAction: ["'self'"],
       frameAncestors: ["'none'"],
@@ -50,41 +48,53 @@ export function uiSecurityHeaders() {
     referrerPolicy: 'no-referrer',
     // HSTS is the TLS terminator's to send: this server speaks plain HTTP to iPXE on the same name
     strictTransportSecurity: false,
-    // a page that sets its own, stricter policy keeps it (/ui/firmware: default-src 'none')
     overwrite: false,
   });
 }
 
-export function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>) {
-  return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · bootfarm</title><style>${raw(CSS)}</style></head>
-<body><nav><a href="/ui">Fleet</a><a href="/ui/firmware">Firmware</a><a href="/api/v1/openapi.json">API</a><a href="/ui/logout">Log out</a></nav>
-<h1>${title}</h1>${body}</body></html>`;
-}
+/** The fleet page's query: the API's state and label filters, a keyset cursor and a page size. A form sends empty
+ * fields for "any"; those are dropped before this is checked. */
+const FleetQuery = z.strictObject({
+  state: NodeListQuery.shape.state,
+  label: LabelFilter.optional(),
+  after: SmbiosUuid.optional(),
+  before: SmbiosUuid.optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+});
 
-const pill = (state: string) => html`<span class="pill" style="background:${STATE_COLORS[state] ?? '#757575'}">${state}</span>`;
-const ago = (d: Date | null | undefined, now: Date) => {
-  if (!d) return '—';
-  const s = Math.round((now.getTime() - new Date(d).getTime()) / 1000);
-  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+/** What a form did, named in the redirect back (a fixed set: no text from the query reaches the page). */
+const DONE: Record<string, string> = {
+  ...Object.fromEntries(PowerRequest.shape.action.options.map((a) => [`power-${a}`, `Power ${a} sent to the BMC.`])),
+  ...Object.fromEntries(NodeAction.shape.action.options.map((a) => [`action-${a}`, `Action ${a} done.`])),
+  promoted: 'Promoted.',
+  'rolled-back': 'Rolled back.',
 };
+const DoneQuery = z.object({ done: z.string().optional() });
+const doneMessage = (c: Context) => {
+  const d = parseWith(DoneQuery, c.req.query()).done;
+  return d && Object.hasOwn(DONE, d) ? DONE[d]! : null;
+};
+
+const nonEmpty = (q: Record<string, string>) => Object.fromEntries(Object.entries(q).filter(([, v]) => v !== ''));
 
 export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminAuth>) {
   const app = new Hono();
 
-  const limiter = createLoginLimiter({ ...deps.config.ui.login, clock: deps.clock });
-  const loginForm = html`<form method="post" action="/ui/login"><p>API token (viewer or above):</p>
-<input type="password" name="token" size="48" autocomplete="current-password" autofocus> <button>Log in</button></form>`;
+  // the one stylesheet, public (the login page needs it) and immutable under its content-hashed name
+  app.get('/static/:file', (c) => {
+    if (c.req.path !== CSS_PATH) throw new AppError(404, 'not_found', `no such file: ${c.req.path}`);
+    return c.body(CSS, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=31536000, immutable' });
+  });
 
-  app.get('/login', (c) => c.html(page('Log in', loginForm)));
+  const limiter = createLoginLimiter({ ...deps.config.ui.login, clock: deps.clock });
+  app.get('/login', async (c) => c.html(await renderLoginPage({})));
   app.post('/login', async (c) => {
     const from = sourceAddress(c);
     // checked before the token, so a blocked source learns nothing about the token it sends
     const wait = limiter.retryAfterSeconds(from);
     if (wait > 0) {
       c.header('retry-after', String(wait));
-      return c.html(page('Log in', html`<p class="warn">Too many failed logins. Try again in ${wait} s.</p>`), 429);
+      return c.html(await renderLoginPage({ problem: `Too many failed logins. Try again in ${wait} s.` }), 429);
     }
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token.trim() : '';
@@ -92,7 +102,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     if (!session) {
       limiter.failed(from);
       deps.log.info({ from }, 'dashboard login failed');
-      return c.html(page('Log in', html`<p class="warn">That token is not valid.</p>${loginForm}`), 401);
+      return c.html(await renderLoginPage({ problem: 'That token is not valid.' }), 401);
     }
     limiter.succeeded(from);
     deps.log.info({ from, principal: session.principal.name, role: session.principal.role }, 'dashboard login');
@@ -106,6 +116,22 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     return c.redirect('/ui/login');
   });
 
+  // Forms. Checked in this order, each before anything is parsed or written: a live session (else back to the
+  // login), a same-origin request where the browser says where it came from, the page's CSRF token, the role.
+  app.post('*', async (c, next) => {
+    const s = await requireRole.session(c);
+    if (!s) return c.redirect('/ui/login', 303);
+    const site = c.req.header('sec-fetch-site');
+    if (site && site !== 'same-origin') throw new AppError(403, 'forbidden', `a dashboard form must come from a dashboard page (Sec-Fetch-Site: ${site.slice(0, 40)})`);
+    const type = c.req.header('content-type') ?? '';
+    if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) throw new AppError(415, 'unsupported_media_type', `dashboard forms are application/x-www-form-urlencoded, not ${type.slice(0, 80) || 'no content type'}`);
+    const form = await c.req.parseBody();
+    if (!csrfMatches(s.sessionId, form._csrf)) throw new AppError(403, 'csrf_token_mismatch', "the form's token does not belong to this session: reload the page and try again");
+    if (!requireRole.atLeast(s.principal, 'operator')) throw new AppError(403, 'forbidden', `this action needs the operator role; the session has ${s.principal.role}`);
+    requireRole.actAs(c, s.principal);
+    await next();
+  });
+
   // a browser without a token is sent to the login form instead of getting a JSON 401
   app.use('*', async (c, next) => {
     try {
@@ -116,60 +142,126 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     }
   });
 
+  const viewerOf = (c: Context): Principal => principalOf(c);
+  /** The session's form token, or null for a page opened with a bearer token (it gets no forms). */
+  const csrfOf = (c: Context) => {
+    const sid = getCookie(c, UI_COOKIE);
+    return sid && !c.req.header('authorization') ? csrfToken(sid) : null;
+  };
+  /** A form's fields, as strings; empty ones dropped (a select's "unchanged"), bad characters refused. */
+  const formOf = async (c: Context) => {
+    const form = await c.req.parseBody();
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(form)) if (k !== '_csrf' && typeof v === 'string' && v !== '') out[k] = v;
+    rejectBadStrings(out, 'form');
+    return out;
+  };
+  /** A refusal worth showing on the page the operator is on (the BMC said no or is unreachable, a transition or a
+   * gate refused): its status; null for anything else, which goes to the app's error handler. */
+  const shownStatus = (err: unknown) => {
+    const e = toAppError(err);
+    return (e.status >= 400 && e.status < 500 && e.status !== 404) || e.status === 502 || e.status === 503 || e.status === 504 ? e.status : null;
+  };
+
   app.get('/', async (c) => {
-    const q = parseWith(NodeListQuery, c.req.query());
-    const [counts, list, breaker] = await Promise.all([deps.nodes.countByState(), deps.nodes.list({ state: q.state, labels: q.label, limit: q.limit ?? 500 }), deps.fleetBreaker?.()]);
-    const total = Object.values(counts).reduce((a, b) => a + b, 0);
-    const now = deps.clock.now();
-    const states = NODE_STATES.filter((s) => counts[s]);
-    return c.html(
-      page(
-        'Fleet',
-        html`${breaker?.open ? html`<p id="degraded" class="warn" role="alert"><strong>Fleet degraded: automatic repair is stopped</strong> since ${breaker.openedAt ? new Date(breaker.openedAt).toISOString() : '?'}: ${breaker.reason}. An operator resumes it: <code>bootfarm fleet resume</code>.</p>` : ''}<p>${total} nodes</p>
-<div class="bar" role="img" aria-label="nodes by state">${states.map((s) => html`<span title="${s}: ${counts[s]}" style="width:${((counts[s]! / total) * 100).toFixed(2)}%;background:${STATE_COLORS[s]}"></span>`)}</div>
-<div class="legend">${states.map((s) => html`<span><a href="/ui?state=${s}">${s}</a> ${counts[s]}</span>`)}</div>
-<h2>${q.state ? `Nodes: ${q.state.join(', ')}` : 'Nodes'}</h2>
-<table id="nodes"><thead><tr><th>Node</th><th>State</th><th>Since</th><th>Model</th><th>Serial</th><th>Image</th><th>Heartbeat</th><th>Labels</th></tr></thead><tbody>
-${list.map(
-  (n) => html`<tr data-uuid="${n.uuid}" data-state="${n.state}"><td><a href="/ui/nodes/${n.uuid}">${n.hostname ?? n.uuid}</a></td><td>${pill(n.state)}${n.stateReason ? html`<div class="muted">${n.stateReason}</div>` : ''}</td>
-<td>${ago(n.stateSince, now)}</td><td>${[n.manufacturer, n.product].filter(Boolean).join(' ') || '—'}</td><td class="mono">${n.serial ?? '—'}</td>
-<td>${n.imageName ? `${n.imageName}@${n.imageVersion ?? '?'}` : '—'}</td><td>${ago(n.lastHeartbeat, now)}</td><td class="mono">${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(' ')}</td></tr>`,
-)}
-</tbody></table>`,
-      ),
-    );
+    const q = parseWith(FleetQuery, nonEmpty(c.req.query()));
+    const filter = { state: q.state, labels: q.label };
+    const filtered = !!(q.state?.length || (q.label && Object.keys(q.label).length));
+    const [counts, page, breaker] = await Promise.all([deps.nodes.countByState(), deps.nodes.listPage(filter, { after: q.after, before: q.before, limit: q.limit ?? 100 }), deps.fleetBreaker?.()]);
+    const matching = filtered ? await deps.nodes.count(filter) : Object.values(counts).reduce((a, b) => a + b, 0);
+    return c.html(await renderFleetPage({ viewer: viewerOf(c), counts, filters: { state: q.state, label: q.label, limit: q.limit }, matching, page, breaker, now: deps.clock.now() }));
   });
 
-  app.get('/nodes/:uuid', async (c) => {
-    const uuid = parseWith(SmbiosUuid, c.req.param('uuid'));
+  /** The timeline shows this many events, newest first. */
+  const TIMELINE = 200;
+  async function nodePage(c: Context, uuid: string, flash: { ok?: string | null; error?: string | null }, status = 200) {
     const node = await deps.nodes.require(uuid);
-    const [facts, ifs, conflicts, bmc, events] = await Promise.all([deps.nodes.latestFacts(uuid), deps.nodes.interfaces(uuid), deps.nodes.conflicts(uuid), deps.bmcs.get(uuid), deps.nodes.events(uuid, { limit: 2000 })]);
-    const f = (facts?.facts ?? {}) as { bios?: { vendor?: string; version?: string; releaseDate?: string } };
-    const now = deps.clock.now();
-    return c.html(
-      page(
-        node.hostname ?? uuid,
-        html`<dl>
-<dt>UUID</dt><dd class="mono">${uuid}</dd><dt>State</dt><dd>${pill(node.state)} ${node.stateReason ?? ''} <span class="muted">(${ago(node.stateSince, now)})</span></dd>
-<dt>Model</dt><dd>${[node.manufacturer, node.product].filter(Boolean).join(' ') || '—'}</dd><dt>Serial</dt><dd class="mono">${node.serial ?? '—'}</dd>
-<dt>BIOS</dt><dd>${f.bios ? `${f.bios.vendor ?? ''} ${f.bios.version ?? ''} (${f.bios.releaseDate ?? '?'})` : '—'}</dd>
-<dt>Image</dt><dd>${node.imageName ? `${node.imageName}@${node.imageVersion}` : '—'} <span class="mono muted">${node.kernelDigest?.slice(0, 12) ?? ''}</span></dd>
-<dt>Last heartbeat</dt><dd>${ago(node.lastHeartbeat, now)}</dd><dt>Rebuild attempts</dt><dd>${node.rebuildAttempts}</dd>
-<dt>BMC</dt><dd>${bmc ? `${bmc.driver} ${bmc.address}${bmc.port ? `:${bmc.port}` : ''} as ${bmc.username}` : 'none enrolled'}</dd>
-<dt>Labels</dt><dd class="mono">${Object.entries(node.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '—'}</dd>
-<dt>Facts</dt><dd><a href="/api/v1/nodes/${uuid}">JSON</a> ${facts ? html`<span class="muted">collected ${ago(facts.collectedAt, now)}; ${(facts.failures as unknown[]).length} probe failure(s)</span>` : ''}</dd></dl>
-${conflicts.length ? html`<h2 class="warn">Identity conflicts</h2><ul>${conflicts.map((x) => html`<li class="warn">${x.kind} <code>${x.value}</code> is also claimed by <a href="/ui/nodes/${x.otherUuid}">${x.otherUuid}</a></li>`)}</ul>` : ''}
-<h2>Interfaces</h2><table><thead><tr><th>MAC</th><th>Name</th><th>Driver / firmware</th><th>Switch</th><th>Port</th></tr></thead><tbody>
-${ifs.map((i) => html`<tr><td class="mono">${i.mac}</td><td>${i.name ?? ''}</td><td>${i.driver ?? ''} ${i.firmwareVersion ?? ''}</td><td>${i.switchName ?? i.switchChassis ?? '—'}</td><td>${i.switchPortDescription ?? i.switchPort ?? '—'}</td></tr>`)}
-</tbody></table>
-<h2>Timeline</h2><table id="timeline"><thead><tr><th>Time</th><th>Kind</th><th>Change</th><th>Actor</th><th>Reason</th></tr></thead><tbody>
-${events
-  .slice()
-  .reverse()
-  .map((e) => html`<tr data-kind="${e.kind}"><td class="mono">${new Date(e.at).toISOString().replace('T', ' ').slice(0, 19)}</td><td>${e.kind}</td><td>${e.toState ? html`${e.fromState ?? '∅'} → ${pill(e.toState)}` : ''}</td><td>${e.actor}</td><td>${e.reason ?? ''}</td></tr>`)}
-</tbody></table>`,
-      ),
-    );
+    // TODO(issue 17 item 5): the store reads events oldest-first; when its cursor pagination lands, ask it for
+    // the newest page directly. Until then: all of them up to a bound, the newest TIMELINE shown.
+    const [facts, ifs, conflicts, bmc, events] = await Promise.all([deps.nodes.latestFacts(uuid), deps.nodes.interfaces(uuid), deps.nodes.conflicts(uuid), deps.bmcs.get(uuid), deps.nodes.events(uuid, { limit: 5000 })]);
+    const viewer = viewerOf(c);
+    const newest = events.slice(-TIMELINE).reverse();
+    const html = await renderNodePage({
+      viewer,
+      node,
+      facts,
+      interfaces: ifs,
+      conflicts,
+      bmc: bmc ? { driver: bmc.driver, address: bmc.address, port: bmc.port ?? null, username: bmc.username } : null,
+      events: newest,
+      moreEvents: events.length > newest.length,
+      now: deps.clock.now(),
+      csrf: csrfOf(c),
+      canOperate: requireRole.atLeast(viewer, 'operator'),
+      isAdmin: requireRole.atLeast(viewer, 'admin'),
+      power: !!deps.power,
+      flash,
+    });
+    return c.html(html, status as 200);
+  }
+
+  app.get('/nodes/:uuid', async (c) => nodePage(c, parseWith(SmbiosUuid, c.req.param('uuid')), { ok: doneMessage(c) }));
+
+  app.post('/nodes/:uuid/power', async (c) => {
+    const uuid = parseWith(SmbiosUuid, c.req.param('uuid'));
+    const body = parseWith(PowerRequest, await formOf(c), 400, 'form');
+    if (!deps.power) throw new AppError(409, 'not_configured', 'this server has no power control');
+    try {
+      await deps.power.act(uuid, body, `ui:${viewerOf(c).name}`);
+    } catch (e) {
+      const status = shownStatus(e);
+      if (status === null) throw e;
+      return nodePage(c, uuid, { error: toAppError(e).message }, status);
+    }
+    return c.redirect(`/ui/nodes/${uuid}?done=power-${body.action}`, 303);
   });
+
+  app.post('/nodes/:uuid/actions', async (c) => {
+    const uuid = parseWith(SmbiosUuid, c.req.param('uuid'));
+    const body = parseWith(NodeAction, await formOf(c), 400, 'form');
+    const viewer = viewerOf(c);
+    if (!requireRole.atLeast(viewer, nodeActionRole(body.action))) throw new AppError(403, 'forbidden', `${body.action} needs the ${nodeActionRole(body.action)} role; the session has ${viewer.role}`);
+    try {
+      await runNodeAction(deps, uuid, body, `ui:${viewer.name}`);
+    } catch (e) {
+      const status = shownStatus(e);
+      if (status === null) throw e;
+      return nodePage(c, uuid, { error: toAppError(e).message }, status);
+    }
+    return c.redirect(`/ui/nodes/${uuid}?done=action-${body.action}`, 303);
+  });
+
+  async function imagesPage(c: Context, flash: { ok?: string | null; error?: string | null }, status = 200) {
+    const p = deps.imageChannels;
+    let images: ImageSummary[] | null = null;
+    if (p) {
+      const list = await p.list();
+      images = await Promise.all(list.map(async (i) => ({ name: i.name, versions: i.versions, latest: i.latest, channels: i.channels, history: await p.history(i.name, undefined, 10) })));
+    }
+    const viewer = viewerOf(c);
+    const html = await renderImagesPage({ viewer, images, channels: p?.channels ?? [], csrf: csrfOf(c), canOperate: requireRole.atLeast(viewer, 'operator'), flash });
+    return c.html(html, status as 200);
+  }
+
+  app.get('/images', async (c) => imagesPage(c, { ok: doneMessage(c) }));
+
+  const imageForm = <S extends z.ZodType>(schema: S, act: (p: NonNullable<Deps['imageChannels']>, name: string, body: z.output<S>, actor: string) => Promise<unknown>, done: string) =>
+    async function imageAction(c: Context) {
+      const body = parseWith(schema, await formOf(c), 400, 'form');
+      const p = deps.imageChannels;
+      if (!p) throw new AppError(409, 'not_configured', 'this server has no image pipeline');
+      try {
+        await act(p, c.req.param('name')!, body, `ui:${viewerOf(c).name}`);
+      } catch (e) {
+        const status = shownStatus(e) ?? (toAppError(e).status === 404 ? 404 : null);
+        if (status === null) throw e;
+        return imagesPage(c, { error: toAppError(e).message }, status);
+      }
+      return c.redirect(`/ui/images?done=${done}`, 303);
+    };
+  // force (skipping failed gates) stays an admin's API call: the form never sends it
+  app.post('/images/:name/promote', imageForm(PromoteBody.omit({ force: true }), (p, name, b, actor) => p.promote({ name, ...b, actor }), 'promoted'));
+  app.post('/images/:name/rollback', imageForm(RollbackBody, (p, name, b, actor) => p.rollback({ name, ...b, actor }), 'rolled-back'));
+
   return app;
 }

@@ -1,7 +1,7 @@
 // The node registry: the only code (with the other store/ files) that touches drizzle for nodes.
 // Every state change goes through the pure lifecycle function and is written together with its event row
 // in one transaction, with the node row locked (SELECT … FOR UPDATE), so two replicas cannot interleave.
-import { and, desc, eq, gt, inArray, isNull, lte, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { bootAttempts, conflicts, events, facts, interfaces, nodes } from '../db/schema/index.ts';
 import type { Facts, ProbeFailure } from '../contract/facts.ts';
@@ -90,6 +90,20 @@ function checkExpectation(row: NodeRow, e: NodeExpectation): void {
   if (e.stateSince !== undefined && !sameTime(row.stateSince, e.stateSince)) throw new StaleDecisionError(row.uuid, 'stateSince', e.stateSince, row.stateSince);
   if (e.rebuildAttempts !== undefined && row.rebuildAttempts !== e.rebuildAttempts) throw new StaleDecisionError(row.uuid, 'rebuildAttempts', e.rebuildAttempts, row.rebuildAttempts);
   if (e.lastHeartbeat !== undefined && !sameTime(row.lastHeartbeat, e.lastHeartbeat)) throw new StaleDecisionError(row.uuid, 'lastHeartbeat', e.lastHeartbeat, row.lastHeartbeat);
+}
+
+/** The WHERE terms of a node filter (state, model, labels, open conflicts). */
+function filterWhere(filter: NodeFilter): SQL[] {
+  const where: SQL[] = [];
+  if (filter.state) where.push(Array.isArray(filter.state) ? inArray(nodes.state, filter.state) : eq(nodes.state, filter.state));
+  if (filter.manufacturer) where.push(eq(nodes.manufacturer, filter.manufacturer));
+  if (filter.product) where.push(eq(nodes.product, filter.product));
+  if (filter.labels && Object.keys(filter.labels).length) where.push(sql`${nodes.labels} @> ${JSON.stringify(filter.labels)}::jsonb`);
+  if (filter.conflict !== undefined) {
+    const open = sql`exists (select 1 from ${conflicts} where ${conflicts.nodeUuid} = ${nodes.uuid} and ${conflicts.resolvedAt} is null)`;
+    where.push(filter.conflict ? open : sql`not ${open}`);
+  }
+  return where;
 }
 
 export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
@@ -232,15 +246,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     },
 
     async list(filter: NodeFilter = {}): Promise<NodeRow[]> {
-      const where: SQL[] = [];
-      if (filter.state) where.push(Array.isArray(filter.state) ? inArray(nodes.state, filter.state) : eq(nodes.state, filter.state));
-      if (filter.manufacturer) where.push(eq(nodes.manufacturer, filter.manufacturer));
-      if (filter.product) where.push(eq(nodes.product, filter.product));
-      if (filter.labels && Object.keys(filter.labels).length) where.push(sql`${nodes.labels} @> ${JSON.stringify(filter.labels)}::jsonb`);
-      if (filter.conflict !== undefined) {
-        const open = sql`exists (select 1 from ${conflicts} where ${conflicts.nodeUuid} = ${nodes.uuid} and ${conflicts.resolvedAt} is null)`;
-        where.push(filter.conflict ? open : sql`not ${open}`);
-      }
+      const where = filterWhere(filter);
       return db
         .select()
         .from(nodes)
@@ -248,6 +254,40 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
         .orderBy(nodes.uuid)
         .limit(filter.limit ?? 1000)
         .offset(filter.offset ?? 0);
+    },
+
+    /**
+     * One page of nodes in UUID order, by keyset (the dashboard's fleet table): `after` continues past a UUID,
+     * `before` goes back from one. Every page costs the same (an index range on the primary key), however deep
+     * into 10,000 nodes it is, where OFFSET reads and throws away every row in front of the page. `next` / `prev`
+     * are the cursors of the neighbouring pages, null at either end.
+     */
+    async listPage(filter: Omit<NodeFilter, 'limit' | 'offset'>, { after, before, limit = 100 }: { after?: string; before?: string; limit?: number } = {}): Promise<{ nodes: NodeRow[]; next: string | null; prev: string | null }> {
+      const where = filterWhere(filter);
+      const backwards = before !== undefined && after === undefined;
+      if (after !== undefined) where.push(gt(nodes.uuid, after));
+      if (backwards) where.push(lt(nodes.uuid, before));
+      // one row more than the page says whether there is another page in that direction
+      const rows = await db
+        .select()
+        .from(nodes)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(backwards ? desc(nodes.uuid) : nodes.uuid)
+        .limit(limit + 1);
+      const more = rows.length > limit;
+      const page = rows.slice(0, limit);
+      if (backwards) page.reverse();
+      const first = page[0]?.uuid ?? null;
+      const last = page.at(-1)?.uuid ?? null;
+      if (backwards) return { nodes: page, prev: more ? first : null, next: last };
+      return { nodes: page, next: more ? last : null, prev: after !== undefined ? first : null };
+    },
+
+    /** How many nodes match a filter (limit and offset ignored). */
+    async count(filter: NodeFilter = {}): Promise<number> {
+      const where = filterWhere(filter);
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(nodes).where(where.length ? and(...where) : undefined);
+      return Number(row?.n ?? 0);
     },
 
     async countByState(): Promise<Record<string, number>> {

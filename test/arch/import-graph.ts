@@ -14,7 +14,7 @@ export type Graph = Map<string, string[]>;
 
 const ROOTS = ['boot', 'server', 'agent', 'images', 'test', 'bench'];
 
-/** Every .ts file under the project's source folders → the project files it imports (repo-relative paths). */
+/** Every .ts and .tsx file under the project's source folders → the project files it imports (repo-relative paths). */
 export function buildGraph(root: string): { graph: Graph; unresolved: string[] } {
   const files: string[] = [];
   const walk = (dir: string) => {
@@ -22,7 +22,7 @@ export function buildGraph(root: string): { graph: Graph; unresolved: string[] }
       if (e === 'node_modules' || e.startsWith('.')) continue;
       const p = join(dir, e);
       if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) files.push(relative(root, p));
+      else if ((p.endsWith('.ts') || p.endsWith('.tsx')) && !p.endsWith('.d.ts')) files.push(relative(root, p));
     }
   };
   for (const r of ROOTS) if (existsSync(join(root, r))) walk(join(root, r));
@@ -34,9 +34,9 @@ export function buildGraph(root: string): { graph: Graph; unresolved: string[] }
     for (const { fileName } of importedFiles) {
       if (!fileName.startsWith('.')) continue; // packages and node: builtins
       const base = resolve(root, dirname(f), fileName);
-      const hit = [base, `${base}.ts`, join(base, 'index.ts')].find((p) => existsSync(p) && statSync(p).isFile());
+      const hit = [base, `${base}.ts`, `${base}.tsx`, join(base, 'index.ts')].find((p) => existsSync(p) && statSync(p).isFile());
       if (!hit) unresolved.push(`${f} imports ${fileName}, which is not a file`);
-      else if (hit.endsWith('.ts')) deps.add(relative(root, hit));
+      else if (hit.endsWith('.ts') || hit.endsWith('.tsx')) deps.add(relative(root, hit));
     }
     graph.set(f, [...deps].sort());
   }
@@ -44,11 +44,11 @@ export function buildGraph(root: string): { graph: Graph; unresolved: string[] }
 }
 
 /** Test code: the test/ and bench/ trees, *.test.ts, and test-support folders/files (testing/, test-support/, bench/, testing.ts). */
-export const isTestCode = (f: string) => /^(test|bench)\//.test(f) || /\.test\.ts$/.test(f) || /(^|\/)(testing|test-support|bench)\//.test(f) || /(^|\/)testing\.ts$/.test(f);
+export const isTestCode = (f: string) => /^(test|bench)\//.test(f) || /\.test\.tsx?$/.test(f) || /(^|\/)(testing|test-support|bench)\//.test(f) || /(^|\/)testing\.ts$/.test(f);
 
 /** The layer of a production file inside server/, or null outside server/. */
 export function serverLayer(f: string): string | null {
-  const m = /^server\/(?:([a-z-]+)\/|([a-z-]+)\.ts$)/.exec(f);
+  const m = /^server\/(?:([a-z-]+)\/|([a-z-]+)\.tsx?$)/.exec(f);
   if (!m) return null;
   if (m[1]) return m[1]; // contract, db, store, domain, images, bmc, fleet, api, cli
   const top = m[2]!;

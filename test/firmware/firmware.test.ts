@@ -298,8 +298,8 @@ describe('policy report', () => {
     const facts = await page.request.get(`${base}${await rowA.locator('a.facts').getAttribute('href')}`);
     expect(((await facts.json()) as { facts: { facts: { bios: { version: string } } } }).facts.facts.bios.version).toBe('1.2.0');
 
-    mkdirSync('build', { recursive: true });
-    await page.screenshot({ path: 'build/firmware-page.png', fullPage: true });
+    mkdirSync('test-results/ui', { recursive: true });
+    await page.screenshot({ path: 'test-results/ui/firmware-page.png', fullPage: true });
 
     // the filter form narrows the table
     await page.selectOption('select[name=state]', 'outdated');

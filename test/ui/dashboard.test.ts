@@ -75,8 +75,8 @@ it('logs in, shows the fleet by state, and a node timeline', async () => {
   for (const step of ['discovered', 'inspecting', 'ready', 'provisioning', 'active']) expect(timeline).toContain(step);
   expect(await page.textContent('body')).toContain('SeaBIOS 1.16.2-debian-1.16.2-1');
   expect(await page.textContent('body')).toContain('tor-1');
-  mkdirSync('build', { recursive: true });
-  await page.screenshot({ path: 'build/ui-node.png', fullPage: true });
+  mkdirSync('test-results/ui', { recursive: true });
+  await page.screenshot({ path: 'test-results/ui/dashboard-node.png', fullPage: true });
 
   // the JSON link works with the cookie (GET), but the cookie cannot change anything
   const viaCookie = await page.request.get(`${base}/api/v1/nodes/${A}`);
