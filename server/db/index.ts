@@ -162,6 +162,31 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
   };
 }
 
+export interface SessionOptions {
+  /** server settings for this session, sent in the startup packet (e.g. statement_timeout: '5000') */
+  settings?: Record<string, string | number>;
+  /** TCP keepalive on the client socket: first probe after this many seconds of silence */
+  keepAliveSeconds?: number;
+  connectTimeoutSeconds?: number;
+}
+
+/**
+ * One dedicated PostgreSQL session (postgres.js, max 1, never recycled while in use) for session-level state such
+ * as an advisory lock. postgres.js reconnects silently after a lost connection: whoever holds session state must
+ * check that it is still there (server/store/fence.ts verify). end() closes it, releasing what the session held;
+ * destroy() drops the socket at once (a connection that no longer answers).
+ */
+export async function openSession(url: string, { settings = {}, keepAliveSeconds = 5, connectTimeoutSeconds = 5 }: SessionOptions = {}): Promise<{ db: Db; end(): Promise<void>; destroy(): Promise<void> }> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const client = postgres(url, { max: 1, idle_timeout: 0, max_lifetime: 0, connect_timeout: connectTimeoutSeconds, keep_alive: keepAliveSeconds, onnotice: () => {}, connection: settings });
+  return {
+    db: drizzle(client, { schema }) as unknown as Db,
+    end: () => client.end({ timeout: 5 }),
+    destroy: () => client.end({ timeout: 0 }),
+  };
+}
+
 /**
  * Check and migrate on one dedicated connection holding MIGRATION_LOCK_KEY: the advisory lock is per session,
  * so the lock, the newer-schema check and the migrator's transaction must all run on that same connection. A

@@ -1,15 +1,20 @@
 // The fleet controller: a thin loop around decide() (decide.ts). Each tick, on the leader only:
-//   record liveness (fleet_control: was there a gap? a new leader? → a new observation window) → gather nodes,
+//   check leadership and take the tick's fence (the leader epoch, leader.ts) → record liveness (fleet_control: was there a gap? a new leader? → a new observation window) → gather nodes,
 //   rebuild records and BMC observations → decide() → apply every decision as a lifecycle transition or an event
 //   with its reason, each re-checked against the node's current row in its transaction (check before act) →
 //   judge the fleet-wide breaker → deliver due webhooks → update metrics.
+// Every write runs in a transaction that checks the fence first (store/fence.ts): a replica that lost the lock and
+// does not know it yet writes nothing (FencedError), steps down, and ends the tick. Leadership is checked again
+// before every batch of actions and before each BMC command, so a lost lock stops the actions within one tick.
 // Time comes from the injected clock and tick() can be called directly, so a test runs a day of failures in
 // milliseconds; start() only adds real timers around tick().
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
 import type { DbHandle } from '../db/index.ts';
-import { StaleDecisionError, type NodeExpectation, type NodeRow, type NodeStore } from '../store/nodes.ts';
+import { createNodeStore, StaleDecisionError, type NodeExpectation, type NodeRow, type NodeStore } from '../store/nodes.ts';
+import { createFenceStore, FencedError, type Fence } from '../store/fence.ts';
+import type { Db } from '../db/index.ts';
 import type { BmcStore } from '../store/bmcs.ts';
 import { TransitionError } from '../domain/lifecycle.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -22,9 +27,9 @@ import { breakerVerdict } from './breaker.ts';
 import { watchedSince } from '../domain/boot-trust.ts';
 import type { RebootStep } from './ladder.ts';
 import { createFleetStore, type FleetStore } from '../store/fleet.ts';
-import { createWebhooks, type WebhookFetch } from './webhooks.ts';
+import { createWebhooks, type WebhookFetch, type Webhooks } from './webhooks.ts';
 import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
-import { alwaysLeader, createPgLeaderElector, type LeaderElector } from './leader.ts';
+import { createPgLeaderElector, localLeader, type LeaderElector } from './leader.ts';
 
 export const ACTOR = 'fleet';
 
@@ -41,11 +46,11 @@ export interface FleetDeps {
   bmc?: BmcFactory;
   /** webhook transport */
   fetch?: WebhookFetch;
-  /** default: pg advisory lock on PostgreSQL, always-leader on PGlite */
+  /** default: pg advisory lock on PostgreSQL, this process on PGlite (both take a leader epoch) */
   leader?: LeaderElector;
   /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick */
   leaderTasks?: { name: string; run: (now: Date) => Promise<unknown> }[];
-  /** this controller's identity in fleet_control (default host:pid:random, new for every process) */
+  /** this controller's identity in fleet_control and the leader epoch (default host:pid:random, new for every process) */
   instanceId?: string;
   /** real-time waits (the BMC coming back after `mc reset cold`); tests hand in an immediate one */
   sleep?: (ms: number) => Promise<void>;
@@ -62,6 +67,20 @@ export interface TickReport {
   /** start of the current observation window: no heartbeat verdict counts time before it */
   observedSince?: Date;
   breakerOpen?: boolean;
+  /** the leader epoch this tick acted under */
+  epoch?: number;
+  /** the tick stopped part-way: leadership was lost (the lock, or a write refused by the fence) */
+  lost?: string;
+}
+
+/** Leadership went away during a tick: nothing more is done in it. */
+class LostLeadership extends Error {}
+
+/** The stores a controller write goes through: on a fenced transaction while leading, the plain ones otherwise. */
+interface Writers {
+  nodes: NodeStore;
+  fleet: FleetStore;
+  webhooks: Webhooks;
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
@@ -73,7 +92,14 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const metrics: FleetMetrics = createFleetMetrics(registry);
   const createBmc = bmc ?? createBmcFactory({ observe: metrics.observeBmc });
   const fleetStore: FleetStore = createFleetStore(db.db);
-  const webhooks = createWebhooks({ store: fleetStore, config: config.webhooks, clock, fetch, onResult: (ok) => metrics.webhookDeliveries.inc({ result: ok ? 'delivered' : 'failed' }) });
+  const onResult = (ok: boolean) => metrics.webhookDeliveries.inc({ result: ok ? 'delivered' : 'failed' });
+  const webhooks = createWebhooks({ store: fleetStore, config: config.webhooks, clock, fetch, onResult });
+  const fences = createFenceStore(db.db);
+  const plain: Writers = { nodes: store, fleet: fleetStore, webhooks };
+  const writersOn = (tx: Db): Writers => {
+    const fleetTx = createFleetStore(tx);
+    return { nodes: createNodeStore(tx, { clock }), fleet: fleetTx, webhooks: createWebhooks({ store: fleetTx, config: config.webhooks, clock, fetch, onResult }) };
+  };
   const observations = new Map<string, BmcObservation>();
   /** last BMC error recorded as an event per node, so an unreachable BMC is one event, not one per poll */
   const bmcErrorShown = new Map<string, string>();
@@ -81,26 +107,77 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const waitShown = new Map<string, string>();
 
   let elector: LeaderElector | undefined = leader;
-  async function getElector(): Promise<LeaderElector> {
-    if (elector) return elector;
-    elector = db.kind === 'postgres' && db.url ? await createPgLeaderElector({ url: db.url, lockKey: config.leader.lockKey, logger: log, onChange: (v) => metrics.isLeader.set(v ? 1 : 0) }) : alwaysLeader();
-    return elector;
+  let electing: Promise<LeaderElector> | null = null;
+  function getElector(): Promise<LeaderElector> {
+    if (elector) return Promise.resolve(elector);
+    electing ??= (async () => {
+      const onChange = (v: boolean, f: { epoch: number } | null) => metrics.setLeader(v, f?.epoch);
+      elector =
+        db.kind === 'postgres' && db.url
+          ? await createPgLeaderElector({ url: db.url, lockKey: config.leader.lockKey, holder: instanceId, checkSeconds: config.leader.checkSeconds, clock, logger: log, onChange })
+          : localLeader({ db: db.db, holder: instanceId, clock });
+      return elector;
+    })().finally(() => (electing = null));
+    return electing;
+  }
+
+  /** a write refused by the fence: this replica is not the leader any more */
+  function fenced(e: FencedError): never {
+    elector?.stepDown(e.message);
+    metrics.setLeader(false);
+    log.warn({ err: e.message }, 'fleet write refused by the leader epoch: stepping down');
+    throw e;
+  }
+
+  /**
+   * Runs fn on writers whose every write commits only while `fence` is the current leader epoch (one transaction,
+   * checked first). Without a fence (an operator's request on any replica) the plain stores.
+   */
+  async function fx<T>(fence: Fence | null, fn: (w: Writers) => Promise<T>, opts: { lock?: 'share' | 'update' } = {}): Promise<T> {
+    if (!fence) return fn(plain);
+    try {
+      return await fences.run(fence, (tx) => fn(writersOn(tx)), opts);
+    } catch (e) {
+      if (e instanceof FencedError) fenced(e);
+      throw e;
+    }
+  }
+
+  /** a lifecycle transition through the node store (its own transaction, row lock, check before act) under the fence */
+  async function transitionAs(fence: Fence | null, ...[uuid, event, actor, data, opts = {}]: Parameters<NodeStore['transition']>): Promise<NodeRow> {
+    try {
+      return await store.transition(uuid, event, actor, data, fence ? { ...opts, guard: fences.guard(fence) } : opts);
+    } catch (e) {
+      if (e instanceof FencedError) fenced(e);
+      throw e;
+    }
+  }
+
+  /** before a side effect outside the database (a BMC command): is the fence still current? */
+  async function assertFence(fence: Fence | null): Promise<void> {
+    if (!fence) return;
+    try {
+      await fences.assert(fence);
+    } catch (e) {
+      if (e instanceof FencedError) fenced(e);
+      throw e;
+    }
   }
 
   const view = (n: NodeRow, withBmc: Set<string>): FleetNode => ({ uuid: n.uuid, state: n.state, stateSince: n.stateSince, stateReason: n.stateReason, labels: n.labels ?? {}, profile: n.profile, lastHeartbeat: n.lastHeartbeat, rebuildAttempts: n.rebuildAttempts, hasBmc: withBmc.has(n.uuid) });
 
-  async function bmcEvent(uuid: string, err: unknown, password?: string): Promise<string> {
+  async function bmcEvent(fence: Fence | null, uuid: string, err: unknown, password?: string): Promise<string> {
     const msg = redact(err instanceof BmcError ? err.message : `BMC error: ${(err as Error)?.message ?? String(err)}`, [password]);
     if (bmcErrorShown.get(uuid) !== msg) {
       bmcErrorShown.set(uuid, msg);
-      await store.addEvent(uuid, { kind: 'bmc', reason: msg, actor: ACTOR, data: err instanceof BmcError ? { kind: err.kind, operation: err.operation, target: err.target } : null });
+      await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: msg, actor: ACTOR, data: err instanceof BmcError ? { kind: err.kind, operation: err.operation, target: err.target } : null }));
     }
     log.warn({ node: uuid, err: msg }, 'BMC call failed');
     return msg;
   }
 
   /** power state (and health) of active nodes, at most every pollSeconds each, `parallel` at a time */
-  async function pollBmcs(nodes: FleetNode[], now: Date): Promise<void> {
+  async function pollBmcs(fence: Fence, nodes: FleetNode[], now: Date): Promise<void> {
     if (!config.bmc.poll) return;
     const due = nodes.filter((n) => n.state === 'active' && n.hasBmc && now.getTime() - (observations.get(n.uuid)?.at.getTime() ?? 0) >= config.bmc.pollSeconds * 1000);
     let next = 0;
@@ -114,9 +191,10 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
           const power = await b.powerStatus();
           const health = await b.health().catch(() => undefined);
           observations.set(n.uuid, { at: now, power, health });
-          if (bmcErrorShown.delete(n.uuid)) await store.addEvent(n.uuid, { kind: 'bmc', reason: `BMC ${b.target} answers again`, actor: ACTOR });
+          if (bmcErrorShown.delete(n.uuid)) await fx(fence, (w) => w.nodes.addEvent(n.uuid, { kind: 'bmc', reason: `BMC ${b.target} answers again`, actor: ACTOR }));
         } catch (e) {
-          const msg = await bmcEvent(n.uuid, e, creds.password);
+          if (e instanceof FencedError) throw e;
+          const msg = await bmcEvent(fence, n.uuid, e, creds.password);
           observations.set(n.uuid, { at: now, error: { kind: e instanceof BmcError ? e.kind : 'failed', message: msg } });
         }
       }
@@ -133,12 +211,12 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
    * A BMC error is an event and fails the attempt (cause 'bmc') — the node goes back to failed and the backoff /
    * quarantine rules take it from there. Never throws for a BMC problem.
    */
-  async function runRebuild(uuid: string, d: { attempt?: number; step?: RebootStep; rack: string | null; failedAt: Date; reason: string; expect?: NodeExpectation }, actor: string): Promise<NodeRow> {
+  async function runRebuild(fence: Fence | null, uuid: string, d: { attempt?: number; step?: RebootStep; rack: string | null; failedAt: Date; reason: string; expect?: NodeExpectation }, actor: string): Promise<NodeRow> {
     const step = d.step ?? 'reprovision';
-    const node = await store.transition(uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt, step }, { expect: d.expect });
+    const node = await transitionAs(fence, uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt, step }, { expect: d.expect });
+    const id = await fx(fence, (w) => w.fleet.startRebuild({ nodeUuid: uuid, attempt: node.rebuildAttempts, rack: d.rack, failedAt: d.failedAt, startedAt: node.stateSince, reason: d.reason, step }));
     const now = clock.now();
     const attempt = node.rebuildAttempts;
-    const id = await fleetStore.startRebuild({ nodeUuid: uuid, attempt, rack: d.rack, failedAt: d.failedAt, startedAt: node.stateSince, reason: d.reason, step });
     metrics.rebuildsStarted.inc();
     metrics.ladderSteps.inc({ step });
     const creds = await bmcStore.getCredentials(uuid).catch((e) => {
@@ -152,36 +230,42 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
         const b = createBmc(creds);
         if (step === 'soft-reset') {
           const action = (await b.powerStatus()) === 'on' ? 'reset' : 'on';
+          await assertFence(fence);
           await b.power(action);
-          await store.addEvent(uuid, { kind: 'bmc', reason: `soft reset: power ${action} (${b.driver} ${b.target})`, actor, data: { attempt, step, power: action } });
+          await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `soft reset: power ${action} (${b.driver} ${b.target})`, actor, data: { attempt, step, power: action } }));
         } else {
           if (step === 'bmc-reset') {
+            await assertFence(fence);
             await b.mcResetCold();
-            await store.addEvent(uuid, { kind: 'bmc', reason: `BMC cold reset (mc reset cold) of ${b.driver} ${b.target}: the power cycles before did not bring the node back`, actor, data: { attempt, step } });
+            await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `BMC cold reset (mc reset cold) of ${b.driver} ${b.target}: the power cycles before did not bring the node back`, actor, data: { attempt, step } }));
             await waitForBmc(b);
           }
-          await reprovision(uuid, b, actor, { attempt, step });
+          await reprovision(fence, uuid, b, actor, { attempt, step });
         }
         bmcErrorShown.delete(uuid);
       } catch (e) {
-        failure = await bmcEvent(uuid, e, creds.password);
+        if (e instanceof FencedError) throw e;
+        failure = await bmcEvent(fence, uuid, e, creds.password);
       }
     }
     if (failure === undefined) {
       log.info({ node: uuid, attempt, step }, 'rebuild started');
       return node;
     }
-    await fleetStore.finishRebuild(id, 'failed', failure, now);
+    await fx(fence, (w) => w.fleet.finishRebuild(id, 'failed', failure, now));
+    const failed = await transitionAs(fence, uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt, step, cause: 'bmc', causeClass: CAUSE_CLASS.bmc });
     metrics.rebuildsFailed.inc();
-    return store.transition(uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt, step, cause: 'bmc', causeClass: CAUSE_CLASS.bmc });
+    return failed;
   }
 
-  async function reprovision(uuid: string, b: Bmc, actor: string, data: Record<string, unknown>): Promise<void> {
+  async function reprovision(fence: Fence | null, uuid: string, b: Bmc, actor: string, data: Record<string, unknown>): Promise<void> {
+    await assertFence(fence);
     await b.setBootDevice('pxe');
     const power = await b.powerStatus();
     const action = power === 'on' ? 'cycle' : 'on';
+    await assertFence(fence);
     await b.power(action);
-    await store.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', power: action } });
+    await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', power: action } }));
   }
 
   /** After mc reset cold the BMC drops off for a while: ask its power state every 5 s until it answers, bounded. */
@@ -201,7 +285,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   }
 
   /** The ladder's first look: is the node's power on? Recorded as attempt 0; decide() waits one more interval. */
-  async function confirm(d: Extract<Decision, { type: 'confirm' }>, now: Date): Promise<void> {
+  async function confirm(fence: Fence, d: Extract<Decision, { type: 'confirm' }>, now: Date): Promise<void> {
     // check before act: a confirm is a BMC read, not a transition, so compare with the current row here
     const row = await store.get(d.uuid);
     if (!row || row.state !== d.expect.state || row.stateSince.getTime() !== d.expect.stateSince.getTime()) throw new StaleDecisionError(d.uuid, 'state', d.expect.state, row?.state ?? null);
@@ -216,62 +300,66 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
         if (power === 'off') outcome = 'confirmed-off';
         what = `BMC ${b.target} reports the power ${power}`;
       } catch (e) {
-        what = await bmcEvent(d.uuid, e, creds.password);
+        what = await bmcEvent(fence, d.uuid, e, creds.password);
       }
     }
     const interval = heartbeatIntervalMs({ profile: row.profile }, config);
     const next = outcome === 'confirmed-off' ? 'the first repair step is due now' : `waiting one more heartbeat interval (${Math.round(interval / 1000)} s) for the node to report before the first repair step`;
-    await fleetStore.recordConfirm({ nodeUuid: d.uuid, failedAt: d.failedAt, at: now, outcome, reason: what });
+    await fx(fence, async (w) => {
+      await w.fleet.recordConfirm({ nodeUuid: d.uuid, failedAt: d.failedAt, at: now, outcome, reason: what });
+      await w.nodes.addEvent(d.uuid, { kind: 'fleet', reason: `confirm: ${what}; ${next}`, actor: ACTOR, data: { step: 'confirm', outcome } });
+    });
     metrics.ladderSteps.inc({ step: 'confirm' });
-    await store.addEvent(d.uuid, { kind: 'fleet', reason: `confirm: ${what}; ${next}`, actor: ACTOR, data: { step: 'confirm', outcome } });
   }
 
-  async function apply(d: Decision, nodesByUuid: Map<string, FleetNode>, now: Date, ctx: { observedSince: Date | null; breakerOpen: boolean }): Promise<void> {
+  async function apply(fence: Fence, d: Decision, nodesByUuid: Map<string, FleetNode>, now: Date, ctx: { observedSince: Date | null; breakerOpen: boolean }): Promise<void> {
     switch (d.type) {
       case 'close-rebuild': {
-        if (!(await fleetStore.finishRebuild(d.id, d.outcome, d.reason, now))) return;
         const n = nodesByUuid.get(d.uuid);
+        const ttr = ((n?.stateSince ?? now).getTime() - d.failedAt.getTime()) / 1000;
+        const closed = await fx(fence, async (w) => {
+          if (!(await w.fleet.finishRebuild(d.id, d.outcome, d.reason, now))) return false;
+          if (d.outcome === 'succeeded') {
+            await w.nodes.addEvent(d.uuid, { kind: 'fleet', reason: `rebuilt: active again ${Math.round(ttr)} s after the failure`, actor: ACTOR, data: { rebuild: d.id, timeToRecoverSeconds: ttr } });
+            await w.webhooks.emit({ event: 'rebuilt', node: { uuid: d.uuid, state: n?.state, labels: n?.labels }, reason: d.reason, data: { timeToRecoverSeconds: ttr } });
+          } else if (n) await w.nodes.addEvent(d.uuid, { kind: 'fleet', reason: `rebuild ${d.outcome}: ${d.reason}`, actor: ACTOR, data: { rebuild: d.id } });
+          return true;
+        });
+        if (!closed) return;
         if (d.outcome === 'succeeded') {
-          const activeAt = n?.stateSince ?? now;
-          const ttr = (activeAt.getTime() - d.failedAt.getTime()) / 1000;
           metrics.rebuildsSucceeded.inc();
           metrics.timeToRecover.observe(ttr);
-          await store.addEvent(d.uuid, { kind: 'fleet', reason: `rebuilt: active again ${Math.round(ttr)} s after the failure`, actor: ACTOR, data: { rebuild: d.id, timeToRecoverSeconds: ttr } });
-          await webhooks.emit({ event: 'rebuilt', node: { uuid: d.uuid, state: n?.state, labels: n?.labels }, reason: d.reason, data: { timeToRecoverSeconds: ttr } });
-        } else {
-          if (d.outcome === 'failed') metrics.rebuildsFailed.inc();
-          if (n) await store.addEvent(d.uuid, { kind: 'fleet', reason: `rebuild ${d.outcome}: ${d.reason}`, actor: ACTOR, data: { rebuild: d.id } });
-        }
+        } else if (d.outcome === 'failed') metrics.rebuildsFailed.inc();
         return;
       }
       case 'fail': {
         // cause + causeClass let the image rollback gate count only failures the image could have caused
-        const row = await store.transition(d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause, causeClass: CAUSE_CLASS[d.cause], observedSince: ctx.observedSince?.toISOString() ?? null, breakerOpen: ctx.breakerOpen }, { expect: d.expect });
+        const row = await transitionAs(fence, d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause, causeClass: CAUSE_CLASS[d.cause], observedSince: ctx.observedSince?.toISOString() ?? null, breakerOpen: ctx.breakerOpen }, { expect: d.expect });
+        await fx(fence, (w) => w.webhooks.emit({ event: 'failed', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason, data: { cause: d.cause } }));
         metrics.failures.inc({ cause: d.cause });
         log.warn({ node: d.uuid, cause: d.cause, reason: d.reason }, 'node failed');
-        await webhooks.emit({ event: 'failed', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason, data: { cause: d.cause } });
         return;
       }
       case 'confirm':
-        await confirm(d, now);
+        await confirm(fence, d, now);
         return;
       case 'quarantine': {
-        const row = await store.transition(d.uuid, { type: 'quarantine', reason: d.reason }, ACTOR, { ladder: 'end' }, { expect: d.expect });
+        const row = await transitionAs(fence, d.uuid, { type: 'quarantine', reason: d.reason }, ACTOR, { ladder: 'end' }, { expect: d.expect });
+        await fx(fence, (w) => w.webhooks.emit({ event: 'quarantined', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason }));
         metrics.quarantined.inc();
         log.warn({ node: d.uuid, reason: d.reason }, 'node quarantined');
-        await webhooks.emit({ event: 'quarantined', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason });
         return;
       }
       case 'rebuild':
         waitShown.delete(d.uuid);
-        await runRebuild(d.uuid, d, ACTOR);
+        await runRebuild(fence, d.uuid, d, ACTOR);
         return;
       case 'wait': {
         // one event per distinct kind of deferral, not one per tick
         const key = d.reason.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z|\d+/g, '#');
         if (waitShown.get(d.uuid) === key) return;
+        await fx(fence, (w) => w.nodes.addEvent(d.uuid, { kind: 'fleet', reason: `rebuild deferred: ${d.reason}`, actor: ACTOR, data: d.until ? { until: d.until.toISOString() } : null }));
         waitShown.set(d.uuid, key);
-        await store.addEvent(d.uuid, { kind: 'fleet', reason: `rebuild deferred: ${d.reason}`, actor: ACTOR, data: d.until ? { until: d.until.toISOString() } : null });
         return;
       }
     }
@@ -281,7 +369,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const REMEDIATION: ReadonlySet<Decision['type']> = new Set(['quarantine', 'confirm', 'rebuild']);
 
   /** After this tick's failures: does the fleet-wide breaker trip? Opens it (once, for every replica) if so. */
-  async function judgeBreaker(now: Date): Promise<boolean> {
+  async function judgeBreaker(fence: Fence, now: Date): Promise<boolean> {
     const b = await fleetStore.breaker();
     if (b.open) return true;
     if (!config.breaker.enabled) return false;
@@ -291,20 +379,49 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     const trip = breakerVerdict(await fleetStore.breakerInputs({ since, rackLabel: config.rebuild.rackLabel, actor: ACTOR }), config);
     if (!trip) return false;
     const data = { scope: trip.scope, failures: trip.failures, population: trip.population, share: trip.share, threshold: config.breaker.share, windowSeconds: config.breaker.windowSeconds };
-    if (await fleetStore.openBreaker({ at: now, reason: trip.reason, data, actor: ACTOR })) {
+    const opened = await fx(
+      fence,
+      async (w) => {
+        if (!(await w.fleet.openBreaker({ at: now, reason: trip.reason, data, actor: ACTOR }))) return false;
+        await w.webhooks.emit({ event: 'breaker-open', reason: trip.reason, data });
+        return true;
+      },
+      { lock: 'update' },
+    );
+    if (opened) {
       metrics.breakerTrips.inc();
       log.error({ ...data }, `fleet circuit breaker open: ${trip.reason}`);
-      await webhooks.emit({ event: 'breaker-open', reason: trip.reason, data });
     }
     return true;
   }
 
   async function tickOnce(): Promise<TickReport> {
     const at = clock.now();
-    const isLeader = await (await getElector()).check();
-    metrics.isLeader.set(isLeader ? 1 : 0);
-    if (!isLeader) return { leader: false, at, decisions: [], errors: [], stale: [] };
-    const live = await fleetStore.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs });
+    const elector = await getElector();
+    const isLeader = await elector.check();
+    const fence = elector.fence();
+    metrics.setLeader(isLeader && !!fence, fence?.epoch);
+    if (!isLeader || !fence) return { leader: false, at, decisions: [], errors: [], stale: [] };
+    const errors: string[] = [];
+    const stale: string[] = [];
+    const decisions: Decision[] = [];
+    try {
+      return await leadTick(elector, fence, at, decisions, errors, stale);
+    } catch (e) {
+      if (!(e instanceof LostLeadership || e instanceof FencedError)) throw e;
+      log.warn({ epoch: fence.epoch, err: (e as Error).message }, 'fleet tick stopped: leadership lost');
+      metrics.setLeader(false);
+      return { leader: false, at, decisions, errors, stale, epoch: fence.epoch, lost: (e as Error).message };
+    }
+  }
+
+  /** The leader's tick under one fence. Throws LostLeadership / FencedError as soon as the fence is gone. */
+  async function leadTick(elector: LeaderElector, fence: Fence, at: Date, decisions: Decision[], errors: string[], stale: string[]): Promise<TickReport> {
+    /** before every batch of actions: still the leader, under the same epoch? */
+    const guard = async (what: string) => {
+      if (!(await elector.check()) || elector.fence()?.epoch !== fence.epoch) throw new LostLeadership(`leadership (epoch ${fence.epoch}) lost before ${what}`);
+    };
+    const live = await fx(fence, (w) => w.fleet.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs }), { lock: 'update' });
     if (live.restarted) log.warn({ why: live.restarted.why, gapMs: live.restarted.gapMs, previousLeader: live.restarted.previousLeader, observedSince: live.observedSince }, 'fleet observation window restarts: no heartbeat verdict before one full interval × missed has passed');
     let breakerOpen = (await fleetStore.breaker()).open;
     const [rows, bmcs, rebuilds] = await Promise.all([store.list({ limit: 1_000_000 }), bmcStore.list(), fleetStore.rebuildRecords()]);
@@ -312,15 +429,19 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     const nodes = rows.map((r) => view(r, withBmc));
     const byUuid = new Map(nodes.map((n) => [n.uuid, n]));
     for (const n of nodes) if (n.state === 'active') metrics.heartbeatAge.observe(heartbeatAgeMs(n, at) / 1000);
-    await pollBmcs(nodes, at);
+    await pollBmcs(fence, nodes, at);
 
-    const decisions = decide({ nodes, rebuilds, observations, now: at, config, observedSince: live.observedSince, breakerOpen });
-    const errors: string[] = [];
-    const stale: string[] = [];
+    decisions.push(...decide({ nodes, rebuilds, observations, now: at, config, observedSince: live.observedSince, breakerOpen }));
+    let lost: FencedError | undefined;
     const apply1 = async (d: Decision) => {
+      if (lost) return;
       try {
-        await apply(d, byUuid, at, { observedSince: live.observedSince, breakerOpen });
+        await apply(fence, d, byUuid, at, { observedSince: live.observedSince, breakerOpen });
       } catch (e) {
+        if (e instanceof FencedError) {
+          lost = e;
+          return;
+        }
         if (e instanceof StaleDecisionError) {
           // the node moved on since the snapshot (a heartbeat, an operator, another replica): next tick decides again
           stale.push(`${d.type} ${d.uuid}: ${e.message}`);
@@ -333,25 +454,35 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
         log[e instanceof TransitionError ? 'info' : 'error']({ node: d.uuid, decision: d.type, err: msg }, 'fleet decision not applied');
       }
     };
+    const batch = async (what: string, list: Decision[], parallel = false) => {
+      if (!list.length) return;
+      await guard(what);
+      if (parallel) await Promise.all(list.map(apply1));
+      else for (const d of list) await apply1(d);
+      if (lost) throw lost;
+    };
     const sorted = [...decisions].sort((a, b) => ORDER[a.type] - ORDER[b.type]);
-    for (const d of sorted.filter((x) => x.type === 'close-rebuild' || x.type === 'fail')) await apply1(d);
+    await batch('closing rebuilds and failing nodes', sorted.filter((x) => x.type === 'close-rebuild' || x.type === 'fail'));
     // the failures of this tick may be the ones that show a shared outage: judge before any remediation
-    if (!breakerOpen && sorted.some((d) => d.type === 'fail')) breakerOpen = await judgeBreaker(at);
+    if (!breakerOpen && sorted.some((d) => d.type === 'fail')) breakerOpen = await judgeBreaker(fence, at);
     let rest: Decision[] = sorted.filter((x) => x.type !== 'close-rebuild' && x.type !== 'fail');
     if (breakerOpen) {
       const held = new Set(rest.filter((d) => REMEDIATION.has(d.type)).map((d) => d.uuid));
       rest = [...rest.filter((d) => !REMEDIATION.has(d.type)), ...[...held].map((uuid): Decision => ({ type: 'wait', uuid, reason: 'circuit breaker open: automatic repair stopped until an operator resumes it (bootfarm fleet resume)' }))];
     }
-    for (const d of rest.filter((x) => x.type !== 'rebuild' && x.type !== 'confirm')) await apply1(d);
+    await batch('quarantines and deferrals', rest.filter((x) => x.type !== 'rebuild' && x.type !== 'confirm'));
     // confirms and rebuilds drive BMCs: run them side by side (decide() already applied the concurrency limits)
-    await Promise.all(rest.filter((x) => x.type === 'rebuild' || x.type === 'confirm').map(apply1));
+    await batch('BMC confirms and rebuilds', rest.filter((x) => x.type === 'rebuild' || x.type === 'confirm'), true);
 
+    await guard('webhook delivery');
     try {
-      await webhooks.deliver();
+      await webhooks.deliver({ webhookResult: (id, r) => fx(fence, (w) => w.fleet.webhookResult(id, r)) });
     } catch (e) {
+      if (e instanceof FencedError) throw e;
       log.error({ err: (e as Error).message }, 'webhook delivery failed');
     }
     for (const task of leaderTasks) {
+      await guard(task.name);
       try {
         await task.run(at);
       } catch (e) {
@@ -361,8 +492,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     }
     metrics.setNodeCounts(await store.countByState());
     metrics.breakerOpen.set(breakerOpen ? 1 : 0);
-    await fleetStore.endTick({ leaderId: instanceId, now: clock.now() });
-    return { leader: true, at, decisions, errors, stale, observedSince: live.observedSince ?? undefined, breakerOpen };
+    await fx(fence, (w) => w.fleet.endTick({ leaderId: instanceId, now: clock.now() }), { lock: 'update' });
+    return { leader: true, at, decisions, errors, stale, observedSince: live.observedSince ?? undefined, breakerOpen, epoch: fence.epoch };
   }
 
   let current: Promise<TickReport> | null = null;
@@ -381,6 +512,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return current;
     },
     isLeader: () => elector?.isLeader() ?? false,
+    /** the leader epoch this replica holds (null while it does not lead) */
+    fence: () => elector?.fence() ?? null,
     instanceId,
     /** the fleet-wide circuit breaker as stored (every replica sees the same) */
     breaker: () => fleetStore.breaker(),
@@ -411,7 +544,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     async rebuild(uuid: string, reason: string, actor: string): Promise<NodeRow> {
       const n = await store.require(uuid);
       const failedAt = n.state === 'failed' ? n.stateSince : clock.now();
-      return runRebuild(uuid, { rack: n.labels?.[config.rebuild.rackLabel] ?? null, failedAt, reason }, actor);
+      return runRebuild(null, uuid, { rack: n.labels?.[config.rebuild.rackLabel] ?? null, failedAt, reason }, actor);
     },
     start(): void {
       if (!config.enabled || timers.length) return;

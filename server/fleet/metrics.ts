@@ -38,6 +38,16 @@ export function createFleetMetrics(registry: Registry) {
     breakerTrips: new Counter({ name: 'bootfarm_fleet_breaker_trips_total', help: 'Times the fleet-wide circuit breaker opened', registers: [registry] }),
     ladderSteps: new Counter({ name: 'bootfarm_repair_steps_total', help: 'Escalation ladder steps taken, by step (confirm, soft-reset, reprovision, bmc-reset)', labelNames: ['step'] as const, registers: [registry] }),
     isLeader: new Gauge({ name: 'bootfarm_fleet_leader', help: '1 when this replica runs the fleet controllers', registers: [registry] }),
+    // with the registry's default label replica=<id> (main.ts), every replica's series are told apart
+    leader: new Gauge({ name: 'bootfarm_leader', help: '1 when this replica is the leader (holds the lock and the current leader epoch)', registers: [registry] }),
+    leaderEpoch: new Gauge({ name: 'bootfarm_leader_epoch', help: 'The leader epoch (fencing token) this replica holds or last held; 0 before it ever led', registers: [registry] }),
+
+    /** leadership changed (or was confirmed): both leader gauges and the epoch */
+    setLeader(on: boolean, epoch?: number) {
+      m.isLeader.set(on ? 1 : 0);
+      m.leader.set(on ? 1 : 0);
+      if (epoch !== undefined) m.leaderEpoch.set(epoch);
+    },
 
     /** the BmcDeps.observe hook */
     observeBmc(driver: string, operation: string, ms: number, error?: BmcError) {

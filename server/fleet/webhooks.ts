@@ -47,8 +47,11 @@ export function createWebhooks({ store, config, clock, fetch: doFetch = globalTh
       await store.enqueueWebhooks(config.urls.map((url) => ({ event: p.event, nodeUuid: p.node?.uuid ?? null, url, body, at })));
     },
 
-    /** sends what is due; a failure schedules the next attempt with exponential backoff, then gives up */
-    async deliver(): Promise<{ delivered: number; failed: number }> {
+    /**
+     * sends what is due; a failure schedules the next attempt with exponential backoff, then gives up. `write`
+     * records each result (the controller passes one that checks its leader epoch in the same transaction).
+     */
+    async deliver(write: Pick<FleetStore, 'webhookResult'> = store): Promise<{ delivered: number; failed: number }> {
       if (!config.secret) return { delivered: 0, failed: 0 };
       const due = await store.dueWebhooks(clock.now());
       let delivered = 0;
@@ -73,14 +76,14 @@ export function createWebhooks({ store, config, clock, fetch: doFetch = globalTh
           if (!error) {
             delivered++;
             onResult?.(true);
-            return store.webhookResult(d.id, { delivered: true, at: now });
+            return write.webhookResult(d.id, { delivered: true, at: now });
           }
           failed++;
           onResult?.(false);
           const attempts = d.attempts + 1;
           const gaveUp = attempts >= config.maxAttempts;
           const wait = backoffDelay(attempts - 1, { baseMs: config.backoffBaseSeconds * 1000, capMs: config.backoffMaxSeconds * 1000 });
-          return store.webhookResult(d.id, { delivered: false, at: now, error, gaveUp, nextAttemptAt: new Date(now.getTime() + wait) });
+          return write.webhookResult(d.id, { delivered: false, at: now, error, gaveUp, nextAttemptAt: new Date(now.getTime() + wait) });
         }),
       );
       return { delivered, failed };

@@ -62,6 +62,9 @@ export const isRealSerial = (s: string | undefined | null): s is string => !!s &
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
+/** Runs first inside a write's transaction and throws to refuse it (the fleet controller's leader epoch). */
+export type TxGuard = (tx: Db) => Promise<void>;
+
 /** What a decision assumed about a node's row; every given field must still hold under the row lock. */
 export interface NodeExpectation {
   state?: string;
@@ -189,8 +192,10 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * (the fleet controller's check before act), the locked row must still be what the decision was made from,
      * else StaleDecisionError and nothing is written.
      */
-    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, opts: { expect?: NodeExpectation } = {}): Promise<NodeRow> {
+    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, opts: { expect?: NodeExpectation; guard?: TxGuard } = {}): Promise<NodeRow> {
       return db.transaction(async (tx) => {
+        // the fleet controller's leader epoch (store/fence.ts): checked first, in this transaction
+        await opts.guard?.(tx as unknown as Db);
         const row = await lockNode(tx, uuid);
         if (opts.expect) checkExpectation(row, opts.expect);
         return applyTransition(tx, row, event, actor, data);

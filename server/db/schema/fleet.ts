@@ -2,7 +2,7 @@
 // rebuilds are in flight (concurrency limits), when the last one ended (backoff) and when the node first
 // failed (time to recover). Webhook deliveries are a queue in the database so retries survive a restart or a
 // change of leader.
-import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { nodes } from './nodes.ts';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -57,6 +57,9 @@ export const fleetWebhookDeliveries = pgTable(
  *   fleet without a gap (observedSince). A new leader reads the gap from here; no heartbeat verdict counts time
  *   before observedSince, because the control plane could not have heard a heartbeat then.
  * - the fleet-wide circuit breaker: open stops every automatic remediation until a person resumes.
+ * - the leader epoch (fencing token, docs/ha.md): a replica that takes the leader lock increments it, in one
+ *   transaction on the lock's own session; every controller write checks, in its transaction, that the epoch
+ *   is still the one its replica took, so a leader that lost the lock (and does not know yet) writes nothing.
  */
 export const fleetControl = pgTable('fleet_control', {
   id: text('id').primaryKey(),
@@ -72,6 +75,10 @@ export const fleetControl = pgTable('fleet_control', {
   /** failures before this instant never count again toward the breaker (set on resume) */
   breakerResumedAt: ts('breaker_resumed_at'),
   breakerResumedBy: text('breaker_resumed_by'),
+  leaderEpoch: bigint('leader_epoch', { mode: 'number' }).notNull().default(0),
+  /** the replica that took the current epoch, and when */
+  epochHolder: text('epoch_holder'),
+  epochAt: ts('epoch_at'),
 });
 
 /** Fleet-level history (audit): breaker opened / resumed, leader changes, outage gaps. Node events stay in `events`. */
