@@ -18,6 +18,13 @@ describe('config', () => {
     expect(c.auth.tokens.map((t) => t.role)).toEqual(['admin', 'viewer']);
   });
 
+  it('the admin listener: off by default; from the environment with its TLS files; tls is required', () => {
+    expect(parseConfig({}).admin).toBeUndefined();
+    const c = parseConfig(rawConfig({ BOOTFARM_ADMIN__TLS__CERT: '/etc/bootfarm/admin.crt', BOOTFARM_ADMIN__TLS__KEY: '/etc/bootfarm/admin.key' }));
+    expect(c.admin).toEqual({ listen: { host: '0.0.0.0', port: 8443 }, tls: { cert: '/etc/bootfarm/admin.crt', key: '/etc/bootfarm/admin.key' } });
+    expect(() => parseConfig({ admin: { listen: { port: 9443 } } })).toThrow(/admin\.tls: /);
+  });
+
   it('names every invalid setting', () => {
     try {
       parseConfig(rawConfig({ BOOTFARM_HTTP__PORT: '70000', BOOTFARM_LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', BOOTFARM_TOKENS: 'root:short' }));

@@ -93,6 +93,15 @@ export const ConfigSchema = z.strictObject({
       trustedProxies: z.array(Cidr).default([]),
     })
     .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65, trustedProxies: [] }),
+  /** A second listener for the admin API and the dashboard, over TLS (server/admin-listener.ts). When set, the
+   * `http` listener serves only what nodes need (iPXE, agent API, images, health, metrics) and answers 404 to
+   * admin and UI paths. Certificate and key are PEM files, read again on SIGHUP. */
+  admin: z
+    .strictObject({
+      listen: z.strictObject({ host: z.string().default('0.0.0.0'), port: Port.default(8443) }).prefault({}),
+      tls: z.strictObject({ cert: z.string().min(1, 'a PEM certificate (chain) file'), key: z.string().min(1, 'a PEM private key file') }),
+    })
+    .optional(),
   auth: z
     .strictObject({
       tokens: z.array(z.strictObject({ name: z.string().default('token'), role: Role, token: z.string().min(16, 'tokens must be at least 16 characters') })).default([]),

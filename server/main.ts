@@ -31,12 +31,17 @@ import { imagesMount } from './api/images.ts';
 import { fleetMount } from './api/fleet.ts';
 import { createFleetStore } from './store/fleet.ts';
 import { createBmcFactory } from './bmc/index.ts';
+import { startAdminListener, type AdminListener } from './admin-listener.ts';
+import { bootListenerFetch } from './api/listeners.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 
 export interface Running {
+  /** the boot listener (plain HTTP) */
   url: string;
   port: number;
+  /** the admin listener (HTTPS) when `admin` is configured; the boot listener then serves only boot paths */
+  admin?: AdminListener;
   db: DbHandle;
   adminToken?: string;
   stop(): Promise<void>;
@@ -113,7 +118,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
   );
 
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)
+  const server = createAdaptorServer({ fetch: config.admin ? bootListenerFetch(app.fetch) : app.fetch }) as Server;
   // iPXE keeps idle HTTP connections for ~10 s: keep ours open longer so it can reuse them
   tuneHttpServer(server, { keepAliveMs: config.http.keepAliveSeconds * 1000 });
   // a boot storm opens connections faster than Node's default backlog (511) drains them
@@ -124,7 +130,15 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
-  log.info({ url, db: db.kind, dataDir: config.dataDir }, 'bootfarm serving');
+  let admin: AdminListener | undefined;
+  try {
+    if (config.admin) admin = await startAdminListener({ config: config.admin, fetch: app.fetch, log });
+  } catch (e) {
+    server.close();
+    await db.close();
+    throw e;
+  }
+  log.info({ url, db: db.kind, dataDir: config.dataDir, ...(admin ? { adminUrl: admin.url } : {}) }, 'bootfarm serving');
   fleet.start();
   let tftp: TftpServer | undefined;
   if (tftpConfig?.enabled) {
@@ -145,9 +159,11 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   return {
     url,
     port,
+    ...(admin ? { admin } : {}),
     db,
     adminToken,
     async stop() {
+      await admin?.close();
       await dhcp?.stop();
       bootBackend?.stop();
       await tftp?.stop();

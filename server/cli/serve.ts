@@ -20,6 +20,16 @@ export function register(program: Command, ctx: CliContext): void {
       };
       process.once('SIGINT', () => void shutdown('SIGINT'));
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
+      // SIGHUP: read the admin listener's certificate and key again (renewed by certbot, an ACME client, a
+      // secret mount); a pair that does not load is logged and the old one kept
+      process.on('SIGHUP', () => {
+        if (!running.admin) return log.info('SIGHUP: no admin listener configured; nothing to reload');
+        try {
+          running.admin.reload();
+        } catch (e) {
+          log.error({ err: (e as Error).message }, 'SIGHUP: admin TLS certificate not reloaded; still serving the previous one');
+        }
+      });
       ctx.keepRunning = true;
     });
 }
