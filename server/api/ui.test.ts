@@ -128,7 +128,11 @@ describe('forms: session, CSRF token, same origin, role', () => {
     expect(anon.headers.get('location')).toBe('/ui/login');
     // no token, another session's token, a bearer token instead of the session: 403
     expect((await post(`/ui/nodes/${U}/actions`, op.cookie, action)).status).toBe(403);
-    expect((await post(`/ui/nodes/${U}/actions`, op.cookie, { ...action, _csrf: otherToken })).status).toBe(403);
+    const mismatch = await post(`/ui/nodes/${U}/actions`, op.cookie, { ...action, _csrf: otherToken });
+    expect(mismatch.status).toBe(403);
+    // a refusal on a dashboard route is a page, with the code the API would send
+    expect(mismatch.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await mismatch.text()).toMatch(/<p class="alert" role="alert" id="error" data-code="csrf_token_mismatch">the form&#39;s token does not belong to this session/);
     expect((await post(`/ui/nodes/${U}/actions`, '', { ...action, _csrf: token }, { authorization: `Bearer ${TOKENS.operator}` })).status).toBe(303);
     // the right token from another site (a browser says so in Sec-Fetch-Site): 403
     const cross = await post(`/ui/nodes/${U}/actions`, op.cookie, { ...action, _csrf: token }, { 'sec-fetch-site': 'cross-site' });

@@ -23,6 +23,7 @@ import { parseWith, rejectBadStrings } from './validate.ts';
 import { LabelFilter, NodeAction, NodeListQuery, nodeActionRole, runNodeAction } from './admin.ts';
 import { PowerRequest, PromoteBody, RollbackBody } from './requests.ts';
 import { CSS, CSS_PATH } from './views/styles.ts';
+import { renderErrorPage } from './views/layout.tsx';
 import { renderLoginPage } from './views/login.tsx';
 import { renderFleetPage } from './views/fleet.tsx';
 import { renderNodePage } from './views/node.tsx';
@@ -79,6 +80,14 @@ const nonEmpty = (q: Record<string, string>) => Object.fromEntries(Object.entrie
 
 export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminAuth>) {
   const app = new Hono();
+  // errors on dashboard routes are pages with the same status, code and message the API would send as JSON
+  app.onError(async (err, c) => {
+    const e = toAppError(err);
+    if (e.status >= 500) ((c.get('log' as never) as Deps['log'] | undefined) ?? deps.log).error({ err, path: c.req.path }, 'dashboard request failed');
+    for (const [k, v] of Object.entries(e.headers ?? {})) c.header(k, v);
+    const viewer = (c.get('principal' as never) as Principal | undefined) ?? null;
+    return c.html(await renderErrorPage({ status: e.status, code: String(e.code), message: e.message, viewer }), e.status);
+  });
 
   // the one stylesheet, public (the login page needs it) and immutable under its content-hashed name
   app.get('/static/:file', (c) => {

@@ -96,3 +96,15 @@ export function Flash({ ok, error }: { ok?: string | null; error?: string | null
   if (ok) return <p class="notice" role="status" id="flash-ok">{ok}</p>;
   return null;
 }
+
+/** A refusal or failure on a dashboard route, as a page (the JSON API answers the same error as JSON). */
+export function ErrorPage({ status, code, message, viewer }: { status: number; code: string; message: string; viewer?: Viewer | null }) {
+  return (
+    <Page title={`Error ${status}`} viewer={viewer}>
+      <p class="alert" role="alert" id="error" data-code={code}>{message}</p>
+      <p><a href="/ui">Back to the fleet</a></p>
+    </Page>
+  );
+}
+
+export const renderErrorPage = (props: Parameters<typeof ErrorPage>[0]) => documentOf(<ErrorPage {...props} />);
