@@ -111,7 +111,11 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     config: fleetConfig,
     logger: log,
     metrics,
-    leaderTasks: [{ name: 'image-rollback', run: () => images.evaluateRollbacks() }],
+    // the upload sweep is safe on any replica (conditional marking, idempotent abort); one is enough
+    leaderTasks: [
+      { name: 'image-rollback', run: () => images.evaluateRollbacks() },
+      { name: 'upload-expiry', run: () => images.sweepUploads() },
+    ],
   });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline },

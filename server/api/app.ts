@@ -27,6 +27,8 @@ export interface Mount {
   at: string;
   app: Hono;
   docs?: RouteDoc[];
+  /** paths (full, from '/') whose routes apply their own body limit instead of http.bodyLimitBytes */
+  ownBodyLimit?: RegExp;
 }
 
 /** Routes anyone (or a node with its boot token) may call; everything else needs an API token, and a bad request
@@ -91,12 +93,16 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     await next();
   });
   if (deps.config.metrics.requireToken) app.use('/metrics', requireRole('viewer'));
-  app.use(
-    bodyLimit({
-      maxSize: deps.config.http.bodyLimitBytes,
-      onError: (c) => errorResponse(c, new AppError(413, 'payload_too_large', `request body exceeds ${deps.config.http.bodyLimitBytes} bytes`)),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: deps.config.http.bodyLimitBytes,
+    onError: (c) => errorResponse(c, new AppError(413, 'payload_too_large', `request body exceeds ${deps.config.http.bodyLimitBytes} bytes`)),
+  });
+  // filled below as the areas mount (e.g. image upload chunks: an S3 part is at least 5 MiB)
+  const ownBodyLimits: RegExp[] = [];
+  app.use(async function bodyLimits(c, next) {
+    if (ownBodyLimits.some((re) => re.test(c.req.path))) return next();
+    return limitBody(c, next);
+  });
   app.onError(createErrorHandler(deps.log));
   app.use(
     cleanRequest({
@@ -154,6 +160,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     const m = mk(requireRole);
     app.route(m.at, m.app);
     docs.push(...(m.docs ?? []));
+    if (m.ownBodyLimit) ownBodyLimits.push(m.ownBodyLimit);
   }
   const doc = openApiDocument(docs);
   app.get('/api/v1/openapi.json', (c) => c.json(doc));

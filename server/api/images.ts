@@ -1,13 +1,7 @@
 // Admin API for images, mounted at /api/v1/images: list/show, blob upload + manifest registration (push),
 // promote, rollback, channel history and gate figures. Errors are AppErrors; the API's one onError renders them.
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
@@ -17,6 +11,8 @@ import { PromoteBody, RollbackBody } from './requests.ts';
 import type { RouteDoc } from './openapi.ts';
 import type { Mount } from './app.ts';
 import type { Images } from '../images/index.ts';
+import type { Uploads } from '../images/uploads.ts';
+import { errorResponse } from './errors.ts';
 import type { ImagePipeline } from '../images/pipeline.ts';
 import { DIGEST_RE, type ImageStore } from '../images/store.ts';
 
@@ -44,8 +40,8 @@ const HistoryQuery = z.strictObject({ channel: z.string().min(1).max(32).optiona
 export const IMAGE_ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/api/v1/images', summary: 'Image names with version counts and channel pointers', tag: 'images', auth: 'viewer' },
   { method: 'post', path: '/api/v1/images', summary: 'Register a version whose blobs are uploaded (kernel, initrd and cmdline are checked; 422 names the part); publishes on the first channel, a later one only with force (admin)', tag: 'images', auth: 'operator', request: RegisterImageBody },
-  { method: 'get', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: bytes staged so far (or complete when in the store)', tag: 'images', auth: 'operator' },
-  { method: 'patch', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: append a chunk at Upload-Offset (Upload-Length = blob size); verified by sha256 when complete', tag: 'images', auth: 'operator' },
+  { method: 'get', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: bytes the server has (any replica), complete when in the store, and chunkBytes to send', tag: 'images', auth: 'operator' },
+  { method: 'patch', path: '/api/v1/images/blobs/{digest}/upload', summary: 'Resumable upload: the chunk at Upload-Offset (Upload-Length = blob size, optional Upload-Checksum: sha256 <base64>); every chunk but the last at least minChunkBytes (S3: 5 MiB); the blob is committed only if it hashes to its digest', tag: 'images', auth: 'operator' },
   { method: 'get', path: '/api/v1/images/{name}', summary: 'Versions and channels of one image', tag: 'images', auth: 'viewer' },
   { method: 'get', path: '/api/v1/images/{name}/history', summary: 'Channel history (who, when, from, to, why)', tag: 'images', auth: 'viewer' },
   { method: 'get', path: '/api/v1/images/{name}/channels/{channel}/gates', summary: 'Promotion gate figures for the image on a channel', tag: 'images', auth: 'viewer' },
@@ -57,15 +53,17 @@ export interface ImagesAdminOptions {
   pipeline: ImagePipeline;
   store: ImageStore;
   requireRole: (min: Role) => MiddlewareHandler;
-  /** where uploads are staged until complete and verified; keep it across restarts so uploads resume */
-  stagingDir?: string;
+  /** resumable uploads (server/images/uploads.ts): tracked in the database, parts in the store */
+  uploads: Uploads;
   /** largest blob accepted */
   maxBlobBytes?: number;
-  /** chunk size the CLI is told to use; keep it under the API's body limit */
-  chunkBytes?: number;
 }
 
-export function createImagesAdminApp({ pipeline: p, store, requireRole, stagingDir = join(tmpdir(), 'bootfarm-uploads'), maxBlobBytes = 4 * 1024 ** 3, chunkBytes = 2 * 1024 * 1024 }: ImagesAdminOptions) {
+/** The upload route takes chunks bigger than http.bodyLimitBytes (an S3 part is at least 5 MiB): app.ts leaves
+ * paths matching this to the route's own limit. */
+export const UPLOAD_PATH = /^\/api\/v1\/images\/blobs\/[^/]+\/upload$/;
+
+export function createImagesAdminApp({ pipeline: p, requireRole, uploads, maxBlobBytes = 4 * 1024 ** 3 }: ImagesAdminOptions) {
   const app = new Hono();
   const actor = (c: Parameters<typeof principalOf>[0]) => principalOf(c).name;
 
@@ -78,68 +76,43 @@ export function createImagesAdminApp({ pipeline: p, store, requireRole, stagingD
     return c.json(r, r.created ? 201 : 200);
   });
 
-  // Resumable blob upload (the offset protocol of tus 1.0, in small chunks that fit the API's body limit):
-  // GET …/upload says how many bytes are staged; PATCH appends a chunk at Upload-Offset; when Upload-Length
-  // bytes are staged the file must hash to its name, then goes to the store (resumable multipart on S3).
-  // An interrupted `bootfarm image push` asks for the offset and continues from there.
-  const busy = new Set<string>();
-  const staged = async (digest: string) => {
-    try {
-      return (await stat(join(stagingDir, digest))).size;
-    } catch {
-      return 0;
-    }
-  };
-
+  // Resumable blob upload (the offset protocol of tus 1.0): GET …/upload says how many bytes the server has and
+  // the chunk size to use; PATCH sends the chunk at Upload-Offset (Upload-Length = blob size, optional
+  // Upload-Checksum: sha256 <base64> of the chunk). The upload lives in the database and the store
+  // (server/images/uploads.ts), so any replica continues it; the last chunk is checked against the digest
+  // before the blob appears under it. An interrupted `bootfarm image push` asks for the offset and continues.
   app.get('/blobs/:digest/upload', requireRole('operator'), async (c) => {
     const digest = parseWith(Digest, c.req.param('digest'));
-    const inStore = await store.stat(digest);
-    if (inStore) return c.json({ digest, offset: inStore.size, complete: true, chunkBytes });
-    return c.json({ digest, offset: await staged(digest), complete: false, chunkBytes });
+    return c.json({ ...(await uploads.status(digest)), chunkBytes: uploads.chunkBytes, minChunkBytes: uploads.minChunkBytes });
   });
 
-  app.patch('/blobs/:digest/upload', requireRole('operator'), async (c) => {
-    const digest = parseWith(Digest, c.req.param('digest'));
-    const offset = Number(c.req.header('upload-offset'));
-    const total = Number(c.req.header('upload-length'));
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(total) || total < 1)
-      throw new AppError(400, 'bad_request', 'send Upload-Offset (bytes already staged) and Upload-Length (blob size) headers');
-    if (total > maxBlobBytes) throw new AppError(413, 'payload_too_large', `blobs are limited to ${maxBlobBytes} bytes`);
-    if (busy.has(digest)) throw new AppError(409, 'upload_busy', `another upload of ${digest} is in progress`, { digest });
-    busy.add(digest);
-    const path = join(stagingDir, digest);
-    try {
-      await mkdir(stagingDir, { recursive: true });
-      const have = await staged(digest);
-      if (offset !== have) throw new AppError(409, 'offset_mismatch', `the server has ${have} bytes of ${digest}; send from there`, { offset: have });
-      const body = c.req.raw.body;
-      if (body) {
-        let size = have;
-        const meter = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            size += chunk.length;
-            if (size > total) return cb(new AppError(400, 'bad_request', `more bytes than Upload-Length (${total})`));
-            cb(null, chunk);
-          },
-        });
-        await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream), meter, createWriteStream(path, { flags: 'a' }));
+  app.patch(
+    '/blobs/:digest/upload',
+    requireRole('operator'),
+    // this route's own limit (app.ts leaves it out of http.bodyLimitBytes): one chunk
+    bodyLimit({
+      maxSize: uploads.chunkBytes,
+      onError: (c) => errorResponse(c, new AppError(413, 'payload_too_large', `a chunk may hold at most ${uploads.chunkBytes} bytes (chunkBytes of GET …/upload)`)),
+    }),
+    async (c) => {
+      const digest = parseWith(Digest, c.req.param('digest'));
+      const offset = Number(c.req.header('upload-offset'));
+      const total = Number(c.req.header('upload-length'));
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(total) || total < 1)
+        throw new AppError(400, 'bad_request', 'send Upload-Offset (bytes already staged) and Upload-Length (blob size) headers');
+      if (total > maxBlobBytes) throw new AppError(413, 'payload_too_large', `blobs are limited to ${maxBlobBytes} bytes`);
+      const checksum = c.req.header('upload-checksum');
+      let chunkSha256: string | undefined;
+      if (checksum !== undefined) {
+        const m = /^sha256 ([A-Za-z0-9+/]{43}=)$/.exec(checksum.trim());
+        if (!m) throw new AppError(400, 'bad_request', 'Upload-Checksum must be "sha256 " and the chunk\'s sha256 in base64 (44 characters)');
+        chunkSha256 = m[1];
       }
-      const now = await staged(digest);
-      if (now < total) return c.json({ digest, offset: now, complete: false });
-      const hash = createHash('sha256');
-      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      const actual = hash.digest('hex');
-      if (actual !== digest) {
-        await rm(path, { force: true });
-        throw new AppError(400, 'digest_mismatch', `the uploaded bytes hash to ${actual}, not ${digest}; the staged copy was discarded`, { expected: digest, actual });
-      }
-      await store.putFile(digest, path);
-      await rm(path, { force: true });
-      return c.json({ digest, offset: total, complete: true }, 201);
-    } finally {
-      busy.delete(digest);
-    }
-  });
+      const data = Buffer.from(await c.req.arrayBuffer());
+      const r = await uploads.append({ digest, offset, total, data, chunkSha256, actor: actor(c) });
+      return c.json(r, r.complete ? 201 : 200);
+    },
+  );
 
   app.get('/:name', requireRole('viewer'), async (c) => c.json(await p.show(c.req.param('name'))));
 
@@ -170,7 +143,8 @@ export function imagesMount(images: Images): (requireRole: (min: Role) => Middle
   const { config: cfg } = images;
   return (requireRole) => ({
     at: '/api/v1/images',
-    app: createImagesAdminApp({ pipeline: images.pipeline, store: images.store, requireRole, stagingDir: images.stagingDir, maxBlobBytes: cfg.maxBlobBytes, chunkBytes: cfg.uploadChunkBytes }),
+    app: createImagesAdminApp({ pipeline: images.pipeline, store: images.store, requireRole, uploads: images.uploads, maxBlobBytes: cfg.maxBlobBytes }),
     docs: IMAGE_ROUTE_DOCS,
+    ownBodyLimit: UPLOAD_PATH,
   });
 }

@@ -1,7 +1,9 @@
 // `bootfarm image …` commands. Like the rest of the CLI they talk to a running server's admin API; uploads
-// use the resumable protocol of admin.ts, so an interrupted push continues where it stopped.
+// use the resumable protocol of server/api/images.ts (state in the database, so any replica continues it), in the
+// chunk size the server names (with S3, its part size: at least 5 MiB), each chunk with its sha256.
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -29,11 +31,15 @@ export interface ImageCliOptions {
 }
 
 /** A chunk that failed on the way (no answer, or a 5xx while the server restarts) is sent again, with the project's
- * backoff; a 4xx is the caller's mistake and ends the push. */
-const CHUNK_RETRY = { baseMs: 500, capMs: 10_000, jitter: 'full', attempts: 6 } as const;
+ * backoff (8 attempts: up to ~35 s, longer than the server's 15 s upload lease); a 4xx is the caller's mistake and
+ * ends the push. */
+const CHUNK_RETRY = { baseMs: 500, capMs: 10_000, jitter: 'full', attempts: 8 } as const;
 const transient = (e: unknown) => {
   const status = (e as { status?: number }).status;
-  return status === undefined || status >= 500;
+  // a chunk damaged on the way (its Upload-Checksum did not match) is read from the file and sent again; another
+  // client holding the upload for a moment (upload_busy: a server-side lease of at most 15 s) is waited out
+  const code = (e as { body?: { error?: { code?: string } } }).body?.error?.code;
+  return status === undefined || status >= 500 || code === 'checksum_mismatch' || code === 'upload_busy';
 };
 
 const KERNEL_NAMES = /^(vmlinuz|bzImage|kernel|linux)([-.].*)?$/;
@@ -104,7 +110,8 @@ export async function uploadBlob(call: Call, o: { progress?: ProgressStream; sle
         await fh.read(buf, 0, len, offset);
         try {
           const at = offset;
-          const r = await retry(() => call<{ offset: number }>('PATCH', `/api/v1/images/blobs/${digest}/upload`, buf, { 'upload-offset': String(at), 'upload-length': String(size) }), {
+          const sum = `sha256 ${createHash('sha256').update(buf).digest('base64')}`;
+          const r = await retry(() => call<{ offset: number }>('PATCH', `/api/v1/images/blobs/${digest}/upload`, buf, { 'upload-offset': String(at), 'upload-length': String(size), 'upload-checksum': sum }), {
             ...CHUNK_RETRY,
             retryable: transient,
             sleep: o.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
@@ -123,6 +130,10 @@ export async function uploadBlob(call: Call, o: { progress?: ProgressStream; sle
       bar.stop();
       await fh.close();
     }
+    // every byte is there; if the replica that took the last chunk died before assembling the blob, asking
+    // for the status makes the one we reach finish it
+    const done = await call<{ complete: boolean; offset: number }>('GET', `/api/v1/images/blobs/${digest}/upload`);
+    if (!done.complete) throw new ImageCliError(`${label}: the server has ${done.offset} of ${size} bytes after the upload; push again to resume`);
   } else bar.stop();
   return { resumedFrom };
 }

@@ -11,6 +11,7 @@ import { createLocalStore } from './local.ts';
 import { createS3Store } from './s3.ts';
 import { createImagePipeline, type FleetBreaker } from './pipeline.ts';
 import { createImageServeApp } from './serve.ts';
+import { createUploads } from './uploads.ts';
 import type { ImageStore } from './store.ts';
 
 const GiB = 1024 ** 3;
@@ -62,8 +63,18 @@ export const ImagesConfig = z.strictObject({
     })
     .prefault({}),
   maxBlobBytes: z.coerce.number().int().min(1).default(4 * GiB),
-  /** upload chunk size for the resumable protocol; must stay under http.bodyLimitBytes */
+  /** upload chunk size for the resumable protocol with the local store (the S3 store uses its part size,
+   * at least 5 MiB, S3's minimum); the upload route takes bodies up to this size whatever http.bodyLimitBytes says */
   uploadChunkBytes: z.coerce.number().int().min(64 * 1024).default(2 * 1024 * 1024),
+  uploads: z
+    .strictObject({
+      /** local store only: where upload parts wait until complete (default <dataDir>/images/uploads). With several
+       * replicas this directory must be shared by all of them (NFS), like the store directory itself. */
+      dir: z.string().min(1).optional(),
+      /** an upload idle for longer is aborted (AbortMultipartUpload on S3) by the sweep */
+      ttlHours: z.coerce.number().positive().default(24),
+    })
+    .prefault({}),
 });
 export type ImagesConfig = z.infer<typeof ImagesConfig>;
 
@@ -88,8 +99,17 @@ export async function createImages({ config, db, log, clock, metrics, breaker }:
     if (cfg.store.createBucket) await s3.ensureBucket();
     store = s3;
   } else {
-    store = createLocalStore({ dir: cfg.store.dir ?? join(base, 'store') });
+    store = createLocalStore({ dir: cfg.store.dir ?? join(base, 'store'), stagingDir: cfg.uploads.dir ?? join(base, 'uploads') });
   }
+  const uploads = createUploads({
+    db,
+    store,
+    clock,
+    chunkBytes: cfg.store.kind === 's3' ? cfg.store.partSizeMiB * 1024 * 1024 : cfg.uploadChunkBytes,
+    maxBlobBytes: cfg.maxBlobBytes,
+    ttlMs: cfg.uploads.ttlHours * 3600_000,
+    log,
+  });
   const corrupt = metrics ? new Counter({ name: 'bootfarm_image_corrupt_blobs_total', help: 'Blobs from the image store whose sha256 did not match their name (not cached, not served)', registers: [metrics] }) : undefined;
   const cache = await createBlobCache({
     dir: cfg.cache.dir ?? join(base, 'cache'),
@@ -132,8 +152,10 @@ export async function createImages({ config, db, log, clock, metrics, breaker }:
     catalog: pipeline.catalog,
     /** mount at '/': GET/HEAD /images/:digest and /images/by-name/:name/:channel/kernel|initrd */
     serveApp,
-    /** where uploads are staged until verified (the admin API, server/api/images.ts `imagesMount`, uses it) */
-    stagingDir: join(base, 'uploads'),
+    /** resumable uploads tracked in the database (the admin API, server/api/images.ts `imagesMount`, uses it) */
+    uploads,
+    /** abort uploads idle for longer than images.uploads.ttlHours (any replica may call it; main runs it on the leader) */
+    sweepUploads: () => uploads.sweep(),
     /** one rollback-controller tick (call from the leader's loop); a no-op when rollback is disabled */
     evaluateRollbacks: async () => (cfg.rollback.enabled ? pipeline.evaluateAllRollbacks() : []),
   };

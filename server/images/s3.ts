@@ -26,10 +26,12 @@ import {
   CompleteMultipartUploadCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
+  AbortMultipartUploadCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { assertDigest, blobKey, BlobNotFoundError, manifestKey, StoreUnavailableError, type BlobBody, type BlobStat, type ImageManifest, type ImageStore, type PutOptions } from './store.ts';
+import { createHash } from 'node:crypto';
+import { assertDigest, blobKey, BlobNotFoundError, manifestKey, StoreUnavailableError, PartsRefusedError, UploadGoneError, type BlobBody, type BlobStat, type ImageManifest, type ImageStore, type PartTarget, type PutOptions } from './store.ts';
 
 export interface S3StoreOptions {
   endpoint: string;
@@ -65,6 +67,17 @@ const MiB = 1024 * 1024;
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+function isNoSuchUpload(err: unknown): boolean {
+  return (err as { name?: string }).name === 'NoSuchUpload' || (err as { Code?: string }).Code === 'NoSuchUpload';
+}
+
+/** md5 (hex) of a byte range of a file: a part's ETag, without its quotes */
+async function md5Etag(path: string, start: number, len: number): Promise<string> {
+  const h = createHash('md5');
+  for await (const chunk of createReadStream(path, { start, end: start + len - 1, highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
 }
 
 function isNotFound(err: unknown): boolean {
@@ -162,7 +175,9 @@ export function createS3Store({
     for (let n = 1; n <= count; n++) {
       const expect = Math.min(partSize, size - (n - 1) * partSize);
       const prev = have.get(n);
-      if (prev && prev.size === expect) {
+      // reuse a part only if it holds these very bytes (its ETag is their md5): an open upload for this key may
+      // be a resumable API upload (uploads.ts), whose part numbers do not follow byte positions
+      if (prev && prev.size === expect && prev.etag.replace(/"/g, '') === (await md5Etag(path, (n - 1) * partSize, expect))) {
         done.push({ PartNumber: n, ETag: prev.etag });
         sent += expect;
         resumed++;
@@ -192,10 +207,55 @@ export function createS3Store({
     await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId: uploadId, MultipartUpload: { Parts: done } }));
   }
 
+  const parts: PartTarget = {
+    minPartBytes: 5 * MiB,
+    maxPartNumber: 10_000,
+    async create(digest) {
+      assertDigest(digest);
+      try {
+        const res = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key(digest), ContentType: 'application/octet-stream' }));
+        if (!res.UploadId) throw new StoreUnavailableError('the image store started a multipart upload without an UploadId');
+        return res.UploadId;
+      } catch (err) {
+        throw mapError(err, 'CreateMultipartUpload');
+      }
+    },
+    async put(digest, uploadId, partNumber, data, signal) {
+      try {
+        const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key(digest), UploadId: uploadId, PartNumber: partNumber, ContentLength: data.length, Body: data }), { abortSignal: signal });
+        return res.ETag ?? '';
+      } catch (err) {
+        if (isNoSuchUpload(err)) throw new UploadGoneError(uploadId);
+        throw mapError(err, 'UploadPart');
+      }
+    },
+    async complete(digest, uploadId, list) {
+      try {
+        await client.send(
+          new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key(digest), UploadId: uploadId, MultipartUpload: { Parts: list.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) } }),
+        );
+      } catch (err) {
+        if (isNoSuchUpload(err)) throw new UploadGoneError(uploadId);
+        const name = (err as { name?: string }).name;
+        if (name === 'InvalidPart' || name === 'InvalidPartOrder') throw new PartsRefusedError(uploadId, name);
+        throw mapError(err, 'CompleteMultipartUpload');
+      }
+    },
+    async abort(digest, uploadId) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key(digest), UploadId: uploadId }));
+      } catch (err) {
+        if (isNoSuchUpload(err) || isNotFound(err)) return;
+        throw mapError(err, 'AbortMultipartUpload');
+      }
+    },
+  };
+
   const store: S3ImageStore = {
     kind: 's3',
     client,
     bucket,
+    parts,
     async ensureBucket() {
       try {
         await client.send(new HeadBucketCommand({ Bucket: bucket }));

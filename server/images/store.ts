@@ -54,6 +54,45 @@ export interface ImageStore {
   getManifest(name: string, version: string): Promise<ImageManifest | null>;
   /** a time-limited URL a client can GET the blob from directly (S3 only) */
   presign?(digest: string, expiresInSeconds: number): Promise<string>;
+  /** parts of a resumable upload (server/images/uploads.ts keeps their numbers and ETags in the database) */
+  readonly parts: PartTarget;
+}
+
+/**
+ * Where the parts of a resumable upload go until it is complete: an S3 multipart upload (s3.ts), or files in a
+ * staging directory every replica shares (local.ts). `complete` puts the blob under its digest in one step, with
+ * exactly the parts named, in that order; nothing of an upload is visible under the digest before that.
+ */
+export interface PartTarget {
+  /** the smallest part accepted, except the last one (S3: 5 MiB; local: 1 byte) */
+  readonly minPartBytes: number;
+  /** the largest part number the store accepts (S3: 10000) */
+  readonly maxPartNumber: number;
+  /** start an upload; returns its id */
+  create(digest: string): Promise<string>;
+  /** store one part; returns its ETag. Throws UploadGoneError when the upload was aborted (expired). */
+  put(digest: string, uploadId: string, partNumber: number, data: Buffer, signal?: AbortSignal): Promise<string>;
+  /** assemble the parts, in the order given, under the digest; UploadGoneError when there is no such upload,
+   * PartsRefusedError when a part's bytes are not the ones its ETag names */
+  complete(digest: string, uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<void>;
+  /** drop an upload and its parts; a missing upload is not an error */
+  abort(digest: string, uploadId: string): Promise<void>;
+}
+
+/** The store refused to assemble the parts: a part it holds is not the one committed (its ETag differs). */
+export class PartsRefusedError extends Error {
+  constructor(readonly uploadId: string, detail: string) {
+    super(`the image store refused to assemble upload ${uploadId}: ${detail}`);
+    this.name = 'PartsRefusedError';
+  }
+}
+
+/** The store no longer has the upload (aborted by the expiry sweep, or completed by another replica). */
+export class UploadGoneError extends Error {
+  constructor(readonly uploadId: string) {
+    super(`upload ${uploadId} is no longer open in the image store`);
+    this.name = 'UploadGoneError';
+  }
 }
 
 export class BlobNotFoundError extends Error {

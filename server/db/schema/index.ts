@@ -5,3 +5,4 @@ export * from './fleet.ts';
 export * from './images.ts';
 export * from './leases.ts';
 export * from './sessions.ts';
+export * from './uploads.ts';
