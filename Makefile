@@ -5,10 +5,11 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 APT_PACKAGES = $(sort $(shell cat deps/*.txt 2>/dev/null | sed 's/\#.*//'))
 
-.PHONY: help run test test-unit deps deps-npm deps-apt typecheck bench e2e clean
+.PHONY: help run build test test-unit deps deps-npm deps-apt typecheck bench e2e clean
 
 help:
 	@echo "make run    — boot server on embedded defaults (PGlite in var/, local image store)"
+	@echo "make build  — compile server + CLI to JavaScript for plain Node 20 (build/dist; make run then uses it)"
 	@echo "make test   — install what the tests need (npm + Debian packages) and run them"
 	@echo "make bench  — benchmarks against dnsmasq, kea, tftpd-hpa, nginx (prints ratios)"
 
@@ -29,8 +30,10 @@ deps-apt:
 
 deps: deps-npm deps-apt
 
+# the release build when one exists (make build; brought up to date first), else TypeScript through tsx
 run: deps-npm
-	npx tsx server/cli.ts serve
+	@if [ -f $(DIST_STAMP) ]; then $(MAKE) --no-print-directory build && exec node $(DIST)/server/cli.js serve; \
+	else exec npx tsx server/cli.ts serve; fi
 
 typecheck: deps-npm
 	npx tsc --noEmit

@@ -10,6 +10,8 @@
 // client (`ctx.api()`, or `ctx.http()` for raw bodies), `bootfarm completion bash|zsh`. Throw `ctx.fail(msg)`
 // (a CliError) for mistakes the operator can fix: printed as `bootfarm: msg`, exit 2. Do not define
 // --url/--token/--ca/--json on a subcommand: they are the program's (global) options.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CommanderError } from 'commander';
 import { ConfigError } from './config.ts';
@@ -63,7 +65,17 @@ export async function main(argv: string[], o: MainOptions | Out = {}): Promise<n
   return ctx.keepRunning ? -1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('server/cli.ts')) {
+/** Whether this module is the program: `tsx server/cli.ts`, `node build/dist/server/cli.js`, or the `bootfarm` bin,
+ *  which npm installs as a symlink (argv[1] is the link, import.meta.url the real file). */
+function isProgram(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
   main(process.argv.slice(2)).then(
     (code) => {
       if (code >= 0) process.exit(code);
