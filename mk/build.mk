@@ -5,7 +5,7 @@
 #   make run          (Makefile) runs the build when one exists, rebuilding it first if a source is newer
 DIST := build/dist
 DIST_STAMP := $(DIST)/.built
-DIST_SRC := $(shell find server boot -name '*.ts' ! -name '*.test.ts' 2>/dev/null) $(wildcard server/db/migrations/*.sql server/db/migrations/meta/*.json)
+DIST_SRC := $(shell find server boot \( -name '*.ts' -o -name '*.tsx' \) ! -name '*.test.ts' ! -name '*.test.tsx' 2>/dev/null) $(wildcard server/db/migrations/*.sql server/db/migrations/meta/*.json)
 
 .PHONY: build build-clean
 
