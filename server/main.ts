@@ -12,6 +12,7 @@ import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhc
 import { registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
 import { createBootBackend } from './boot-backend.ts';
+import { createMacChanges } from './store/mac-changes.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
@@ -152,7 +153,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;
-  const bootBackend = dhcpConfig?.enabled ? createBootBackend({ nodes, log: log.child({ component: 'boot-backend' }) }) : undefined;
+  const bootBackend = dhcpConfig?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }) }) : undefined;
   if (dhcpConfig?.enabled) {
     dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
     await dhcp.start();

@@ -92,6 +92,11 @@ export interface DbHandle {
   url?: string;
   /** only for PGlite: the cluster as a tarball */
   dump?: () => Promise<Blob>;
+  /**
+   * LISTEN on a channel: onNotify for every notification; onListen each time listening (re)starts — after a
+   * reconnect, notifications sent meanwhile are lost, so the caller re-reads. Resolves to an unlisten function.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
 }
 
 export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir }: DbOptions = {}): Promise<DbHandle> {
@@ -114,6 +119,11 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
       },
       close: async () => {
         await client.end({ timeout: 5 });
+      },
+      // postgres.js keeps one extra connection for LISTEN and re-listens after a reconnect (calling onListen)
+      listen: async (channel, onNotify, onListen) => {
+        const { unlisten } = await client.listen(channel, (p) => onNotify(p), onListen);
+        return unlisten;
       },
     };
     if (migrate) {
@@ -159,6 +169,11 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
       await client.close();
     },
     dump: async () => (await client.dumpDataDir('none')) as Blob,
+    listen: async (channel, onNotify, onListen) => {
+      const off = await client.listen(channel, (p) => onNotify(p));
+      onListen?.();
+      return off;
+    },
   };
 }
 
