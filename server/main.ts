@@ -24,7 +24,7 @@ import { tuneHttpServer } from './images/serve.ts';
 import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
 import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
-import { firmwareMount } from './api/firmware.ts';
+import { firmwareMount, nodeCompliance } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
 import { createPowerControl, powerMount } from './api/power.ts';
 import { retry } from './contract/backoff.ts';
@@ -119,7 +119,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     ],
   });
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline },
+    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
     { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
   );
 

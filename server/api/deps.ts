@@ -9,6 +9,7 @@ import type { InspectionGate } from '../domain/inspection.ts';
 import type { Logger } from '../log.ts';
 import type { Clock } from '../clock.ts';
 import type { ImagePipeline } from '../images/pipeline.ts';
+import type { NodeCompliance } from '../domain/firmware.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
@@ -38,4 +39,6 @@ export interface Deps {
   power?: PowerControl;
   /** image channels (the dashboard's images page); without it the page says there is no pipeline */
   imageChannels?: ImageChannels;
+  /** one node's firmware compliance (server/api/firmware.ts nodeCompliance), for the node page */
+  firmwareCompliance?: (uuid: string) => Promise<NodeCompliance | null>;
 }

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { SmbiosUuid } from '../contract/common.ts';
 import { FirmwarePlan, FirmwareReport, NodeFirmwareState, type FirmwareReportResponse } from '../contract/firmware.ts';
 import { BaselineDocumentError, formatIssue, MAX_DOCUMENT_BYTES, parseBaselineDocument } from '../domain/firmware-baseline.ts';
-import type { ReportRow } from '../domain/firmware.ts';
+import type { NodeCompliance, ReportRow } from '../domain/firmware.ts';
 import { complianceRows, filterReport, reportOptions } from '../domain/firmware-report.ts';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -56,6 +56,11 @@ export type ReportQuery = z.infer<typeof ReportQuery>;
 async function fleetRows(firmware: FirmwareStore, only?: { uuid: string }): Promise<ReportRow[]> {
   const [fleet, baselines] = await Promise.all([firmware.fleet(only), firmware.listBaselines()]);
   return complianceRows(fleet, baselines);
+}
+
+/** One node's compliance from its latest facts (the dashboard's node page; null for an unknown node). */
+export async function nodeCompliance(firmware: FirmwareStore, uuid: string): Promise<NodeCompliance | null> {
+  return (await fleetRows(firmware, { uuid }))[0]?.compliance ?? null;
 }
 
 const BaselineListItem = z.object({ name: z.string(), version: z.number(), policy: z.string(), selector: z.record(z.string(), z.string()), components: z.number(), updatedAt: z.string(), updatedBy: z.string() });

@@ -187,7 +187,14 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     const node = await deps.nodes.require(uuid);
     // TODO(issue 17 item 5): the store reads events oldest-first; when its cursor pagination lands, ask it for
     // the newest page directly. Until then: all of them up to a bound, the newest TIMELINE shown.
-    const [facts, ifs, conflicts, bmc, events] = await Promise.all([deps.nodes.latestFacts(uuid), deps.nodes.interfaces(uuid), deps.nodes.conflicts(uuid), deps.bmcs.get(uuid), deps.nodes.events(uuid, { limit: 5000 })]);
+    const [facts, ifs, conflicts, bmc, events, firmware] = await Promise.all([
+      deps.nodes.latestFacts(uuid),
+      deps.nodes.interfaces(uuid),
+      deps.nodes.conflicts(uuid),
+      deps.bmcs.get(uuid),
+      deps.nodes.events(uuid, { limit: 5000 }),
+      deps.firmwareCompliance?.(uuid) ?? null,
+    ]);
     const viewer = viewerOf(c);
     const newest = events.slice(-TIMELINE).reverse();
     const html = await renderNodePage({
@@ -204,6 +211,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
       canOperate: requireRole.atLeast(viewer, 'operator'),
       isAdmin: requireRole.atLeast(viewer, 'admin'),
       power: !!deps.power,
+      firmware,
       flash,
     });
     return c.html(html, status as 200);

@@ -14,7 +14,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from '../../server/api/app.ts';
 import { createPowerControl } from '../../server/api/power.ts';
-import { firmwareMount } from '../../server/api/firmware.ts';
+import { firmwareMount, nodeCompliance } from '../../server/api/firmware.ts';
+import { parseBaselineDocument } from '../../server/domain/firmware-baseline.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createBmcFactory } from '../../server/bmc/index.ts';
 import type { DbHandle } from '../../server/db/index.ts';
@@ -52,12 +53,17 @@ beforeAll(async () => {
   [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ power: 0 })]);
   const t = createTestApp(db);
   images = await createImages({ config: { dataDir: tmp, images: { gates: { minActiveNodes: 1 } } }, db: db.db, log: silentLogger(), clock: t.clock });
+  const firmware = createFirmwareStore(db.db, { clock: t.clock });
+  // a baseline for node A's model: its BIOS (SeaBIOS 1.16.2) is below the minimum
+  const [baseline] = parseBaselineDocument(JSON.stringify({ name: 'qemu', selector: { manufacturer: 'QEMU', product: HOSTILE_PRODUCT }, policy: 'report', components: [{ type: 'bios', minimum: '1.17' }] }), 'test');
+  await firmware.applyBaseline(baseline!, { actor: 'test' });
   const app = createApp({
     ...t.deps,
     power: createPowerControl({ nodes: t.nodes, bmcs: t.bmcs, createBmc: createBmcFactory() }),
     imageChannels: images.pipeline,
+    firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid),
     fleetBreaker: async () => ({ open: true, reason: '6 of 40 nodes failed within 10 min', openedAt: new Date('2026-01-01T00:00:00Z') }),
-  }, { extra: [firmwareMount({ nodes: t.nodes, firmware: createFirmwareStore(db.db, { clock: t.clock }), clock: t.clock })] });
+  }, { extra: [firmwareMount({ nodes: t.nodes, firmware, clock: t.clock })] });
   const http = client(app);
 
   // node A boots for real through the API: registers facts (with a hostile product string), gets its BMC
@@ -184,6 +190,8 @@ it('filter → node → power on to PXE → promote and roll back an image, with
   expect(nic).toContain('tor-1');
   expect(nic).toContain('swp7 · rack1 port 7');
   expect(await page.locator('#firmware').innerText()).toContain('SeaBIOS 1.16.2-debian-1.16.2-1 (04/01/2014)');
+  expect(await page.locator('#firmware-state').innerText()).toMatch(/^outdated baseline qemu v1 \(report\)/);
+  expect(await page.locator('#firmware-components tr[data-component="bios"]').innerText()).toMatch(/1\.16\.2-debian-1\.16\.2-1 → ≥ 1\.17\s+outdated/);
   expect(await page.locator('#console').innerText()).toBe('no console captured');
   const kinds = async () => page.locator('#timeline tbody tr').evaluateAll((trs) => trs.map((t) => [t.getAttribute('data-kind'), t.querySelectorAll('td')[4]?.textContent ?? '']));
   const before = await kinds();

@@ -2,6 +2,7 @@
 // hardware facts, NICs with the switch port each one's LLDP neighbour reports, firmware, the timeline newest
 // first, and the console (none is captured yet: issue 16).
 import type { Facts, LldpNeighbor, NicFacts } from '../../contract/facts.ts';
+import type { NodeCompliance } from '../../domain/firmware.ts';
 import type { ConflictRow, EventRow, FactsRow, InterfaceRow, NodeRow } from '../../store/nodes.ts';
 import { ago, CsrfField, documentOf, Flash, isoMinute, labelText, Page, StatePill, type Viewer } from './layout.tsx';
 
@@ -23,6 +24,8 @@ export interface NodeView {
   isAdmin: boolean;
   /** power control is wired (a server without BMC drivers shows no power form) */
   power: boolean;
+  /** compliance with the firmware baseline that matches the node; null when the server has no firmware area */
+  firmware?: NodeCompliance | null;
   flash?: { ok?: string | null; error?: string | null };
 }
 
@@ -139,18 +142,40 @@ function Nics({ f, interfaces }: { f: Partial<Facts>; interfaces: InterfaceRow[]
   );
 }
 
-function Firmware({ f }: { f: Partial<Facts> }) {
+function Firmware({ f, compliance }: { f: Partial<Facts>; compliance?: NodeCompliance | null }) {
+  const b = compliance?.baseline;
   return (
-    <dl id="firmware">
-      <dt>BIOS</dt>
-      <dd>{f.bios ? `${f.bios.vendor ?? ''} ${f.bios.version ?? ''} (${f.bios.releaseDate ?? '?'})` : '—'}</dd>
-      <dt>BMC firmware</dt>
-      <dd>{f.bmc?.firmwareVersion ?? '—'}</dd>
-      <dt>NIC firmware</dt>
-      <dd>{(f.nics ?? []).filter((n) => n.firmwareVersion).map((n) => `${n.name}: ${n.firmwareVersion}`).join(', ') || '—'}</dd>
-      <dt>Compliance</dt>
-      <dd><a href="/ui/firmware">fleet firmware compliance</a></dd>
-    </dl>
+    <>
+      <dl id="firmware">
+        <dt>BIOS</dt>
+        <dd>{f.bios ? `${f.bios.vendor ?? ''} ${f.bios.version ?? ''} (${f.bios.releaseDate ?? '?'})` : '—'}</dd>
+        <dt>BMC firmware</dt>
+        <dd>{f.bmc?.firmwareVersion ?? '—'}</dd>
+        <dt>NIC firmware</dt>
+        <dd>{(f.nics ?? []).filter((n) => n.firmwareVersion).map((n) => `${n.name}: ${n.firmwareVersion}`).join(', ') || '—'}</dd>
+        <dt>Compliance</dt>
+        <dd id="firmware-state">
+          {compliance ? <><span class={`pill fw-${compliance.state}`}>{compliance.state}</span> {b ? `baseline ${b.name} v${b.version} (${b.policy})` : 'no baseline matches this model'}</> : '—'}{' '}
+          <a href="/ui/firmware">fleet report</a>
+        </dd>
+      </dl>
+      {compliance && compliance.components.length > 0 && (
+        <table id="firmware-components">
+          <thead>
+            <tr><th>Component</th><th>Current → required</th><th>Status</th></tr>
+          </thead>
+          <tbody>
+            {compliance.components.map((c) => (
+              <tr data-component={c.component} data-state={c.status}>
+                <td>{c.component}{c.devices.length > 0 && <> <small>{c.devices.join(' ')}</small></>}</td>
+                <td class="change">{`${c.current ?? 'unknown'} → ${c.required}`}{c.detail && <div class="detail">{c.detail}</div>}</td>
+                <td><span class={`pill fw-${c.status}`}>{c.status}</span></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
 
@@ -195,7 +220,7 @@ export function NodePage(v: NodeView) {
       <h2>Network interfaces</h2>
       <Nics f={f} interfaces={v.interfaces} />
       <h2>Firmware</h2>
-      <Firmware f={f} />
+      <Firmware f={f} compliance={v.firmware} />
       <h2>Timeline</h2>
       <table id="timeline">
         <thead>
