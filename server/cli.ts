@@ -22,10 +22,12 @@ import { register as nodes } from './cli/nodes.ts';
 import { register as fleet } from './cli/fleet.ts';
 import { register as firmware } from './cli/firmware.ts';
 import { register as image } from './cli/image.ts';
+import { register as secrets } from './cli/secrets.ts';
 import { register as completion } from './cli/completion.ts';
+import { KekMismatchError } from './store/keyring.ts';
 
 /** Command areas, in the order `bootfarm --help` lists them. One line per area. */
-const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, firmware, image, completion];
+const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, firmware, image, secrets, completion];
 
 export { CliError };
 export type { ApiClient };
@@ -81,7 +83,7 @@ if (isProgram()) {
       if (code >= 0) process.exit(code);
     },
     (err) => {
-      if (err instanceof ConfigError || err instanceof CliError) {
+      if (err instanceof ConfigError || err instanceof CliError || err instanceof KekMismatchError) {
         console.error(`bootfarm: ${err.message}`);
         process.exit(2);
       }

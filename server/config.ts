@@ -1,6 +1,7 @@
 // Configuration: parsed once in main with zod, from an optional YAML/JSON file (BOOTFARM_CONFIG) overlaid by
 // environment variables, then passed down. Nothing imports a config singleton.
 // Environment: DATABASE_URL, BOOTFARM_DATA_DIR, BOOTFARM_LOG_LEVEL, BOOTFARM_PUBLIC_URL, BOOTFARM_SECRET_KEY,
+// BOOTFARM_KEK, BOOTFARM_KEK_FILE,
 // BOOTFARM_TOKENS ("role:token,role:token"), and any nested setting as BOOTFARM_<SECTION>__<KEY>=value
 // (e.g. BOOTFARM_HTTP__PORT=8080, BOOTFARM_DHCP__MODE=proxy); values that parse as JSON are taken as JSON.
 import { readFileSync } from 'node:fs';
@@ -107,8 +108,20 @@ export const ConfigSchema = z.strictObject({
       tokens: z.array(z.strictObject({ name: z.string().default('token'), role: Role, token: z.string().min(16, 'tokens must be at least 16 characters') })).default([]),
     })
     .default({ tokens: [] }),
-  /** base64 of 32 bytes; encrypts BMC passwords at rest. Generated into dataDir on first start if absent. */
+  /** before issue 14: the one key that sealed BMC passwords ("v1" values). Still read (and `<dataDir>/secret.key`
+   * if present) and imported into the database keyring as a legacy key, so old values open; no longer generated. */
   secretKey: z.string().optional(),
+  /** the key-encryption key (KEK) wrapping the data keys in the database (server/store/keyring.ts): base64 of 32
+   * bytes, the same on every replica. Unset: `<dataDir>/kek`, generated on first start (one replica only). */
+  secrets: z
+    .strictObject({
+      kek: z.string().optional(),
+      kekFile: z.string().min(1).optional(),
+      /** while rolling to a new KEK (docs/security-model.md): the old one(s), so keys wrapped by them still open */
+      previousKeks: z.array(z.string()).default([]),
+    })
+    .refine((s) => !(s.kek && s.kekFile), 'set secrets.kek or secrets.kekFile, not both')
+    .prefault({}),
   boot: z
     .strictObject({
       stage1: z.strictObject({ image: z.string().default('stage1'), channel: z.string().default('prod'), cmdline: z.string().default('console=ttyS0,115200 console=tty0') }).default({ image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }),
@@ -192,6 +205,8 @@ export function rawConfig(env: NodeJS.ProcessEnv, fileText?: { path: string; tex
     BOOTFARM_LOG_LEVEL: ['log', 'level'],
     BOOTFARM_PUBLIC_URL: ['http', 'publicUrl'],
     BOOTFARM_SECRET_KEY: ['secretKey'],
+    BOOTFARM_KEK: ['secrets', 'kek'],
+    BOOTFARM_KEK_FILE: ['secrets', 'kekFile'],
   };
   for (const [name, path] of Object.entries(direct)) if (env[name]) setPath(raw, path, env[name]);
   if (env.BOOTFARM_TOKENS) {

@@ -4,7 +4,7 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-export const REDACT = ['password', '*.password', '*.*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'chapPassword', '*.chapPassword', 'secretKey'];
+export const REDACT = ['password', '*.password', '*.*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'chapPassword', '*.chapPassword', 'secretKey', 'kek', '*.kek', 'previousKeks', '*.previousKeks'];
 
 export function createLogger({ level = 'info', destination }: { level?: string; destination?: pino.DestinationStream } = {}): Logger {
   const opts: pino.LoggerOptions = { level, base: { svc: 'bootfarm' }, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime };

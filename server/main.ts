@@ -16,7 +16,8 @@ import { createMacChanges } from './store/mac-changes.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
-import { createSecrets, restrictTree } from './secrets.ts';
+import { loadKek, parseKey, restrictTree } from './secrets.ts';
+import { createKeyring } from './store/keyring.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
@@ -27,6 +28,7 @@ import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount, nodeCompliance } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
 import { createPowerControl, powerMount } from './api/power.ts';
+import { secretsMount } from './api/secrets.ts';
 import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
 import { fleetMount } from './api/fleet.ts';
@@ -57,6 +59,18 @@ function persistedSecret(dataDir: string, name: string, make: () => string): str
   return value;
 }
 
+/** Keys that sealed "v1" BMC passwords before issue 14 (config secretKey, <dataDir>/secret.key): imported. */
+function legacyKeysOf(config: Config): Buffer[] {
+  const out: Buffer[] = [];
+  if (config.secretKey) out.push(parseKey(config.secretKey, 'secretKey (BOOTFARM_SECRET_KEY)'));
+  const file = join(config.dataDir, 'secret.key');
+  if (existsSync(file)) {
+    const k = parseKey(readFileSync(file, 'utf8'), file);
+    if (!out.some((o) => o.equals(k))) out.push(k);
+  }
+  return out;
+}
+
 async function connectWithRetry(config: Config, log: Logger): Promise<DbHandle> {
   // a PostgreSQL server may still be starting next to us (1, 2, 4, 8, then every 10 s; 30 attempts);
   // embedded PGlite failing to open is not something waiting fixes
@@ -76,8 +90,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   if (isMainThread) process.umask(0o077);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   for (const p of restrictTree(config.dataDir)) log.warn(p, 'could not make a data directory entry private to this user (0700 directories, 0600 files)');
-  const key = config.secretKey ?? persistedSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64'));
-  const secrets = createSecrets(Buffer.from(key, 'base64'));
+  // the KEK and any pre-issue-14 secret.key, checked before the database is touched (a bad value fails fast)
+  const kek = loadKek(config.secrets, config.dataDir);
+  const legacyKeys = legacyKeysOf(config);
   let adminToken: string | undefined;
   if (config.auth.tokens.length === 0) {
     adminToken = persistedSecret(config.dataDir, 'admin.token', () => randomBytes(24).toString('base64url'));
@@ -94,6 +109,19 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
   for (const w of boundaryWarnings(config)) log.warn(w);
   const db = await connectWithRetry(config, log);
+  // the shared keyring: a KEK that does not match the database's data keys stops the start here (KekMismatchError)
+  const secrets = createKeyring(db.db, { kek: kek.kek, previousKeks: kek.previous, clock });
+  try {
+    const k = await secrets.init({ legacyKeys });
+    if (k.created || k.imported) log.info({ kekCheck: secrets.kekCheck, legacyImported: k.imported }, 'data keys created in the database');
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  if (kek.source === 'generated') {
+    const level = config.databaseUrl ? 'warn' : 'info';
+    log[level]({ file: kek.path, kekCheck: secrets.kekCheck }, 'the key-encryption key (KEK) was generated into the data directory: fine for one replica; replicas sharing a database need the same KEK configured (secrets.kek, BOOTFARM_KEK or secrets.kekFile)');
+  }
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const nodes = createNodeStore(db.db, { clock });
@@ -120,7 +148,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

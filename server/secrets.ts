@@ -1,31 +1,100 @@
-// Secrets at rest (BMC passwords): AES-256-GCM with a 32-byte key from config. The stored form is
-// "v1.<iv b64>.<tag b64>.<ciphertext b64>"; a wrong key or a tampered value fails authentication and throws.
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, lstatSync, readdirSync } from 'node:fs';
+// Secrets at rest (BMC passwords): AES-256-GCM. Two sealed forms:
+//   "v2.<data key id>.<iv b64>.<tag b64>.<ciphertext b64>" — sealed with a data key from the database
+//       (server/store/keyring.ts), itself wrapped by the key-encryption key (KEK) from configuration;
+//   "v1.<iv b64>.<tag b64>.<ciphertext b64>" — sealed before issue 14 with one key per replica (`secret.key`);
+//       still opened, with that key imported into the database as a legacy data key.
+// A wrong key or a tampered value fails authentication and throws.
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** What seals and opens a secret: the database keyring (async) or a fixed v1 key (tests, legacy). */
+export interface SecretBox {
+  encrypt(plain: string): string | Promise<string>;
+  decrypt(sealed: string): string | Promise<string>;
+}
+
+/** A fixed-key box that seals "v1" values (tests; what every replica had before issue 14). */
 export interface Secrets {
   encrypt(plain: string): string;
   decrypt(sealed: string): string;
+}
+
+/** AES-256-GCM: "base64(iv).base64(tag).base64(ciphertext)". */
+export function gcmSeal(key: Buffer, plain: Buffer): string {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  const ct = Buffer.concat([c.update(plain), c.final()]);
+  return [iv.toString('base64'), c.getAuthTag().toString('base64'), ct.toString('base64')].join('.');
+}
+
+/** Opens gcmSeal's output; throws when the key is wrong or the value was changed. */
+export function gcmOpen(key: Buffer, sealed: string): Buffer {
+  const [iv, tag, ct, extra] = sealed.split('.');
+  if (!iv || !tag || ct === undefined || extra !== undefined) throw new Error('sealed value has an unknown format');
+  const d = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
+  d.setAuthTag(Buffer.from(tag, 'base64'));
+  return Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]);
+}
+
+/** The check value stored beside every wrapped data key: HMAC-SHA256(KEK, constant), 16 hex. A replica compares
+ * it with its own KEK's before unwrapping anything, so a wrong KEK is refused with a clear message. */
+export const kekCheck = (kek: Buffer) => createHmac('sha256', kek).update('bootfarm kek check v1').digest('hex').slice(0, 16);
+
+/** base64 of exactly 32 bytes, or an Error naming `what` */
+export function parseKey(b64: string, what: string): Buffer {
+  const s = b64.trim();
+  const key = Buffer.from(s, 'base64');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s) || key.length !== 32) throw new Error(`${what} must be base64 of 32 bytes (e.g. \`openssl rand -base64 32\`)`);
+  return key;
 }
 
 export function createSecrets(key: Buffer): Secrets {
   if (key.length !== 32) throw new Error(`secret key must be 32 bytes (got ${key.length})`);
   return {
     encrypt(plain) {
-      const iv = randomBytes(12);
-      const c = createCipheriv('aes-256-gcm', key, iv);
-      const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
-      return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), ct.toString('base64')].join('.');
+      return `v1.${gcmSeal(key, Buffer.from(plain, 'utf8'))}`;
     },
     decrypt(sealed) {
-      const [v, iv, tag, ct] = sealed.split('.');
-      if (v !== 'v1' || !iv || !tag || ct === undefined) throw new Error('sealed secret has an unknown format');
-      const d = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
-      d.setAuthTag(Buffer.from(tag, 'base64'));
-      return Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8');
+      if (!sealed.startsWith('v1.')) throw new Error('sealed secret has an unknown format');
+      return gcmOpen(key, sealed.slice(3)).toString('utf8');
     },
   };
+}
+
+export interface KekSettings {
+  kek?: string | undefined;
+  kekFile?: string | undefined;
+  previousKeks?: string[] | undefined;
+}
+
+export interface LoadedKek {
+  kek: Buffer;
+  previous: Buffer[];
+  /** where it came from: configuration, a file named in configuration, or generated into the data directory */
+  source: 'config' | 'file' | 'generated';
+  /** the data-directory file (source "generated") */
+  path?: string;
+}
+
+/** The KEK: `secrets.kek` (BOOTFARM_KEK), else `secrets.kekFile` (BOOTFARM_KEK_FILE), else `<dataDir>/kek`, created
+ * 0600 on first start. The generated one is fine for one replica; replicas sharing a database need the same KEK
+ * in their configuration (the keyring refuses a replica whose KEK differs). */
+export function loadKek(settings: KekSettings, dataDir: string): LoadedKek {
+  const previous = (settings.previousKeks ?? []).map((k, i) => parseKey(k, `secrets.previousKeks[${i}]`));
+  if (settings.kek) return { kek: parseKey(settings.kek, 'secrets.kek'), previous, source: 'config' };
+  if (settings.kekFile) {
+    let text: string;
+    try {
+      text = readFileSync(settings.kekFile, 'utf8');
+    } catch (e) {
+      throw new Error(`secrets.kekFile ${settings.kekFile}: ${(e as Error).message}`);
+    }
+    return { kek: parseKey(text, `the KEK in ${settings.kekFile}`), previous, source: 'file' };
+  }
+  const path = join(dataDir, 'kek');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  return { kek: parseKey(readFileSync(path, 'utf8'), `the KEK in ${path}`), previous, source: 'generated', path };
 }
 
 /** sha256 hex of a token; tokens are stored only as this hash. */

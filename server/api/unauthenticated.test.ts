@@ -122,6 +122,6 @@ it('leaves the data directory private: 0700 directories, 0600 files', () => {
     if (st.isDirectory()) for (const n of readdirSync(p)) visit(join(p, n));
   };
   visit(dir);
-  expect(readdirSync(dir)).toEqual(expect.arrayContaining(['secret.key', 'pglite', 'images']));
+  expect(readdirSync(dir)).toEqual(expect.arrayContaining(['kek', 'pglite', 'images']));
   expect(open).toEqual([]);
 });

@@ -1,9 +1,9 @@
-// BMC credentials. The password is sealed with AES-256-GCM (server/secrets.ts) before it reaches the database
+// BMC credentials. The password is sealed (server/store/keyring.ts in production) before it reaches the database
 // and is opened only for a driver call: list/get return a view without it.
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { bmcs, events, nodes } from '../db/schema/index.ts';
-import type { Secrets } from '../secrets.ts';
+import type { SecretBox } from '../secrets.ts';
 import { notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 
@@ -32,13 +32,13 @@ export interface BmcInput {
 
 const view = (r: typeof bmcs.$inferSelect): BmcView => ({ nodeUuid: r.nodeUuid, driver: r.driver, address: r.address, port: r.port, username: r.username, options: r.options, updatedAt: r.updatedAt });
 
-export function createBmcStore(db: Db, secrets: Secrets, { clock = systemClock }: { clock?: Clock } = {}) {
+export function createBmcStore(db: Db, secrets: SecretBox, { clock = systemClock }: { clock?: Clock } = {}) {
   return {
     /** Stores a node's BMC. With `enroll`, a node that does not exist yet is created as `discovered` in the same
      * transaction, so a failure leaves neither the node nor the BMC behind. */
     async set(uuid: string, input: BmcInput, actor: string, { enroll }: { enroll?: string } = {}): Promise<BmcView> {
       const now = clock.now();
-      const values = { driver: input.driver, address: input.address, port: input.port ?? null, username: input.username, passwordEnc: secrets.encrypt(input.password), options: input.options ?? {}, updatedAt: now };
+      const values = { driver: input.driver, address: input.address, port: input.port ?? null, username: input.username, passwordEnc: await secrets.encrypt(input.password), options: input.options ?? {}, updatedAt: now };
       return db.transaction(async (tx) => {
         if (enroll) {
           const created = await tx.insert(nodes).values({ uuid, state: 'discovered', stateSince: now, stateReason: enroll, lastSeen: now, createdAt: now, updatedAt: now }).onConflictDoNothing().returning({ uuid: nodes.uuid });
@@ -60,7 +60,7 @@ export function createBmcStore(db: Db, secrets: Secrets, { clock = systemClock }
     /** For BMC drivers only: the decrypted password. Never return this from the API or log it. */
     async getCredentials(uuid: string): Promise<BmcCredentials | null> {
       const [row] = await db.select().from(bmcs).where(eq(bmcs.nodeUuid, uuid));
-      return row ? { ...view(row), password: secrets.decrypt(row.passwordEnc) } : null;
+      return row ? { ...view(row), password: await secrets.decrypt(row.passwordEnc) } : null;
     },
     async remove(uuid: string, actor: string): Promise<void> {
       const gone = await db.delete(bmcs).where(eq(bmcs.nodeUuid, uuid)).returning();

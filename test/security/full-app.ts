@@ -1,5 +1,5 @@
 // The whole HTTP surface the way server/main.ts composes it (core routes + firmware, in-band BMC setup, images
-// admin + serving, power), over a given database, for tests that must reach every route. Images use the real
+// admin + serving, power, secrets), over a given database, for tests that must reach every route. Images use the real
 // local-directory store in a temporary directory; the catalog is the real one (nothing published until a test
 // pushes). The one stand-in: BMC drivers get an `exec` that fails at once, as an unreachable BMC does, because
 // hostile-input tests are about our parsing, not about waiting for ipmitool's timeouts against random addresses.
@@ -19,18 +19,24 @@ import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
 import { createImages, ImagesConfig } from '../../server/images/index.ts';
 import { imagesMount } from '../../server/api/images.ts';
 import { silentLogger } from '../../server/log.ts';
-import { createSecrets } from '../../server/secrets.ts';
+import { secretsMount } from '../../server/api/secrets.ts';
+import { createKeyring } from '../../server/store/keyring.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
 import { TEST_KEY, testConfig } from '../fakes/app.ts';
+
+/** the KEK of the full app's keyring (data keys in the database, as server/main.ts does) */
+export const TEST_KEK = Buffer.alloc(32, 9);
 
 /** `catalog` replaces the image catalog the boot and agent routes resolve from (the image routes keep the real one). */
 export async function createFullApp(db: DbHandle, { config = testConfig(), clock = new FakeClock(), catalog }: { config?: Config; clock?: FakeClock; catalog?: ImageCatalog } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'bf-fullapp-'));
   const log = silentLogger();
   const nodes = createNodeStore(db.db, { clock });
-  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
+  const keyring = createKeyring(db.db, { kek: TEST_KEK, clock });
+  await keyring.init({ legacyKeys: [TEST_KEY] });
+  const bmcs = createBmcStore(db.db, keyring, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
   const unreachable = async () => {
     throw new Error('stand-in: BMC unreachable');
@@ -39,12 +45,13 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
     app,
     nodes,
     bmcs,
+    keyring,
     clock,
     async close() {
       rmSync(dir, { recursive: true, force: true });

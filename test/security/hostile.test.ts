@@ -94,6 +94,7 @@ const GOOD: Record<string, unknown> = {
   'POST /api/v1/images/{name}/promote': { from: 'dev', to: 'prod', reason: 'x' },
   'POST /api/v1/images/{name}/rollback': { channel: 'prod' },
   'POST /api/v1/firmware/baselines': YAML_BASELINE,
+  'POST /api/v1/secrets/rotate': { rewrapKek: true },
 };
 
 /** Replaces one leaf (picked by `pick`) of a JSON value with `v`, or adds a key. */

@@ -6,3 +6,4 @@ export * from './images.ts';
 export * from './leases.ts';
 export * from './sessions.ts';
 export * from './uploads.ts';
+export * from './secrets.ts';
