@@ -138,6 +138,10 @@ describe('forms: session, CSRF token, same origin, role', () => {
     const cross = await post(`/ui/nodes/${U}/actions`, op.cookie, { ...action, _csrf: token }, { 'sec-fetch-site': 'cross-site' });
     expect(cross.status).toBe(403);
     expect(await cross.text()).toContain('Sec-Fetch-Site: cross-site');
+    // nor can another site log the browser in (into the attacker's session)
+    const crossLogin = await t.app.request('/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site' }, body: new URLSearchParams({ token: TOKENS.operator }).toString() });
+    expect(crossLogin.status).toBe(403);
+    expect(crossLogin.headers.get('set-cookie')).toBeNull();
     // a JSON body is not a form
     const json = await t.app.request(`/ui/nodes/${U}/actions`, { method: 'POST', headers: { cookie: op.cookie, 'content-type': 'application/json' }, body: JSON.stringify({ ...action, _csrf: token }) });
     expect(json.status).toBe(415);

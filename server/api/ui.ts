@@ -97,7 +97,15 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
 
   const limiter = createLoginLimiter({ ...deps.config.ui.login, clock: deps.clock });
   app.get('/login', async (c) => c.html(await renderLoginPage({})));
+  /** A browser's word that a form came from another site (Sec-Fetch-Site, sent by every current browser). */
+  const crossSite = (c: Context) => {
+    const site = c.req.header('sec-fetch-site');
+    return site && site !== 'same-origin' ? site.slice(0, 40) : null;
+  };
   app.post('/login', async (c) => {
+    // login CSRF: another site must not log a browser into a session of the attacker's choosing
+    const site = crossSite(c);
+    if (site) throw new AppError(403, 'forbidden', `log in from the dashboard's own login page (Sec-Fetch-Site: ${site})`);
     const from = sourceAddress(c);
     // checked before the token, so a blocked source learns nothing about the token it sends
     const wait = limiter.retryAfterSeconds(from);
@@ -130,8 +138,8 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
   app.post('*', async (c, next) => {
     const s = await requireRole.session(c);
     if (!s) return c.redirect('/ui/login', 303);
-    const site = c.req.header('sec-fetch-site');
-    if (site && site !== 'same-origin') throw new AppError(403, 'forbidden', `a dashboard form must come from a dashboard page (Sec-Fetch-Site: ${site.slice(0, 40)})`);
+    const site = crossSite(c);
+    if (site) throw new AppError(403, 'forbidden', `a dashboard form must come from a dashboard page (Sec-Fetch-Site: ${site})`);
     const type = c.req.header('content-type') ?? '';
     if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) throw new AppError(415, 'unsupported_media_type', `dashboard forms are application/x-www-form-urlencoded, not ${type.slice(0, 80) || 'no content type'}`);
     const form = await c.req.parseBody();
