@@ -64,7 +64,29 @@ export const BmcInputBody = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   username: z.string().min(1).max(64),
   password: z.string().min(1).max(256),
-  options: z.record(z.string(), z.unknown()).optional(),
+  options: z
+    .strictObject({
+      /** redfish: 'https' (default) or 'http' */
+      scheme: z.enum(['http', 'https']).optional(),
+      systemPath: z.string().startsWith('/redfish/v1/').max(256).optional(),
+      timeoutMs: z.number().int().min(100).max(120_000).optional(),
+      /** redfish over HTTPS: the PEM CA bundle (or the BMC's self-signed certificate) to verify it against */
+      caBundle: z
+        .string()
+        .max(64 * 1024)
+        .refine((s) => s.includes('-----BEGIN CERTIFICATE-----'), 'caBundle must be PEM (-----BEGIN CERTIFICATE-----)')
+        .optional(),
+      /** redfish over HTTPS without certificate verification: an explicit, logged choice */
+      insecure: z.boolean().optional(),
+      /** ipmi */
+      cipherSuite: z.number().int().min(0).max(17).optional(),
+      timeoutSeconds: z.number().int().min(1).max(60).optional(),
+      retries: z.number().int().min(0).max(10).optional(),
+      /** how the machine boots PXE: 'uefi' or 'legacy'; unset = what its last iPXE reported */
+      bootMode: z.enum(['uefi', 'legacy']).optional(),
+    })
+    .refine((o) => !(o.caBundle && o.insecure), 'options.caBundle and options.insecure exclude each other')
+    .optional(),
 });
 
 export function nodeView(n: NodeRow) {

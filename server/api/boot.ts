@@ -106,7 +106,8 @@ export function bootRoutes(deps: Deps) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'running' });
       return ipxe(renderRetryScript({ message: decision.why, seconds: decision.retryAfterSeconds, retryUrl }));
     }
-    const opened = await deps.nodes.openAttempt(uuid, { address: clientAddressOf(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen });
+    const platform = q.platform === 'efi' || q.platform === 'pcbios' ? q.platform : undefined;
+    const opened = await deps.nodes.openAttempt(uuid, { address: clientAddressOf(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen, platform });
     if ('refused' in opened) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'max-open' });
       return ipxe(renderRetryScript({ message: opened.refused, seconds: boot.retrySeconds, retryUrl }));

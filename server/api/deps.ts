@@ -13,7 +13,7 @@ import type { NodeCompliance } from '../domain/firmware.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
-  act(uuid: string, request: { action: 'on' | 'off' | 'cycle' | 'reset' | 'soft'; bootdev?: 'pxe' | 'disk' }, actor: string): Promise<{ action: string; bootdev: string | null; power: string }>;
+  act(uuid: string, request: { action: 'on' | 'off' | 'cycle' | 'reset' | 'soft' | 'nmi' | 'identify' | 'bmc-reset'; bootdev?: 'pxe' | 'disk'; seconds?: number }, actor: string): Promise<{ action: string; bootdev: string | null; power?: string }>;
 }
 
 /** What the dashboard's images page uses of the image pipeline. */

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from './app.ts';
 import { powerMount } from './power.ts';
-import { createBmcFactory } from '../bmc/index.ts';
+import { createBmcFactory, execRunner, type IpmiExec } from '../bmc/index.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { client, createTestApp, TOKENS } from '../../test/fakes/app.ts';
 import { startIpmiSim, type IpmiSim } from '../../test/harness/ipmisim.ts';
@@ -13,12 +13,18 @@ let db: DbHandle;
 let sim: IpmiSim;
 let http: ReturnType<typeof client>;
 let nodes: ReturnType<typeof createTestApp>['nodes'];
+// the real ipmitool against ipmi_sim, with each call's arguments recorded
+const ipmiCalls: string[][] = [];
+const exec: IpmiExec = (file, args, opts) => {
+  ipmiCalls.push(args.slice(args.indexOf('chassis') >= 0 ? args.indexOf('chassis') : args.indexOf('mc')));
+  return execRunner(file, args, opts);
+};
 
 beforeAll(async () => {
   [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ power: 0 })]);
   const t = createTestApp(db);
   nodes = t.nodes;
-  const app = createApp({ ...t.deps }, { extra: [powerMount({ nodes: t.nodes, bmcs: t.bmcs, createBmc: createBmcFactory() })] });
+  const app = createApp({ ...t.deps }, { extra: [powerMount({ nodes: t.nodes, bmcs: t.bmcs, createBmc: createBmcFactory({ exec }) })] });
   http = client(app);
 });
 afterAll(async () => {
@@ -68,3 +74,59 @@ it('says clearly when the BMC rejects the password or there is none', async () =
   expect((await http.post(`/api/v1/nodes/${U}/power`, { token: TOKENS.viewer, body: { action: 'off' } })).status).toBe(403);
   expect((await http.post(`/api/v1/nodes/${U}/power`, { token: TOKENS.operator, body: { action: 'explode' } })).status).toBe(400);
 });
+
+it('identify, NMI and a BMC cold reset: each through the BMC, each an event naming the operator; bad combinations are 400s', async () => {
+  const N = '0a0a0a0a-0000-4000-8000-000000000004';
+  await http.put(`/api/v1/nodes/${N}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password } });
+  const post = (body: unknown) => http.post(`/api/v1/nodes/${N}/power`, { token: TOKENS.operator, body });
+  ipmiCalls.length = 0;
+  expect((await post({ action: 'identify', seconds: 30 })).json).toMatchObject({ action: 'identify' });
+  expect((await post({ action: 'identify', seconds: 0 })).status).toBe(200);
+  expect(ipmiCalls.map((a) => a.join(' '))).toEqual(['chassis identify 30', 'chassis power status', 'chassis identify 0', 'chassis power status']);
+  // ipmi_sim has no diagnostic interrupt: a clear 422 that says so, and an event
+  const nmi = await post({ action: 'nmi' });
+  expect(nmi.status).toBe(422);
+  expect(nmi.json.error.code).toBe('bmc_unsupported');
+  const reset = await post({ action: 'bmc-reset' });
+  expect(reset.status).toBe(200);
+  expect(reset.json).toEqual({ action: 'bmc-reset', bootdev: null });
+  const events = ((await http.get(`/api/v1/nodes/${N}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; actor: string }[]).filter((e) => e.kind === 'bmc').slice(-4);
+  expect(events.map((e) => e.actor)).toEqual(['api:operator', 'api:operator', 'api:operator', 'api:operator']);
+  expect(events.map((e) => e.reason)).toEqual([
+    expect.stringMatching(/^identify LED on for 30 s via /),
+    expect.stringMatching(/^identify LED off via /),
+    expect.stringMatching(/nmi: not supported by this BMC/),
+    expect.stringMatching(/^BMC cold reset of /),
+  ]);
+  for (const bad of [{ action: 'identify', bootdev: 'pxe' }, { action: 'on', seconds: 5 }, { action: 'identify', seconds: 999 }]) {
+    const r = await post(bad);
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toMatch(/bootdev|seconds/);
+  }
+  // a BMC cold reset leaves the host running and does not expect a boot
+  expect((await nodes.get(N))!.bootExpectedAt).toBeNull();
+}, 120_000);
+
+it('a node whose iPXE booted under EFI gets the UEFI flag on its PXE override; a BMC record can pin the mode', async () => {
+  const E = '0a0a0a0a-0000-4000-8000-000000000005';
+  await http.put(`/api/v1/nodes/${E}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password } });
+  // its iPXE asks for its script from UEFI firmware: the platform is recorded with the boot attempt
+  expect((await http.get(`/ipxe/${E}?platform=efi`)).text).toContain('bootfarm.token=');
+  expect((await nodes.get(E))!.bootPlatform).toBe('efi');
+  ipmiCalls.length = 0;
+  await http.post(`/api/v1/nodes/${E}/power`, { token: TOKENS.operator, body: { action: 'on', bootdev: 'pxe' } });
+  expect(ipmiCalls.map((a) => a.join(' '))).toContain('chassis bootdev pxe options=efiboot');
+  const ev = (await http.get(`/api/v1/nodes/${E}/events`, { token: TOKENS.viewer })).json.events.filter((e: any) => e.kind === 'bmc').at(-1);
+  expect(ev.data).toMatchObject({ bootdev: 'pxe', uefi: true });
+  // the operator pins legacy on the BMC record: no EFI flag whatever iPXE reported
+  await http.put(`/api/v1/nodes/${E}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password, options: { bootMode: 'legacy' } } });
+  ipmiCalls.length = 0;
+  await http.post(`/api/v1/nodes/${E}/power`, { token: TOKENS.operator, body: { action: 'cycle', bootdev: 'pxe' } });
+  expect(ipmiCalls.map((a) => a.join(' '))).toContain('chassis bootdev pxe');
+  expect(ipmiCalls.flat()).not.toContain('options=efiboot');
+  // BMC options are checked: an unknown key or a non-PEM CA bundle is a 400 naming it
+  const bad = await http.put(`/api/v1/nodes/${E}/bmc`, { token: TOKENS.admin, body: { driver: 'redfish', address: '127.0.0.1', username: 'u', password: 'p', options: { caBundle: 'not a certificate' } } });
+  expect(bad.status).toBe(400);
+  expect(bad.json.error.message).toMatch(/caBundle must be PEM/);
+  expect((await http.put(`/api/v1/nodes/${E}/bmc`, { token: TOKENS.admin, body: { driver: 'redfish', address: '127.0.0.1', username: 'u', password: 'p', options: { verifyy: true } } })).status).toBe(400);
+}, 120_000);

@@ -2,11 +2,18 @@
 // kept apart from the route files so the dashboard can use them without importing the routes.
 import { z } from 'zod';
 
-export const PowerRequest = z.strictObject({
-  action: z.enum(['on', 'off', 'cycle', 'reset', 'soft']),
-  /** set the next boot device first (pxe starts the boot flow) */
-  bootdev: z.enum(['pxe', 'disk']).optional(),
-});
+export const PowerRequest = z
+  .strictObject({
+    /** on | off | cycle | reset: hard power; soft: ACPI power button; nmi: diagnostic interrupt; identify: the
+     * chassis LED; bmc-reset: restart the BMC itself (the host keeps running) */
+    action: z.enum(['on', 'off', 'cycle', 'reset', 'soft', 'nmi', 'identify', 'bmc-reset']),
+    /** set the next boot device first (pxe starts the boot flow); only with on, cycle or reset */
+    bootdev: z.enum(['pxe', 'disk']).optional(),
+    /** identify only: how long the LED blinks (0 turns it off; default 15) */
+    seconds: z.number().int().min(0).max(255).optional(),
+  })
+  .refine((b) => !b.bootdev || ['on', 'cycle', 'reset'].includes(b.action), { message: 'bootdev goes with on, cycle or reset', path: ['bootdev'] })
+  .refine((b) => b.seconds === undefined || b.action === 'identify', { message: 'seconds goes with identify', path: ['seconds'] });
 
 export const PromoteBody = z.strictObject({
   from: z.string().min(1).max(32),

@@ -48,6 +48,20 @@ describe('IPMI driver against ipmi_sim', () => {
     expect(calls.length).toBe(7);
   });
 
+  it('a UEFI PXE override: ipmitool gets options=efiboot (with persistent when asked) and ipmi_sim accepts it', async () => {
+    // ipmi_sim hands boot overrides to its chassis_control program as a device name only and answers
+    // "bootparam get 5" from that, so the EFI bit itself cannot be read back from the simulator: what is checked
+    // against it is that real ipmitool accepts the option and the override lands; the bit is checked on argv.
+    const sim = sims[1]!;
+    const { calls, exec } = counting();
+    const bmc = bmcFor(sim, exec);
+    await bmc.setBootDevice('pxe', { uefi: true });
+    expect(await sim.boot()).toBe('pxe');
+    await bmc.setBootDevice('pxe', { uefi: true, persistent: true });
+    await bmc.setBootDevice('pxe', { uefi: false });
+    expect(calls.map((c) => c.args.slice(c.args.indexOf('chassis')).join(' '))).toEqual(['chassis bootdev pxe options=efiboot', 'chassis bootdev pxe options=persistent,efiboot', 'chassis bootdev pxe']);
+  });
+
   it('keeps the password off argv: it travels in IPMI_PASSWORD with -E, with -C 3', async () => {
     const sim = sims[1]!;
     const { calls, exec } = counting();

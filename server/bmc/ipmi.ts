@@ -113,9 +113,11 @@ export function createIpmiBmc({ address, port, username, password, cipherSuite =
       const out = await run(`power ${action}`, ['chassis', 'power', POWER_VERB[action]]);
       if (!/Chassis Power Control/i.test(out)) throw new BmcError('protocol', target, `power ${action}`, `unexpected answer: ${out.trim().slice(0, 200)}`);
     },
-    async setBootDevice(device: BootDevice, { persistent = false } = {}) {
+    async setBootDevice(device: BootDevice, { persistent = false, uefi = false } = {}) {
       const args = ['chassis', 'bootdev', device];
-      if (persistent) args.push('options=persistent');
+      // IPMI v2.0 §28.13 boot flags, parameter 5: "persistent" sets bit 6, "efiboot" bit 5 (BIOS boot type EFI)
+      const opts = [...(persistent ? ['persistent'] : []), ...(uefi ? ['efiboot'] : [])];
+      if (opts.length) args.push(`options=${opts.join(',')}`);
       const out = await run(`bootdev ${device}`, args);
       if (!new RegExp(`Set Boot Device to ${device}`, 'i').test(out)) throw new BmcError('protocol', target, `bootdev ${device}`, `unexpected answer: ${out.trim().slice(0, 200)}`);
     },

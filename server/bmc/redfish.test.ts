@@ -5,6 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRedfishBmc, type FetchFn } from './redfish.ts';
+import { createBmcFactory } from './index.ts';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BmcError } from './types.ts';
 
 const USER = 'root';
@@ -154,3 +160,44 @@ describe('Redfish driver (against a Redfish responder written in this test)', ()
     expect(err.message).toMatch(/ECONNREFUSED/);
   });
 });
+
+describe('Redfish over HTTPS with the self-signed certificate most BMCs ship (bmc/tls.ts)', () => {
+  // the same responder behind TLS, with a certificate made here by openssl: self-signed for 127.0.0.1
+  let tlsServer: HttpsServer;
+  let tlsPort: number;
+  let cert: string;
+  let otherCert: string;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bf-redfish-tls-'));
+    const mk = (name: string) =>
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`), '-days', '2', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+    mk('bmc');
+    mk('other');
+    cert = await readFile(join(dir, 'bmc.pem'), 'utf8');
+    otherCert = await readFile(join(dir, 'other.pem'), 'utf8');
+    tlsServer = createHttpsServer({ key: await readFile(join(dir, 'bmc.key')), cert }, server.listeners('request')[0] as Parameters<typeof createHttpsServer>[1]);
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    tlsPort = (tlsServer.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => tlsServer?.close(() => r()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  const viaFactory = (options: Record<string, unknown>) => createBmcFactory()({ driver: 'redfish', address: '127.0.0.1', port: tlsPort, username: USER, password: PASS, options });
+
+  it('verifies against the BMC record\'s caBundle, and refuses without it naming the certificate problem', async () => {
+    expect(await viaFactory({ caBundle: cert }).powerStatus()).toMatch(/^(on|off)$/);
+    const untrusted = await viaFactory({}).powerStatus().catch((e) => e);
+    expect(untrusted).toBeInstanceOf(BmcError);
+    expect(untrusted.message).toMatch(/TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\).*options\.caBundle/);
+    // a bundle that does not sign this BMC's certificate is no better than none
+    const wrong = await viaFactory({ caBundle: otherCert }).powerStatus().catch((e) => e);
+    expect(wrong.message).toMatch(/TLS certificate is not trusted/);
+  });
+
+  it('insecure: true is an explicit way to skip verification', async () => {
+    expect(await viaFactory({ insecure: true }).powerStatus()).toMatch(/^(on|off)$/);
+  });
+});
+

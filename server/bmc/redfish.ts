@@ -32,6 +32,9 @@ export interface RedfishOptions {
   observe?: (operation: string, ms: number, error?: BmcError) => void;
 }
 
+/** Node's TLS verification failures (the certificate chain, its names or dates), as opposed to a dead network */
+const TLS_TRUST = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME|UNABLE_TO_GET_ISSUER/;
+
 const RESET_TYPE: Record<PowerAction, string> = { on: 'On', off: 'ForceOff', cycle: 'PowerCycle', reset: 'ForceRestart', soft: 'GracefulShutdown' };
 const BOOT_TARGET: Record<BootDevice, string> = { pxe: 'Pxe', disk: 'Hdd' };
 
@@ -65,6 +68,8 @@ export function createRedfishBmc({ address, port, username, password, scheme = '
         });
       } catch (e) {
         const cause = (e as { cause?: { code?: string } }).cause?.code;
+        if (cause && TLS_TRUST.test(cause))
+          throw (error = new BmcError('unreachable', target, operation, `the BMC's TLS certificate is not trusted (${cause}): give the BMC record options.caBundle (its CA or its own certificate, PEM), or options.insecure: true`));
         throw (error = new BmcError('unreachable', target, operation, `no answer from the BMC (${clean(cause ?? (e as Error).message)})`));
       }
       const text = await res.text();
@@ -137,8 +142,8 @@ export function createRedfishBmc({ address, port, username, password, scheme = '
       throw new BmcError('protocol', target, 'power status', `unknown PowerState ${JSON.stringify(s)}`);
     },
     power: (action) => reset(`power ${action}`, RESET_TYPE[action]),
-    async setBootDevice(device, { persistent = false } = {}) {
-      await call(`bootdev ${device}`, 'PATCH', await systemUrl(`bootdev ${device}`), { Boot: { BootSourceOverrideTarget: BOOT_TARGET[device], BootSourceOverrideEnabled: persistent ? 'Continuous' : 'Once' } });
+    async setBootDevice(device, { persistent = false, uefi } = {}) {
+      await call(`bootdev ${device}`, 'PATCH', await systemUrl(`bootdev ${device}`), { Boot: { BootSourceOverrideTarget: BOOT_TARGET[device], BootSourceOverrideEnabled: persistent ? 'Continuous' : 'Once', ...(uefi === undefined ? {} : { BootSourceOverrideMode: uefi ? 'UEFI' : 'Legacy' }) } });
     },
     nmi: () => reset('nmi', 'Nmi'),
     async identify(seconds = 15) {

@@ -21,8 +21,9 @@ export interface Bmc {
   readonly target: string;
   powerStatus(): Promise<PowerState>;
   power(action: PowerAction): Promise<void>;
-  /** next boot only unless persistent */
-  setBootDevice(device: BootDevice, opts?: { persistent?: boolean }): Promise<void>;
+  /** next boot only unless persistent; uefi: boot the device in UEFI mode (IPMI boot flag "EFI", Redfish
+   * BootSourceOverrideMode UEFI) — without it a UEFI machine may PXE boot in legacy mode, or not at all */
+  setBootDevice(device: BootDevice, opts?: { persistent?: boolean; uefi?: boolean }): Promise<void>;
   /** diagnostic interrupt; throws BmcError kind 'unsupported' where the BMC has none */
   nmi(): Promise<void>;
   /** chassis identify LED; seconds = 0 turns it off */

@@ -19,7 +19,7 @@ import type { BmcStore } from '../store/bmcs.ts';
 import { TransitionError } from '../domain/lifecycle.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
-import { createBmcFactory, type BmcFactory } from '../bmc/index.ts';
+import { createBmcFactory, pxeUefi, type BmcFactory } from '../bmc/index.ts';
 import { BmcError, redact, type Bmc } from '../bmc/types.ts';
 import { FleetConfig, type FleetConfigInput } from './config.ts';
 import { CAUSE_CLASS, decide, heartbeatAgeMs, heartbeatIntervalMs, type BmcObservation, type Decision, type FleetNode } from './decide.ts';
@@ -240,7 +240,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
             await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `BMC cold reset (mc reset cold) of ${b.driver} ${b.target}: the power cycles before did not bring the node back`, actor, data: { attempt, step } }));
             await waitForBmc(b);
           }
-          await reprovision(fence, uuid, b, actor, { attempt, step });
+          await reprovision(fence, uuid, b, actor, { attempt, step }, pxeUefi(creds.options, node.bootPlatform));
         }
         bmcErrorShown.delete(uuid);
       } catch (e) {
@@ -258,14 +258,14 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     return failed;
   }
 
-  async function reprovision(fence: Fence | null, uuid: string, b: Bmc, actor: string, data: Record<string, unknown>): Promise<void> {
+  async function reprovision(fence: Fence | null, uuid: string, b: Bmc, actor: string, data: Record<string, unknown>, uefi: boolean | undefined): Promise<void> {
     await assertFence(fence);
-    await b.setBootDevice('pxe');
+    await b.setBootDevice('pxe', uefi === undefined ? {} : { uefi });
     const power = await b.powerStatus();
     const action = power === 'on' ? 'cycle' : 'on';
     await assertFence(fence);
     await b.power(action);
-    await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', power: action } }));
+    await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', uefi: uefi ?? null, power: action } }));
   }
 
   /** After mc reset cold the BMC drops off for a while: ask its power state every 5 s until it answers, bounded. */

@@ -371,10 +371,12 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * an iPXE retry, a reboot); with `maxOpen` attempts from other addresses still open the request is refused,
      * so other addresses can delay a boot but never strand one that is under way.
      */
-    async openAttempt(uuid: string, o: { address: string | null; reason: string; serverStarted: boolean; ttlSeconds: number; maxOpen: number }): Promise<{ token: string; attempt: BootAttemptRow } | { refused: string }> {
+    async openAttempt(uuid: string, o: { address: string | null; reason: string; serverStarted: boolean; ttlSeconds: number; maxOpen: number; platform?: 'efi' | 'pcbios' }): Promise<{ token: string; attempt: BootAttemptRow } | { refused: string }> {
       return db.transaction(async (tx) => {
         await lockNode(tx, uuid);
         const now = clock.now();
+        // the firmware this boot runs under, for the BMC's next PXE override (written only when it changes)
+        if (o.platform) await tx.update(nodes).set({ bootPlatform: o.platform }).where(and(eq(nodes.uuid, uuid), sql`${nodes.bootPlatform} is distinct from ${o.platform}`));
         const open = and(eq(bootAttempts.nodeUuid, uuid), isNull(bootAttempts.closedAt));
         await tx.update(bootAttempts).set({ closedAt: now, closeReason: 'expired' }).where(and(open, lte(bootAttempts.expiresAt, now)));
         const sameAddress = o.address === null ? isNull(bootAttempts.address) : eq(bootAttempts.address, o.address);

@@ -40,6 +40,9 @@ export const nodes = pgTable(
     /** the server started a boot (rebuild, power action) and waits for it: /ipxe opens a server-started attempt */
     bootExpectedAt: ts('boot_expected_at'),
     bootExpectedReason: text('boot_expected_reason'),
+    /** the firmware its iPXE last booted under ('efi' | 'pcbios', iPXE's ${platform}): a PXE override through the
+     * BMC sets the UEFI flag for 'efi', or a UEFI machine may fall back to a legacy boot */
+    bootPlatform: text('boot_platform'),
     rebuildAttempts: integer('rebuild_attempts').notNull().default(0),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
