@@ -52,6 +52,25 @@ describe('bootfarm nodes (CLI against the admin API)', () => {
     expect(await run(['nodes', 'action', U, 'maintenance-on', '--reason', 'bios swap'])).toEqual([`${U}: maintenance`]);
   });
 
+  it('nodes power: board actions go to POST /power with their options', async () => {
+    const sent: { url: string; body: unknown }[] = [];
+    const recording = (async (url: string | URL | Request, init?: RequestInit) => {
+      const body = JSON.parse(String(init?.body));
+      sent.push({ url: String(url), body });
+      return new Response(JSON.stringify(body.action === 'bmc-reset' ? { action: 'bmc-reset', bootdev: null } : { action: body.action, bootdev: null, power: 'on' }), { headers: { 'content-type': 'application/json' } });
+    }) as typeof fetch;
+    const lines: string[] = [];
+    const opts = { out: (l: string) => lines.push(l), err: () => {}, fetchImpl: recording, env: { BOOTFARM_URL: 'http://bootfarm', BOOTFARM_TOKEN: TOKENS.operator } };
+    expect(await main(['nodes', 'power', U, 'identify', '--seconds', '30'], opts)).toBe(0);
+    expect(await main(['nodes', 'power', U, 'bmc-reset'], opts)).toBe(0);
+    expect(sent.map((r) => r.body)).toEqual([{ action: 'identify', seconds: 30 }, { action: 'bmc-reset' }]);
+    expect(sent[0]!.url).toBe(`http://bootfarm/api/v1/nodes/${U}/power`);
+    expect(lines).toEqual([`${U}: power on (identify)`, `${U}: bmc-reset done`]);
+    const errs: string[] = [];
+    expect(await main(['nodes', 'power', U, 'identify', '--seconds', 'soon'], { ...opts, err: (l: string) => errs.push(l) })).toBe(2);
+    expect(errs.join('\n')).toMatch(/--seconds must be a whole number/);
+  });
+
   it('turns API errors into a readable CliError', async () => {
     await expect(run(['nodes', 'show', '00000000-0000-0000-0000-000000000000'])).rejects.toThrow(/404 not_found: node 00000000-0000-0000-0000-000000000000 not found/);
     await expect(run(['nodes', 'action', U, 'retire'])).rejects.toThrow(/403 forbidden: this action needs the admin role/);

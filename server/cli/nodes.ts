@@ -1,12 +1,12 @@
 // `bootfarm nodes …`: list, show, events, lifecycle actions and BMC power, over a running server's admin API.
-import { Argument, type Command } from 'commander';
+import { Argument, InvalidArgumentError, type Command } from 'commander';
 import { runArea, type CliContext, type ContextOptions } from './context.ts';
 
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
 const enc = encodeURIComponent;
 
 export const NODE_ACTIONS = ['maintenance-on', 'maintenance-off', 'rebuild', 'retire', 'fail', 'quarantine'];
-export const POWER_ACTIONS = ['on', 'off', 'cycle', 'reset', 'soft', 'status'];
+export const POWER_ACTIONS = ['on', 'off', 'cycle', 'reset', 'soft', 'nmi', 'identify', 'bmc-reset', 'status'];
 
 export function register(program: Command, ctx: CliContext): void {
   const nodes = program.command('nodes').description('nodes: list, show, events, lifecycle actions, BMC power');
@@ -66,15 +66,19 @@ export function register(program: Command, ctx: CliContext): void {
 
   nodes
     .command('power')
-    .description("power control through the node's BMC")
+    .description("power and board control through the node's BMC: on|off|cycle|reset (hard), soft (ACPI), nmi (diagnostic interrupt), identify (LED), bmc-reset (restart the BMC), status")
     .argument('<uuid>', 'node UUID')
     .addArgument(new Argument('<action>', 'power action').choices(POWER_ACTIONS))
-    .option('--bootdev <dev>', 'next boot device (pxe|disk)')
-    .action(async (uuid: string, action: string, o: { bootdev?: string }) => {
+    .option('--bootdev <dev>', 'next boot device (pxe|disk), with on|cycle|reset')
+    .option('--seconds <n>', 'identify: how long the LED blinks (0 turns it off)', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('--seconds must be a whole number');
+      return Number(v);
+    })
+    .action(async (uuid: string, action: string, o: { bootdev?: string; seconds?: number }) => {
       const path = `/api/v1/nodes/${enc(uuid)}/power`;
       const api = ctx.api();
-      const res = (action === 'status' ? await api.get(path) : await api.post(path, { action, ...(o.bootdev ? { bootdev: o.bootdev } : {}) })) as { power: string; action?: string };
-      ctx.out(json() ? JSON.stringify(res, null, 2) : `${uuid}: power ${res.power}${res.action ? ` (${res.action})` : ''}`);
+      const res = (action === 'status' ? await api.get(path) : await api.post(path, { action, ...(o.bootdev ? { bootdev: o.bootdev } : {}), ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) })) as { power?: string; action?: string };
+      ctx.out(json() ? JSON.stringify(res, null, 2) : res.power === undefined ? `${uuid}: ${res.action} done` : `${uuid}: power ${res.power}${res.action ? ` (${res.action})` : ''}`);
     });
 }
 
