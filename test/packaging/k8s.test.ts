@@ -117,7 +117,7 @@ describe('packaging/k8s', () => {
     if (store.kind !== 's3') throw new Error(`images.store.kind is ${store.kind}, expected s3 (RGW)`);
     expect(new URL(store.endpoint).hostname).toBe('rgw.bootfarm.svc.cluster.local');
     expect(store.secretAccessKey).toBe(secret.stringData.BOOTFARM_IMAGES__STORE__SECRET_ACCESS_KEY);
-    expect(Buffer.from(cfg.secretKey!, 'base64')).toHaveLength(32);
+    expect(Buffer.from(cfg.secrets.kek!, 'base64')).toHaveLength(32);
     expect(cfg.auth.tokens.map((t) => t.role).sort()).toEqual(['admin', 'viewer']);
     expect(cfg.dhcp.interface).toBe('eth1');
   });
