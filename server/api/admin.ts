@@ -8,6 +8,9 @@ import type { NodeRow } from '../store/nodes.ts';
 import { principalOf } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
+import { AppError } from '../errors.ts';
+import { InventoryFormatError, parseInventory, type ParsedInventory } from '../domain/inventory.ts';
+import { createInventoryStore } from '../store/inventory.ts';
 
 /** `?label=rack=r7,role=hv` → { rack: 'r7', role: 'hv' } */
 export const LabelFilter = z.string().transform((s, ctx) => {
@@ -57,6 +60,17 @@ export async function runNodeAction(deps: Pick<Deps, 'nodes' | 'rebuild'>, uuid:
   if (body.action === 'rebuild' && deps.rebuild) return deps.rebuild(uuid, reason, actor);
   return deps.nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor);
 }
+
+export const EnrollBody = z.strictObject({
+  format: z.enum(['csv', 'yaml']),
+  /** the inventory file's text */
+  inventory: z.string().min(1).max(4 * 1024 * 1024),
+  /** check every row and say what would be enrolled, write nothing */
+  dryRun: z.boolean().optional(),
+});
+
+/** ?force=true deletes a node that runs or is booting (server/domain/inventory.ts deleteRefusal) */
+export const DeleteQuery = z.strictObject({ force: z.enum(['true', 'false']).optional() });
 
 export const BmcInputBody = z.strictObject({
   driver: z.enum(['ipmi', 'redfish']),
@@ -150,6 +164,38 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
     const bmc = await deps.bmcs.get(uuid);
     if (!bmc) return c.json({ error: { code: 'not_found', message: `node ${uuid} has no BMC enrolled` } }, 404);
     return c.json({ bmc });
+  });
+
+  // bulk enrollment and delete (issue 17 item 6): admin work, each one transaction (server/store/inventory.ts)
+  const inventory = createInventoryStore(deps.db.db, { clock: deps.clock, seal: deps.bmcs.seal });
+
+  app.post('/nodes/enroll', requireRole('admin'), async (c) => {
+    const body = await jsonBody(c, EnrollBody);
+    let parsed: ParsedInventory;
+    try {
+      parsed = parseInventory(body.format, body.inventory);
+    } catch (e) {
+      if (e instanceof InventoryFormatError) throw new AppError(422, 'invalid_inventory', `${e.message}; nothing was enrolled`);
+      throw e;
+    }
+    const profiles = Object.keys(deps.config.profiles);
+    const errors = [...parsed.errors];
+    for (const { row, node } of parsed.rows)
+      if (node.profile && !profiles.includes(node.profile)) errors.push({ row, field: 'profile', message: `no profile "${node.profile}" is configured (known: ${profiles.join(', ')})` });
+    errors.push(...(await inventory.clashes(parsed.rows)));
+    errors.sort((a, b) => a.row - b.row);
+    if (errors.length)
+      throw new AppError(422, 'invalid_inventory', `${errors.length} problem(s) in the inventory, first: row ${errors[0]!.row}${errors[0]!.field ? ` (${errors[0]!.field})` : ''}: ${errors[0]!.message}; nothing was enrolled`, { errors });
+    const nodesOut = parsed.rows.map(({ row, node }) => ({ row, uuid: node.uuid, serial: node.serial ?? null, macs: node.macs, bmc: node.bmc ? `${node.bmc.driver} ${node.bmc.address}${node.bmc.port ? `:${node.bmc.port}` : ''}` : null, labels: node.labels, profile: node.profile ?? null }));
+    if (body.dryRun) return c.json({ dryRun: true, enrolled: 0, nodes: nodesOut });
+    const r = await inventory.enroll(parsed.rows, actorOf(c));
+    return c.json({ dryRun: false, enrolled: r.enrolled.length, nodes: nodesOut }, 201);
+  });
+
+  app.delete('/nodes/:uuid', requireRole('admin'), async (c) => {
+    const uuid = uuidParam(c);
+    const q = parseWith(DeleteQuery, c.req.query());
+    return c.json({ deleted: await inventory.deleteNode(uuid, { force: q.force === 'true', actor: actorOf(c) }) });
   });
 
   app.post('/nodes/:uuid/conflicts/resolve', requireRole('admin'), async (c) => {

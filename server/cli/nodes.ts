@@ -1,6 +1,9 @@
-// `bootfarm nodes …`: list, show, events, lifecycle actions and BMC power, over a running server's admin API.
+// `bootfarm nodes …`: list, show, events, lifecycle actions, BMC power, delete and bulk enrollment, over a running
+// server's admin API.
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { Argument, InvalidArgumentError, type Command } from 'commander';
-import { runArea, type CliContext, type ContextOptions } from './context.ts';
+import { CliError, runArea, type CliContext, type ContextOptions } from './context.ts';
 
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
 const enc = encodeURIComponent;
@@ -79,6 +82,50 @@ export function register(program: Command, ctx: CliContext): void {
       const api = ctx.api();
       const res = (action === 'status' ? await api.get(path) : await api.post(path, { action, ...(o.bootdev ? { bootdev: o.bootdev } : {}), ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) })) as { power?: string; action?: string };
       ctx.out(json() ? JSON.stringify(res, null, 2) : res.power === undefined ? `${uuid}: ${res.action} done` : `${uuid}: power ${res.power}${res.action ? ` (${res.action})` : ''}`);
+    });
+
+  nodes
+    .command('delete')
+    .description('forget a node: its interfaces, leases, boot attempts, credential, facts, events and BMC (admin)')
+    .argument('<uuid>', 'node UUID')
+    .option('--force', 'also a node that is active, provisioning, rebuilding, inspecting, updating firmware or in maintenance')
+    .action(async (uuid: string, o: { force?: boolean }) => {
+      const res = (await ctx.api().delete(`/api/v1/nodes/${enc(uuid)}${o.force ? '?force=true' : ''}`)) as { deleted: { uuid: string; state: string; removed: Record<string, number | boolean> } };
+      if (json()) return ctx.out(JSON.stringify(res.deleted, null, 2));
+      const r = res.deleted.removed;
+      ctx.out(`${res.deleted.uuid}: deleted (was ${res.deleted.state}); removed ${r.interfaces} interface(s), ${r.leases} lease(s), ${r.bootAttempts} boot attempt(s), ${r.facts} facts report(s), ${r.events} event(s)${r.bmc ? ', its BMC' : ''}`);
+    });
+
+  nodes
+    .command('enroll')
+    .description('enroll nodes from a CSV or YAML inventory (all or nothing; admin)')
+    .argument('<file>', 'inventory: .csv (header uuid,serial,macs,bmc_address,bmc_username,bmc_password,labels,profile…) or .yaml/.yml (a list of nodes)')
+    .option('--dry-run', 'check every row and show what would be enrolled; write nothing')
+    .option('--format <format>', 'csv or yaml (default: from the file name)')
+    .action(async (file: string, o: { dryRun?: boolean; format?: string }) => {
+      const ext = extname(file).toLowerCase();
+      const format = o.format ?? (ext === '.csv' ? 'csv' : ext === '.yaml' || ext === '.yml' ? 'yaml' : undefined);
+      if (format !== 'csv' && format !== 'yaml') throw ctx.fail(`cannot tell the format of ${file}: name it .csv, .yaml or .yml, or pass --format csv|yaml`);
+      let inventory: string;
+      try {
+        inventory = await readFile(file, 'utf8');
+      } catch (e) {
+        throw ctx.fail(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      let res: { dryRun: boolean; enrolled: number; nodes: { row: number; uuid: string; macs: string[]; bmc: string | null; profile: string | null }[] };
+      try {
+        res = (await ctx.api().post('/api/v1/nodes/enroll', { format, inventory, ...(o.dryRun ? { dryRun: true } : {}) })) as typeof res;
+      } catch (e) {
+        // every problem, one per line, with its row: the operator fixes the file in one go
+        const errors = ((e as CliError).body as { error?: { details?: { errors?: { row: number; field?: string; message: string }[] } } } | undefined)?.error?.details?.errors;
+        if (!errors?.length) throw e;
+        if (json()) ctx.out(JSON.stringify(errors, null, 2));
+        else for (const x of errors) ctx.out(`${file}:${x.row}: ${x.field ? `${x.field}: ` : ''}${x.message}`);
+        throw new CliError(`${errors.length} problem(s) in ${file}; nothing was enrolled`, (e as CliError).status, (e as CliError).body);
+      }
+      if (json()) return ctx.out(JSON.stringify(res, null, 2));
+      for (const n of res.nodes) ctx.out(`${pad(n.row, 6)}${pad(n.uuid, 38)}${pad(n.macs.join(',') || '-', 40)}${pad(n.bmc, 28)}${n.profile ?? '-'}`);
+      ctx.out(res.dryRun ? `dry run: ${res.nodes.length} node(s) would be enrolled; nothing was written` : `${res.enrolled} node(s) enrolled`);
     });
 }
 
