@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { DbHandle } from '../db/index.ts';
-import { dhcpLeases, fleetEvents, conflicts, interfaces, events, nodes as nodesTable } from '../db/schema/index.ts';
+import { dhcpLeases, auditLog, conflicts, interfaces, events, nodes as nodesTable } from '../db/schema/index.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { client, createTestApp, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import { runNodes } from '../cli/nodes.ts';
@@ -74,8 +74,9 @@ describe('bulk enrollment', () => {
     // the password is sealed at rest and opens to what the file said (quotes and comma included)
     expect(await t.bmcs.getCredentials(U(1))).toMatchObject({ driver: 'ipmi', address: '10.9.0.1', username: 'admin', password: 'pa,ss"1' });
     expect(await t.bmcs.get(U(2))).toBeNull();
-    const audit = await db.db.select().from(fleetEvents).where(eq(fleetEvents.kind, 'nodes-enrolled'));
-    expect(audit.map((a) => [a.actor, a.data])).toEqual([['api:admin', { uuids: [U(1), U(2), U(3)] }]]);
+    const audit = await db.db.select().from(auditLog).where(eq(auditLog.action, 'nodes.enroll'));
+    expect(audit.map((a) => [a.actor, a.target, a.after])).toEqual([['api:admin', 'nodes:3', { uuids: [U(1), U(2), U(3)], macs: ['52:54:00:aa:00:01', '52:54:00:aa:00:02', '52:54:00:aa:00:03', '52:54:00:aa:00:04'], bmcs: ['10.9.0.1', '10.9.0.3'] }]]);
+    expect(JSON.stringify(audit)).not.toContain('pa,ss');
   });
 
   it('refuses the whole file with every problem and its row, and writes nothing', async () => {
@@ -148,9 +149,9 @@ describe('node delete', () => {
     expect((await db.db.select().from(dhcpLeases)).map((l) => l.ip)).toEqual(['10.6.0.42']);
     expect(await db.db.select().from(events).where(eq(events.nodeUuid, uuid))).toEqual([]);
     expect((await db.db.select().from(conflicts).where(eq(conflicts.otherUuid, uuid)))[0]?.resolvedAt).toBeInstanceOf(Date);
-    const [audit] = await db.db.select().from(fleetEvents).where(eq(fleetEvents.kind, 'node-deleted'));
-    expect(audit).toMatchObject({ actor: 'api:admin', reason: `node ${uuid} deleted (active, forced)`, data: { uuid, force: true, macs: ['52:54:00:dd:00:01'], leases: ['10.6.0.41'], bmc: { driver: 'ipmi', address: '10.9.4.1' } } });
-    expect(JSON.stringify(audit!.data)).not.toContain('credentialHash');
+    const [audit] = await db.db.select().from(auditLog).where(eq(auditLog.target, `node:${uuid}`));
+    expect(audit).toMatchObject({ actor: 'api:admin', action: 'node.delete.forced', before: { node: { uuid, state: 'active' }, macs: ['52:54:00:dd:00:01'], leases: ['10.6.0.41'], bmc: { driver: 'ipmi', address: '10.9.4.1' } }, after: { removed: { interfaces: 1, leases: 1, bmc: true } } });
+    expect(JSON.stringify(audit)).not.toContain('credentialHash');
   });
 
   it('deletes a retired node without force; a second delete is 404; only admins delete', async () => {

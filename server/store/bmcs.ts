@@ -35,7 +35,7 @@ const view = (r: typeof bmcs.$inferSelect): BmcView => ({ nodeUuid: r.nodeUuid, 
 export function createBmcStore(db: Db, secrets: SecretBox, { clock = systemClock }: { clock?: Clock } = {}) {
   return {
     /** The sealed form of a BMC password as stored (bulk enrollment writes it in its own transaction). */
-    seal: (password: string): string => secrets.encrypt(password),
+    seal: async (password: string): Promise<string> => secrets.encrypt(password),
     /** Stores a node's BMC. With `enroll`, a node that does not exist yet is created as `discovered` in the same
      * transaction, so a failure leaves neither the node nor the BMC behind. */
     async set(uuid: string, input: BmcInput, actor: string, { enroll }: { enroll?: string } = {}): Promise<BmcView> {

@@ -1,9 +1,10 @@
 // Bulk enrollment and node deletion (issue 17 item 6): the only code that writes them to the database. Both run in
-// one transaction; the audit row goes to fleet_events (it outlives the node, whose own events are deleted with it).
+// one transaction with their audit row (server/store/audit.ts: it outlives the node, whose events go with it).
 import { and, count, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { pgErrorCode } from '../db/index.ts';
-import { bmcs, bootAttempts, conflicts, dhcpLeases, events, facts, fleetEvents, interfaces, nodes } from '../db/schema/index.ts';
+import { bmcs, bootAttempts, conflicts, dhcpLeases, events, facts, interfaces, nodes } from '../db/schema/index.ts';
+import { audit } from './audit.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { deleteRefusal, type InventoryRow, type RowError } from '../domain/inventory.ts';
 import { AppError, notFound } from '../errors.ts';
@@ -12,7 +13,7 @@ import { systemClock, type Clock } from '../clock.ts';
 export interface InventoryStoreOptions {
   clock?: Clock;
   /** seals a BMC password for storage (BmcStore.seal) */
-  seal: (password: string) => string;
+  seal: (password: string) => Promise<string>;
 }
 
 export interface DeleteResult {
@@ -57,6 +58,8 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
     async enroll(rows: { row: number; node: InventoryRow }[], actor: string): Promise<{ enrolled: string[] }> {
       const now = clock.now();
       const reason = 'enrolled from an inventory';
+      const sealed = new Map<string, string>();
+      for (const { node } of rows) if (node.bmc) sealed.set(node.uuid, await seal(node.bmc.password));
       try {
         return await db.transaction(async (tx) => {
           const late = await clashes(tx as unknown as Db, rows);
@@ -70,7 +73,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
           const withBmc = list.filter((n) => n.bmc);
           if (withBmc.length)
             await tx.insert(bmcs).values(
-              withBmc.map((n) => ({ nodeUuid: n.uuid, driver: n.bmc!.driver, address: n.bmc!.address, port: n.bmc!.port ?? null, username: n.bmc!.username, passwordEnc: seal(n.bmc!.password), options: {}, createdAt: now, updatedAt: now })),
+              withBmc.map((n) => ({ nodeUuid: n.uuid, driver: n.bmc!.driver, address: n.bmc!.address, port: n.bmc!.port ?? null, username: n.bmc!.username, passwordEnc: sealed.get(n.uuid)!, options: {}, createdAt: now, updatedAt: now })),
             );
           await tx.insert(events).values(
             list.flatMap((n) => [
@@ -78,7 +81,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
               ...(n.bmc ? [{ nodeUuid: n.uuid, at: now, kind: 'bmc', reason: `BMC enrolled: ${n.bmc.driver} ${n.bmc.address}${n.bmc.port ? `:${n.bmc.port}` : ''} as ${n.bmc.username}`, actor }] : []),
             ]),
           );
-          await tx.insert(fleetEvents).values({ at: now, kind: 'nodes-enrolled', reason: `${list.length} node(s) ${reason}`, actor, data: { uuids: list.map((n) => n.uuid) } });
+          await audit(tx, { actor, action: 'nodes.enroll', target: `nodes:${list.length}`, before: null, after: { uuids: list.map((n) => n.uuid), macs: list.flatMap((n) => n.macs), bmcs: withBmc.map((n) => n.bmc!.address) } }, now);
           return { enrolled: list.map((n) => n.uuid) };
         });
       } catch (err) {
@@ -89,8 +92,8 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
 
     /**
      * Forget a node: its interfaces, DHCP leases (by its MACs), boot attempts, node credential, facts, events and BMC
-     * go with it; other nodes' open conflicts naming it are closed. The audit row (who, the node as it was, force)
-     * is a fleet event. Refused for a node that runs or is booting unless forced (domain/inventory.ts).
+     * go with it; other nodes' open conflicts naming it are closed. The audit row (who, the node as it was without
+     * its credential hash, what went with it; action node.delete or node.delete.forced) is in audit_log. Refused for a node that runs or is booting unless forced (domain/inventory.ts).
      */
     async deleteNode(uuid: string, { force, actor }: { force: boolean; actor: string }): Promise<DeleteResult> {
       const now = clock.now();
@@ -114,13 +117,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
         await tx.delete(nodes).where(eq(nodes.uuid, uuid));
         const removed = { interfaces: macs.length, leases: leases.length, ...counts, bmc: !!bmc, conflictsClosed: closed.length };
         const { credentialHash: _secret, ...before } = node;
-        await tx.insert(fleetEvents).values({
-          at: now,
-          kind: 'node-deleted',
-          reason: `node ${uuid} deleted (${node.state}${force ? ', forced' : ''})`,
-          actor,
-          data: { uuid, force, before: { ...before, hadCredential: !!node.credentialHash }, macs, leases: leases.map((l) => l.ip), bmc: bmc ?? null, removed },
-        });
+        await audit(tx, { actor, action: force ? 'node.delete.forced' : 'node.delete', target: `node:${uuid}`, before: { node: { ...before, hadCredential: !!node.credentialHash }, macs, leases: leases.map((l) => l.ip), bmc: bmc ?? null }, after: { removed } }, now);
         return { uuid, state: node.state, removed };
       });
     },
