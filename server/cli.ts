@@ -23,11 +23,12 @@ import { register as fleet } from './cli/fleet.ts';
 import { register as firmware } from './cli/firmware.ts';
 import { register as image } from './cli/image.ts';
 import { register as secrets } from './cli/secrets.ts';
+import { register as tokens } from './cli/tokens.ts';
 import { register as completion } from './cli/completion.ts';
 import { KekMismatchError } from './store/keyring.ts';
 
 /** Command areas, in the order `bootfarm --help` lists them. One line per area. */
-const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, firmware, image, secrets, completion];
+const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, firmware, image, tokens, secrets, completion];
 
 export { CliError };
 export type { ApiClient };

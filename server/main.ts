@@ -1,6 +1,5 @@
 // Wiring only: config in, components built and connected, HTTP server started. No logic lives here.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { Server } from 'node:http';
@@ -18,6 +17,8 @@ import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
 import { loadKek, parseKey, restrictTree } from './secrets.ts';
 import { createKeyring } from './store/keyring.ts';
+import { createTokenStore } from './store/tokens.ts';
+import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
@@ -48,15 +49,6 @@ export interface Running {
   db: DbHandle;
   adminToken?: string;
   stop(): Promise<void>;
-}
-
-/** Reads a secret from dataDir, creating it (mode 0600) on first start. */
-function persistedSecret(dataDir: string, name: string, make: () => string): string {
-  const path = join(dataDir, name);
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const value = make();
-  writeFileSync(path, value + '\n', { mode: 0o600 });
-  return value;
 }
 
 /** Keys that sealed "v1" BMC passwords before issue 14 (config secretKey, <dataDir>/secret.key): imported. */
@@ -93,12 +85,6 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   // the KEK and any pre-issue-14 secret.key, checked before the database is touched (a bad value fails fast)
   const kek = loadKek(config.secrets, config.dataDir);
   const legacyKeys = legacyKeysOf(config);
-  let adminToken: string | undefined;
-  if (config.auth.tokens.length === 0) {
-    adminToken = persistedSecret(config.dataDir, 'admin.token', () => randomBytes(24).toString('base64url'));
-    config = { ...config, auth: { tokens: [{ name: 'local-admin', role: 'admin', token: adminToken }] } };
-    log.info({ file: join(config.dataDir, 'admin.token') }, 'no API tokens configured: an admin token was written to the data directory');
-  }
 
   // validate every module's section before touching the database, so a bad setting fails fast and whole
   const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
@@ -118,6 +104,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     await db.close();
     throw e;
   }
+  // no configured tokens: one bootstrap admin token for the whole database (server/admin-token.ts)
+  const adminToken = config.auth.tokens.length === 0 ? await bootstrapAdminToken({ store: createTokenStore(db.db, { clock }), dataDir: config.dataDir, log }) : undefined;
   if (kek.source === 'generated') {
     const level = config.databaseUrl ? 'warn' : 'info';
     log[level]({ file: kek.path, kekCheck: secrets.kekCheck }, 'the key-encryption key (KEK) was generated into the data directory: fine for one replica; replicas sharing a database need the same KEK configured (secrets.kek, BOOTFARM_KEK or secrets.kekFile)');

@@ -15,6 +15,8 @@ import { baseUrlOf } from './url.ts';
 import { renderRetryScript } from '../../boot/ipxe/script.ts';
 import { uiRoutes, uiSecurityHeaders } from './ui.ts';
 import { createSessionStore } from '../store/sessions.ts';
+import { createTokenStore } from '../store/tokens.ts';
+import { TOKEN_ROUTES, tokenRoutes } from './tokens.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
@@ -47,7 +49,9 @@ export function isPublicPath(path: string): boolean {
 
 export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole) => Mount)[] } = {}) {
   const app = new Hono();
-  const requireRole = createAdminAuth(deps.config.auth.tokens, { sessions: createSessionStore(deps.db.db, { clock: deps.clock }), sessionTtlSeconds: deps.config.ui.sessionTtlSeconds });
+  // API tokens: the configured ones (in memory) and the database's (server/store/tokens.ts, shared by every replica)
+  const tokenStore = createTokenStore(deps.db.db, { clock: deps.clock });
+  const requireRole = createAdminAuth(deps.config.auth.tokens, { sessions: createSessionStore(deps.db.db, { clock: deps.clock }), sessionTtlSeconds: deps.config.ui.sessionTtlSeconds, tokenStore });
   const metrics = deps.metrics ?? new Registry();
 
   app.use(requestId({ headerName: 'x-request-id' }));
@@ -153,9 +157,10 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));
   app.route('/ui', uiRoutes(deps, requireRole));
+  app.route('/', tokenRoutes({ store: tokenStore, clock: deps.clock, configured: deps.config.auth.tokens }, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 
-  const docs = CORE_ROUTES.map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
+  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
   for (const mk of extra) {
     const m = mk(requireRole);
     app.route(m.at, m.app);

@@ -1,5 +1,6 @@
-// Admin API: bearer tokens mapped to roles (viewer < operator < admin) from config; the dashboard's server-side
-// sessions opened with one of those tokens.
+// Admin API: bearer tokens mapped to roles (viewer < operator < admin) — from configuration (in memory) and from
+// the api_tokens table (server/store/tokens.ts: one indexed lookup per request, so a token revoked on any replica
+// fails on every replica at its next request; no cache) — and the dashboard's server-side sessions opened with one.
 // Agent calls: the credential the server put on the node's kernel command line (bootfarm.token=): in stage-1 the
 // boot attempt's stage-1 token, in the compute OS the node credential of that boot. Only hashes are stored.
 // docs/security-model.md has the model and the table of which endpoint takes which.
@@ -10,6 +11,7 @@ import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { hashToken } from '../secrets.ts';
 import type { SessionStore } from '../store/sessions.ts';
+import type { TokenStore } from '../store/tokens.ts';
 import type { AgentCredential, BootAttemptRow, NodeRow } from '../store/nodes.ts';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -60,28 +62,35 @@ export interface AdminAuthOptions {
   /** where dashboard sessions live; without it the session cookie is not honoured */
   sessions?: SessionStore;
   sessionTtlSeconds?: number;
+  /** tokens created through the API (server/store/tokens.ts) */
+  tokenStore?: Pick<TokenStore, 'lookup' | 'used'>;
 }
 
-export function createAdminAuth(tokens: { name: string; role: Role; token: string }[], { sessions, sessionTtlSeconds = 12 * 3600 }: AdminAuthOptions = {}) {
-  // Tokens come from configuration today; when they move into the database (issue 14) only `authenticate` and
-  // the credential check in `sessionPrincipal` change: both work from the token's sha256.
+export function createAdminAuth(tokens: { name: string; role: Role; token: string }[], { sessions, sessionTtlSeconds = 12 * 3600, tokenStore }: AdminAuthOptions = {}) {
   const table = tokens.map((t) => ({ name: t.name, role: t.role, hash: digest(t.token) }));
-  function authenticate(token: string): (Principal & { credentialHash: string }) | null {
+  /** A configured token (constant time over the whole table) or a valid database token (lookup by sha256). */
+  async function authenticate(token: string): Promise<(Principal & { credentialHash: string }) | null> {
     const h = digest(token);
     // compare against every entry so timing does not reveal which one matched
     let found: (Principal & { credentialHash: string }) | null = null;
     for (const t of table) if (timingSafeEqual(h, t.hash)) found = { name: t.name, role: t.role, credentialHash: t.hash.toString('hex') };
-    return found;
+    if (found || !tokenStore || token.length > 512) return found;
+    const hex = h.toString('hex');
+    const row = await tokenStore.lookup(hex);
+    if (!row) return null;
+    await tokenStore.used(row);
+    return { name: row.name, role: row.role, credentialHash: hex };
   }
 
   async function sessionPrincipal(sessionId: string): Promise<Principal | null> {
     if (!sessions || sessionId.length > 256) return null;
     const s = await sessions.get(hashToken(sessionId));
     if (!s) return null;
-    // the token that opened the session must still be configured, with the same role: revoking a token (or
-    // changing its role) ends its dashboard sessions too
+    // the token that opened the session must still be valid, with the same role: revoking a token (or removing it
+    // from the configuration) ends its dashboard sessions too
     const h = Buffer.from(s.credentialHash, 'hex');
-    const still = table.some((t) => t.hash.length === h.length && timingSafeEqual(t.hash, h) && t.role === s.role);
+    let still = table.some((t) => t.hash.length === h.length && timingSafeEqual(t.hash, h) && t.role === s.role);
+    if (!still && tokenStore) still = (await tokenStore.lookup(s.credentialHash))?.role === s.role;
     return still ? { name: s.principalName, role: s.role as Role } : null;
   }
 
@@ -93,8 +102,8 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
     const token = bearer(c);
     let p: Principal | null = null;
     if (token) {
-      const t = authenticate(token);
-      if (!t) throw new AppError(401, 'unauthorized', 'the API token is not valid');
+      const t = await authenticate(token);
+      if (!t) throw new AppError(401, 'unauthorized', 'the API token is not valid (unknown, revoked or expired)');
       p = { name: t.name, role: t.role };
     } else if (c.req.method === 'GET' || c.req.method === 'HEAD') {
       const sid = getCookie(c, UI_COOKIE);
@@ -138,7 +147,7 @@ export function createAdminAuth(tokens: { name: string; role: Role; token: strin
 
   /** /ui/login: exchanges a valid API token for a new session id (null when the token is not valid). */
   async function openSession(token: string): Promise<{ sessionId: string; principal: Principal; maxAgeSeconds: number } | null> {
-    const t = authenticate(token);
+    const t = await authenticate(token);
     if (!t || !sessions) return null;
     const sessionId = randomBytes(32).toString('base64url');
     await sessions.create({ idHash: hashToken(sessionId), principalName: t.name, role: t.role, credentialHash: t.credentialHash, ttlMs: sessionTtlSeconds * 1000, keepPerCredential: SESSIONS_PER_TOKEN });

@@ -63,6 +63,7 @@ const goodParam: Record<string, fc.Arbitrary<string>> = {
   name: fc.constantFrom('hypervisor', 'stage1', 'bios-r640', 'nope'),
   channel: fc.constantFrom('dev', 'canary', 'prod', 'nope'),
   part: fc.constantFrom('kernel', 'initrd', 'manifest'),
+  id: fc.constantFrom('1', '2', '424242'),
 };
 const paramArb = (name: string) => fc.oneof({ weight: 3, arbitrary: goodParam[name] ?? fc.constant('x') }, { weight: 2, arbitrary: rawSegment });
 
@@ -95,6 +96,7 @@ const GOOD: Record<string, unknown> = {
   'POST /api/v1/images/{name}/rollback': { channel: 'prod' },
   'POST /api/v1/firmware/baselines': YAML_BASELINE,
   'POST /api/v1/secrets/rotate': { rewrapKek: true },
+  'POST /api/v1/tokens': { name: 'ci', role: 'viewer', expiresInSeconds: 3600 },
 };
 
 /** Replaces one leaf (picked by `pick`) of a JSON value with `v`, or adds a key. */

@@ -7,3 +7,4 @@ export * from './leases.ts';
 export * from './sessions.ts';
 export * from './uploads.ts';
 export * from './secrets.ts';
+export * from './tokens.ts';
