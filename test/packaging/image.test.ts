@@ -8,6 +8,7 @@
 // RLIMIT_NOFILE/RLIMIT_NPROC is refused, while rootful podman raises both by default, so they are set at or below
 // the current limits.
 import { execFile, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../harness/net.ts';
@@ -22,6 +23,41 @@ const BUILD_FLAGS = ['--runtime', 'runc', ...LIMITS].join(' ');
 const podman = (...args: string[]) => run('podman', ['--runtime', 'runc', ...args], { maxBuffer: 64 << 20, timeout: 300_000 });
 const containers: string[] = [];
 let image = '';
+
+/** A free privileged TCP port on 127.0.0.1 (this test runs as root, so it can probe one by binding it). */
+async function freePrivilegedPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 900 + Math.floor(Math.random() * 100);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port in 900-999 on 127.0.0.1');
+}
+
+/** Starts the image detached on the host network; resolves with the container id once /healthz answers on port. */
+async function startContainer(port: number, ...flags: string[]): Promise<string> {
+  const { stdout } = await podman('run', '-d', ...LIMITS, '--network', 'host', ...flags, '-e', `BOOTFARM_HTTP__PORT=${port}`, '-e', 'BOOTFARM_HTTP__HOST=127.0.0.1', image);
+  const id = stdout.trim();
+  containers.push(id);
+  await until(
+    'the container to answer /healthz',
+    async () => {
+      const state = (await run('podman', ['inspect', '--format', '{{.State.Status}}', id])).stdout.trim();
+      if (state === 'exited') throw new Error(`container exited: ${(await run('podman', ['logs', id])).stderr}`);
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    { limitMs: 180_000, pollMs: 200 },
+  );
+  return id;
+}
 
 async function buildImage(): Promise<{ image: string; log: string }> {
   const { stdout } = await run(`${ROOT}/packaging/oci/build.sh`, [], {
@@ -70,26 +106,30 @@ describe('packaging/oci image', () => {
 
   it('starts as user bootfarm on the host network, answers /healthz and /readyz, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
-    const { stdout } = await podman('run', '-d', ...LIMITS, '--network', 'host', '-e', `BOOTFARM_HTTP__PORT=${port}`, '-e', 'BOOTFARM_HTTP__HOST=127.0.0.1', image);
-    const id = stdout.trim();
-    containers.push(id);
-    await until(
-      'the container to answer /healthz',
-      async () => {
-        const state = (await run('podman', ['inspect', '--format', '{{.State.Status}}', id])).stdout.trim();
-        if (state === 'exited') throw new Error(`container exited: ${(await run('podman', ['logs', id])).stderr}`);
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      { limitMs: 180_000, pollMs: 200 },
-    );
+    const id = await startContainer(port);
     expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()).toEqual({ ok: true, db: 'pglite' });
     expect((await podman('exec', id, 'id', '-un')).stdout.trim()).toBe('bootfarm');
     expect((await podman('exec', id, 'ls', '/var/lib/bootfarm')).stdout).toMatch(/pglite/);
     await podman('stop', '-t', '60', id);
     expect((await run('podman', ['inspect', '--format', '{{.State.ExitCode}}', id])).stdout.trim()).toBe('0');
+  }, 300_000);
+
+  it('as user bootfarm, --cap-add NET_BIND_SERVICE (an ambient capability under podman) binds a privileged port, as DHCP and TFTP need', async () => {
+    const port = await freePrivilegedPort();
+    const id = await startContainer(port, '--cap-add', 'NET_BIND_SERVICE');
+    expect((await podman('exec', id, 'id', '-un')).stdout.trim()).toBe('bootfarm');
+    const status = (await podman('exec', id, 'cat', '/proc/1/status')).stdout;
+    expect(/^CapAmb:\s*([0-9a-f]+)$/m.exec(status)?.[1]).toBe('0000000000000400'); // bit 10: CAP_NET_BIND_SERVICE
+    expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ ok: true });
+    await podman('stop', '-t', '60', id);
+
+    // without it the same start fails on the port (the check can fail)
+    const other = await freePrivilegedPort();
+    const { stdout } = await podman('run', '-d', ...LIMITS, '--network', 'host', '-e', `BOOTFARM_HTTP__PORT=${other}`, '-e', 'BOOTFARM_HTTP__HOST=127.0.0.1', image);
+    const denied = stdout.trim();
+    containers.push(denied);
+    await until('the container without NET_BIND_SERVICE to exit', async () => (await run('podman', ['inspect', '--format', '{{.State.Status}}', denied])).stdout.trim() === 'exited', { limitMs: 180_000, pollMs: 200 });
+    const logs = await run('podman', ['logs', denied]);
+    expect(logs.stdout + logs.stderr).toMatch(/EACCES/);
   }, 300_000);
 });
