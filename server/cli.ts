@@ -20,6 +20,7 @@ import { createHttp, type ApiClient } from './cli/http.ts';
 import { register as serve } from './cli/serve.ts';
 import { register as nodes } from './cli/nodes.ts';
 import { register as fleet } from './cli/fleet.ts';
+import { register as cluster } from './cli/cluster.ts';
 import { register as firmware } from './cli/firmware.ts';
 import { register as image } from './cli/image.ts';
 import { register as secrets } from './cli/secrets.ts';

@@ -7,6 +7,8 @@ import { createAdaptorServer } from '@hono/node-server';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
+import { describeReplica } from './fleet/replica.ts';
+import { clusterMount } from './api/cluster.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
 import { registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
@@ -111,6 +113,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     log[level]({ file: kek.path, kekCheck: secrets.kekCheck }, 'the key-encryption key (KEK) was generated into the data directory: fine for one replica; replicas sharing a database need the same KEK configured (secrets.kek, BOOTFARM_KEK or secrets.kekFile)');
   }
   const metrics = new Registry();
+  // every series says which replica it comes from (docs/ha.md "Cluster view")
+  const replica = describeReplica({ url: config.http.publicUrl });
+  metrics.setDefaultLabels({ replica: replica.id });
   collectDefaultMetrics({ register: metrics });
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
@@ -122,6 +127,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker });
   const fleet = createFleet({
     db,
+    replica,
     store: nodes,
     bmcStore: bmcs,
     clock,
@@ -136,7 +142,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   const app = createApp(
     { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

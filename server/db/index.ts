@@ -63,6 +63,12 @@ export async function assertSchemaNotNewer(db: Db, migrationsDir = MIGRATIONS_DI
   );
 }
 
+/** The latest migration this build knows (its journal tag, e.g. "0012_replicas"): the build's schema version. */
+export function buildSchemaVersion(migrationsDir = MIGRATIONS_DIR): string {
+  const journal = (JSON.parse(readFileSync(join(migrationsDir, 'meta', '_journal.json'), 'utf8')) as { entries: JournalEntry[] }).entries;
+  return journal.at(-1)?.tag ?? 'none';
+}
+
 /** postgres.js returns the rows as the result; PGlite wraps them in { rows } */
 function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];

@@ -109,6 +109,15 @@ export const FleetConfig = z
         timeoutMs: z.number().int().positive().default(5000),
       })
       .prefault({}),
+    /** replica presence (GET /api/v1/cluster): every replica upserts itself each tick */
+    replicas: z
+      .object({
+        /** a replica that missed this many ticks is listed as gone */
+        missedTicks: z.number().int().min(1).default(3),
+        /** rows of replicas gone this long are deleted */
+        forgetSeconds: seconds(24 * 3600),
+      })
+      .prefault({}),
     leader: z
       .object({
         /** pg_advisory_lock key; one per bootfarm installation sharing a database */

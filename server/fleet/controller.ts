@@ -8,8 +8,6 @@
 // before every batch of actions and before each BMC command, so a lost lock stops the actions within one tick.
 // Time comes from the injected clock and tick() can be called directly, so a test runs a day of failures in
 // milliseconds; start() only adds real timers around tick().
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
 import type { DbHandle } from '../db/index.ts';
 import { createNodeStore, StaleDecisionError, type NodeExpectation, type NodeRow, type NodeStore } from '../store/nodes.ts';
@@ -30,6 +28,8 @@ import { createFleetStore, type FleetStore } from '../store/fleet.ts';
 import { createWebhooks, type WebhookFetch, type Webhooks } from './webhooks.ts';
 import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
 import { createPgLeaderElector, localLeader, type LeaderElector } from './leader.ts';
+import { createReplicaStore, type ReplicaPresence, type ReplicaStore } from '../store/replicas.ts';
+import { newReplicaId } from './replica.ts';
 
 export const ACTOR = 'fleet';
 
@@ -52,6 +52,8 @@ export interface FleetDeps {
   leaderTasks?: { name: string; run: (now: Date) => Promise<unknown> }[];
   /** this controller's identity in fleet_control and the leader epoch (default host:pid:random, new for every process) */
   instanceId?: string;
+  /** this replica as the replicas table lists it (upserted every tick, leader or not); its id is the instance id */
+  replica?: ReplicaPresence;
   /** real-time waits (the BMC coming back after `mc reset cold`); tests hand in an immediate one */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -81,11 +83,12 @@ interface Writers {
   nodes: NodeStore;
   fleet: FleetStore;
   webhooks: Webhooks;
+  replicas: ReplicaStore;
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 
-export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader, leaderTasks = [], instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, sleep = realSleep }: FleetDeps) {
+export function createFleet({ db, store, bmcStore, clock = systemClock, config: rawConfig = {}, logger, metrics: registry = new Registry(), bmc, fetch, leader, leaderTasks = [], replica, instanceId = replica?.id ?? newReplicaId(), sleep = realSleep }: FleetDeps) {
   const config = FleetConfig.parse(rawConfig);
   const maxTickGapMs = (config.outage.maxTickGapSeconds ?? 3 * config.tickSeconds) * 1000;
   const log = logger.child({ component: 'fleet' });
@@ -95,11 +98,23 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const onResult = (ok: boolean) => metrics.webhookDeliveries.inc({ result: ok ? 'delivered' : 'failed' });
   const webhooks = createWebhooks({ store: fleetStore, config: config.webhooks, clock, fetch, onResult });
   const fences = createFenceStore(db.db);
-  const plain: Writers = { nodes: store, fleet: fleetStore, webhooks };
+  const replicaStore = createReplicaStore(db.db);
+  const goneAfterMs = config.replicas.missedTicks * config.tickSeconds * 1000;
+  const plain: Writers = { nodes: store, fleet: fleetStore, webhooks, replicas: replicaStore };
   const writersOn = (tx: Db): Writers => {
     const fleetTx = createFleetStore(tx);
-    return { nodes: createNodeStore(tx, { clock }), fleet: fleetTx, webhooks: createWebhooks({ store: fleetTx, config: config.webhooks, clock, fetch, onResult }) };
+    return { nodes: createNodeStore(tx, { clock }), fleet: fleetTx, webhooks: createWebhooks({ store: fleetTx, config: config.webhooks, clock, fetch, onResult }), replicas: createReplicaStore(tx) };
   };
+
+  /** this replica is alive (every tick, leader or not); a database hiccup here must not stop the tick */
+  async function presence(leader: boolean): Promise<void> {
+    if (!replica) return;
+    try {
+      await replicaStore.upsert(replica, { now: clock.now(), leader });
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'replica presence not recorded');
+    }
+  }
   const observations = new Map<string, BmcObservation>();
   /** last BMC error recorded as an event per node, so an unreachable BMC is one event, not one per poll */
   const bmcErrorShown = new Map<string, string>();
@@ -401,6 +416,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     const isLeader = await elector.check();
     const fence = elector.fence();
     metrics.setLeader(isLeader && !!fence, fence?.epoch);
+    await presence(isLeader && !!fence);
     if (!isLeader || !fence) return { leader: false, at, decisions: [], errors: [], stale: [] };
     const errors: string[] = [];
     const stale: string[] = [];
@@ -492,7 +508,14 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     }
     metrics.setNodeCounts(await store.countByState());
     metrics.breakerOpen.set(breakerOpen ? 1 : 0);
-    await fx(fence, (w) => w.fleet.endTick({ leaderId: instanceId, now: clock.now() }), { lock: 'update' });
+    await fx(
+      fence,
+      async (w) => {
+        await w.fleet.endTick({ leaderId: instanceId, now: clock.now() });
+        await w.replicas.prune(new Date(clock.now().getTime() - config.replicas.forgetSeconds * 1000));
+      },
+      { lock: 'update' },
+    );
     return { leader: true, at, decisions, errors, stale, observedSince: live.observedSince ?? undefined, breakerOpen, epoch: fence.epoch };
   }
 
@@ -515,6 +538,9 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     /** the leader epoch this replica holds (null while it does not lead) */
     fence: () => elector?.fence() ?? null,
     instanceId,
+    /** presence of every replica (GET /api/v1/cluster), and after how long without an upsert one is gone */
+    replicas: replicaStore,
+    goneAfterMs,
     /** the fleet-wide circuit breaker as stored (every replica sees the same) */
     breaker: () => fleetStore.breaker(),
     /**
@@ -547,8 +573,15 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return runRebuild(null, uuid, { rack: n.labels?.[config.rebuild.rackLabel] ?? null, failedAt, reason }, actor);
     },
     start(): void {
-      if (!config.enabled || timers.length) return;
+      if (timers.length) return;
       stopped = false;
+      if (!config.enabled) {
+        // no controllers here, but the replica still shows in the cluster
+        timers.push(setInterval(() => void presence(false), config.tickSeconds * 1000));
+        timers[0]!.unref();
+        void presence(false);
+        return;
+      }
       const run = () => {
         if (stopped) return;
         fleet.tick().catch((e) => log.error({ err: (e as Error).message }, 'fleet tick failed'));

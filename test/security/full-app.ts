@@ -10,6 +10,8 @@ import { createApp } from '../../server/api/app.ts';
 import { firmwareMount } from '../../server/api/firmware.ts';
 import { bmcSetupMount } from '../../server/api/bmc-setup.ts';
 import { powerMount } from '../../server/api/power.ts';
+import { clusterMount } from '../../server/api/cluster.ts';
+import { createReplicaStore } from '../../server/store/replicas.ts';
 import { createBmcFactory } from '../../server/bmc/index.ts';
 import { FakeClock } from '../../server/clock.ts';
 import { parseSection, type Config } from '../../server/config.ts';
@@ -45,7 +47,7 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
     app,

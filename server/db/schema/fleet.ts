@@ -95,3 +95,24 @@ export const fleetEvents = pgTable(
   },
   (t) => [index('fleet_events_at_idx').on(t.at)],
 );
+
+/**
+ * The control plane's replicas (issue 14 item 6): each upserts its own row every fleet tick (leader or not), so
+ * every replica can list the cluster. A replica whose last_seen is older than missedTicks × tickSeconds is gone;
+ * rows of replicas gone for a day are deleted by the leader.
+ */
+export const replicas = pgTable('replicas', {
+  /** host:pid:random, new for every process (the fleet controller's instance id, the leader epoch's holder) */
+  id: text('id').primaryKey(),
+  hostname: text('hostname').notNull(),
+  /** where operators and the load balancer reach it (http.publicUrl), when configured */
+  url: text('url'),
+  /** product version of the build */
+  version: text('version').notNull(),
+  /** the latest migration this build knows */
+  schemaVersion: text('schema_version').notNull(),
+  startedAt: ts('started_at').notNull(),
+  lastSeen: ts('last_seen').notNull(),
+  /** whether it led at its last tick (the current leader is fleet_control.epoch_holder) */
+  leader: boolean('leader').notNull().default(false),
+});
