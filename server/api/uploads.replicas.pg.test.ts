@@ -250,5 +250,14 @@ describe('resumable uploads on S3 across replicas sharing one PostgreSQL', () =>
     expect(((await late.json()) as { error: { code: string; details: { offset: number } } }).error).toMatchObject({ code: 'offset_mismatch', details: { offset: 0 } });
     await uploadBlob(cliCall(q.url), {}, 'initrd', blob.path, blob.digest, blob.size);
     expect((await fetchBlob(`${p.url}/images/${blob.digest}`)).digest).toBe(blob.digest);
+
+    // a multipart upload no row names (its replica died before recording it) is aborted once older than the TTL
+    const stray = blobFile(tmp, 'stray.img', 1024);
+    const orphan = await s3.parts.create(stray.digest);
+    expect((await q.images.sweepUploads()).untracked).toEqual([]); // young by RGW's clock: kept
+    expect(await openUploads(stray.digest)).toHaveLength(1);
+    const later = await q.images.uploads.sweep(new Date(Date.now() + 2 * 3600_000));
+    expect(later.untracked).toEqual([orphan]);
+    expect(await openUploads(stray.digest)).toEqual([]);
   }, 180_000);
 });

@@ -3,7 +3,7 @@
 // Parts of resumable uploads are files in `stagingDir/<upload id>/<part number>`; with several replicas that
 // directory (and `dir`) must be shared by all of them, e.g. over NFS (README, "High availability").
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createHash, randomBytes } from 'node:crypto';
@@ -95,6 +95,24 @@ export function createLocalStore({ dir, stagingDir = join(dir, 'uploads') }: Loc
     },
     async abort(_digest, uploadId) {
       await rm(uploadDir(uploadId), { recursive: true, force: true });
+    },
+    async listOpen() {
+      let names: string[];
+      try {
+        names = await readdir(stagingDir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      const out: { digest: null; uploadId: string; startedAt: Date }[] = [];
+      for (const n of names.filter((x) => UPLOAD_ID.test(x))) {
+        try {
+          out.push({ digest: null, uploadId: n, startedAt: (await stat(join(stagingDir, n))).mtime });
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      return out;
     },
   };
   return {

@@ -31,7 +31,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createHash } from 'node:crypto';
-import { assertDigest, blobKey, BlobNotFoundError, manifestKey, StoreUnavailableError, PartsRefusedError, UploadGoneError, type BlobBody, type BlobStat, type ImageManifest, type ImageStore, type PartTarget, type PutOptions } from './store.ts';
+import { assertDigest, blobKey, DIGEST_RE, BlobNotFoundError, manifestKey, StoreUnavailableError, PartsRefusedError, UploadGoneError, type BlobBody, type BlobStat, type ImageManifest, type ImageStore, type PartTarget, type PutOptions } from './store.ts';
 
 export interface S3StoreOptions {
   endpoint: string;
@@ -240,6 +240,27 @@ export function createS3Store({
         if (name === 'InvalidPart' || name === 'InvalidPartOrder') throw new PartsRefusedError(uploadId, name);
         throw mapError(err, 'CompleteMultipartUpload');
       }
+    },
+    async listOpen() {
+      const out: { digest: string | null; uploadId: string; startedAt: Date }[] = [];
+      const under = `${prefix}blobs/sha256/`;
+      let keyMarker: string | undefined;
+      let idMarker: string | undefined;
+      try {
+        for (;;) {
+          const res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: under, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+          for (const u of res.Uploads ?? []) {
+            const digest = u.Key?.slice(u.Key.lastIndexOf('/') + 1) ?? '';
+            if (u.UploadId && DIGEST_RE.test(digest)) out.push({ digest, uploadId: u.UploadId, startedAt: u.Initiated ?? new Date(0) });
+          }
+          if (!res.IsTruncated) break;
+          keyMarker = res.NextKeyMarker;
+          idMarker = res.NextUploadIdMarker;
+        }
+      } catch (err) {
+        throw mapError(err, 'ListMultipartUploads');
+      }
+      return out;
     },
     async abort(digest, uploadId) {
       try {

@@ -77,6 +77,9 @@ export interface PartTarget {
   complete(digest: string, uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<void>;
   /** drop an upload and its parts; a missing upload is not an error */
   abort(digest: string, uploadId: string): Promise<void>;
+  /** every upload open in the store, tracked or not (the sweep aborts old ones the database does not know:
+   * a replica that died between starting one and recording it, or a push that never finished) */
+  listOpen(): Promise<{ digest: string | null; uploadId: string; startedAt: Date }[]>;
 }
 
 /** The store refused to assemble the parts: a part it holds is not the one committed (its ETag differs). */

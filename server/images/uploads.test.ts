@@ -106,4 +106,15 @@ describe('resumable uploads: failure paths', () => {
     await uploads.append({ digest, offset: 0, total: data.length, data: data.subarray(0, 65536), actor: 't' });
     expect(await refusal(uploads.append({ digest, offset: 65536, total: data.length + 1, data: data.subarray(65536), actor: 't' }))).toMatchObject({ status: 409, code: 'length_mismatch' });
   });
+
+  it('the sweep also aborts staged uploads no row names once they are older than the TTL (a replica died before recording one)', async () => {
+    const store = createLocalStore({ dir: join(tmp, 's5'), stagingDir: join(tmp, 'up5') });
+    const uploads = createUploads({ db: h.db, store, clock, chunkBytes: 65536, ttlMs: 3600_000 });
+    const orphan = await store.parts.create(sha256(Buffer.from('orphan')));
+    // young: kept (it may be an upload whose row is being written right now)
+    expect((await uploads.sweep(new Date(Date.now() + 60_000))).untracked).toEqual([]);
+    expect(readdirSync(join(tmp, 'up5'))).toEqual([orphan]);
+    expect((await uploads.sweep(new Date(Date.now() + 2 * 3600_000))).untracked).toEqual([orphan]);
+    expect(readdirSync(join(tmp, 'up5'))).toEqual([]);
+  });
 });

@@ -232,7 +232,7 @@ export function createUploads({ db, store, clock = systemClock, chunkBytes = 8 *
     },
 
     /** Abort uploads idle for longer than the TTL (safe on every replica at once). */
-    async sweep(now: Date = clock.now()): Promise<{ aborted: string[] }> {
+    async sweep(now: Date = clock.now()): Promise<{ aborted: string[]; untracked: string[] }> {
       const aborted: string[] = [];
       for (const row of await rows.markExpired(new Date(now.getTime() - ttlMs))) {
         try {
@@ -243,8 +243,21 @@ export function createUploads({ db, store, clock = systemClock, chunkBytes = 8 *
           log?.warn({ digest: row.digest, err: (err as Error).message }, 'could not abort an expired upload');
         }
       }
-      if (aborted.length) log?.info({ aborted: aborted.length }, 'expired uploads aborted');
-      return { aborted };
+      // uploads open in the store that no row names (a replica died between starting one and recording it, or a
+      // push outside the API never finished): aborted once they are older than the TTL, so a fresh one is safe
+      const known = new Set((await rows.list()).map((r) => r.storeUploadId));
+      const orphans: string[] = [];
+      for (const u of await target.listOpen()) {
+        if (known.has(u.uploadId) || u.startedAt.getTime() >= now.getTime() - ttlMs) continue;
+        try {
+          await target.abort(u.digest ?? '', u.uploadId);
+          orphans.push(u.uploadId);
+        } catch (err) {
+          log?.warn({ uploadId: u.uploadId, err: (err as Error).message }, 'could not abort an untracked upload');
+        }
+      }
+      if (aborted.length || orphans.length) log?.info({ aborted: aborted.length, untracked: orphans.length }, 'expired uploads aborted');
+      return { aborted, untracked: orphans };
     },
 
     /** open uploads, for operators and tests */
