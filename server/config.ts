@@ -64,6 +64,19 @@ export const UiConfig = z
   .prefault({});
 export type UiConfig = z.infer<typeof UiConfig>;
 
+/**
+ * The boot budget of one replica (server/images/budget.ts, issue 15 item 2). Defaults for one server on a 10 Gbit/s
+ * boot network: 64 stage-1 downloads at once share ~1.2 GB/s (a ~60 MB kernel + initrd in a few seconds each), and
+ * 32 registrations keep the database's queue short. Over budget /ipxe tells the node to wait retrySeconds–2×
+ * retrySeconds and ask again; register answers 503 with that Retry-After. 0 turns a limit off.
+ */
+export const BootBudgetConfig = z.strictObject({
+  transfers: z.coerce.number().int().min(0).default(64),
+  registrations: z.coerce.number().int().min(0).default(32),
+  retrySeconds: z.coerce.number().int().min(1).max(600).default(5),
+});
+export type BootBudgetConfig = z.infer<typeof BootBudgetConfig>;
+
 /** docs/security-model.md: when /ipxe opens a stage-1 boot attempt and how long its token lives */
 export const BootAttemptsConfig = z.strictObject({
   /** a stage-1 token expires this long after its attempt opened or was last used */
@@ -131,6 +144,8 @@ export const ConfigSchema = z.strictObject({
       trustedNetworks: z.array(Cidr).default([]),
       /** stage-1 boot attempts and their tokens (docs/security-model.md) */
       attempts: BootAttemptsConfig.default(BootAttemptsConfig.parse({})),
+      /** concurrent stage-1 downloads and registrations per replica (BootBudgetConfig) */
+      budget: BootBudgetConfig.prefault({}),
       /** new (`discovered`) nodes enrolled per minute, all sources together; more get a retry script and no row */
       discoveredPerMinute: z.coerce.number().int().min(1).default(120),
       /** per source address (server/api/ratelimit.ts); perMinute 0 turns one off */
@@ -143,7 +158,7 @@ export const ConfigSchema = z.strictObject({
         })
         .default({ ...DEFAULT_RATE_LIMITS, maxSources: 65536 }),
     })
-    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), discoveredPerMinute: 120, rateLimit: { ...DEFAULT_RATE_LIMITS, maxSources: 65536 } }),
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), budget: BootBudgetConfig.parse({}), discoveredPerMinute: 120, rateLimit: { ...DEFAULT_RATE_LIMITS, maxSources: 65536 } }),
   /** the dashboard's sessions and login limits (server/api/ui.ts) */
   ui: UiConfig,
   /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import { parseSection, type Config } from './config.ts';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError, parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
 import { describeReplica } from './fleet/replica.ts';
 import { clusterMount } from './api/cluster.ts';
+import { createBeatBuffer } from './fleet/beats.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
 import { registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
@@ -25,6 +26,7 @@ import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
+import { createBootBudget } from './images/budget.ts';
 import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
 import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
@@ -92,6 +94,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const fleetConfig = parseSection('fleet', FleetConfig, config.fleet);
   // a profile's heartbeat interval is what its agents beat at: the health check follows it unless set apart
   for (const [name, p] of Object.entries(config.profiles)) fleetConfig.heartbeat.profiles[name] ??= p.heartbeatIntervalSeconds;
+  // buffered heartbeats reach the database flushSeconds late: keep that well below the shortest failure window
+  const shortestWindow = Math.min(fleetConfig.heartbeat.intervalSeconds, ...Object.values(fleetConfig.heartbeat.profiles)) * fleetConfig.heartbeat.missed;
+  if (fleetConfig.heartbeat.flushSeconds * 4 > shortestWindow) throw new ConfigError([`fleet.heartbeat.flushSeconds: ${fleetConfig.heartbeat.flushSeconds} s is more than a quarter of the shortest heartbeat failure window (${shortestWindow} s = interval × missed): nodes could be failed on stale heartbeats`]);
   const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
   const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
@@ -124,7 +129,16 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   // the image rollback gate asks the fleet-wide circuit breaker (fleet_control, shared by every replica)
   const fleetStore = createFleetStore(db.db);
   const breaker = { breakerOpen: async () => (await fleetStore.breaker()).open, spans: (since: Date) => fleetStore.breakerSpans(since) };
-  const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker });
+  // this replica's boot budget (issue 15 item 2): image bodies in flight and registrations at once
+  const budget = createBootBudget(config.boot.budget);
+  for (const [name, help, pick] of [
+    ['bootfarm_boot_transfers_in_flight', 'Image bodies being sent by this replica (boot.budget.transfers)', () => budget.stats().transfers],
+    ['bootfarm_boot_registrations_in_flight', 'Registrations in progress on this replica (boot.budget.registrations)', () => budget.stats().registrations],
+    ['bootfarm_boot_refused_boots', '/ipxe answers that told a node to wait for the boot budget (since start)', () => budget.stats().refusedBoots],
+    ['bootfarm_boot_refused_registrations', 'Registrations answered 503 busy by the boot budget (since start)', () => budget.stats().refusedRegistrations],
+  ] as const)
+    new Gauge({ name, help, registers: [metrics], collect() { this.set(pick()); } });
+  const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker, transfer: budget.transfer });
   const fleet = createFleet({
     db,
     replica,
@@ -140,8 +154,10 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
       { name: 'upload-expiry', run: () => images.sweepUploads() },
     ],
   });
+  const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }) });
+  beats.start();
   const app = createApp(
-    { config, db, nodes, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
+    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
     { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
@@ -199,6 +215,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
         server.close(() => resolve());
         server.closeAllConnections?.();
       });
+      // after the listener: no new beats; what is buffered is written before the database closes
+      await beats.stop().catch((e: Error) => log.warn({ err: e.message }, 'heartbeats could not be flushed at shutdown'));
       await db.close();
     },
   };

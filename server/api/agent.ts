@@ -10,7 +10,7 @@ import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
 import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
-import { agentAuth, type AgentScope } from './auth.ts';
+import { agentAuth, agentUseRecorded, type AgentScope } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { baseUrlOf } from './url.ts';
@@ -20,13 +20,27 @@ import { createHeartbeats } from '../fleet/heartbeat.ts';
 export function agentRoutes(deps: Deps) {
   const app = new Hono();
   const { nodes } = deps;
-  const heartbeat = createHeartbeats({ nodes, db: deps.db.db, clock: deps.clock });
+  const heartbeat = createHeartbeats({ nodes, db: deps.db.db, clock: deps.clock, beats: deps.beats });
 
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
 
   app.post('/register', async (c) => {
+    // the boot budget (server/images/budget.ts): over it, a 503 with a jittered Retry-After the agent waits out
+    const release = deps.budget ? deps.budget.register() : () => {};
+    if (!release) {
+      const seconds = deps.budget!.retrySeconds();
+      throw new AppError(503, 'busy', `this server is registering as many nodes as it takes at once; try again in ${seconds} s`, { retryAfterSeconds: seconds }, { 'retry-after': String(seconds) });
+    }
+    try {
+      return await register(c);
+    } finally {
+      release();
+    }
+  });
+
+  async function register(c: Context) {
     const body = await jsonBody(c, RegisterRequest);
     const uuid = body.facts.system.uuid;
     await authedNode(c, uuid);
@@ -59,7 +73,7 @@ export function agentRoutes(deps: Deps) {
       ...(reason ? { reason } : {}),
     };
     return c.json(res, reg.created ? 201 : 200);
-  });
+  }
 
   app.get('/:uuid/profile', async (c) => {
     const uuid = uuidParam(c);
@@ -176,6 +190,8 @@ export function agentRoutes(deps: Deps) {
     const body = await jsonBody(c, HeartbeatRequest);
     // what the heartbeat means for the lifecycle (installed, recover, old boot) lives in server/fleet/heartbeat.ts
     const res = await heartbeat(node, body);
+    // a buffered beat closes guessed stage-1 attempts at its flush (server/fleet/beats.ts), not per request
+    if (res.buffered) agentUseRecorded(c);
     return c.json({ state: res.node.state, next: res.next });
   });
 

@@ -173,7 +173,7 @@ export interface AgentAuthStore {
 }
 
 /** What a successful agent call records about its credential's use (after the response: see recordAgentUse). */
-type AgentUse = { kind: 'stage1'; attemptId: number } | { kind: 'node'; uuid: string };
+type AgentUse = { kind: 'stage1'; attempt: BootAttemptRow } | { kind: 'node'; uuid: string };
 const AGENT_USE = 'agentCredentialUse';
 
 /**
@@ -181,15 +181,18 @@ const AGENT_USE = 'agentCredentialUse';
  * for a call with the node credential — closes the stage-1 attempts opened on the guess that the node was gone
  * (NodeStore.nodeCredentialUsed). After the response, so a rejected request writes nothing.
  */
-export function recordAgentUse(nodes: { attemptUsed(id: number): Promise<void>; nodeCredentialUsed(uuid: string): Promise<number> }): MiddlewareHandler {
+export function recordAgentUse(nodes: { attemptUsed(id: number, seen?: Pick<BootAttemptRow, 'openedAt' | 'lastUsedAt'>): Promise<void>; nodeCredentialUsed(uuid: string): Promise<number> }): MiddlewareHandler {
   return async function agentUse(c, next) {
     await next();
     const use = c.get(AGENT_USE as never) as AgentUse | undefined;
     if (!use || c.res.status >= 300) return;
-    if (use.kind === 'stage1') await nodes.attemptUsed(use.attemptId);
+    if (use.kind === 'stage1') await nodes.attemptUsed(use.attempt.id, use.attempt);
     else await nodes.nodeCredentialUsed(use.uuid);
   };
 }
+
+/** The route recorded the credential's use itself (a buffered heartbeat): recordAgentUse writes nothing. */
+export const agentUseRecorded = (c: Context) => c.set(AGENT_USE as never, undefined as never);
 
 export interface AgentAuth {
   node: NodeRow;
@@ -220,7 +223,7 @@ export async function agentAuth(c: Context, nodes: AgentAuthStore, uuid: string,
     c.set(AGENT_USE as never, { kind: 'node', uuid } satisfies AgentUse as never);
     return { node, kind: 'node' };
   }
-  c.set(AGENT_USE as never, { kind: 'stage1', attemptId: cred.attempt.id } satisfies AgentUse as never);
+  c.set(AGENT_USE as never, { kind: 'stage1', attempt: cred.attempt } satisfies AgentUse as never);
   return { node, kind: 'stage1', attempt: cred.attempt };
 }
 

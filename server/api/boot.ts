@@ -44,7 +44,7 @@ const PROBE_TOKEN = '0'.repeat(43);
 
 export function bootRoutes(deps: Deps) {
   const app = new Hono();
-  const ipxe = (body: string) => new Response(body, { headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
+  const ipxe = (body: string, extra: Record<string, string> = {}) => new Response(body, { headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra } });
 
   app.get('/boot.ipxe', (c) => ipxe(renderBootScript({ baseUrl: baseUrlOf(c, deps.config) })));
 
@@ -105,6 +105,12 @@ export function bootRoutes(deps: Deps) {
     if (!decision.open) {
       await bootEvent(uuid, 'ipxe-refused', { state: node.state, why: 'running' });
       return ipxe(renderRetryScript({ message: decision.why, seconds: decision.retryAfterSeconds, retryUrl }));
+    }
+    // the boot budget (server/images/budget.ts): one more kernel download would exceed this replica's, so the node
+    // sleeps a jittered while and asks again — no attempt opened, nothing written
+    if (deps.budget && !deps.budget.admitBoot()) {
+      const seconds = deps.budget.retrySeconds();
+      return ipxe(renderRetryScript({ message: 'busy: many machines are booting; waiting for a turn', seconds, retryUrl }), { 'retry-after': String(seconds) });
     }
     const platform = q.platform === 'efi' || q.platform === 'pcbios' ? q.platform : undefined;
     const opened = await deps.nodes.openAttempt(uuid, { address: clientAddressOf(c), reason: decision.reason, serverStarted: decision.serverStarted, ttlSeconds: boot.attempts.tokenTtlSeconds, maxOpen: boot.attempts.maxOpen, platform });

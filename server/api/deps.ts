@@ -10,6 +10,8 @@ import type { Logger } from '../log.ts';
 import type { Clock } from '../clock.ts';
 import type { ImagePipeline } from '../images/pipeline.ts';
 import type { NodeCompliance } from '../domain/firmware.ts';
+import type { BeatBuffer } from '../fleet/beats.ts';
+import type { BootBudget } from '../images/budget.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
@@ -29,6 +31,10 @@ export interface Deps {
   log: Logger;
   clock: Clock;
   metrics?: Registry;
+  /** steady-state heartbeats coalesced per replica (server/fleet/beats.ts); without it each one is written at once */
+  beats?: BeatBuffer;
+  /** this replica's boot budget (server/images/budget.ts): stage-1 downloads and registrations at once */
+  budget?: BootBudget;
   /** operator-requested rebuild; the fleet supplies one that also drives the BMC */
   rebuild?: (uuid: string, reason: string, actor: string) => Promise<NodeRow>;
   /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */

@@ -86,6 +86,8 @@ export interface DbOptions {
   migrate?: boolean;
   /** PGlite only: start from a dumpDataDir() tarball instead of an empty cluster (tests use a migrated snapshot) */
   loadDataDir?: Blob;
+  /** called with the text of every statement drizzle sends (tests count queries per request with it) */
+  onQuery?: (sql: string) => void;
 }
 
 export interface DbHandle {
@@ -105,7 +107,8 @@ export interface DbHandle {
   listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
 }
 
-export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir }: DbOptions = {}): Promise<DbHandle> {
+export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir, onQuery }: DbOptions = {}): Promise<DbHandle> {
+  const logger = onQuery ? { logQuery: (q: string) => onQuery(q) } : undefined;
   if (url) {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
@@ -115,7 +118,7 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
       connect_timeout: 5,
       idle_timeout: 60,
     });
-    const db = drizzle(client, { schema }) as unknown as Db;
+    const db = drizzle(client, { schema, logger }) as unknown as Db;
     const handle: DbHandle = {
       db,
       kind: 'postgres',
@@ -153,7 +156,7 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
   const client = await PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
   // initdb unpacked a template with 0666 files: close them before anything is written into them
   if (onDisk) restrictTree(dataDir);
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const db = drizzle(client, { schema, logger }) as unknown as Db;
   // PGlite is embedded: one process owns the data directory, so there is no other replica to lock out
   if (migrate) {
     try {

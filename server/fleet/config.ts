@@ -22,6 +22,12 @@ export const FleetConfig = z
         profiles: z.record(z.string(), z.number().positive()).default({}),
         /** a node is failed after this many intervals without a heartbeat */
         missed: z.number().int().min(1).default(3),
+        /**
+         * steady-state heartbeats are kept in memory and written in one statement this often (server/fleet/beats.ts);
+         * the database, and so the leader, sees a heartbeat at most this much (plus one flush) late. Must stay well
+         * below interval × missed (main refuses more than a quarter of the smallest). 0: write each one at once.
+         */
+        flushSeconds: z.number().min(0).max(60).default(2),
       })
       .prefault({}),
     /** how long a node may stay in a transient state before it is failed */

@@ -10,6 +10,7 @@ import type { Clock } from '../clock.ts';
 import { createFleetStore } from '../store/fleet.ts';
 import { StaleDecisionError, type NodeRow, type NodeStore } from '../store/nodes.ts';
 import type { FailCause } from './decide.ts';
+import type { BeatBuffer } from './beats.ts';
 
 /**
  * Failures a heartbeat disproves: the node did not report (heartbeat, timeout) or a repair step could not reach
@@ -21,9 +22,16 @@ const RECOVERABLE: ReadonlySet<FailCause | string> = new Set<FailCause>(['heartb
 export interface HeartbeatOutcome {
   node: NodeRow;
   next: 'continue' | 'reboot';
+  /** the beat was buffered (an active node reporting what it was recorded with): nothing written yet */
+  buffered?: boolean;
 }
 
-export function createHeartbeats({ nodes, db, clock, actor = 'agent' }: { nodes: NodeStore; db: Db; clock: Clock; actor?: string }) {
+/**
+ * `beats`: where a steady-state heartbeat goes (server/fleet/beats.ts); without it every heartbeat writes the node
+ * row at once. `buffered` in the outcome says the beat went to the buffer, which also closes guessed stage-1
+ * attempts at its flush (the route then skips recordAgentUse's write).
+ */
+export function createHeartbeats({ nodes, db, clock, beats, actor = 'agent' }: { nodes: NodeStore; db: Db; clock: Clock; beats?: BeatBuffer; actor?: string }) {
   const fleet = createFleetStore(db);
 
   /** an event with data.note written once per stay in the current state */
@@ -34,6 +42,12 @@ export function createHeartbeats({ nodes, db, clock, actor = 'agent' }: { nodes:
 
   return async function heartbeat(node: NodeRow, seen: { kernelDigest?: string; initrdDigest?: string }): Promise<HeartbeatOutcome> {
     const now = clock.now();
+    // the steady state: only the time changes, so the beat waits in memory for the next batch (beats.ts)
+    const same = (seen.kernelDigest === undefined || seen.kernelDigest === node.kernelDigest) && (seen.initrdDigest === undefined || seen.initrdDigest === node.initrdDigest);
+    if (beats && !beats.writeThrough && node.state === 'active' && same) {
+      await beats.beat(node.uuid, now);
+      return { node, next: 'continue', buffered: true };
+    }
     await nodes.touch(node.uuid, { lastSeen: now, lastHeartbeat: now, ...(seen.kernelDigest ? { kernelDigest: seen.kernelDigest } : {}), ...(seen.initrdDigest ? { initrdDigest: seen.initrdDigest } : {}) });
     if (node.state === 'provisioning') node = await nodes.transition(node.uuid, { type: 'installed', reason: 'heartbeat from the compute OS before installed' }, actor);
     else if (node.state === 'failed') {

@@ -87,9 +87,11 @@ export interface ImagesDeps {
   metrics?: Registry;
   /** the fleet's circuit breaker for the rollback gate (main wires the fleet controller's); default: never open */
   breaker?: FleetBreaker;
+  /** counts image bodies in flight for the boot budget (budget.ts) */
+  transfer?: () => () => void;
 }
 
-export async function createImages({ config, db, log, clock, metrics, breaker }: ImagesDeps) {
+export async function createImages({ config, db, log, clock, metrics, breaker, transfer }: ImagesDeps) {
   // Errors name the setting (images.store.bucket: …) like the rest of the configuration.
   const cfg = parseSection('images', ImagesConfig, config.images);
   const base = join(config.dataDir, 'images');
@@ -143,6 +145,7 @@ export async function createImages({ config, db, log, clock, metrics, breaker }:
     redirect: cfg.redirect.enabled ? { expiresInSeconds: cfg.redirect.expiresInSeconds } : false,
     retryAfterSeconds: cfg.retryAfterSeconds,
     logger: log,
+    transfer,
   });
   return {
     config: cfg,

@@ -21,6 +21,8 @@ export interface ImageServeOptions {
   redirect?: false | { expiresInSeconds: number };
   retryAfterSeconds?: number;
   logger?: CacheLogger;
+  /** counts image bodies in flight (the boot budget, budget.ts): called when one starts, returns its release */
+  transfer?: () => () => void;
 }
 
 type ErrorCode = 'bad_request' | 'not_found' | 'store_unavailable' | 'blob_corrupt' | 'range_not_satisfiable';
@@ -69,7 +71,7 @@ export function tuneHttpServer(server: Server, { keepAliveMs = 15_000 } = {}): v
   server.maxRequestsPerSocket = 0;
 }
 
-export function createImageServeApp({ cache, catalog, store, redirect = false, retryAfterSeconds = 5, logger }: ImageServeOptions) {
+export function createImageServeApp({ cache, catalog, store, redirect = false, retryAfterSeconds = 5, logger, transfer }: ImageServeOptions) {
   const app = new Hono();
 
   const fail = (c: Context, err: unknown, digest: string) => {
@@ -92,6 +94,9 @@ export function createImageServeApp({ cache, catalog, store, redirect = false, r
     // Hono answers HEAD by dispatching GET and re-wrapping the Response, so HEAD (and bodiless answers) must
     // go back through hono rather than write to the socket directly.
     if (body && outgoing instanceof ServerResponse) {
+      // one slot of the boot budget until the response is over: 'close' comes after the last byte is handed to the
+      // kernel, and also when the client goes away or the socket is destroyed mid-body
+      if (transfer) outgoing.once('close', transfer());
       outgoing.writeHead(status, headers);
       // A hot blob from the memory tier: one write, no copies in JS, the kernel drains it.
       if (Buffer.isBuffer(body)) {
@@ -105,6 +110,8 @@ export function createImageServeApp({ cache, catalog, store, redirect = false, r
       });
       return RESPONSE_ALREADY_SENT;
     }
+    // without Node's response (an in-process request): a stream holds its slot until it closes
+    if (body && !Buffer.isBuffer(body) && transfer) body.once('close', transfer());
     if (Buffer.isBuffer(body)) return new Response(new Uint8Array(body.buffer, body.byteOffset, body.length), { status, headers });
     return new Response(body ? (Readable.toWeb(body) as ReadableStream) : null, { status, headers });
   };

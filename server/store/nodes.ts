@@ -109,6 +109,11 @@ function filterWhere(filter: NodeFilter): SQL[] {
   return where;
 }
 
+/** two bind parameters per beat; PostgreSQL's protocol allows 65535 per statement */
+const BEATS_PER_STATEMENT = 5000;
+/** a stage-1 token's expiry slides at most this often (well under the shortest ttl, 60 s) */
+const ATTEMPT_SLIDE_MIN_MS = 5_000;
+
 export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
   async function lockNode(tx: Tx, uuid: string): Promise<NodeRow> {
     const [row] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
@@ -411,13 +416,16 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * long time, held in maintenance or flashing firmware, keeps its attempt). Called after the response, so a
      * rejected request changes nothing.
      */
-    async attemptUsed(id: number): Promise<void> {
-      const [a] = await db.select().from(bootAttempts).where(eq(bootAttempts.id, id));
-      if (!a || a.closedAt) return;
+    async attemptUsed(id: number, seen?: Pick<BootAttemptRow, 'openedAt' | 'lastUsedAt'>): Promise<void> {
       const now = clock.now();
-      // the ttl the attempt was opened with (expiry − last use keeps it as the expiry slides)
-      const ttlMs = a.expiresAt.getTime() - (a.lastUsedAt ?? a.openedAt).getTime();
-      await db.update(bootAttempts).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + ttlMs) }).where(and(eq(bootAttempts.id, id), isNull(bootAttempts.closedAt)));
+      // the attempt as the request's auth read it: used within the last tenth of its ttl, the expiry is still at
+      // least 0.9 ttl away, so a busy stage-1 (five calls a boot) writes once rather than on every call
+      if (seen && now.getTime() - (seen.lastUsedAt ?? seen.openedAt).getTime() < ATTEMPT_SLIDE_MIN_MS) return;
+      // one statement: the ttl the attempt was opened with (expiry − last use) keeps as the expiry slides
+      await db
+        .update(bootAttempts)
+        .set({ lastUsedAt: now, expiresAt: sql`${now.toISOString()}::timestamptz + (${bootAttempts.expiresAt} - coalesce(${bootAttempts.lastUsedAt}, ${bootAttempts.openedAt}))` })
+        .where(and(eq(bootAttempts.id, id), isNull(bootAttempts.closedAt)));
     },
 
     /**
@@ -456,6 +464,25 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
 
     async touch(uuid: string, patch: Partial<Pick<NodeRow, 'lastSeen' | 'lastHeartbeat' | 'kernelDigest' | 'initrdDigest' | 'imageName' | 'imageVersion' | 'profile' | 'hostname'>>): Promise<void> {
       await db.update(nodes).set({ ...patch, updatedAt: clock.now() }).where(eq(nodes.uuid, uuid));
+    },
+
+    /**
+     * Heartbeats buffered in memory (server/fleet/beats.ts), written in one statement per flush: last_seen and
+     * last_heartbeat of every node in the batch (never moved backwards: two replicas may flush out of order), and
+     * the stage-1 attempts opened before the beat on the guess that the node was gone are closed, as
+     * nodeCredentialUsed does for an unbuffered call. At most BEATS_PER_STATEMENT nodes per statement (bind limit).
+     */
+    async flushBeats(beats: { uuid: string; at: Date }[]): Promise<void> {
+      const now = clock.now();
+      for (let i = 0; i < beats.length; i += BEATS_PER_STATEMENT) {
+        const chunk = beats.slice(i, i + BEATS_PER_STATEMENT);
+        const values = sql.join(chunk.map((b) => sql`(${b.uuid}::text, ${b.at.toISOString()}::timestamptz)`), sql`, `);
+        await db.execute(sql`with beats(uuid, at) as (values ${values}),
+          seen as (update nodes set last_seen = greatest(nodes.last_seen, beats.at), last_heartbeat = greatest(nodes.last_heartbeat, beats.at), updated_at = ${now.toISOString()}::timestamptz
+                   from beats where nodes.uuid = beats.uuid returning nodes.uuid)
+          update boot_attempts set closed_at = ${now.toISOString()}::timestamptz, close_reason = 'the running boot called in with its node credential'
+          from beats where boot_attempts.node_uuid = beats.uuid and boot_attempts.closed_at is null and boot_attempts.server_started = false and boot_attempts.opened_at <= beats.at`);
+      }
     },
 
     /** Every known MAC with what DHCP needs of its node: one query for the boot backend's snapshot. */

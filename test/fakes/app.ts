@@ -5,7 +5,8 @@ import type { DbHandle } from '../../server/db/index.ts';
 import type { ImageCatalog, ResolvedImage } from '../../server/domain/images.ts';
 import { allowAll, type InspectionGate } from '../../server/domain/inspection.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
-import { createNodeStore } from '../../server/store/nodes.ts';
+import { createNodeStore, type NodeStore } from '../../server/store/nodes.ts';
+import type { BeatBuffer } from '../../server/fleet/beats.ts';
 import { createSecrets } from '../../server/secrets.ts';
 import { silentLogger } from '../../server/log.ts';
 import { FakeClock, type Clock } from '../../server/clock.ts';
@@ -33,12 +34,12 @@ export function testConfig(extra: Record<string, unknown> = {}): Config {
   });
 }
 
-export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock } = {}) {
+export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock; beats?: (nodes: NodeStore) => BeatBuffer } = {}) {
   const clock = opts.clock ?? new FakeClock();
   const config = opts.config ?? testConfig();
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock };
+  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes) };
   const app = createApp(deps);
   return { app, nodes, bmcs, config, clock, deps };
 }

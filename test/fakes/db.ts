@@ -33,7 +33,7 @@ async function migratedSnapshot(): Promise<Blob> {
   return blob;
 }
 
-export async function createTestDb(): Promise<DbHandle> {
+export async function createTestDb({ onQuery }: { onQuery?: (sql: string) => void } = {}): Promise<DbHandle> {
   snapshot ??= migratedSnapshot();
-  return createDb({ dataDir: 'memory://', loadDataDir: await snapshot });
+  return createDb({ dataDir: 'memory://', loadDataDir: await snapshot, onQuery });
 }
