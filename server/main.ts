@@ -21,6 +21,7 @@ import { createBmcStore } from './store/bmcs.ts';
 import { loadKek, parseKey, restrictTree } from './secrets.ts';
 import { createKeyring } from './store/keyring.ts';
 import { createTokenStore } from './store/tokens.ts';
+import { createBmcSetupStore } from './store/bmc-setups.ts';
 import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
@@ -158,7 +159,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   beats.start();
   const app = createApp(
     { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

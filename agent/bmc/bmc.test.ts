@@ -14,6 +14,7 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../server/api/app.ts';
 import { bmcSetupMount } from '../../server/api/bmc-setup.ts';
+import { createBmcSetupStore } from '../../server/store/bmc-setups.ts';
 import { createBmcFactory } from '../../server/bmc/index.ts';
 import { systemClock } from '../../server/clock.ts';
 import type { DbHandle } from '../../server/db/index.ts';
@@ -60,7 +61,7 @@ beforeAll(async () => {
   });
   app = createApp(
     { config: testConfig({ http: {} }), db, nodes, bmcs, images, inspection: allowAll, log: silentLogger(), clock },
-    { extra: [bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory() }), () => ({ at: '/', app: blobRoute })] },
+    { extra: [bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: createSecrets(TEST_KEY), clock }), clock, createBmc: createBmcFactory() }), () => ({ at: '/', app: blobRoute })] },
   );
   await new Promise<void>((resolve) => {
     server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());

@@ -21,6 +21,7 @@ import { createBmcStore } from '../store/bmcs.ts';
 import { createNodeStore } from '../store/nodes.ts';
 import { createApp } from './app.ts';
 import { bmcSetupMount } from './bmc-setup.ts';
+import { createBmcSetupStore } from '../store/bmc-setups.ts';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d40';
 const OTHER = '4c4c4544-0042-3510-8052-b4c04f4e4d41';
@@ -45,7 +46,7 @@ beforeAll(async () => {
   const log = createLogger({ level: 'debug', destination: new Writable({ write: (chunk, _e, cb) => ((logText += String(chunk)), cb()) }) as never });
   app = createApp(
     { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: allowAll, log, clock },
-    { extra: [bmcSetupMount({ nodes, bmcs, clock, createBmc: createBmcFactory(), log })] },
+    { extra: [bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: createSecrets(TEST_KEY), clock }), clock, createBmc: createBmcFactory(), log })] },
   );
   api = client(app);
   nodeApi = client(app, { from: NODE_IP });

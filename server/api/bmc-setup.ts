@@ -15,12 +15,11 @@
 // The plan holds a password, and /ipxe is unauthenticated: a stage-1 token alone is not enough (anyone on the boot
 // network can get one for a node that is not active). docs/security-model.md
 //
-// Pending plans (with their password) live in memory only, for `ttlMs` (1 h): a password that was never
-// verified is not worth persisting, and a server restart simply means the operator asks again. With several
-// replicas behind a balancer the agent's GET and POST may reach different replicas: move this map into a table
-// (password sealed with server/secrets.ts) before running more than one.
+// Requests live in the database (server/store/bmc-setups.ts, plan and password sealed by the keyring), the latest
+// per node, for `ttlMs` (1 h): the agent's GET and POST may reach different replicas, and a restart forgets
+// nothing. Handing out once and verifying once are conditional updates, so two replicas cannot both do either.
 //
-// Mounted by createApp through `extra`: createApp(deps, { extra: [bmcSetupMount({ nodes, bmcs, clock, createBmc })] }).
+// Mounted by createApp through `extra`: createApp(deps, { extra: [bmcSetupMount({ nodes, bmcs, setups, clock, createBmc })] }).
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
@@ -32,6 +31,7 @@ import { SmbiosUuid } from '../contract/common.ts';
 import { AppError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { BmcStore } from '../store/bmcs.ts';
+import type { BmcSetupStore, SetupRecord } from '../store/bmc-setups.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
 import { agentAuth, principalOf } from './auth.ts';
@@ -62,6 +62,8 @@ export type SetupState = (typeof SETUP_STATES)[number];
 export interface BmcSetupApiDeps {
   nodes: Pick<NodeStore, 'get' | 'addEvent' | 'agentCredential' | 'attempts'>;
   bmcs: Pick<BmcStore, 'set'>;
+  /** the requests, shared by every replica */
+  setups: BmcSetupStore;
   clock: Clock;
   /** the out-of-band check (server/bmc createBmcFactory) */
   createBmc: BmcFactory;
@@ -72,28 +74,12 @@ export interface BmcSetupApiDeps {
 
 type RequireRole = (role: 'viewer' | 'operator' | 'admin') => MiddlewareHandler;
 
-interface SetupRecord {
-  id: string;
-  uuid: string;
-  plan: BmcSetupPlan;
-  /** dropped once the setup is verified or failed */
-  password: string | null;
-  state: SetupState;
-  requestedBy: string;
-  requestedAt: Date;
-  deliveredAt: Date | null;
-  /** the boot attempt that was handed the plan and its address: only it may report the result */
-  deliveredTo: { attemptId: number; address: string } | null;
-  finishedAt: Date | null;
-  message: string | null;
-}
-
 const view = (r: SetupRecord) => ({
   setupId: r.id,
   uuid: r.uuid,
   state: r.state,
-  redacted: r.plan.redacted,
-  expect: r.plan.expect,
+  redacted: r.redacted,
+  expect: r.expect,
   requestedBy: r.requestedBy,
   requestedAt: r.requestedAt.toISOString(),
   deliveredAt: r.deliveredAt?.toISOString() ?? null,
@@ -109,23 +95,15 @@ export const BMC_SETUP_ROUTES: RouteDoc[] = [
 ];
 
 export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole): Hono {
-  const { nodes, bmcs, clock, createBmc, ttlMs = 3_600_000 } = deps;
+  const { nodes, bmcs, setups, clock, createBmc, ttlMs = 3_600_000 } = deps;
   const app = new Hono();
-  /** the latest request per node */
-  const setups = new Map<string, SetupRecord>();
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
 
-  /** A request nobody picked up in time is dropped with its password. */
-  function current(uuid: string): SetupRecord | undefined {
-    const r = setups.get(uuid);
-    if (r && (r.state === 'pending' || r.state === 'delivered') && clock.now().getTime() - r.requestedAt.getTime() > ttlMs) {
-      r.state = 'expired';
-      r.password = null;
-      r.finishedAt = clock.now();
-      r.message = `not completed within ${Math.round(ttlMs / 60_000)} min`;
-      void nodes.addEvent(uuid, { kind: 'bmc', reason: `BMC setup ${r.id} expired: ${r.message}`, actor: 'bmc-setup' }).catch(() => undefined);
-    }
-    return r;
+  /** The node's latest request; one nobody completed in time is expired (its password dropped) first. */
+  async function current(uuid: string): Promise<SetupRecord | undefined> {
+    const got = await setups.current(uuid, ttlMs);
+    if (got?.expiredNow) await nodes.addEvent(uuid, { kind: 'bmc', reason: `BMC setup ${got.record.id} expired: ${got.record.message}`, actor: 'bmc-setup' });
+    return got?.record;
   }
 
   const agentOf = (c: Context) => agentAuth(c, nodes, uuidParam(c), 'stage1');
@@ -149,12 +127,11 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
     if (!input.success) {
       throw new AppError(400, 'validation_failed', input.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '), { issues: input.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
     }
-    const prev = current(uuid);
+    await current(uuid); // an old request past its time is recorded as expired, not as replaced
     const { plan, password } = buildBmcSetupPlan(input.data);
     const actor = `api:${principalOf(c).name}`;
-    const rec: SetupRecord = { id: randomUUID(), uuid, plan, password, state: 'pending', requestedBy: actor, requestedAt: clock.now(), deliveredAt: null, deliveredTo: null, finishedAt: null, message: null };
-    setups.set(uuid, rec);
-    const replaced = prev && (prev.state === 'pending' || prev.state === 'delivered') ? ` (replaces ${prev.id})` : '';
+    const { record: rec, replaced: prev } = await setups.create({ id: randomUUID(), uuid, plan, password, requestedBy: actor });
+    const replaced = prev ? ` (replaces ${prev.id})` : '';
     await nodes.addEvent(uuid, {
       kind: 'bmc',
       reason: `BMC setup ${rec.id} requested: channel ${plan.channel} ${plan.expect.address}/${input.data.netmask}, user ${plan.userId} ${plan.expect.username}${replaced}`,
@@ -166,16 +143,16 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
 
   app.get('/api/v1/nodes/:uuid/bmc/setup', requireRole('viewer'), async (c) => {
     const uuid = uuidParam(c);
-    const r = current(uuid);
+    const r = await current(uuid);
     if (!r) throw notFound(`BMC setup for node ${uuid}`, { uuid });
     return c.json(view(r));
   });
 
   app.get('/api/v1/agent/:uuid/bmc-setup', async (c) => {
     const { node, attempt } = await agentOf(c);
-    const r = current(node.uuid);
+    const r = await current(node.uuid);
     // once: a second stage-1 (or a replayed request) must not get the password again
-    if (!r || r.state !== 'pending' || !r.password) return c.json({ pending: false });
+    if (!r || r.state !== 'pending' || !r.holdsSecret) return c.json({ pending: false });
     const from = clientAddressOf(c);
     const why = await withheld(node.uuid, attempt!, from);
     if (why) {
@@ -183,34 +160,31 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
       await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} withheld from boot attempt ${attempt!.id}: ${why}`, actor: 'bmc-setup', data: { setupId: r.id, attempt: attempt!.id, from } });
       return c.json({ pending: false });
     }
-    // taken before the next await: two concurrent requests cannot both get it
-    r.state = 'delivered';
-    r.deliveredAt = clock.now();
-    r.deliveredTo = { attemptId: attempt!.id, address: from! };
+    // a conditional update: of two concurrent requests (on any replicas) one gets the plan, the other nothing
+    const claimed = await setups.claim<BmcSetupPlan>(r.id, { attemptId: attempt!.id, address: from! });
+    if (!claimed) return c.json({ pending: false });
     await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} handed to the stage-1 agent`, actor: 'bmc-setup', data: { setupId: r.id } });
     c.header('cache-control', 'no-store');
-    return c.json({ pending: true, setupId: r.id, plan: r.plan });
+    return c.json({ pending: true, setupId: r.id, plan: claimed.plan });
   });
 
   app.post('/api/v1/agent/:uuid/bmc-setup', async (c) => {
     const { node, attempt } = await agentOf(c);
     const body = await jsonBody(c, BmcSetupResult);
-    const r = current(node.uuid);
+    const r = await current(node.uuid);
     if (!r || r.id !== body.setupId) throw new AppError(409, 'conflict', `BMC setup ${body.setupId} is not node ${node.uuid}'s current setup${r ? ` (${r.id}, ${r.state})` : ''}`, { setupId: body.setupId });
     if (r.deliveredTo && (r.deliveredTo.attemptId !== attempt!.id || r.deliveredTo.address !== clientAddressOf(c))) {
       throw new AppError(403, 'forbidden', `BMC setup ${r.id} was handed to another boot attempt; only it may report the result`, { setupId: r.id });
     }
-    if (r.state !== 'delivered' || !r.password) throw new AppError(409, 'conflict', `BMC setup ${r.id} is ${r.state}; a result is taken once, after the plan was handed out`, { setupId: r.id, state: r.state });
-    const password = r.password;
-    // taken before the first await, so a second (replayed) result cannot run a second verification
-    r.state = 'verifying';
+    const taken = () => new AppError(409, 'conflict', `BMC setup ${r.id} is ${r.state}; a result is taken once, after the plan was handed out`, { setupId: r.id, state: r.state });
+    if (r.state !== 'delivered' || !r.holdsSecret) throw taken();
+    // a conditional update: a second (replayed) result, on any replica, cannot run a second verification
+    const password = await setups.startVerify(r.id, { attemptId: attempt!.id, address: clientAddressOf(c)! });
+    if (password === null) throw taken();
     // the agent masks the password; mask again in case its output echoed it some other way
     const output = redact(body.output, [password]).slice(-2048);
     const finish = async (state: 'verified' | 'failed', message: string, data: Record<string, unknown>) => {
-      r.state = state;
-      r.password = null;
-      r.finishedAt = clock.now();
-      r.message = message;
+      await setups.finish(r.id, state, message);
       await nodes.addEvent(node.uuid, { kind: 'bmc', reason: `BMC setup ${r.id} ${state}: ${message}`, actor: 'bmc-setup', data: { setupId: r.id, exitCode: body.exitCode, ...data } });
       return c.json({ setupId: r.id, ok: state === 'verified', state, message });
     };
@@ -218,7 +192,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
       return finish('failed', `ipmitool ${body.timedOut ? 'timed out' : `exited ${body.exitCode ?? 'without a code'}`} on the node; credentials not stored`, { output: output.slice(-512) });
     }
     // ipmitool exits 0 even when a command in the script failed (FACTS.md): only a login proves it worked
-    const target = { driver: 'ipmi', address: r.plan.expect.address, port: r.plan.expect.port, username: r.plan.expect.username, password };
+    const target = { driver: 'ipmi', address: r.expect.address, port: r.expect.port, username: r.expect.username, password };
     const verdict = await verifyBmcSetup(target, createBmc);
     if (!verdict.ok) {
       deps.log?.warn({ uuid: node.uuid, setupId: r.id, kind: verdict.kind }, 'BMC setup: out-of-band login failed');

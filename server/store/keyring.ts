@@ -12,9 +12,9 @@
 // Old data keys are kept (retired): a replica that read "active" just before a rotation committed may still seal
 // one value with the previous key, and that value must stay readable. The next rotation re-encrypts it.
 import { randomBytes } from 'node:crypto';
-import { eq, sql } from 'drizzle-orm';
+import { eq, isNotNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
-import { bmcs, dataKeys } from '../db/schema/index.ts';
+import { bmcSetups, bmcs, dataKeys } from '../db/schema/index.ts';
 import { gcmOpen, gcmSeal, kekCheck, type SecretBox } from '../secrets.ts';
 import type { Clock } from '../clock.ts';
 import { audit } from './audit.ts';
@@ -212,7 +212,16 @@ export function createKeyring(db: Db, { kek, previousKeks = [], clock }: { kek: 
           if (plain === null) throw new Error(`the BMC password of node ${b.nodeUuid} is sealed with a key that is not in the database; rotation aborted, nothing changed`);
           await tx.update(bmcs).set({ passwordEnc: encryptWith(keyId, plain) }).where(eq(bmcs.nodeUuid, b.nodeUuid));
         }
-        const result: RotateResult = { keyId, previousKeyId: previous?.id ?? null, reencrypted: sealed.length, rewrapped, kekCheck: current };
+        // open in-band BMC setup requests hold a sealed plan and password too
+        const plans = await tx.select({ id: bmcSetups.id, planSealed: bmcSetups.planSealed, passwordSealed: bmcSetups.passwordSealed }).from(bmcSetups).where(isNotNull(bmcSetups.passwordSealed)).for('update');
+        const reseal = (v: string | null) => {
+          if (v === null) return null;
+          const plain = openLoaded(v);
+          if (plain === null) throw new Error('a BMC setup request is sealed with a key that is not in the database; rotation aborted, nothing changed');
+          return encryptWith(keyId, plain);
+        };
+        for (const p of plans) await tx.update(bmcSetups).set({ planSealed: reseal(p.planSealed), passwordSealed: reseal(p.passwordSealed) }).where(eq(bmcSetups.id, p.id));
+        const result: RotateResult = { keyId, previousKeyId: previous?.id ?? null, reencrypted: sealed.length + plans.length, rewrapped, kekCheck: current };
         await audit(tx, { actor, action: 'secrets.rotate', target: `data-key:${keyId}`, before: { activeKey: previous?.id ?? null }, after: result }, now);
         return result;
       });

@@ -23,6 +23,7 @@ import { imagesMount } from '../../server/api/images.ts';
 import { silentLogger } from '../../server/log.ts';
 import { secretsMount } from '../../server/api/secrets.ts';
 import { createKeyring } from '../../server/store/keyring.ts';
+import { createBmcSetupStore } from '../../server/store/bmc-setups.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
@@ -47,7 +48,7 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
     app,

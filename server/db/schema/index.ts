@@ -8,3 +8,4 @@ export * from './sessions.ts';
 export * from './uploads.ts';
 export * from './secrets.ts';
 export * from './tokens.ts';
+export * from './bmc-setups.ts';
