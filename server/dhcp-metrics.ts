@@ -20,7 +20,8 @@ const HELP: Record<keyof DhcpStats, [string, string]> = {
   reservedConflicts: ['bootfarm_dhcp_reserved_conflicts', 'DHCPDECLINEs of a reserved address from its owner: another machine uses it (since start; alert on increase)'],
 };
 
-export function registerDhcpMetrics(registry: Registry, stats: DhcpStats): void {
+export function registerDhcpMetrics(registry: Registry, stats: DhcpStats, socket?: { socketDrops(): number }): void {
+  if (socket) new Gauge({ name: 'bootfarm_dhcp_socket_drops', help: 'DHCP datagrams the kernel dropped because a socket receive buffer was full (since start; /proc/net/udp; raise dhcp.recvBufferBytes and net.core.rmem_max)', registers: [registry], collect() { this.set(socket.socketDrops()); } });
   for (const key of Object.keys(HELP) as (keyof DhcpStats)[]) {
     const [name, help] = HELP[key];
     new Gauge({ name, help, registers: [registry], collect() { this.set(stats[key]); } });

@@ -196,7 +196,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   if (dhcpConfig?.enabled) {
     dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
     await dhcp.start();
-    registerDhcpMetrics(metrics, dhcp.stats);
+    registerDhcpMetrics(metrics, dhcp.stats, dhcp);
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
   }
 

@@ -63,6 +63,12 @@ export const DhcpConfigSchema = z
     declineSeconds: z.number().int().min(10).default(600),
     /** warnings a client can provoke (forged DECLINE/RELEASE, bad hlen, …): at most one line per source per interval */
     warnIntervalSeconds: z.number().int().min(1).default(60),
+    /**
+     * SO_RCVBUF asked for each socket: a storm of DISCOVERs arrives faster than one event-loop turn reads them.
+     * Linux caps it at net.core.rmem_max (the effective size is logged at start; raise rmem_max to get more)
+     * and doubles it for its bookkeeping. Drops are counted in /metrics (bootfarm_dhcp_socket_drops).
+     */
+    recvBufferBytes: z.number().int().min(4096).max(1 << 30).default(4 * 1024 * 1024),
     /** UDP ports (tests move them; production uses 67 and 4011) */
     port: z.number().int().min(1).max(65535).default(67),
     proxyPort: z.number().int().min(1).max(65535).default(4011),

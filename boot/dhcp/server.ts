@@ -27,6 +27,7 @@ import { type DhcpConfig, type DhcpConfigInput, DhcpConfigSchema } from './confi
 import type { LeaseStore } from './leases.ts';
 import { createLogLimiter } from './limit.ts';
 import { decodePacket, encodePacket } from './packet.ts';
+import { readUdpDrops } from './drops.ts';
 import { type Logger, type Received, type Reply, createResponder, silentLogger } from './responder.ts';
 
 export type DhcpServerOptions = DhcpConfigInput & {
@@ -45,6 +46,10 @@ export interface DhcpServer {
   readonly stats: ReturnType<typeof createResponder>['stats'];
   /** decide without sockets (tests, tools) */
   readonly responder: ReturnType<typeof createResponder>;
+  /** datagrams the kernel dropped because a socket's receive buffer was full (since the sockets were bound) */
+  socketDrops(): number;
+  /** the receive buffer each socket got (bytes, as the kernel reports it: twice what it granted), after start */
+  recvBufferBytes(): number[];
 }
 
 /**
@@ -66,6 +71,8 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
   let sender: dgram.Socket | undefined;
   let pxeSocket: dgram.Socket | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
+  let bound: { address: string; port: number }[] = [];
+  let dropsAtStart = 0;
   // a send can fail per packet (no route, ARP failure): one line per destination per interval
   const take = createLogLimiter({ clock: clock ?? Date.now, intervalMs: config.warnIntervalSeconds * 1000 });
 
@@ -105,6 +112,11 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
         s.on('error', (err) => logger.warn({ address, port, err: err.message }, 'DHCP socket error'));
         s.on('message', onMessage(on));
         s.setBroadcast(true);
+        try {
+          s.setRecvBufferSize(config.recvBufferBytes);
+        } catch (err) {
+          logger.warn({ address, port, err: (err as Error).message }, 'DHCP socket receive buffer not set');
+        }
         resolve(s);
       });
     });
@@ -128,6 +140,12 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
       await stop();
       throw new Error(`DHCP: cannot bind port ${config.port}/${config.proxyPort} on ${config.serverIp}: ${(err as Error).message}`);
     }
+    // Linux grants at most net.core.rmem_max (and reports double what it granted): say what we got
+    const granted = Math.min(...sockets.map((s) => s.getRecvBufferSize()));
+    if (granted < config.recvBufferBytes) logger.warn({ askedBytes: config.recvBufferBytes, grantedBytes: granted, sysctl: 'net.core.rmem_max' }, 'DHCP socket receive buffer is smaller than configured (capped by net.core.rmem_max): a boot storm may overflow it');
+    else logger.info({ recvBufferBytes: granted }, 'DHCP socket receive buffer');
+    bound = [{ address: '0.0.0.0', port: config.port }, { address: config.serverIp, port: config.port }, { address: config.serverIp, port: config.proxyPort }];
+    dropsAtStart = readUdpDrops(bound);
     // expired leases are kept a day so a returning client gets its old address, then purged
     purgeTimer = setInterval(() => {
       leases.purgeExpired(new Date(Date.now() - 86_400_000)).catch((err) => logger.warn({ err: String(err) }, 'lease purge failed'));
@@ -142,5 +160,13 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
     sender = pxeSocket = undefined;
   }
 
-  return { start, stop, config, stats: responder.stats, responder };
+  return {
+    start,
+    stop,
+    config,
+    stats: responder.stats,
+    responder,
+    socketDrops: () => (sockets.length ? Math.max(0, readUdpDrops(bound) - dropsAtStart) : 0),
+    recvBufferBytes: () => sockets.map((s) => s.getRecvBufferSize()),
+  };
 }
