@@ -164,10 +164,22 @@ describe('full mode', () => {
     expect(await r.handle(request({ type: MessageType.REQUEST, mac: MAC, requestedIp: '10.0.0.140' }), local)).toBeNull();
   });
 
-  it('a REQUEST naming another server drops our offer silently, so the address is free again', async () => {
+  it('a REQUEST naming another server drops our offer silently; the address asked of that server is held for the client', async () => {
     const { r } = setup();
     const offer = await r.handle(request({ type: MessageType.DISCOVER, mac: MAC }), local);
+    expect(offer!.packet.yiaddr).toBe('10.0.0.100');
+    // another replica offered the same address and the client took that one: it is being bound there
     expect(await r.handle(request({ type: MessageType.REQUEST, mac: MAC, serverId: '10.0.0.254', requestedIp: '10.0.0.100' }), local)).toBeNull();
+    const next = await r.handle(request({ type: MessageType.DISCOVER, mac: '52:54:00:00:00:02' }), local);
+    expect(next!.packet.yiaddr).toBe('10.0.0.101');
+    // the client itself still gets its address here (it may ask this replica next time)
+    expect((await r.handle(request({ type: MessageType.DISCOVER, mac: MAC }), local))!.packet.yiaddr).toBe('10.0.0.100');
+  });
+
+  it('a REQUEST naming another server for an address outside our ranges frees our offer', async () => {
+    const { r } = setup();
+    const offer = await r.handle(request({ type: MessageType.DISCOVER, mac: MAC }), local);
+    expect(await r.handle(request({ type: MessageType.REQUEST, mac: MAC, serverId: '192.168.9.1', requestedIp: '192.168.9.50' }), local)).toBeNull();
     const next = await r.handle(request({ type: MessageType.DISCOVER, mac: '52:54:00:00:00:02' }), local);
     expect(next!.packet.yiaddr).toBe(offer!.packet.yiaddr);
   });

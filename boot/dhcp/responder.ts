@@ -424,6 +424,14 @@ export function createResponder({ config, backend, leases, logger = silentLogger
           // SELECTING (RFC 2131 §4.3.2): the client chose a server.
           if (c.serverId !== config.serverIp) {
             table.dropOffer(c.mac);
+            // Replicas on one segment all answer a DISCOVER. The address the client asks the chosen server for is
+            // about to be bound there: hold it for that client here too, or this replica offers it to the next
+            // machine, whose REQUEST then ends in a DHCPNAK (the shared table refuses the claim) and a new DISCOVER —
+            // over and over in a boot storm (measured in the HA rack, test/e2e/ha: iPXE gave up). The lease table
+            // stays the arbiter; this only keeps the offers apart.
+            const asked = c.requestedIp !== undefined ? ipToInt(c.requestedIp) : undefined;
+            const pool = asked === undefined ? undefined : usable.find((p) => asked >= p.start && asked <= p.end);
+            if (asked !== undefined && pool && table.isFree(asked, now, c.mac)) table.set({ ip: asked, mac: c.mac, state: 'offered', expiresAt: now + pool.leaseSeconds * 1000, pool: pool.name });
             return silent(c, 'client chose another server');
           }
           const want = c.requestedIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
