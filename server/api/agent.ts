@@ -53,7 +53,14 @@ export function agentRoutes(deps: Deps) {
       reason = `node is ${node.state}: ${node.stateReason ?? 'held by an operator'}`;
     } else {
       const verdict = await deps.inspection({ uuid, state: node.state as NodeState, manufacturer: node.manufacturer, product: node.product, labels: node.labels }, body.facts);
-      if (verdict.action === 'ready') node = await nodes.transition(uuid, { type: 'inspected', reason: verdict.reason ?? 'inspection passed' }, 'inspection');
+      // two copies of one registration at once (an agent retry while the first waited on a stalled replica): the
+      // one that finds the node already ready answers the same (issue 14)
+      if (verdict.action === 'ready')
+        node = await nodes.transition(uuid, { type: 'inspected', reason: verdict.reason ?? 'inspection passed' }, 'inspection').catch(async (e: unknown) => {
+          const now = await nodes.get(uuid);
+          if (now?.state === 'ready') return now;
+          throw e;
+        });
       else if (verdict.action === 'firmware') {
         node = await nodes.transition(uuid, { type: 'firmware-required', reason: verdict.reason }, 'inspection');
         next = 'firmware';
@@ -96,7 +103,15 @@ export function agentRoutes(deps: Deps) {
       if (pick.kind === 'broken') throw new AppError(503, 'image_unavailable', `compute image ${data.broken} cannot be booted (${pick.error}) and no earlier image of ${profile.image}:${profile.channel} can`, { image: profile.image, channel: profile.channel }, { 'retry-after': '30' });
     }
     const image = pick.image;
-    if (node.state === 'ready') node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest });
+    if (node.state === 'ready') {
+      // two copies of this request (an agent retry while the first waited on a stalled replica) both saw `ready`:
+      // the one that finds the node provisioning already hands out the same profile (issue 14)
+      node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest }).catch(async (e: unknown) => {
+        const now = await nodes.get(uuid);
+        if (now?.state === 'provisioning') return now;
+        throw e;
+      });
+    }
     // what the node was told to boot; `installed` and heartbeats overwrite it with what it actually booted, and a
     // failure before that still counts against this image in the promotion gates
     await nodes.touch(uuid, { imageName: image.name, imageVersion: image.version, kernelDigest: image.kernel.digest, initrdDigest: image.initrd.digest });
