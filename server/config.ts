@@ -105,8 +105,11 @@ export const ConfigSchema = z.strictObject({
       keepAliveSeconds: z.coerce.number().int().min(11).default(65),
       /** load balancers whose X-Forwarded-For is believed (CIDRs); see server/api/trusted.ts */
       trustedProxies: z.array(Cidr).default([]),
+      /** a node request a trusted proxy stamped (X-Request-Start) longer ago than this gets a 503 and does nothing
+       * (its client has given up and retried elsewhere); below the agent's 30 s timeout; 0 = off */
+      maxRequestAgeSeconds: z.coerce.number().min(0).max(3600).default(20),
     })
-    .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65, trustedProxies: [] }),
+    .default({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024, keepAliveSeconds: 65, trustedProxies: [], maxRequestAgeSeconds: 20 }),
   /** A second listener for the admin API and the dashboard, over TLS (server/admin-listener.ts). When set, the
    * `http` listener serves only what nodes need (iPXE, agent API, images, health, metrics) and answers 404 to
    * admin and UI paths. Certificate and key are PEM files, read again on SIGHUP. */

@@ -9,7 +9,7 @@ import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
 import { bearer, createAdminAuth, recordAgentUse } from './auth.ts';
 import { bootRoutes } from './boot.ts';
-import { clientAddressResolver, resolveClient, trustedNetworks } from './trusted.ts';
+import { clientAddressResolver, resolveClient, staleRequestGuard, trustedNetworks } from './trusted.ts';
 import { rateLimit } from './ratelimit.ts';
 import { baseUrlOf } from './url.ts';
 import { renderRetryScript } from '../../boot/ipxe/script.ts';
@@ -65,6 +65,9 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     if (c.res.status >= 500) log.warn(line, 'request');
     else log.debug(line, 'request');
   });
+  // a node's request that sat in a paused or stalled replica past its client's patience does nothing (trusted.ts)
+  const stale = staleRequestGuard({ trustedProxies: deps.config.http.trustedProxies, maxAgeSeconds: deps.config.http.maxRequestAgeSeconds, now: () => deps.clock.now().getTime() });
+  for (const path of ['/boot.ipxe', '/ipxe/*', '/api/v1/agent/*']) app.use(path, stale);
   // admin surface (issue 13 item 6): 401 before any route reads the path, query or body, so an unauthenticated
   // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
   // gets its CSP and security headers; /metrics optionally needs a viewer token

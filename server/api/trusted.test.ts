@@ -141,3 +141,33 @@ describe('a load balancer left out of http.trustedProxies', () => {
     expect(reported).toEqual(['127.0.0.1']);
   });
 });
+
+describe('http.maxRequestAgeSeconds: a node request that waited in a paused replica does nothing (issue 14)', () => {
+  const V = '12121212-0000-4000-8000-0000000000a1';
+  it('a stamp older than the limit from a trusted proxy gets a 503 and opens no boot attempt; fresh, unstamped or untrusted stamps are served', async () => {
+    const clock = new FakeClock('2026-12-02T12:00:00Z');
+    const url = await serveWith([], { trustedProxies: ['127.0.0.1/32'], clock });
+    const stamp = (agoMs: number) => ({ 'x-request-start': `t=${clock.now().getTime() - agoMs}` });
+    const stale = await fetch(`${url}/ipxe/${V}`, { headers: stamp(25_000) });
+    expect(stale.status).toBe(503);
+    expect(stale.headers.get('retry-after')).toBe('1');
+    expect(await stale.text()).toMatch(/waited 25 s .*limit 20 s/);
+    // nothing happened: the node was not even enrolled
+    const nodes = await fetch(`${url}/api/v1/nodes/${V}`, { headers: { authorization: `Bearer ${TOKENS.viewer}` } });
+    expect(nodes.status).toBe(404);
+    // microseconds work too (HAProxy %Ts%us style)
+    expect((await fetch(`${url}/ipxe/${V}`, { headers: { 'x-request-start': `t=${(clock.now().getTime() - 30_000) * 1000}` } })).status).toBe(503);
+    expect((await fetch(`${url}/api/v1/agent/register`, { method: 'POST', headers: { ...stamp(21_000), 'content-type': 'application/json' }, body: '{}' })).status).toBe(503);
+    // fresh: served
+    const fresh = await fetch(`${url}/ipxe/${V}`, { headers: stamp(2_000) });
+    expect(fresh.status).toBe(200);
+    expect(await fresh.text()).toMatch(/^#!ipxe/);
+  });
+
+  it('ignores the stamp from a peer that is not a trusted proxy (anyone could have requests refused)', async () => {
+    const clock = new FakeClock('2026-12-02T12:00:00Z');
+    const url = await serveWith([], { trustedProxies: ['10.99.0.1/32'], clock });
+    const r = await fetch(`${url}/ipxe/${V}`, { headers: { 'x-request-start': `t=${clock.now().getTime() - 600_000}` } });
+    expect(r.status).toBe(200);
+  });
+});

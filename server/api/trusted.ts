@@ -122,3 +122,29 @@ export function boundaryWarnings(config: Config): string[] {
   }
   return out;
 }
+
+/**
+ * When a trusted proxy stamped the request (`X-Request-Start: t=<epoch ms>`, HAProxy:
+ * `http-request set-header X-Request-Start t=%[date(0,ms)]`), a request that waited longer than maxAgeSeconds
+ * before reaching the handler gets a 503 and does nothing (issue 14, found by the HA rack): it sat in the socket
+ * of a replica that was paused (SIGSTOP, a VM freeze) or stalled, its client gave up and retried through another
+ * replica, and acting on it now would undo the retry's work (a late /ipxe opened a new boot attempt and revoked a
+ * booting node's token; a late registration moved a ready node back to inspecting). Only from a trusted proxy:
+ * anyone else could stamp requests to have them refused. Needs the proxy's and the replicas' clocks in step (NTP).
+ */
+export function staleRequestGuard({ trustedProxies, maxAgeSeconds, now }: { trustedProxies: string[]; maxAgeSeconds: number; now: () => number }): MiddlewareHandler {
+  const proxies = parseNetworks(trustedProxies);
+  return async function staleRequest(c, next) {
+    const stamp = c.req.raw.headers.get('x-request-start');
+    const peer = stamp && maxAgeSeconds > 0 && trustedProxies.length ? peerAddress(c) : null;
+    if (stamp && peer && inList(proxies, peer)) {
+      const m = /^t=(\d{10,16})$/.exec(stamp.trim());
+      // seconds, milliseconds or microseconds since the epoch, by magnitude
+      const ms = m ? (m[1]!.length >= 15 ? Number(m[1]) / 1000 : m[1]!.length >= 12 ? Number(m[1]) : Number(m[1]) * 1000) : NaN;
+      const age = (now() - ms) / 1000;
+      if (Number.isFinite(age) && age > maxAgeSeconds)
+        throw new AppError(503, 'unavailable', `this request waited ${Math.round(age)} s before this replica could serve it (limit ${maxAgeSeconds} s, http.maxRequestAgeSeconds); its client has moved on: send it again`, { ageSeconds: Math.round(age) }, { 'retry-after': '1' });
+    }
+    await next();
+  };
+}
