@@ -53,4 +53,14 @@ describe.each(backends)('agent calls that arrive twice, on %s', (_name, makeDb) 
       expect(ev.json.events.filter((e: { toState: string | null }) => e.toState === 'provisioning')).toHaveLength(1);
     }
   });
+
+  it('a profile request while a late registration re-inspects the node: 503 with Retry-After, not a 409', async () => {
+    const uuid = '0a0a0a0a-0000-4000-8000-000000000201';
+    const token = await bootToken(t.app, uuid);
+    expect((await http.post('/api/v1/agent/register', { token, body: { facts: sampleFacts(uuid) } })).json.state).toBe('ready');
+    await t.nodes.transition(uuid, { type: 'inspect', reason: 'a late copy of the registration' }, 'agent');
+    const r = await http.get(`/api/v1/agent/${uuid}/profile`, { token });
+    expect(r.status, r.text).toBe(503);
+    expect(r.headers.get('retry-after')).toBe('1');
+  });
 });

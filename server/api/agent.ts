@@ -86,6 +86,10 @@ export function agentRoutes(deps: Deps) {
     const uuid = uuidParam(c);
     const auth = await agentAuth(c, nodes, uuid, 'stage1');
     let node = auth.node;
+    // inspecting is a moment long: a copy of this boot's registration that ran late is inspecting the node again;
+    // ask again in a second instead of a 409 that ends the boot (issue 14)
+    const busy = () => new AppError(503, 'unavailable', `node ${uuid} is being inspected; ask again`, { state: 'inspecting' }, { 'retry-after': '1' });
+    if (node.state === 'inspecting') throw busy();
     if (node.state !== 'ready' && node.state !== 'provisioning') {
       throw new AppError(409, 'invalid_transition', `node ${uuid} is ${node.state}; a profile is handed out only to ready nodes`, { state: node.state });
     }
@@ -109,6 +113,7 @@ export function agentRoutes(deps: Deps) {
       node = await nodes.transition(uuid, { type: 'provision', reason: `profile ${name}: ${image.name}@${image.version} (${profile.channel})` }, 'agent', { profile: name, image: image.name, version: image.version, kernel: image.kernel.digest, initrd: image.initrd.digest }).catch(async (e: unknown) => {
         const now = await nodes.get(uuid);
         if (now?.state === 'provisioning') return now;
+        if (now?.state === 'inspecting') throw busy();
         throw e;
       });
     }
