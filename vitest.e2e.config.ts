@@ -7,6 +7,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/e2e/**/*.e2e.test.ts', 'images/**/*.e2e.test.ts'],
+    // the HA rack runs under its own config (vitest.ha.config.ts, `make e2e-ha`)
+    exclude: ['node_modules/**', 'test/e2e/ha/**'],
     testTimeout: 300_000,
     hookTimeout: 180_000,
     pool: 'forks',

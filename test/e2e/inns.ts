@@ -11,8 +11,8 @@ import { startCeph } from '../harness/ceph.ts';
 // namespace, where the server's URL is reachable; exits with the CLI's code.
 if (process.argv[2] === 'image-push') {
   const [url, token, ...argv] = process.argv.slice(3);
-  const { runImageCommand } = await import('../../server/cli/image.ts');
-  const code = await runImageCommand(argv, { url: url!, token, out: (l) => process.stdout.write(`${l}\n`) }).catch((e: Error) => {
+  const { main: cli } = await import('../../server/cli.ts');
+  const code = await cli(['--url', url!, '--token', token!, 'image', ...argv], { out: (l) => process.stdout.write(`${l}\n`) }).catch((e: Error) => {
     process.stderr.write(`image ${argv.join(' ')}: ${e.message}\n`);
     return 1;
   });
@@ -22,7 +22,8 @@ if (process.argv[2] === 'image-push') {
 async function main(kind: string | undefined): Promise<void> {
   let stop: () => Promise<void> | void;
   if (kind === 'postgres') {
-    const pg = await startPostgres();
+    // optional JSON options (PgOptions), e.g. '{"listen":["10.77.0.1"]}' for replicas in other namespaces
+    const pg = await startPostgres(JSON.parse(process.argv[3] ?? '{}'));
     const url = await pg.createDatabase('bootfarm_e2e');
     stop = () => pg.stop();
     process.stdout.write(`READY ${JSON.stringify({ url, port: pg.port, pid: pg.pid(), dir: pg.dir })}\n`);

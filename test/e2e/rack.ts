@@ -45,6 +45,8 @@ export interface RackOptions {
   bmcPassword?: string;
   /** keep the temp dir (logs) after destroy, e.g. when debugging */
   keepDir?: boolean;
+  /** the bridge's IPv4 address with prefix (default 10.77.0.1/24; the HA rack needs a /16 for 200+ leases) */
+  ipv4?: string;
 }
 
 export interface RackNode {
@@ -95,7 +97,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
   // lldpd applies its -O file by running lldpcli as its unprivileged user, which must reach the socket here
   chmodSync(dir, 0o755);
   const keep = opts.keepDir ?? process.env.BFE2E_KEEP === '1';
-  const net = createRackNet();
+  const net = createRackNet(opts.ipv4 ? { ipv4: opts.ipv4 } : {});
   const netns = net.netns;
   let destroyed = false;
   // SIGINT/SIGTERM/exit before destroy(): the namespace goes (netns.ts), and the temp dir with it

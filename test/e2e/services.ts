@@ -311,9 +311,9 @@ export async function waitTcp(netns: string, ip: string, port: number, timeoutMs
 }
 
 /** Starts test/harness/{postgres,ceph}.ts inside the namespace through inns.ts; resolves with what it printed. */
-export async function startInNetns<T>(kind: 'postgres' | 'ceph', { netns, dir, repoRoot, timeoutMs = 90_000 }: { netns: string; dir: string; repoRoot: string; timeoutMs?: number }): Promise<{ proc: Managed; info: T; stop(): Promise<void> }> {
+export async function startInNetns<T>(kind: 'postgres' | 'ceph', { netns, dir, repoRoot, timeoutMs = 90_000, options }: { netns: string; dir: string; repoRoot: string; timeoutMs?: number; options?: Record<string, unknown> }): Promise<{ proc: Managed; info: T; stop(): Promise<void> }> {
   // stdin is a pipe the helper watches: if this process dies, the pipe closes and the helper stops its harness
-  const proc = startManaged(`inns:${kind}`, [process.execPath, '--import', 'tsx', 'test/e2e/inns.ts', kind], { netns, cwd: repoRoot, logFile: join(dir, `${kind}.log`), stdin: 'pipe' });
+  const proc = startManaged(`inns:${kind}`, [process.execPath, '--import', 'tsx', 'test/e2e/inns.ts', kind, ...(options ? [JSON.stringify(options)] : [])], { netns, cwd: repoRoot, logFile: join(dir, `${kind}.log`), stdin: 'pipe' });
   const line = await waitUntil(`${kind} harness in ${netns}`, timeoutMs, () => {
     if (proc.exited()) throw new Error(`${kind} harness exited ${proc.exitCode()}: ${proc.output().slice(-1500)}`);
     return /^READY (.*)$/m.exec(proc.output())?.[1];

@@ -1,7 +1,7 @@
 // A throwaway Debian PostgreSQL cluster for tests: initdb (as the postgres user — initdb refuses root) in a temp
 // dir, listening on 127.0.0.1 and a socket in that dir, on a free port; stopped by PID and removed afterwards.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.ts';
@@ -33,7 +33,15 @@ const asPostgres = (cmd: string, args: string[]) => {
   return r.stdout;
 };
 
-export async function startPostgres(): Promise<PgCluster> {
+export interface PgOptions {
+  /** addresses to listen on besides 127.0.0.1 (e.g. a rack bridge, so replicas in other namespaces connect over
+   * real TCP that a test can cut) */
+  listen?: string[];
+  /** postgresql.conf settings (-c name=value) */
+  settings?: Record<string, string | number>;
+}
+
+export async function startPostgres({ listen = [], settings = {} }: PgOptions = {}): Promise<PgCluster> {
   const bin = pgBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'bf-pg-'));
   chmodSync(dir, 0o755);
@@ -41,7 +49,10 @@ export async function startPostgres(): Promise<PgCluster> {
   const data = join(dir, 'data');
   const port = await freePort();
   asPostgres(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '-N']);
-  const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  // initdb trusts loopback only; a test cluster on other addresses trusts their networks too (throw-away data)
+  if (listen.length) appendFileSync(join(data, 'pg_hba.conf'), 'host all all 0.0.0.0/0 trust\n');
+  const extra = Object.entries(settings).map(([k, v]) => ` -c ${k}=${v}`).join('');
+  const opts = `-c listen_addresses=${['127.0.0.1', ...listen].join(',')} -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200${extra}`;
   const start = () => asPostgres(join(bin, 'pg_ctl'), ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   start();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
