@@ -15,6 +15,7 @@ import {
 } from '../server/contract/agent.ts';
 import { ErrorBody } from '../server/contract/common.ts';
 import { FirmwarePlan, FirmwareReportResponse, type FirmwareReport } from '../server/contract/firmware.ts';
+import { PLAN_SIGNATURE_HEADER } from '../server/contract/plan-signature.ts';
 import { BmcSetupOffer, BmcSetupOutcome, type BmcSetupResult } from '../server/contract/bmc-setup.ts';
 
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
@@ -68,11 +69,17 @@ export interface AgentClientOptions {
 export function createAgentClient({ server, token, fetch: f = globalThis.fetch, timeoutMs = 30_000 }: AgentClientOptions) {
   const base = `${server.replace(/\/+$/, '')}/api/v1/agent`;
 
-  async function call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, body: unknown, schema: S | undefined): Promise<z.infer<S>> {
+  /** The raw 2xx body (bytes, exactly as sent) and headers; errors as `call`. */
+  async function raw(method: 'GET' | 'POST', path: string, body: unknown): Promise<{ bytes: Uint8Array; headers: Headers; url: string }> {
     const url = base + path;
-    let res: Response;
+    const res = await send(method, url, body);
+    if (!res.ok) throw await apiError(method, url, res);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), headers: res.headers, url };
+  }
+
+  async function send(method: 'GET' | 'POST', url: string, body: unknown): Promise<Response> {
     try {
-      res = await f(url, {
+      return await f(url, {
         method,
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -81,6 +88,9 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     } catch (err) {
       throw new AgentNetworkError(method, url, err);
     }
+  }
+
+  async function apiError(method: string, url: string, res: Response): Promise<AgentApiError> {
     const text = await res.text().catch(() => '');
     let json: unknown;
     try {
@@ -88,18 +98,29 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
-      const e = ErrorBody.safeParse(json);
-      const ra = Number(res.headers.get('retry-after'));
-      throw new AgentApiError(
-        method,
-        url,
-        res.status,
-        e.success ? e.data.error.code : 'http_error',
-        e.success ? e.data.error.message : text.slice(0, 300) || res.statusText,
-        e.success ? e.data.error.details : undefined,
-        Number.isFinite(ra) && ra > 0 ? ra : undefined,
-      );
+    const e = ErrorBody.safeParse(json);
+    const ra = Number(res.headers.get('retry-after'));
+    return new AgentApiError(
+      method,
+      url,
+      res.status,
+      e.success ? e.data.error.code : 'http_error',
+      e.success ? e.data.error.message : text.slice(0, 300) || res.statusText,
+      e.success ? e.data.error.details : undefined,
+      Number.isFinite(ra) && ra > 0 ? ra : undefined,
+    );
+  }
+
+  async function call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, body: unknown, schema: S | undefined): Promise<z.infer<S>> {
+    const url = base + path;
+    const res = await send(method, url, body);
+    if (!res.ok) throw await apiError(method, url, res);
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
     }
     if (!schema) return undefined as z.infer<S>;
     const parsed = schema.safeParse(json);
@@ -118,6 +139,11 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     installed: (uuid: string, req: InstalledRequest) => call('POST', `${u(uuid)}/installed`, req, undefined),
     heartbeat: (uuid: string, req: HeartbeatRequest) => call('POST', `${u(uuid)}/heartbeat`, req, HeartbeatResponse),
     firmwarePlan: (uuid: string) => call('GET', `${u(uuid)}/firmware`, undefined, FirmwarePlan),
+    /** the plan's exact bytes and its signature header, for verification before anything is parsed or run */
+    firmwarePlanSigned: async (uuid: string) => {
+      const r = await raw('GET', `${u(uuid)}/firmware`, undefined);
+      return { bytes: r.bytes, signature: r.headers.get(PLAN_SIGNATURE_HEADER), url: r.url };
+    },
     firmwareReport: (uuid: string, req: FirmwareReport) => call('POST', `${u(uuid)}/firmware`, req, FirmwareReportResponse),
     bmcSetup: (uuid: string) => call('GET', `${u(uuid)}/bmc-setup`, undefined, BmcSetupOffer),
     bmcSetupReport: (uuid: string, req: BmcSetupResult) => call('POST', `${u(uuid)}/bmc-setup`, req, BmcSetupOutcome),

@@ -7,6 +7,7 @@
 //   bootfarm.lldpcapture=SECONDS (listen for LLDP with tcpdump when no lldpd runs)
 //   bootfarm.lldpwait=SECONDS (wait up to this long for the switch's LLDP neighbour on the boot NIC; default 10)
 //   bootfarm.iscsi.target=IQN (compute: the heartbeat says whether its session is up)
+//   bootfarm.planKey=BASE64URL (stage-1: the ed25519 public key firmware plans must be signed with; issue 16 item 7)
 import { z } from 'zod';
 import { Digest, SmbiosUuid } from '../server/contract/common.ts';
 
@@ -48,6 +49,8 @@ export const AgentConfig = z.object({
   lldpCaptureSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
   lldpWaitSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
   iscsiTarget: z.string().optional(),
+  /** checked when a plan arrives (server/contract/plan-signature.ts verifyPlan): a bad key refuses the plan, not the boot */
+  planKey: z.string().optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -70,6 +73,7 @@ export function parseAgentCmdline(text: string): AgentConfig {
     lldpCaptureSeconds: m.get('bootfarm.lldpcapture') || undefined,
     lldpWaitSeconds: m.get('bootfarm.lldpwait') || undefined,
     iscsiTarget: m.get('bootfarm.iscsi.target') || undefined,
+    planKey: m.get('bootfarm.planKey') || undefined,
   };
   if (raw['server'] === undefined) throw new CmdlineError('bootfarm.server= is missing from the kernel command line');
   const r = AgentConfig.safeParse(raw);

@@ -32,7 +32,7 @@ import { createSecrets } from '../server/secrets.ts';
 import { createBmcStore } from '../server/store/bmcs.ts';
 import { createFirmwareStore } from '../server/store/firmware.ts';
 import { createNodeStore } from '../server/store/nodes.ts';
-import { client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../test/fakes/app.ts';
+import { client, FixedCatalog, TEST_KEY, TEST_PLAN_SIGNER, testConfig, TOKENS } from '../test/fakes/app.ts';
 import { createTestDb } from '../test/fakes/db.ts';
 import { FIXTURE_DIR } from '../test/support/agent/fixtures.ts';
 
@@ -94,8 +94,8 @@ beforeAll(async () => {
   // no publicUrl: every URL the server hands out is the origin it was reached at (http://127.0.0.1:PORT)
   const config = testConfig({ http: {}, profiles: { default: { heartbeatIntervalSeconds: 1 } } });
   app = createApp(
-    { config, db, nodes, bmcs, images, inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), () => ({ at: '/', app: blobRoute })] },
+    { config, db, nodes, bmcs, images, inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, planSigner: TEST_PLAN_SIGNER },
+    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), () => ({ at: '/', app: blobRoute })] },
   );
   await new Promise<void>((resolve) => {
     server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());

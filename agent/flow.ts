@@ -210,6 +210,7 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
         report,
         dryRun: ctx.dryRun,
         server: cfg.server,
+        planKey: cfg.planKey,
         fetch: ctx.fetch,
         workDir: ctx.paths.workDir,
         log: ctx.log,

@@ -18,7 +18,8 @@ import { createMacChanges } from './store/mac-changes.ts';
 import { createDb, type DbHandle } from './db/index.ts';
 import { createNodeStore } from './store/nodes.ts';
 import { createBmcStore } from './store/bmcs.ts';
-import { loadKek, parseKey, restrictTree } from './secrets.ts';
+import { loadKek, parseKey, planSigningSeed, restrictTree } from './secrets.ts';
+import { createPlanSigner } from './contract/plan-signature.ts';
 import { createKeyring } from './store/keyring.ts';
 import { createTokenStore } from './store/tokens.ts';
 import { createBmcSetupStore } from './store/bmc-setups.ts';
@@ -118,6 +119,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     const level = config.databaseUrl ? 'warn' : 'info';
     log[level]({ file: kek.path, kekCheck: secrets.kekCheck }, 'the key-encryption key (KEK) was generated into the data directory: fine for one replica; replicas sharing a database need the same KEK configured (secrets.kek, BOOTFARM_KEK or secrets.kekFile)');
   }
+  // every replica derives the same plan-signing key from the shared KEK (issue 16 item 7)
+  const planSigner = createPlanSigner(planSigningSeed(kek.kek));
   const metrics = new Registry();
   // every series says which replica it comes from (docs/ha.md "Cluster view")
   const replica = describeReplica({ url: config.http.publicUrl });
@@ -158,8 +161,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }) });
   beats.start();
   const app = createApp(
-    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
+    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

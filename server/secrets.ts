@@ -4,7 +4,7 @@
 //   "v1.<iv b64>.<tag b64>.<ciphertext b64>" — sealed before issue 14 with one key per replica (`secret.key`);
 //       still opened, with that key imported into the database as a legacy data key.
 // A wrong key or a tampered value fails authentication and throws.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -40,6 +40,12 @@ export function gcmOpen(key: Buffer, sealed: string): Buffer {
 /** The check value stored beside every wrapped data key: HMAC-SHA256(KEK, constant), 16 hex. A replica compares
  * it with its own KEK's before unwrapping anything, so a wrong KEK is refused with a clear message. */
 export const kekCheck = (kek: Buffer) => createHmac('sha256', kek).update('bootfarm kek check v1').digest('hex').slice(0, 16);
+
+/** The ed25519 seed that signs firmware plans (server/contract/plan-signature.ts), derived from the KEK with
+ * HKDF-SHA256 (RFC 5869) under its own label: every replica configured with the shared KEK signs with the same key
+ * and nothing new is stored. Rotating the KEK changes the plan key; a node booted before that gets a plan it
+ * refuses and must boot again (its next iPXE script carries the new key). */
+export const planSigningSeed = (kek: Buffer) => Buffer.from(hkdfSync('sha256', kek, Buffer.alloc(0), 'bootfarm firmware plan signing v1', 32));
 
 /** base64 of exactly 32 bytes, or an Error naming `what` */
 export function parseKey(b64: string, what: string): Buffer {

@@ -22,12 +22,13 @@ import { createSecrets } from '../../server/secrets.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
-import { bootToken, client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../../test/fakes/app.ts';
+import { bootToken, client, FixedCatalog, TEST_KEY, TEST_PLAN_SIGNER, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { spawnExec, type Exec } from '../exec.ts';
 import { runAgent } from '../flow.ts';
 import { fixture, FixtureExec } from '../../test/support/agent/fixtures.ts';
 import { firmwareUpdateStep } from './index.ts';
+import { createPlanSigner, PLAN_SIGNATURE_HEADER } from '../../server/contract/plan-signature.ts';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const FIXTURE_UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
@@ -105,10 +106,11 @@ beforeAll(async () => {
     const b = blobs.get(c.req.param('digest'));
     return b ? c.body(new Uint8Array(b), 200, { 'content-type': 'application/octet-stream' }) : c.json({ error: { code: 'not_found', message: 'no such blob' } }, 404);
   });
+  // every node of this file boots from 127.0.0.1, more often than the per-address limits allow: they are off here
   // no publicUrl: the server tells the node the origin it was reached at (http://127.0.0.1:PORT)
   app = createApp(
-    { config: testConfig({ http: {} }), db, nodes, bmcs, images, inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), () => ({ at: '/', app: blobRoute })] },
+    { config: testConfig({ http: {}, boot: { rateLimit: { agent: { perMinute: 0, burst: 1 }, ipxe: { perMinute: 0, burst: 1 } } } }), db, nodes, bmcs, images, inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, planSigner: TEST_PLAN_SIGNER },
+    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), () => ({ at: '/', app: blobRoute })] },
   );
   api = client(app);
   await new Promise<void>((resolve) => {
@@ -163,14 +165,21 @@ function nodeExec(node: Node): Exec {
   };
 }
 
-async function stage1(node: Node, { holdStops = false } = {}) {
+/** What stands between the agent and the server: here the plan response can be altered in transit (a stand-in for
+ * an attacker on the plain-HTTP segment; the server under it is real). */
+type Tamper = (url: string, res: Response) => Promise<Response>;
+
+async function stage1(node: Node, { holdStops = false, planKey = TEST_PLAN_SIGNER.publicKey as string | null, tamper }: { holdStops?: boolean; planKey?: string | null; tamper?: Tamper } = {}) {
   const token = await bootToken(app, node.uuid);
-  writeFileSync(node.cmdline, `console=ttyS0 bootfarm.server=${base} bootfarm.token=${token} bootfarm.uuid=${node.uuid} bootfarm.mode=stage1\n`);
+  writeFileSync(node.cmdline, `console=ttyS0 bootfarm.server=${base} bootfarm.token=${token} bootfarm.uuid=${node.uuid} bootfarm.mode=stage1${planKey ? ` bootfarm.planKey=${planKey}` : ''}\n`);
   const printed: string[] = [];
   const logged: string[] = [];
   const result = await runAgent({
     exec: nodeExec(node),
-    fetch: (i, init) => fetch(i, init),
+    fetch: async (i, init) => {
+      const res = await fetch(i, init);
+      return tamper && (init?.method ?? 'GET') === 'GET' && /\/firmware$/.test(i) ? tamper(i, res) : res;
+    },
     // a hold (quarantine) would wait for an operator: the test stops there
     sleep: async (ms) => {
       if (holdStops && ms === 7000) throw new Error('held');
@@ -287,3 +296,95 @@ describe('firmware step against the real server', () => {
     expect(readdirSync(dir)).not.toContain('tampered-ran');
   });
 });
+
+// the tests above run signed plans end to end (the agent now refuses any other): these are the refusals
+describe('signed plans: the agent runs nothing it cannot verify (issue 16 item 7)', () => {
+  /** the same plan bytes with one changed: the update command's timeout (a digit, so the JSON stays valid) */
+  const flipByte: Tamper = async (_url, res) => {
+    const text = await res.text();
+    const altered = text.replace('"timeoutSeconds":60', '"timeoutSeconds":61');
+    expect(altered).not.toBe(text);
+    return new Response(altered, { status: res.status, headers: res.headers });
+  };
+  const dropSignature: Tamper = async (_url, res) => {
+    const headers = new Headers(res.headers);
+    headers.delete(PLAN_SIGNATURE_HEADER);
+    return new Response(await res.text(), { status: res.status, headers });
+  };
+
+  async function refused(n: number, opts: Parameters<typeof stage1>[1]) {
+    const node = makeNode(n, 'FW-Direct', '2.7.1', `refused-${n}`);
+    const { result } = await stage1(node, opts);
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const refusal = events.find((e) => e.data?.phase === 'firmware-refused');
+    // nothing ran: the BIOS file is untouched, no step started, no report reached the server
+    expect(readFileSync(node.biosFile, 'utf8')).toBe('2.7.1\n');
+    expect(agentPhases(events)).not.toContain('firmware-updating');
+    expect((await firmware.latestAttempt(node.uuid))?.results ?? null).toBeNull();
+    return { result, refusal };
+  }
+
+  it('the plan route signs the exact bytes it sends, and the boot script carries the key', async () => {
+    const node = makeNode(20, 'FW-Direct', '2.7.1', 'signed-route');
+    const script = (await api.get(`/ipxe/${node.uuid}`)).text;
+    expect(script).toContain(`bootfarm.planKey=${TEST_PLAN_SIGNER.publicKey}`);
+    const token = /bootfarm\.token=(\S+)/.exec(script)![1]!;
+    const res = await app.request(`/api/v1/agent/${node.uuid}/firmware`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    const body = await res.text();
+    expect(res.headers.get(PLAN_SIGNATURE_HEADER)).toBe(TEST_PLAN_SIGNER.sign(body));
+  });
+
+  it('refuses a plan with one altered byte', async () => {
+    const { result, refusal } = await refused(22, { tamper: flipByte });
+    expect(result).toMatchObject({ outcome: 'error', message: expect.stringContaining('firmware plan refused (bad-signature)') });
+    expect(refusal?.data?.message).toMatch(/^firmware plan refused, nothing was run: the firmware plan does not match its signature/);
+    expect(refusal?.data?.data).toMatchObject({ reason: 'bad-signature' });
+  });
+
+  it('refuses a plan without a signature', async () => {
+    const { result, refusal } = await refused(23, { tamper: dropSignature });
+    expect(result).toMatchObject({ outcome: 'error', message: expect.stringContaining('(unsigned)') });
+    expect(refusal?.data?.data).toMatchObject({ reason: 'unsigned' });
+  });
+
+  it('refuses a plan signed by another key than the one the node booted with', async () => {
+    const other = createPlanSigner(Buffer.alloc(32, 1));
+    const { result, refusal } = await refused(24, { planKey: other.publicKey });
+    expect(result).toMatchObject({ outcome: 'error', message: expect.stringContaining('(bad-signature)') });
+    expect(refusal?.data?.data).toMatchObject({ reason: 'bad-signature' });
+  });
+
+  it('refuses a plan re-signed by an attacker with their own key', async () => {
+    const attacker = createPlanSigner(Buffer.alloc(32, 2));
+    const resign: Tamper = async (_url, res) => {
+      const text = (await res.text()).replace(/"command":"[^"]*"/, '"command":"touch /tmp/pwned"');
+      const headers = new Headers(res.headers);
+      headers.set(PLAN_SIGNATURE_HEADER, attacker.sign(text));
+      return new Response(text, { status: res.status, headers });
+    };
+    const { refusal } = await refused(25, { tamper: resign });
+    expect(refusal?.data?.data).toMatchObject({ reason: 'bad-signature' });
+  });
+
+  it('refuses every plan when the boot carries no key', async () => {
+    const { refusal } = await refused(26, { planKey: null });
+    expect(refusal?.data?.data).toMatchObject({ reason: 'no-key' });
+  });
+
+  it("refuses another node's genuine signed plan replayed at this node", async () => {
+    const victim = makeNode(27, 'FW-Direct', '2.7.1', 'replay-victim');
+    const donor = makeNode(28, 'FW-Direct', '2.7.1', 'replay-donor');
+    // the donor registers and gets a plan of its own (its agent is stopped before it runs anything)
+    await stage1(donor, { tamper: dropSignature });
+    const donorToken = await bootToken(app, donor.uuid);
+    const donorPlan = await app.request(`/api/v1/agent/${donor.uuid}/firmware`, { headers: { authorization: `Bearer ${donorToken}` } });
+    const donorBody = await donorPlan.text();
+    expect(JSON.parse(donorBody).uuid).toBe(donor.uuid);
+    const replay: Tamper = async () => new Response(donorBody, { status: 200, headers: donorPlan.headers });
+    const { result } = await stage1(victim, { tamper: replay });
+    expect(result).toMatchObject({ outcome: 'error', message: expect.stringContaining('(other-node)') });
+    expect(readFileSync(victim.biosFile, 'utf8')).toBe('2.7.1\n');
+  });
+});
+

@@ -8,13 +8,18 @@
 // $BOOTFARM_FIRMWARE_FILE) under the step's timeout, then reports every step's exit code and output tails
 // (POST …/firmware). It never claims a version: compliance changes only when the server reads the versions in
 // fresh facts, so after the updates the agent registers again (or reboots first when the plan says so).
+// The plan is verified before anything in it is parsed or run: its exact bytes against the ed25519 signature
+// header, under the public key this boot came with (bootfarm.planKey=; server/contract/plan-signature.ts). An
+// unsigned, altered, foreign-key or other-node plan is refused with a `firmware-refused` event and the step throws
+// PlanRefusedError: the boot stops there (a fresh boot brings a fresh key and a fresh plan).
 // `defaultFirmwareStep` is the seam's no-op, kept for flows that do not inject a step.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegisterResponse } from '../../server/contract/agent.ts';
 import type { Facts } from '../../server/contract/facts.ts';
-import type { PlanStep, StepResult } from '../../server/contract/firmware.ts';
-import { AgentApiError, type AgentClient, type Fetch } from '../client.ts';
+import { FirmwarePlan, type PlanStep, type StepResult } from '../../server/contract/firmware.ts';
+import { verifyPlan } from '../../server/contract/plan-signature.ts';
+import { AgentApiError, AgentResponseError, type AgentClient, type Fetch } from '../client.ts';
 import type { Exec } from '../exec.ts';
 import { downloadVerified } from '../kexec/index.ts';
 
@@ -33,6 +38,8 @@ export interface FirmwareContext {
   /** tmpfs in the stage-1 OS: packages are written here and removed after their step */
   workDir: string;
   log: (line: string) => void;
+  /** bootfarm.planKey=: the public key plans must be signed with; without it every plan is refused */
+  planKey?: string | undefined;
   /** server calls and downloads go through the flow's retry (with backoff) */
   retry: <T>(what: string, fn: () => Promise<T>, opts?: { attempts?: number }) => Promise<T>;
 }
@@ -91,11 +98,38 @@ async function runStep(ctx: FirmwareContext, step: PlanStep): Promise<StepResult
   }
 }
 
+/** The firmware plan failed verification: nothing from it was run. */
+export class PlanRefusedError extends Error {
+  override name = 'PlanRefusedError';
+}
+
+/** Fetches the plan and verifies it (signature over the exact bytes, then shape, then that it is this node's). */
+async function verifiedPlan(ctx: FirmwareContext, uuid: string): Promise<FirmwarePlan> {
+  const signed = await ctx.retry('firmware plan', () => ctx.client.firmwarePlanSigned(uuid));
+  const refuse = async (reason: string, message: string): Promise<never> => {
+    await ctx.report('firmware-refused', `firmware plan refused, nothing was run: ${message}`, { reason, bytes: signed.bytes.length });
+    throw new PlanRefusedError(`firmware plan refused (${reason}): ${message}`);
+  };
+  const verdict = verifyPlan(signed.bytes, signed.signature, ctx.planKey);
+  if (!verdict.ok) return refuse(verdict.reason, verdict.message);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(signed.bytes));
+  } catch {
+    throw new AgentResponseError(`GET ${signed.url}: signed plan is not JSON`);
+  }
+  const parsed = FirmwarePlan.safeParse(json);
+  if (!parsed.success) throw new AgentResponseError(`GET ${signed.url}: unexpected response: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  // a genuine plan for another node, replayed at this one, is still not this node's plan
+  if (parsed.data.uuid !== uuid) return refuse('other-node', `the signed plan is for node ${parsed.data.uuid}, not ${uuid}`);
+  return parsed.data;
+}
+
 export const firmwareUpdateStep: FirmwareStep = async function firmwareUpdateStep(ctx) {
   const { register, report } = ctx;
   if (register.next !== 'firmware') return { action: 'continue' };
   const uuid = register.uuid;
-  const plan = await ctx.retry('firmware plan', () => ctx.client.firmwarePlan(uuid));
+  const plan = await verifiedPlan(ctx, uuid);
   if (plan.attempt === null || plan.steps.length === 0) {
     await report('firmware-check', 'the server asked for a firmware update but its plan has no steps; registering again', { reason: register.reason });
     return { action: 'register', reason: 'empty firmware plan' };

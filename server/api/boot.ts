@@ -77,12 +77,14 @@ export function bootRoutes(deps: Deps) {
       return ipxe(renderHoldScript({ uuid, state: node.state, reason: node.stateReason ?? 'held by an operator' }));
     }
     const { stage1 } = boot;
+    // the key that verifies firmware plans comes with the boot, not over the plan's own HTTP channel (issue 16 item 7)
+    const planKeyArg = deps.planSigner ? [`bootfarm.planKey=${deps.planSigner.publicKey}`] : [];
     const stage1Script = (image: ResolvedImage, token: string) =>
       renderKernelScript({
         comment: `stage-1 for ${uuid} (${node.state})`,
         kernelUrl: `${base}/images/${image.kernel.digest}`,
         initrdUrl: `${base}/images/${image.initrd.digest}`,
-        args: [...safeCmdline(image.cmdline), ...safeCmdline(stage1.cmdline), safeArg(`bootfarm.server=${base}`), `bootfarm.uuid=${uuid}`, `bootfarm.token=${token}`, 'bootfarm.mode=stage1'],
+        args: [...safeCmdline(image.cmdline), ...safeCmdline(stage1.cmdline), safeArg(`bootfarm.server=${base}`), `bootfarm.uuid=${uuid}`, `bootfarm.token=${token}`, 'bootfarm.mode=stage1', ...planKeyArg],
         retryUrl,
       });
     // an image that cannot be rendered gives the node the channel's last good one, never a 500 (issue 12 item 7)

@@ -12,6 +12,7 @@ import type { ImagePipeline } from '../images/pipeline.ts';
 import type { NodeCompliance } from '../domain/firmware.ts';
 import type { BeatBuffer } from '../fleet/beats.ts';
 import type { BootBudget } from '../images/budget.ts';
+import type { PlanSigner } from '../contract/plan-signature.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
@@ -47,4 +48,7 @@ export interface Deps {
   imageChannels?: ImageChannels;
   /** one node's firmware compliance (server/api/firmware.ts nodeCompliance), for the node page */
   firmwareCompliance?: (uuid: string) => Promise<NodeCompliance | null>;
+  /** signs firmware plans; its public key goes on the stage-1 command line (bootfarm.planKey=). Without it the
+   * stage-1 agent refuses every firmware plan (it has nothing to verify with). */
+  planSigner?: PlanSigner;
 }

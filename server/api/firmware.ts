@@ -8,6 +8,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { SmbiosUuid } from '../contract/common.ts';
+import { PLAN_SIGNATURE_HEADER, type PlanSigner } from '../contract/plan-signature.ts';
 import { FirmwarePlan, FirmwareReport, NodeFirmwareState, type FirmwareReportResponse } from '../contract/firmware.ts';
 import { BaselineDocumentError, formatIssue, MAX_DOCUMENT_BYTES, parseBaselineDocument } from '../domain/firmware-baseline.ts';
 import type { NodeCompliance, ReportRow } from '../domain/firmware.ts';
@@ -30,6 +31,8 @@ export interface FirmwareApiDeps {
   clock: Clock;
   /** the app's prom-client registry: the firmware gauges are registered on it */
   metrics?: Registry;
+  /** signs every plan body (ed25519 over the exact bytes sent); the agent runs nothing it cannot verify */
+  planSigner: PlanSigner;
 }
 
 type RequireRole = (role: 'viewer' | 'operator' | 'admin') => MiddlewareHandler;
@@ -153,7 +156,9 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
       const [row] = await fleetRows(firmware, { uuid: node.uuid });
       plan = { uuid: node.uuid, baseline: row?.compliance.baseline ?? null, attempt: null, steps: [], reboot: false };
     }
-    return c.json(plan);
+    // the signature covers these exact bytes: serialise once, sign, send the same string
+    const body = JSON.stringify(plan);
+    return c.body(body, 200, { 'content-type': 'application/json; charset=utf-8', [PLAN_SIGNATURE_HEADER]: deps.planSigner.sign(body), 'cache-control': 'no-store' });
   });
 
   app.post('/api/v1/agent/:uuid/firmware', async (c) => {

@@ -9,10 +9,13 @@ import { createNodeStore, type NodeStore } from '../../server/store/nodes.ts';
 import type { BeatBuffer } from '../../server/fleet/beats.ts';
 import { createSecrets } from '../../server/secrets.ts';
 import { silentLogger } from '../../server/log.ts';
+import { createPlanSigner } from '../../server/contract/plan-signature.ts';
 import { FakeClock, type Clock } from '../../server/clock.ts';
 
 export const TOKENS = { admin: 'admin-token-0123456789abcdef', operator: 'operator-token-0123456789ab', viewer: 'viewer-token-0123456789abcd' };
 export const TEST_KEY = Buffer.alloc(32, 7);
+/** signs firmware plans in tests: a real ed25519 key from a fixed seed (server/contract/plan-signature.ts) */
+export const TEST_PLAN_SIGNER = createPlanSigner(Buffer.alloc(32, 9));
 
 const digest = (c: string) => c.repeat(64);
 
@@ -39,7 +42,7 @@ export function createTestApp(db: DbHandle, opts: { config?: Config; images?: Im
   const config = opts.config ?? testConfig();
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes) };
+  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes), planSigner: TEST_PLAN_SIGNER };
   const app = createApp(deps);
   return { app, nodes, bmcs, config, clock, deps };
 }

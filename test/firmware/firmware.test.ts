@@ -24,7 +24,7 @@ import { createSecrets } from '../../server/secrets.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
-import { bootToken, client, FixedCatalog, TEST_KEY, testConfig, TOKENS } from '../fakes/app.ts';
+import { bootToken, client, FixedCatalog, TEST_KEY, TEST_PLAN_SIGNER, testConfig, TOKENS } from '../fakes/app.ts';
 import { createTestDb } from '../fakes/db.ts';
 
 const BIOS_PKG = 'c'.repeat(64);
@@ -75,8 +75,8 @@ beforeAll(async () => {
   const firmware = createFirmwareStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
   app = createApp(
-    { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, metrics: registry },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics: registry })] },
+    { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, metrics: registry, planSigner: TEST_PLAN_SIGNER },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics: registry, planSigner: TEST_PLAN_SIGNER })] },
   );
   api = client(app);
 });

@@ -27,7 +27,7 @@ import { createBmcSetupStore } from '../../server/store/bmc-setups.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
-import { TEST_KEY, testConfig } from '../fakes/app.ts';
+import { TEST_KEY, TEST_PLAN_SIGNER, testConfig } from '../fakes/app.ts';
 
 /** the KEK of the full app's keyring (data keys in the database, as server/main.ts does) */
 export const TEST_KEK = Buffer.alloc(32, 9);
@@ -47,8 +47,8 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const createBmc = createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
-    { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock },
-    { extra: [firmwareMount({ nodes, firmware, clock }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
+    { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER },
+    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
   );
   return {
     app,

@@ -21,7 +21,7 @@ import { createBmcFactory } from '../../server/bmc/index.ts';
 import type { DbHandle } from '../../server/db/index.ts';
 import { createImages, type Images } from '../../server/images/index.ts';
 import { silentLogger } from '../../server/log.ts';
-import { bootToken, client, createTestApp, sampleFacts, TOKENS } from '../fakes/app.ts';
+import { bootToken, client, createTestApp, sampleFacts, TOKENS, TEST_PLAN_SIGNER } from '../fakes/app.ts';
 import { initrdFile, kernelFile } from '../fakes/boot-files.ts';
 import { createTestDb } from '../fakes/db.ts';
 import { uuidOf } from '../fakes/fleet.ts';
@@ -63,7 +63,7 @@ beforeAll(async () => {
     imageChannels: images.pipeline,
     firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid),
     fleetBreaker: async () => ({ open: true, reason: '6 of 40 nodes failed within 10 min', openedAt: new Date('2026-01-01T00:00:00Z') }),
-  }, { extra: [firmwareMount({ nodes: t.nodes, firmware, clock: t.clock })] });
+  }, { extra: [firmwareMount({ nodes: t.nodes, firmware, clock: t.clock, planSigner: TEST_PLAN_SIGNER })] });
   const http = client(app);
 
   // node A boots for real through the API: registers facts (with a hostile product string), gets its BMC
