@@ -29,6 +29,7 @@ import { boundaryWarnings } from './api/trusted.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
 import { createBootBudget } from './images/budget.ts';
+import { pacedBmcFactory } from './bmc/pacer.ts';
 import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
 import { createFirmwareStore } from './store/firmware.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
@@ -158,11 +159,13 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
       { name: 'upload-expiry', run: () => images.sweepUploads() },
     ],
   });
+  // operators' power actions share the fleet's power-on pacer: a scripted power-on of a rack goes out in waves
+  const pacedBmcs = pacedBmcFactory(createBmc, fleet.powerPacer);
   const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }) });
   beats.start();
   const app = createApp(
-    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
+    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

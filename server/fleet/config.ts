@@ -76,6 +76,13 @@ export const FleetConfig = z
         pollSeconds: seconds(60),
         /** BMC calls in parallel per tick */
         parallel: z.number().int().min(1).default(8),
+        /**
+         * power-ons (on, cycle, reset: the commands a boot follows) per second, from rebuilds and from the power API
+         * together, per replica; `powerOnBurst` may go out at once (server/bmc/pacer.ts). Rebuild waves of
+         * rebuild.maxConcurrent stay below it; a bulk power action of a rack goes out in waves. 0: no pacing.
+         */
+        powerOnsPerSecond: z.number().min(0).default(5),
+        powerOnBurst: z.number().int().min(1).default(10),
         /** fail an active node whose BMC reports Critical health */
         failOnCritical: z.boolean().default(true),
       })

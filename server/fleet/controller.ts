@@ -18,6 +18,7 @@ import { TransitionError } from '../domain/lifecycle.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { createBmcFactory, pxeUefi, type BmcFactory } from '../bmc/index.ts';
+import { createPowerPacer } from '../bmc/pacer.ts';
 import { BmcError, redact, type Bmc } from '../bmc/types.ts';
 import { FleetConfig, type FleetConfigInput } from './config.ts';
 import { CAUSE_CLASS, decide, heartbeatAgeMs, heartbeatIntervalMs, type BmcObservation, type Decision, type FleetNode } from './decide.ts';
@@ -94,6 +95,9 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const log = logger.child({ component: 'fleet' });
   const metrics: FleetMetrics = createFleetMetrics(registry);
   const createBmc = bmc ?? createBmcFactory({ observe: metrics.observeBmc });
+  // power-ons go out in waves (server/bmc/pacer.ts); the pacer is taken before the fence check, so a replica that
+  // lost leadership while waiting for its turn does not switch anything on
+  const powerPacer = createPowerPacer({ perSecond: config.bmc.powerOnsPerSecond, burst: config.bmc.powerOnBurst, now: () => clock.now().getTime(), sleep });
   const fleetStore: FleetStore = createFleetStore(db.db);
   const onResult = (ok: boolean) => metrics.webhookDeliveries.inc({ result: ok ? 'delivered' : 'failed' });
   const webhooks = createWebhooks({ store: fleetStore, config: config.webhooks, clock, fetch, onResult });
@@ -245,6 +249,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
         const b = createBmc(creds);
         if (step === 'soft-reset') {
           const action = (await b.powerStatus()) === 'on' ? 'reset' : 'on';
+          await powerPacer.take();
           await assertFence(fence);
           await b.power(action);
           await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `soft reset: power ${action} (${b.driver} ${b.target})`, actor, data: { attempt, step, power: action } }));
@@ -278,6 +283,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     await b.setBootDevice('pxe', uefi === undefined ? {} : { uefi });
     const power = await b.powerStatus();
     const action = power === 'on' ? 'cycle' : 'on';
+    await powerPacer.take();
     await assertFence(fence);
     await b.power(action);
     await fx(fence, (w) => w.nodes.addEvent(uuid, { kind: 'bmc', reason: `next boot from PXE, power ${action} (${b.driver} ${b.target})`, actor, data: { ...data, bootdev: 'pxe', uefi: uefi ?? null, power: action } }));
@@ -525,6 +531,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
 
   let watched: { at: number; value: Promise<Date> } | null = null;
   const fleet = {
+    /** this replica's BMC power-on pacer: the power API shares it (main wraps its BMC factory with pacedBmcFactory) */
+    powerPacer,
     config,
     metrics,
     registry,
