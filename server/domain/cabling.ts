@@ -1,0 +1,143 @@
+// Cabling compliance (issue 16 item 5): the cabling a node was supposed to get (NIC → switch and port) against
+// the LLDP neighbours its agent saw at registration (IEEE 802.1AB: chassis ID / system name identify the switch,
+// port ID / port description its port). Pure: no storage, no HTTP, no clock; never throws on whatever facts a
+// node sends (a broken LLDP probe or an odd switch must not break registration).
+//
+// A NIC is named in the plan by interface name or MAC; a switch by its system name or chassis ID; a port by its
+// port ID or port description (switches differ in which one carries "Ethernet1/7"). Comparison is
+// case-insensitive and ignores surrounding spaces.
+
+export type CablingPolicy = 'warn' | 'block';
+
+export interface PlannedLink {
+  /** interface name ("eno1") or MAC */
+  nic: string;
+  /** switch system name or chassis ID */
+  switch: string;
+  port: string;
+}
+
+export interface NodeCablingPlan {
+  policy: CablingPolicy;
+  links: PlannedLink[];
+}
+
+export interface SeenPort {
+  switch: string;
+  port: string;
+}
+
+export type CablingProblem =
+  /** the NIC sees a switch port, but not the planned one */
+  | { kind: 'wrong-port'; nic: string; expected: SeenPort; seen: SeenPort[] }
+  /** no LLDP neighbour on the NIC (unplugged, or the switch sends no LLDP) */
+  | { kind: 'missing-link'; nic: string; expected: SeenPort }
+  /** the node has no NIC by that name or MAC */
+  | { kind: 'unknown-nic'; nic: string; expected: SeenPort }
+  /** two NICs, each on the other's planned port: the cables were swapped */
+  | { kind: 'swapped'; nic: string; expected: SeenPort; seen: SeenPort[]; with: string };
+
+export interface CablingVerdict {
+  /** unplanned: no plan covers the node */
+  status: 'compliant' | 'failed' | 'unplanned';
+  policy: CablingPolicy | null;
+  problems: CablingProblem[];
+  /** block only for a failed check under policy block */
+  action: 'pass' | 'warn' | 'block';
+  /** one line for the node's state reason and the report; absent when compliant or unplanned */
+  reason?: string;
+}
+
+const norm = (s: unknown) => (typeof s === 'string' ? s.trim().toLowerCase() : '');
+const normMac = (s: string) => {
+  const hex = s.toLowerCase().replace(/[^0-9a-f]/g, '');
+  return hex.length === 12 && /^[0-9a-f:.-]+$/i.test(s.trim()) ? hex : null;
+};
+const rec = (v: unknown): Record<string, unknown> | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+interface Neighbour {
+  iface: string;
+  switchIds: string[];
+  portIds: string[];
+  shown: SeenPort;
+}
+
+function neighboursOf(lldp: unknown): Neighbour[] {
+  const out: Neighbour[] = [];
+  for (const raw of list(lldp)) {
+    const n = rec(raw);
+    if (!n || typeof n['interface'] !== 'string') continue;
+    const switchIds = [n['systemName'], n['chassisId']].map(norm).filter(Boolean);
+    const portIds = [n['portId'], n['portDescription']].map(norm).filter(Boolean);
+    const shown = { switch: String(n['systemName'] ?? n['chassisId'] ?? '?'), port: String(n['portId'] ?? n['portDescription'] ?? '?') };
+    out.push({ iface: norm(n['interface']), switchIds, portIds, shown });
+  }
+  return out;
+}
+
+/** The node's interface name for a plan's NIC (name or MAC), or null. */
+function resolveNic(nic: string, nics: unknown): string | null {
+  const mac = normMac(nic);
+  for (const raw of list(nics)) {
+    const n = rec(raw);
+    if (!n) continue;
+    if (mac && typeof n['mac'] === 'string' && normMac(n['mac']) === mac) return norm(n['name']) || null;
+    if (!mac && norm(n['name']) === norm(nic)) return norm(n['name']);
+  }
+  // a name the NIC list does not have may still be an LLDP interface (a NIC probe failed): let LLDP decide
+  return mac ? null : norm(nic) || null;
+}
+
+const matches = (n: Neighbour, p: SeenPort) => n.switchIds.includes(norm(p.switch)) && n.portIds.includes(norm(p.port));
+const same = (a: SeenPort, b: SeenPort) => norm(a.switch) === norm(b.switch) && norm(a.port) === norm(b.port);
+const show = (p: SeenPort) => `${p.switch} ${p.port}`;
+
+function describe(p: CablingProblem): string {
+  switch (p.kind) {
+    case 'wrong-port':
+      return `${p.nic} is on ${p.seen.map(show).join(', ')}, planned ${show(p.expected)}`;
+    case 'missing-link':
+      return `${p.nic} sees no switch, planned ${show(p.expected)}`;
+    case 'unknown-nic':
+      return `no NIC ${p.nic} (planned ${show(p.expected)})`;
+    case 'swapped':
+      return `${p.nic} and ${p.with} are swapped (${p.nic} planned ${show(p.expected)})`;
+  }
+}
+
+/** Checks a node's LLDP facts against its plan. `facts` is whatever the agent sent: only `nics` and `lldp` are read. */
+export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: unknown): CablingVerdict {
+  if (!plan || plan.links.length === 0) return { status: 'unplanned', policy: plan?.policy ?? null, problems: [], action: 'pass' };
+  const f = rec(facts) ?? {};
+  const neighbours = neighboursOf(f['lldp']);
+  const problems: CablingProblem[] = [];
+  for (const link of plan.links) {
+    const expected = { switch: link.switch, port: link.port };
+    const iface = resolveNic(link.nic, f['nics']);
+    if (!iface) {
+      problems.push({ kind: 'unknown-nic', nic: link.nic, expected });
+      continue;
+    }
+    const seen = neighbours.filter((n) => n.iface === iface);
+    if (seen.some((n) => matches(n, expected))) continue;
+    if (seen.length === 0) problems.push({ kind: 'missing-link', nic: link.nic, expected });
+    else problems.push({ kind: 'wrong-port', nic: link.nic, expected, seen: seen.map((n) => n.shown) });
+  }
+  // swapped: A sees B's planned port and B sees A's. Pairs are taken in plan order, each NIC in at most one pair.
+  for (let i = 0; i < problems.length; i++) {
+    const a = problems[i]!;
+    if (a.kind !== 'wrong-port') continue;
+    for (let j = i + 1; j < problems.length; j++) {
+      const b = problems[j]!;
+      if (b.kind !== 'wrong-port') continue;
+      if (a.seen.some((s) => same(s, b.expected)) && b.seen.some((s) => same(s, a.expected))) {
+        problems[i] = { ...a, kind: 'swapped', with: b.nic };
+        problems[j] = { ...b, kind: 'swapped', with: a.nic };
+        break;
+      }
+    }
+  }
+  if (problems.length === 0) return { status: 'compliant', policy: plan.policy, problems, action: 'pass' };
+  return { status: 'failed', policy: plan.policy, problems, action: plan.policy, reason: `cabling: ${problems.map(describe).join('; ')}` };
+}
