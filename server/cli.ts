@@ -21,6 +21,7 @@ import { register as serve } from './cli/serve.ts';
 import { register as nodes } from './cli/nodes.ts';
 import { register as fleet } from './cli/fleet.ts';
 import { register as cluster } from './cli/cluster.ts';
+import { register as audit } from './cli/audit.ts';
 import { register as firmware } from './cli/firmware.ts';
 import { register as image } from './cli/image.ts';
 import { register as secrets } from './cli/secrets.ts';
@@ -29,7 +30,7 @@ import { register as completion } from './cli/completion.ts';
 import { KekMismatchError } from './store/keyring.ts';
 
 /** Command areas, in the order `bootfarm --help` lists them. One line per area. */
-const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, firmware, image, tokens, secrets, completion];
+const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, audit, firmware, image, tokens, secrets, completion];
 
 export { CliError };
 export type { ApiClient };

@@ -5,7 +5,9 @@ import { LabelKey, SmbiosUuid } from '../contract/common.ts';
 import { NodeState } from '../contract/lifecycle.ts';
 import type { LifecycleEvent } from '../domain/lifecycle.ts';
 import type { NodeRow } from '../store/nodes.ts';
+import type { AuditIntent } from '../store/audit.ts';
 import { principalOf } from './auth.ts';
+import { audited } from './audit.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { AppError } from '../errors.ts';
@@ -55,10 +57,10 @@ export type NodeAction = z.infer<typeof NodeAction>;
 export const nodeActionRole = (action: NodeAction['action']) => (action === 'retire' ? 'admin' : 'operator');
 
 /** One lifecycle action on a node (the API's POST …/actions and the dashboard's node page). */
-export async function runNodeAction(deps: Pick<Deps, 'nodes' | 'rebuild'>, uuid: string, body: NodeAction, actor: string): Promise<NodeRow> {
+export async function runNodeAction(deps: Pick<Deps, 'nodes' | 'rebuild'>, uuid: string, body: NodeAction, actor: string, audit?: AuditIntent): Promise<NodeRow> {
   const reason = body.reason ?? `${body.action} requested by ${actor}`;
-  if (body.action === 'rebuild' && deps.rebuild) return deps.rebuild(uuid, reason, actor);
-  return deps.nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor);
+  if (body.action === 'rebuild' && deps.rebuild) return deps.rebuild(uuid, reason, actor, audit);
+  return deps.nodes.transition(uuid, { type: body.action, reason } as LifecycleEvent, actor, undefined, { audit });
 }
 
 export const EnrollBody = z.strictObject({
@@ -130,7 +132,8 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
   app.patch('/nodes/:uuid', requireRole('operator'), async (c) => {
     const uuid = uuidParam(c);
     const body = await jsonBody(c, LabelsPatch);
-    return c.json({ node: nodeView(await nodes.setLabels(uuid, body.labels, actorOf(c))) });
+    const node = await audited(c, 'node.labels', { kind: 'node', id: uuid }, (audit) => nodes.setLabels(uuid, body.labels, actorOf(c), audit));
+    return c.json({ node: nodeView(node) });
   });
 
   app.get('/nodes/:uuid/events', requireRole('viewer'), async (c) => {
@@ -148,7 +151,8 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
   }, async (c) => {
     const uuid = uuidParam(c);
     const body = c.get('action' as never) as NodeAction;
-    return c.json({ node: nodeView(await runNodeAction(deps, uuid, body, actorOf(c))) });
+    const node = await audited(c, `node.${body.action}`, { kind: 'node', id: uuid }, (audit) => runNodeAction(deps, uuid, body, actorOf(c), audit));
+    return c.json({ node: nodeView(node) });
   });
 
   app.put('/nodes/:uuid/bmc', requireRole('admin'), async (c) => {
@@ -156,7 +160,7 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
     const body = await jsonBody(c, BmcInputBody);
     // a rack is often enrolled before its first boot, from the vendor's inventory (UUID + BMC address): the node
     // is created as discovered so that bootfarm can power it on and boot it unattended (one transaction with the BMC)
-    return c.json({ bmc: await deps.bmcs.set(uuid, body, actorOf(c), { enroll: 'enrolled with its BMC' }) });
+    return c.json({ bmc: await audited(c, 'node.bmc.set', { kind: 'node', id: uuid }, (audit) => deps.bmcs.set(uuid, body, actorOf(c), { enroll: 'enrolled with its BMC', audit })) });
   });
 
   app.get('/nodes/:uuid/bmc', requireRole('viewer'), async (c) => {
@@ -202,7 +206,7 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
     const uuid = uuidParam(c);
     const body = await jsonBody(c, z.strictObject({ kind: z.enum(['mac', 'serial']).optional(), value: z.string().optional() }));
     await nodes.require(uuid);
-    return c.json({ resolved: await nodes.resolveConflicts(uuid, actorOf(c), body) });
+    return c.json({ resolved: await audited(c, 'node.conflicts.resolve', { kind: 'node', id: uuid }, (audit) => nodes.resolveConflicts(uuid, actorOf(c), body, audit)) });
   });
 
   return app;

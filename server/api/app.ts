@@ -17,6 +17,8 @@ import { uiRoutes, uiSecurityHeaders } from './ui.ts';
 import { createSessionStore } from '../store/sessions.ts';
 import { createTokenStore } from '../store/tokens.ts';
 import { TOKEN_ROUTES, tokenRoutes } from './tokens.ts';
+import { createAuditStore } from '../store/audit.ts';
+import { AUDIT_ROUTES, auditRoutes, provideAudit } from './audit.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
@@ -53,8 +55,10 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   const tokenStore = createTokenStore(deps.db.db, { clock: deps.clock });
   const requireRole = createAdminAuth(deps.config.auth.tokens, { sessions: createSessionStore(deps.db.db, { clock: deps.clock }), sessionTtlSeconds: deps.config.ui.sessionTtlSeconds, tokenStore });
   const metrics = deps.metrics ?? new Registry();
+  const audit = deps.audit ?? createAuditStore(deps.db.db, { clock: deps.clock });
 
   app.use(requestId({ headerName: 'x-request-id' }));
+  app.use(provideAudit(audit));
   app.use(async function accessLog(c, next) {
     const log = deps.log.child({ reqId: c.get('requestId') });
     c.set('log' as never, log as never);
@@ -159,11 +163,12 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.route('/', bootRoutes(deps));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));
+  app.route('/api/v1', auditRoutes(audit, requireRole));
   app.route('/ui', uiRoutes(deps, requireRole));
   app.route('/', tokenRoutes({ store: tokenStore, clock: deps.clock, configured: deps.config.auth.tokens }, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 
-  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
+  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES, ...AUDIT_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
   for (const mk of extra) {
     const m = mk(requireRole);
     app.route(m.at, m.app);

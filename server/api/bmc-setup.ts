@@ -35,6 +35,7 @@ import type { BmcSetupStore, SetupRecord } from '../store/bmc-setups.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
 import { agentAuth, principalOf } from './auth.ts';
+import { auditIntent } from './audit.ts';
 import { clientAddressOf } from './trusted.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
@@ -137,7 +138,7 @@ export function bmcSetupRoutes(deps: BmcSetupApiDeps, requireRole: RequireRole):
       reason: `BMC setup ${rec.id} requested: channel ${plan.channel} ${plan.expect.address}/${input.data.netmask}, user ${plan.userId} ${plan.expect.username}${replaced}`,
       actor,
       data: { setupId: rec.id, address: plan.expect.address, port: plan.expect.port, username: plan.expect.username, channel: plan.channel, userId: plan.userId },
-    });
+    }, { audit: auditIntent(c, 'node.bmc.setup', { kind: 'node', id: uuid }), auditChange: { before: prev ? { setupId: prev.id, state: prev.state } : null, after: { setupId: rec.id, address: plan.expect.address, username: plan.expect.username, channel: plan.channel, userId: plan.userId } } });
     return c.json(view(rec), 202);
   });
 

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { DbHandle } from '../db/index.ts';
 import type { NodeStore, NodeRow } from '../store/nodes.ts';
 import type { BmcStore } from '../store/bmcs.ts';
+import type { AuditIntent, AuditStore } from '../store/audit.ts';
 import type { ImageCatalog } from '../domain/images.ts';
 import type { InspectionGate } from '../domain/inspection.ts';
 import type { Logger } from '../log.ts';
@@ -16,7 +17,7 @@ import type { PlanSigner } from '../contract/plan-signature.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
-  act(uuid: string, request: { action: 'on' | 'off' | 'cycle' | 'reset' | 'soft' | 'nmi' | 'identify' | 'bmc-reset'; bootdev?: 'pxe' | 'disk'; seconds?: number }, actor: string): Promise<{ action: string; bootdev: string | null; power?: string }>;
+  act(uuid: string, request: { action: 'on' | 'off' | 'cycle' | 'reset' | 'soft' | 'nmi' | 'identify' | 'bmc-reset'; bootdev?: 'pxe' | 'disk'; seconds?: number }, actor: string, audit?: AuditIntent): Promise<{ action: string; bootdev: string | null; power?: string }>;
 }
 
 /** What the dashboard's images page uses of the image pipeline. */
@@ -37,7 +38,9 @@ export interface Deps {
   /** this replica's boot budget (server/images/budget.ts): stage-1 downloads and registrations at once */
   budget?: BootBudget;
   /** operator-requested rebuild; the fleet supplies one that also drives the BMC */
-  rebuild?: (uuid: string, reason: string, actor: string) => Promise<NodeRow>;
+  rebuild?: (uuid: string, reason: string, actor: string, audit?: AuditIntent) => Promise<NodeRow>;
+  /** the audit log (server/store/audit.ts); createApp makes one over `db` when not given */
+  audit?: AuditStore;
   /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */
   fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
   /** since when heartbeats have been watched without a gap (fleet.watchedSince): /ipxe counts silence from here */

@@ -18,6 +18,7 @@ import type { Clock } from '../clock.ts';
 import type { FirmwareStore } from '../store/firmware.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { agentNode, principalOf } from './auth.ts';
+import { auditIntent, audited } from './audit.ts';
 import { LabelFilter } from './admin.ts';
 import type { Mount } from './app.ts';
 import { registerFirmwareMetrics, reportCsv } from './firmware-views.ts';
@@ -114,7 +115,8 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
       throw e;
     }
     const results = [];
-    for (const spec of specs) results.push(await firmware.applyBaseline(spec, { actor: actorOf(c), source }));
+    // a document may hold several baselines: one audit row each, written with that baseline's change
+    for (const spec of specs) results.push(await firmware.applyBaseline(spec, { actor: actorOf(c), source, audit: auditIntent(c, 'firmware.baseline.apply', { kind: 'baseline', id: spec.name }) }));
     return c.json({ results }, results.some((r) => r.action === 'created') ? 201 : 200);
   });
 
@@ -126,7 +128,8 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
   });
 
   app.delete('/api/v1/firmware/baselines/:name', requireRole('admin'), async (c) => {
-    await firmware.deleteBaseline(c.req.param('name'), actorOf(c));
+    const name = c.req.param('name');
+    await audited(c, 'firmware.baseline.delete', { kind: 'baseline', id: name }, (audit) => firmware.deleteBaseline(name, actorOf(c), audit));
     return c.body(null, 204);
   });
 

@@ -8,6 +8,8 @@ import { AppError } from '../errors.ts';
 import type { BreakerState, FleetEventRow, Liveness } from '../store/fleet.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { principalOf } from './auth.ts';
+import { audited } from './audit.ts';
+import type { AuditIntent } from '../store/audit.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody } from './validate.ts';
@@ -25,7 +27,7 @@ export const FLEET_ROUTES: RouteDoc[] = [
 /** What the routes need of the fleet controller (server/fleet/controller.ts provides it). */
 export interface FleetControl {
   breaker(): Promise<BreakerState>;
-  resume(actor: string, reason: string): Promise<BreakerState | null>;
+  resume(actor: string, reason: string, audit?: AuditIntent): Promise<BreakerState | null>;
   store: { liveness(): Promise<Liveness>; fleetEvents(o?: { limit?: number }): Promise<FleetEventRow[]> };
 }
 
@@ -39,8 +41,12 @@ export function fleetMount({ fleet, nodes }: { fleet: FleetControl; nodes: Pick<
     app.post('/api/v1/fleet/resume', requireRole('operator'), async (c) => {
       const body = await jsonBody(c, ResumeRequest);
       const actor = `api:${principalOf(c).name}`;
-      const breaker = await fleet.resume(actor, body.reason ?? `resumed by ${actor}`);
-      if (!breaker) throw new AppError(409, 'breaker_closed', 'the circuit breaker is not open: automatic repair is already running');
+      const breaker = await audited(c, 'fleet.resume', { kind: 'fleet', id: 'breaker' }, async (audit) => {
+        const b = await fleet.resume(actor, body.reason ?? `resumed by ${actor}`, audit);
+        // nothing changed: a refused request writes no audit row
+        if (!b) throw new AppError(409, 'breaker_closed', 'the circuit breaker is not open: automatic repair is already running');
+        return b;
+      });
       return c.json({ degraded: false, breaker });
     });
     return { at: '/', app, docs: FLEET_ROUTES };

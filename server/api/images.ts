@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
+import { audited, provideAudit } from './audit.ts';
+import type { AuditStore } from '../store/audit.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { PromoteBody, RollbackBody } from './requests.ts';
 import type { RouteDoc } from './openapi.ts';
@@ -53,6 +55,8 @@ export interface ImagesAdminOptions {
   pipeline: ImagePipeline;
   store: ImageStore;
   requireRole: (min: Role) => MiddlewareHandler;
+  /** the audit log, when this app is mounted without createApp (which provides one to every route) */
+  audit?: AuditStore;
   /** resumable uploads (server/images/uploads.ts): tracked in the database, parts in the store */
   uploads: Uploads;
   /** largest blob accepted */
@@ -63,8 +67,9 @@ export interface ImagesAdminOptions {
  * paths matching this to the route's own limit. */
 export const UPLOAD_PATH = /^\/api\/v1\/images\/blobs\/[^/]+\/upload$/;
 
-export function createImagesAdminApp({ pipeline: p, requireRole, uploads, maxBlobBytes = 4 * 1024 ** 3 }: ImagesAdminOptions) {
+export function createImagesAdminApp({ audit, pipeline: p, requireRole, uploads, maxBlobBytes = 4 * 1024 ** 3 }: ImagesAdminOptions) {
   const app = new Hono();
+  if (audit) app.use(provideAudit(audit, { ifMissing: true }));
   const actor = (c: Parameters<typeof principalOf>[0]) => principalOf(c).name;
 
   app.get('/', requireRole('viewer'), async (c) => c.json({ images: await p.list(), channels: p.channels }));
@@ -72,7 +77,7 @@ export function createImagesAdminApp({ pipeline: p, requireRole, uploads, maxBlo
   app.post('/', requireRole('operator'), async (c) => {
     const body = await jsonBody(c, RegisterImageBody);
     if (body.force && principalOf(c).role !== 'admin') throw new AppError(403, 'forbidden', 'pushing straight onto a gated channel needs the admin role');
-    const r = await p.register({ ...body, actor: actor(c) });
+    const r = await audited(c, 'image.push', { kind: 'image', id: `${body.name}:${body.version}` }, (audit) => p.register({ ...body, actor: actor(c), audit }), (r) => ({ action: 'image.push.unchanged', after: { version: r.image.version, created: r.created } }));
     return c.json(r, r.created ? 201 : 200);
   });
 
@@ -110,6 +115,8 @@ export function createImagesAdminApp({ pipeline: p, requireRole, uploads, maxBlo
       }
       const data = Buffer.from(await c.req.arrayBuffer());
       const r = await uploads.append({ digest, offset, total, data, chunkSha256, actor: actor(c) });
+      // one audit row per completed blob, not per chunk: the verified blob is what changed in the store
+      if (r.complete) await audited(c, 'image.blob.upload', { kind: 'blob', id: digest }, async () => total, (size) => ({ after: { size } }));
       return c.json(r, r.complete ? 201 : 200);
     },
   );
@@ -126,12 +133,14 @@ export function createImagesAdminApp({ pipeline: p, requireRole, uploads, maxBlo
   app.post('/:name/promote', requireRole('operator'), async (c) => {
     const body = await jsonBody(c, PromoteBody);
     if (body.force && principalOf(c).role !== 'admin') throw new AppError(403, 'forbidden', 'overriding promotion gates needs the admin role');
-    return c.json(await p.promote({ name: c.req.param('name'), ...body, actor: actor(c) }));
+    const name = c.req.param('name');
+    return c.json(await audited(c, 'image.promote', { kind: 'image', id: name }, (audit) => p.promote({ name, ...body, actor: actor(c), audit })));
   });
 
   app.post('/:name/rollback', requireRole('operator'), async (c) => {
     const body = await jsonBody(c, RollbackBody);
-    return c.json(await p.rollback({ name: c.req.param('name'), ...body, actor: actor(c) }));
+    const name = c.req.param('name');
+    return c.json(await audited(c, 'image.rollback', { kind: 'image', id: name }, (audit) => p.rollback({ name, ...body, actor: actor(c), audit })));
   });
 
   return app;
@@ -143,7 +152,7 @@ export function imagesMount(images: Images): (requireRole: (min: Role) => Middle
   const { config: cfg } = images;
   return (requireRole) => ({
     at: '/api/v1/images',
-    app: createImagesAdminApp({ pipeline: images.pipeline, store: images.store, requireRole, uploads: images.uploads, maxBlobBytes: cfg.maxBlobBytes }),
+    app: createImagesAdminApp({ audit: images.audit, pipeline: images.pipeline, store: images.store, requireRole, uploads: images.uploads, maxBlobBytes: cfg.maxBlobBytes }),
     docs: IMAGE_ROUTE_DOCS,
     ownBodyLimit: UPLOAD_PATH,
   });

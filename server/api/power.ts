@@ -17,6 +17,7 @@ import type { BmcStore } from '../store/bmcs.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
+import { audited } from './audit.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
 import type { PowerControl } from './deps.ts';
@@ -46,7 +47,7 @@ const NOT_POWER: ReadonlySet<string> = new Set(['nmi', 'identify', 'bmc-reset'])
 export function createPowerControl(deps: PowerDeps): PowerControl {
   const { nodes } = deps;
   return {
-    async act(uuid, body, actor) {
+    async act(uuid, body, actor, audit) {
       const { node, cred, bmc } = await bmcOf(deps, uuid);
       try {
         if (NOT_POWER.has(body.action)) {
@@ -62,7 +63,8 @@ export function createPowerControl(deps: PowerDeps): PowerControl {
             await bmc.mcResetCold();
             reason = `BMC cold reset of ${bmc.target} (the host keeps running; the BMC answers again after a while)`;
           }
-          await nodes.addEvent(uuid, { kind: 'bmc', reason, actor, data: { action: body.action, ...(body.action === 'identify' ? { seconds: body.seconds ?? 15 } : {}) } });
+          const data = { action: body.action, ...(body.action === 'identify' ? { seconds: body.seconds ?? 15 } : {}) };
+          await nodes.addEvent(uuid, { kind: 'bmc', reason, actor, data }, { audit, auditChange: { before: null, after: data } });
           // the BMC is restarting: asking it for the power state now would only time out
           return { action: body.action, bootdev: null, ...(body.action === 'bmc-reset' ? {} : { power: await bmc.powerStatus() }) };
         }
@@ -75,7 +77,9 @@ export function createPowerControl(deps: PowerDeps): PowerControl {
         // the server started a boot: the node's next /ipxe may open a stage-1 attempt even if it is active
         // (after the BMC call: a failed power action leaves nothing expected). docs/security-model.md
         if (action === 'cycle' || action === 'reset' || (action === 'on' && before !== 'on')) await nodes.expectBoot(uuid, `power ${action} by ${actor}`);
-        await nodes.addEvent(uuid, { kind: 'bmc', reason: `power ${action}${body.bootdev ? ` (next boot ${body.bootdev})` : ''} via ${bmc.target}`, actor, data: { action, bootdev: body.bootdev ?? null, uefi: uefi ?? null, before: before ?? null } });
+        // the power action happened at the BMC; its audit row commits with the node's event of it
+        if (audit) audit.action = `node.power.${action}`;
+        await nodes.addEvent(uuid, { kind: 'bmc', reason: `power ${action}${body.bootdev ? ` (next boot ${body.bootdev})` : ''} via ${bmc.target}`, actor, data: { action, bootdev: body.bootdev ?? null, uefi: uefi ?? null, before: before ?? null } }, { audit, auditChange: { before: { power: before ?? null }, after: { action, bootdev: body.bootdev ?? null } } });
         return { action, bootdev: body.bootdev ?? null, power: await bmc.powerStatus() };
       } catch (e) {
         if (isBmcError(e)) await nodes.addEvent(uuid, { kind: 'bmc', reason: e.message, actor, data: { kind: e.kind, operation: e.operation } });
@@ -99,7 +103,7 @@ export function powerMount(deps: PowerDeps) {
     app.post('/api/v1/nodes/:uuid/power', requireRole('operator'), async (c) => {
       const body = await jsonBody(c, PowerRequest);
       const uuid = uuidOf(c);
-      return c.json(await control.act(uuid, body, `api:${principalOf(c).name}`));
+      return c.json(await audited(c, `node.power.${body.action}`, { kind: 'node', id: uuid }, (audit) => control.act(uuid, body, `api:${principalOf(c).name}`, audit)));
     });
     return { at: '/', app, docs: POWER_ROUTES };
   };

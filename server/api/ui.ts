@@ -21,6 +21,8 @@ import { csrfMatches, csrfToken, principalOf, UI_COOKIE, type createAdminAuth, t
 import { createLoginLimiter, sourceAddress } from './login-limit.ts';
 import { parseWith, rejectBadStrings } from './validate.ts';
 import { LabelFilter, NodeAction, NodeListQuery, nodeActionRole, runNodeAction } from './admin.ts';
+import { audited } from './audit.ts';
+import type { AuditIntent } from '../store/audit.ts';
 import { PowerRequest, PromoteBody, RollbackBody } from './requests.ts';
 import { CSS, CSS_PATH } from './views/styles.ts';
 import { renderErrorPage } from './views/layout.tsx';
@@ -232,7 +234,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     const body = parseWith(PowerRequest, await formOf(c), 400, 'form');
     if (!deps.power) throw new AppError(409, 'not_configured', 'this server has no power control');
     try {
-      await deps.power.act(uuid, body, `ui:${viewerOf(c).name}`);
+      await audited(c, `node.power.${body.action}`, { kind: 'node', id: uuid }, (audit) => deps.power!.act(uuid, body, `ui:${viewerOf(c).name}`, audit));
     } catch (e) {
       const status = shownStatus(e);
       if (status === null) throw e;
@@ -247,7 +249,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
     const viewer = viewerOf(c);
     if (!requireRole.atLeast(viewer, nodeActionRole(body.action))) throw new AppError(403, 'forbidden', `${body.action} needs the ${nodeActionRole(body.action)} role; the session has ${viewer.role}`);
     try {
-      await runNodeAction(deps, uuid, body, `ui:${viewer.name}`);
+      await audited(c, `node.${body.action}`, { kind: 'node', id: uuid }, (audit) => runNodeAction(deps, uuid, body, `ui:${viewer.name}`, audit));
     } catch (e) {
       const status = shownStatus(e);
       if (status === null) throw e;
@@ -270,13 +272,14 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
 
   app.get('/images', async (c) => imagesPage(c, { ok: doneMessage(c) }));
 
-  const imageForm = <S extends z.ZodType>(schema: S, act: (p: NonNullable<Deps['imageChannels']>, name: string, body: z.output<S>, actor: string) => Promise<unknown>, done: string) =>
+  const imageForm = <S extends z.ZodType>(schema: S, act: (p: NonNullable<Deps['imageChannels']>, name: string, body: z.output<S>, actor: string, audit: AuditIntent) => Promise<unknown>, done: string) =>
     async function imageAction(c: Context) {
       const body = parseWith(schema, await formOf(c), 400, 'form');
       const p = deps.imageChannels;
       if (!p) throw new AppError(409, 'not_configured', 'this server has no image pipeline');
       try {
-        await act(p, c.req.param('name')!, body, `ui:${viewerOf(c).name}`);
+        const name = c.req.param('name')!;
+        await audited(c, `image.${done === 'promoted' ? 'promote' : 'rollback'}`, { kind: 'image', id: name }, (audit) => act(p, name, body, `ui:${viewerOf(c).name}`, audit));
       } catch (e) {
         const status = shownStatus(e) ?? (toAppError(e).status === 404 ? 404 : null);
         if (status === null) throw e;
@@ -285,8 +288,8 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
       return c.redirect(`/ui/images?done=${done}`, 303);
     };
   // force (skipping failed gates) stays an admin's API call: the form never sends it
-  app.post('/images/:name/promote', imageForm(PromoteBody.omit({ force: true }), (p, name, b, actor) => p.promote({ name, ...b, actor }), 'promoted'));
-  app.post('/images/:name/rollback', imageForm(RollbackBody, (p, name, b, actor) => p.rollback({ name, ...b, actor }), 'rolled-back'));
+  app.post('/images/:name/promote', imageForm(PromoteBody.omit({ force: true }), (p, name, b, actor, audit) => p.promote({ name, ...b, actor, audit }), 'promoted'));
+  app.post('/images/:name/rollback', imageForm(RollbackBody, (p, name, b, actor, audit) => p.rollback({ name, ...b, actor, audit }), 'rolled-back'));
 
   return app;
 }

@@ -26,6 +26,7 @@ import { breakerVerdict } from './breaker.ts';
 import { watchedSince } from '../domain/boot-trust.ts';
 import type { RebootStep } from './ladder.ts';
 import { createFleetStore, type FleetStore } from '../store/fleet.ts';
+import type { AuditIntent } from '../store/audit.ts';
 import { createWebhooks, type WebhookFetch, type Webhooks } from './webhooks.ts';
 import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
 import { createPgLeaderElector, localLeader, type LeaderElector } from './leader.ts';
@@ -230,9 +231,9 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
    * A BMC error is an event and fails the attempt (cause 'bmc') — the node goes back to failed and the backoff /
    * quarantine rules take it from there. Never throws for a BMC problem.
    */
-  async function runRebuild(fence: Fence | null, uuid: string, d: { attempt?: number; step?: RebootStep; rack: string | null; failedAt: Date; reason: string; expect?: NodeExpectation }, actor: string): Promise<NodeRow> {
+  async function runRebuild(fence: Fence | null, uuid: string, d: { attempt?: number; step?: RebootStep; rack: string | null; failedAt: Date; reason: string; expect?: NodeExpectation; audit?: AuditIntent }, actor: string): Promise<NodeRow> {
     const step = d.step ?? 'reprovision';
-    const node = await transitionAs(fence, uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt, step }, { expect: d.expect });
+    const node = await transitionAs(fence, uuid, { type: 'rebuild', reason: d.reason }, actor, { attempt: d.attempt, step }, { expect: d.expect, audit: d.audit });
     const id = await fx(fence, (w) => w.fleet.startRebuild({ nodeUuid: uuid, attempt: node.rebuildAttempts, rack: d.rack, failedAt: d.failedAt, startedAt: node.stateSince, reason: d.reason, step }));
     const now = clock.now();
     const attempt = node.rebuildAttempts;
@@ -565,8 +566,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return value;
     },
     /** an operator resumes automatic repair (audited in fleet_events); null if the breaker was not open */
-    async resume(actor: string, reason: string) {
-      const b = await fleetStore.resumeBreaker({ at: clock.now(), actor, reason });
+    async resume(actor: string, reason: string, audit?: AuditIntent) {
+      const b = await fleetStore.resumeBreaker({ at: clock.now(), actor, reason, audit });
       if (b) {
         metrics.breakerOpen.set(0);
         log.warn({ actor, reason }, 'fleet circuit breaker resumed by an operator');
@@ -575,10 +576,10 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return b;
     },
     /** operator-requested rebuild (admin API): no concurrency limit, the person decided */
-    async rebuild(uuid: string, reason: string, actor: string): Promise<NodeRow> {
+    async rebuild(uuid: string, reason: string, actor: string, audit?: AuditIntent): Promise<NodeRow> {
       const n = await store.require(uuid);
       const failedAt = n.state === 'failed' ? n.stateSince : clock.now();
-      return runRebuild(null, uuid, { rack: n.labels?.[config.rebuild.rackLabel] ?? null, failedAt, reason }, actor);
+      return runRebuild(null, uuid, { rack: n.labels?.[config.rebuild.rackLabel] ?? null, failedAt, reason, audit }, actor);
     },
     start(): void {
       if (timers.length) return;

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Db } from '../db/index.ts';
 import { parseSection } from '../config.ts';
-import type { Clock } from '../clock.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { createAuditStore } from '../store/audit.ts';
 import { createBlobCache, type CacheLogger } from './cache.ts';
 import { createLocalStore } from './local.ts';
 import { createS3Store } from './s3.ts';
@@ -157,6 +158,8 @@ export async function createImages({ config, db, log, clock, metrics, breaker, t
     serveApp,
     /** resumable uploads tracked in the database (the admin API, server/api/images.ts `imagesMount`, uses it) */
     uploads,
+    /** the audit log over this area's database, for an admin app mounted without createApp (tests, tools) */
+    audit: createAuditStore(db, { clock: clock ?? systemClock }),
     /** abort uploads idle for longer than images.uploads.ttlHours (any replica may call it; main runs it on the leader) */
     sweepUploads: () => uploads.sweep(),
     /** one rollback-controller tick (call from the leader's loop); a no-op when rollback is disabled */

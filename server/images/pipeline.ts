@@ -25,6 +25,7 @@ import {
   type RollbackPolicy,
 } from '../domain/promotion.ts';
 import { createImageDbStore, type HistoryRow, type ImageRow } from '../store/images.ts';
+import type { AuditIntent } from '../store/audit.ts';
 import type { CacheLogger } from './cache.ts';
 import type { ImageManifest, ImageStore, PutProgress } from './store.ts';
 import { ByteReader, checkCmdline, checkInitrd, checkKernel, ImagePartError, type InitrdInfo, type KernelInfo } from './parts.ts';
@@ -102,6 +103,7 @@ export interface RegisterInput {
   actor: string;
   channel?: string | null;
   force?: boolean;
+  audit?: AuditIntent;
 }
 
 /** A part of an image that is not what it claims to be: 422 naming the part (kernel, initrd or cmdline). */
@@ -250,7 +252,8 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
         notes: input.notes ?? null,
         createdBy: input.actor,
         createdAt: clock.now(),
-      });
+        // the audit row goes with the channel move when there is one, else with the new version
+      }, publish === null ? input.audit : undefined);
       // The manifest is also written beside the blobs, so the store alone can rebuild the catalog.
       if (created) await store.putManifest({ ...manifest, created: image.createdAt.toISOString() });
       let moved: HistoryRow | undefined;
@@ -267,6 +270,7 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
             reason: gated ? `pushed ${image.version} straight onto ${publish} with force: promotion gates skipped` : `pushed ${image.version}`,
             ...(gated ? { data: { forced: true, gatesSkipped: true } } : {}),
             at: clock.now(),
+            audit: input.audit,
           });
       }
       if (gated && moved) log?.warn({ name: image.name, version: image.version, channel: publish, actor: input.actor }, 'image pushed straight onto a gated channel (forced)');
@@ -326,7 +330,7 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
     },
 
     /** Move the image on `from` to `to` if the gates pass (force skips them and says so in history). */
-    async promote({ name, from, to, actor, reason, force = false }: { name: string; from: string; to: string; actor: string; reason?: string; force?: boolean }) {
+    async promote({ name, from, to, actor, reason, force = false, audit }: { name: string; from: string; to: string; actor: string; reason?: string; force?: boolean; audit?: AuditIntent }) {
       checkName(name);
       try {
         validatePromotion(channels, from, to);
@@ -356,20 +360,21 @@ export function createImagePipeline({ db, store, channels = ['dev', 'canary', 'p
         data: { from, gates: result.checks, health: h, forced: force && !result.ok },
         at: clock.now(),
         expectFromImageId: dst?.image.id ?? null,
+        audit,
       });
       log?.info({ name, from, to, version: src.image.version, actor, forced: force && !result.ok }, 'image promoted');
       return historyView(row);
     },
 
     /** Put a channel back on the image it had before its current one came in. */
-    async rollback({ name, channel, actor, reason, action = 'rollback', data }: { name: string; channel: string; actor: string; reason?: string; action?: 'rollback' | 'auto-rollback'; data?: Record<string, unknown> }) {
+    async rollback({ name, channel, actor, reason, action = 'rollback', data, audit }: { name: string; channel: string; actor: string; reason?: string; action?: 'rollback' | 'auto-rollback'; data?: Record<string, unknown>; audit?: AuditIntent }) {
       checkName(name);
       checkChannel(channel);
       const cur = await dbs.channel(name, channel);
       if (!cur) throw toApp(new PromotionError('empty-channel', `channel ${name}:${channel} has nothing published`));
       const target = rollbackTarget(cur.image.id, await dbs.history(name, channel, 1000));
       if (target === null) throw toApp(new PromotionError('nothing-to-roll-back', `channel ${name}:${channel} has no earlier image to roll back to`));
-      const row = await dbs.moveChannel({ name, channel, toImageId: target, action, actor, reason: reason ?? `rolled back from ${cur.image.version}`, data, at: clock.now(), expectFromImageId: cur.image.id });
+      const row = await dbs.moveChannel({ name, channel, toImageId: target, action, actor, reason: reason ?? `rolled back from ${cur.image.version}`, data, at: clock.now(), expectFromImageId: cur.image.id, audit });
       log?.warn({ name, channel, from: cur.image.version, to: row.toVersion, actor, action }, 'image channel rolled back');
       return historyView(row);
     },

@@ -6,6 +6,7 @@ import { bmcs, events, nodes } from '../db/schema/index.ts';
 import type { SecretBox } from '../secrets.ts';
 import { notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
+import { writeAudit, type AuditIntent } from './audit.ts';
 
 export interface BmcView {
   nodeUuid: string;
@@ -38,7 +39,7 @@ export function createBmcStore(db: Db, secrets: SecretBox, { clock = systemClock
     seal: async (password: string): Promise<string> => secrets.encrypt(password),
     /** Stores a node's BMC. With `enroll`, a node that does not exist yet is created as `discovered` in the same
      * transaction, so a failure leaves neither the node nor the BMC behind. */
-    async set(uuid: string, input: BmcInput, actor: string, { enroll }: { enroll?: string } = {}): Promise<BmcView> {
+    async set(uuid: string, input: BmcInput, actor: string, { enroll, audit }: { enroll?: string; audit?: AuditIntent } = {}): Promise<BmcView> {
       const now = clock.now();
       const values = { driver: input.driver, address: input.address, port: input.port ?? null, username: input.username, passwordEnc: await secrets.encrypt(input.password), options: input.options ?? {}, updatedAt: now };
       return db.transaction(async (tx) => {
@@ -46,7 +47,10 @@ export function createBmcStore(db: Db, secrets: SecretBox, { clock = systemClock
           const created = await tx.insert(nodes).values({ uuid, state: 'discovered', stateSince: now, stateReason: enroll, lastSeen: now, createdAt: now, updatedAt: now }).onConflictDoNothing().returning({ uuid: nodes.uuid });
           if (created.length) await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'transition', fromState: null, toState: 'discovered', reason: enroll, actor });
         }
+        const [old] = await tx.select().from(bmcs).where(eq(bmcs.nodeUuid, uuid)).for('update');
         const [row] = await tx.insert(bmcs).values({ nodeUuid: uuid, ...values, createdAt: now }).onConflictDoUpdate({ target: bmcs.nodeUuid, set: values }).returning();
+        // never the password, sealed or not: only that one was set
+        await writeAudit(tx, audit, { before: old ? view(old) : null, after: { ...view(row!), password: 'set' } }, now);
         // the event names the BMC, never its password
         await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'bmc', reason: `BMC enrolled: ${input.driver} ${input.address}${input.port ? `:${input.port}` : ''} as ${input.username}`, actor });
         return view(row!);

@@ -7,6 +7,7 @@ import type { Facts } from '../contract/facts.ts';
 import type { AttemptSummary, StoredBaseline } from '../domain/firmware.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
+import { writeAudit, type AuditIntent } from './audit.ts';
 
 export interface BaselineRecord extends StoredBaseline {
   source: string | null;
@@ -100,7 +101,7 @@ export function createFirmwareStore(db: Db, { clock = systemClock }: { clock?: C
      * Creates or changes a baseline. Applying the same document again changes nothing (no new version), so a
      * CI job can apply a directory of baselines on every run. Every real change is a history row.
      */
-    async applyBaseline(spec: Baseline, { actor, source = null }: { actor: string; source?: string | null }): Promise<{ name: string; version: number; action: 'created' | 'updated' | 'unchanged' }> {
+    async applyBaseline(spec: Baseline, { actor, source = null, audit }: { actor: string; source?: string | null; audit?: AuditIntent }): Promise<{ name: string; version: number; action: 'created' | 'updated' | 'unchanged' }> {
       return db.transaction(async (tx) => {
         const now = clock.now();
         const [row] = await tx.select().from(firmwareBaselines).where(eq(firmwareBaselines.name, spec.name)).for('update');
@@ -110,22 +111,28 @@ export function createFirmwareStore(db: Db, { clock = systemClock }: { clock?: C
           const inserted = await tx.insert(firmwareBaselines).values({ name: spec.name, version: 1, spec: doc, source, createdAt: now, updatedAt: now, updatedBy: actor }).onConflictDoNothing().returning();
           if (!inserted.length) throw new AppError(409, 'conflict', `baseline ${spec.name} was created concurrently; apply again`);
           await tx.insert(firmwareBaselineHistory).values({ name: spec.name, version: 1, action: 'create', spec: doc, source, changedAt: now, actor });
+          await writeAudit(tx, audit, { before: null, after: { version: 1, spec: doc } }, now);
           return { name: spec.name, version: 1, action: 'created' as const };
         }
-        if (canonical(row.spec) === canonical(doc)) return { name: spec.name, version: row.version, action: 'unchanged' as const };
+        if (canonical(row.spec) === canonical(doc)) {
+          await writeAudit(tx, audit, { action: 'firmware.baseline.unchanged', before: { version: row.version }, after: { version: row.version } }, now);
+          return { name: spec.name, version: row.version, action: 'unchanged' as const };
+        }
         const version = row.version + 1;
         await tx.update(firmwareBaselines).set({ version, spec: doc, source, updatedAt: now, updatedBy: actor }).where(eq(firmwareBaselines.name, spec.name));
         await tx.insert(firmwareBaselineHistory).values({ name: spec.name, version, action: 'update', spec: doc, source, changedAt: now, actor });
+        await writeAudit(tx, audit, { before: { version: row.version, spec: row.spec }, after: { version, spec: doc } }, now);
         return { name: spec.name, version, action: 'updated' as const };
       });
     },
 
-    async deleteBaseline(name: string, actor: string): Promise<void> {
+    async deleteBaseline(name: string, actor: string, audit?: AuditIntent): Promise<void> {
       await db.transaction(async (tx) => {
         const [row] = await tx.select().from(firmwareBaselines).where(eq(firmwareBaselines.name, name)).for('update');
         if (!row) throw notFound(`baseline ${name}`, { name });
         await tx.delete(firmwareBaselines).where(eq(firmwareBaselines.name, name));
         await tx.insert(firmwareBaselineHistory).values({ name, version: row.version + 1, action: 'delete', spec: row.spec, source: row.source, changedAt: clock.now(), actor });
+        await writeAudit(tx, audit, { before: { version: row.version, spec: row.spec }, after: null }, clock.now());
       });
     },
 

@@ -5,6 +5,7 @@ import { and, desc, eq, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { events, fleetControl, fleetEvents, fleetRebuilds, fleetWebhookDeliveries, nodes } from '../db/schema/index.ts';
 import type { RebuildRecord } from '../domain/rebuild.ts';
+import { writeAudit, type AuditIntent } from './audit.ts';
 
 export type WebhookDelivery = typeof fleetWebhookDeliveries.$inferSelect;
 export type FleetControlRow = typeof fleetControl.$inferSelect;
@@ -203,7 +204,7 @@ export function createFleetStore(db: Db) {
     },
 
     /** An operator resumes automatic repair; null when the breaker was not open. Audited in fleet_events. */
-    async resumeBreaker({ at, actor, reason }: { at: Date; actor: string; reason: string }): Promise<BreakerState | null> {
+    async resumeBreaker({ at, actor, reason, audit }: { at: Date; actor: string; reason: string; audit?: AuditIntent }): Promise<BreakerState | null> {
       return db.transaction(async (tx) => {
         const [row] = await tx.select().from(fleetControl).where(eq(fleetControl.id, CONTROL_ID)).for('update');
         if (!row?.breakerOpen) return null;
@@ -213,6 +214,7 @@ export function createFleetStore(db: Db) {
           .where(eq(fleetControl.id, CONTROL_ID))
           .returning();
         await insertFleetEvent(tx, { at, kind: 'breaker-resume', reason, actor, data: { openedAt: row.breakerOpenedAt?.toISOString() ?? null, openReason: row.breakerReason } });
+        await writeAudit(tx, audit, { before: breakerOf(row), after: { ...breakerOf(updated), reason } }, at);
         return breakerOf(updated);
       });
     },

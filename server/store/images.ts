@@ -7,6 +7,7 @@ import { pgErrorCode } from '../db/index.ts';
 import { events, imageChannelHistory, imageChannels, images, nodes } from '../db/schema/index.ts';
 import { AppError } from '../errors.ts';
 import type { BootOutcome, DigestHealth } from '../domain/promotion.ts';
+import { writeAudit, type AuditIntent } from './audit.ts';
 
 export type ImageRow = typeof images.$inferSelect;
 export type ImageInsert = Omit<typeof images.$inferInsert, 'id' | 'createdAt'> & { createdAt?: Date };
@@ -30,15 +31,20 @@ export interface ChannelMoveInput {
   at: Date;
   /** only move if the channel is still on this image (null: still empty); else 409 */
   expectFromImageId?: number | null;
+  audit?: AuditIntent;
 }
 
 export function createImageDbStore(db: Db) {
   const store = {
     /** Insert a manifest; the same name+version again is fine only if it is the same manifest. */
-    async insertImage(row: ImageInsert): Promise<{ image: ImageRow; created: boolean }> {
+    async insertImage(row: ImageInsert, audit?: AuditIntent): Promise<{ image: ImageRow; created: boolean }> {
       try {
-        const [image] = await db.insert(images).values(row).returning();
-        return { image: image!, created: true };
+        const image = await db.transaction(async (tx) => {
+          const [image] = await tx.insert(images).values(row).returning();
+          await writeAudit(tx, audit, { before: null, after: { version: image!.version, manifestDigest: image!.manifestDigest, channel: null } }, image!.createdAt);
+          return image!;
+        });
+        return { image, created: true };
       } catch (err) {
         if (pgErrorCode(err) !== '23505') throw err;
         const existing = await store.getImage(row.name, row.version);
@@ -119,6 +125,7 @@ export function createImageDbStore(db: Db) {
             at: m.at,
           })
           .returning();
+        await writeAudit(tx, m.audit, { before: { channel: m.channel, version: from?.version ?? null, manifestDigest: from?.manifestDigest ?? null }, after: { channel: m.channel, version: to.version, manifestDigest: to.manifestDigest, forced: m.data?.forced ?? false } }, m.at);
         return h!;
       });
     },

@@ -10,6 +10,7 @@ import { transition, TransitionError, type LifecycleEvent } from '../domain/life
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { hashToken, newToken, tokenMatches } from '../secrets.ts';
+import { writeAudit, type AuditIntent } from './audit.ts';
 
 export type NodeRow = typeof nodes.$inferSelect;
 export type BootAttemptRow = typeof bootAttempts.$inferSelect;
@@ -114,6 +115,9 @@ const BEATS_PER_STATEMENT = 5000;
 /** a stage-1 token's expiry slides at most this often (well under the shortest ttl, 60 s) */
 const ATTEMPT_SLIDE_MIN_MS = 5_000;
 
+/** The part of a node an action changes, for the audit log's before/after. */
+const lifecycleOf = (r: NodeRow) => ({ state: r.state, heldFrom: r.heldFrom, stateReason: r.stateReason, rebuildAttempts: r.rebuildAttempts });
+
 export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
   async function lockNode(tx: Tx, uuid: string): Promise<NodeRow> {
     const [row] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
@@ -121,7 +125,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     return row;
   }
 
-  async function applyTransition(tx: Tx, row: NodeRow, event: LifecycleEvent, actor: string, data?: Record<string, unknown>): Promise<NodeRow> {
+  async function applyTransition(tx: Tx, row: NodeRow, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, audit?: AuditIntent): Promise<NodeRow> {
     const next = transition({ state: row.state as NodeState, heldFrom: (row.heldFrom as NodeState | null) ?? null, rebuildAttempts: row.rebuildAttempts }, event);
     const now = clock.now();
     const [updated] = await tx
@@ -130,6 +134,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       .where(eq(nodes.uuid, row.uuid))
       .returning();
     await tx.insert(events).values({ nodeUuid: row.uuid, at: now, kind: 'transition', fromState: row.state, toState: next.state, reason: next.reason ?? event.type, actor, data: { event: event.type, ...data } });
+    await writeAudit(tx, audit, { before: lifecycleOf(row), after: lifecycleOf(updated!) }, now);
     // the boot-trust bookkeeping of docs/security-model.md rides on the transitions that imply it
     if (next.state === 'rebuilding') return expectBootTx(tx, row.uuid, `rebuild: ${next.reason ?? event.type}`);
     if (next.state === 'active') await closeAttemptsTx(tx, row.uuid, 'the compute OS is up');
@@ -197,13 +202,13 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * (the fleet controller's check before act), the locked row must still be what the decision was made from,
      * else StaleDecisionError and nothing is written.
      */
-    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, opts: { expect?: NodeExpectation; guard?: TxGuard } = {}): Promise<NodeRow> {
+    async transition(uuid: string, event: LifecycleEvent, actor: string, data?: Record<string, unknown>, opts: { expect?: NodeExpectation; guard?: TxGuard; audit?: AuditIntent } = {}): Promise<NodeRow> {
       return db.transaction(async (tx) => {
         // the fleet controller's leader epoch (store/fence.ts): checked first, in this transaction
         await opts.guard?.(tx as unknown as Db);
         const row = await lockNode(tx, uuid);
         if (opts.expect) checkExpectation(row, opts.expect);
-        return applyTransition(tx, row, event, actor, data);
+        return applyTransition(tx, row, event, actor, data, opts.audit);
       });
     },
 
@@ -313,7 +318,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * With `coalesce`, an event identical (kind, reason, actor, data) to the node's latest event only bumps that
      * row's `count` and `lastAt`: an iPXE client polling /ipxe, or someone replaying it, adds no rows.
      */
-    async addEvent(uuid: string, e: NewEvent, opts: { coalesce?: boolean } = {}): Promise<EventRow> {
+    async addEvent(uuid: string, e: NewEvent, opts: { coalesce?: boolean; audit?: AuditIntent; auditChange?: { before?: unknown; after?: unknown } } = {}): Promise<EventRow> {
       if (opts.coalesce && !e.fromState && !e.toState) {
         // under the node's row lock: concurrent identical requests (iPXE clients, a script) must find each
         // other's row, not each insert one
@@ -331,8 +336,14 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
           return row!;
         });
       }
-      const [row] = await db.insert(events).values({ nodeUuid: uuid, at: clock.now(), kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null, fromState: e.fromState ?? null, toState: e.toState ?? null }).returning();
-      return row!;
+      const insert = async (tx: Tx | Db) => {
+        const at = clock.now();
+        const [row] = await tx.insert(events).values({ nodeUuid: uuid, at, kind: e.kind, reason: e.reason ?? null, actor: e.actor, data: e.data ?? null, fromState: e.fromState ?? null, toState: e.toState ?? null }).returning();
+        // an action recorded only as an event (a BMC power action): its audit row commits with the event
+        await writeAudit(tx, opts.audit, opts.auditChange ?? { after: e.data ?? null }, at);
+        return row!;
+      };
+      return opts.audit ? db.transaction(insert) : insert(db);
     },
 
     async addEvents(uuid: string, list: (NewEvent & { at?: Date })[]): Promise<void> {
@@ -353,7 +364,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       return db.select().from(conflicts).where(and(eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt))).orderBy(conflicts.id);
     },
 
-    async setLabels(uuid: string, patch: Record<string, string | null>, actor: string): Promise<NodeRow> {
+    async setLabels(uuid: string, patch: Record<string, string | null>, actor: string, audit?: AuditIntent): Promise<NodeRow> {
       return db.transaction(async (tx) => {
         const row = await lockNode(tx, uuid);
         const labels = { ...row.labels };
@@ -364,6 +375,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
         const now = clock.now();
         const [updated] = await tx.update(nodes).set({ labels, updatedAt: now }).where(eq(nodes.uuid, uuid)).returning();
         await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'action', reason: 'labels changed', actor, data: { patch } });
+        await writeAudit(tx, audit, { before: { labels: row.labels }, after: { labels: updated!.labels } }, now);
         return updated!;
       });
     },
@@ -496,14 +508,18 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       return row?.node ?? null;
     },
 
-    async resolveConflicts(uuid: string, actor: string, filter: { kind?: string; value?: string } = {}): Promise<number> {
-      const now = clock.now();
-      const conds = [eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt)];
-      if (filter.kind) conds.push(eq(conflicts.kind, filter.kind));
-      if (filter.value) conds.push(eq(conflicts.value, filter.value));
-      const done = await db.update(conflicts).set({ resolvedAt: now }).where(or(and(...conds))).returning();
-      if (done.length) await store.addEvent(uuid, { kind: 'action', reason: `resolved ${done.length} conflict(s)`, actor, data: filter });
-      return done.length;
+    async resolveConflicts(uuid: string, actor: string, filter: { kind?: string; value?: string } = {}, audit?: AuditIntent): Promise<number> {
+      return db.transaction(async (tx) => {
+        const now = clock.now();
+        const conds = [eq(conflicts.nodeUuid, uuid), isNull(conflicts.resolvedAt)];
+        if (filter.kind) conds.push(eq(conflicts.kind, filter.kind));
+        if (filter.value) conds.push(eq(conflicts.value, filter.value));
+        const done = await tx.update(conflicts).set({ resolvedAt: now }).where(or(and(...conds))).returning();
+        if (done.length) await tx.insert(events).values({ nodeUuid: uuid, at: now, kind: 'action', reason: `resolved ${done.length} conflict(s)`, actor, data: filter });
+        const open = done.map((c) => ({ kind: c.kind, value: c.value, otherUuid: c.otherUuid }));
+        await writeAudit(tx, audit, { before: { open }, after: { resolved: done.length } }, now);
+        return done.length;
+      });
     },
   };
   return store;

@@ -6,13 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../server/api/app.ts';
+import { createApp, type Mount, type RequireRole } from '../../server/api/app.ts';
 import { firmwareMount } from '../../server/api/firmware.ts';
 import { bmcSetupMount } from '../../server/api/bmc-setup.ts';
 import { powerMount } from '../../server/api/power.ts';
 import { clusterMount } from '../../server/api/cluster.ts';
 import { createReplicaStore } from '../../server/store/replicas.ts';
-import { createBmcFactory } from '../../server/bmc/index.ts';
+import { createBmcFactory, type BmcFactory } from '../../server/bmc/index.ts';
 import { FakeClock } from '../../server/clock.ts';
 import { parseSection, type Config } from '../../server/config.ts';
 import type { DbHandle } from '../../server/db/index.ts';
@@ -32,8 +32,12 @@ import { TEST_KEY, TEST_PLAN_SIGNER, testConfig } from '../fakes/app.ts';
 /** the KEK of the full app's keyring (data keys in the database, as server/main.ts does) */
 export const TEST_KEK = Buffer.alloc(32, 9);
 
-/** `catalog` replaces the image catalog the boot and agent routes resolve from (the image routes keep the real one). */
-export async function createFullApp(db: DbHandle, { config = testConfig(), clock = new FakeClock(), catalog }: { config?: Config; clock?: FakeClock; catalog?: ImageCatalog } = {}) {
+/** `catalog` replaces the image catalog the boot and agent routes resolve from (the image routes keep the real one);
+ * `createBmc` a real BMC factory (for tests with ipmi_sim); `extra` more mounts (the fleet routes, with a fleet). */
+export async function createFullApp(
+  db: DbHandle,
+  { config = testConfig(), clock = new FakeClock(), catalog, createBmc: realBmc, extra = [] }: { config?: Config; clock?: FakeClock; catalog?: ImageCatalog; createBmc?: BmcFactory; extra?: ((r: RequireRole) => Mount)[] } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'bf-fullapp-'));
   const log = silentLogger();
   const nodes = createNodeStore(db.db, { clock });
@@ -44,17 +48,19 @@ export async function createFullApp(db: DbHandle, { config = testConfig(), clock
   const unreachable = async () => {
     throw new Error('stand-in: BMC unreachable');
   };
-  const createBmc = createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
+  const createBmc = realBmc ?? createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER },
-    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
   );
   return {
     app,
     nodes,
     bmcs,
     keyring,
+    firmware,
+    images,
     clock,
     async close() {
       rmSync(dir, { recursive: true, force: true });

@@ -41,6 +41,12 @@ export const auditLog = pgTable(
     /** the state before and after, never a secret (token hashes and sealed values are left out) */
     before: jsonb('before').$type<unknown>(),
     after: jsonb('after').$type<unknown>(),
+    /** viewer | operator | admin, as the credential had it (issue 17 item 6); null for system actions */
+    role: text('role'),
+    /** the request's X-Request-Id, to find it in the server's log */
+    requestId: text('request_id'),
+    /** the client address (behind a trusted proxy: its X-Forwarded-For) */
+    source: text('source'),
   },
-  (t) => [index('audit_log_at_idx').on(t.at), index('audit_log_target_idx').on(t.target)],
+  (t) => [index('audit_log_at_idx').on(t.at, t.id), index('audit_log_target_idx').on(t.target), index('audit_log_actor_idx').on(t.actor, t.at), index('audit_log_action_idx').on(t.action, t.at)],
 );

@@ -1,0 +1,202 @@
+// The audit log: every mutating admin/operator route writes exactly one row (who, role, action, target, before,
+// after, request id, source) on success and none on a refused request; the row commits in the change's own
+// transaction (a failing audit insert rolls the change back); GET /api/v1/audit filters and pages newest first.
+// The whole app as main.ts composes it (test/security/full-app.ts) on PGlite, the fleet routes with the real
+// fleet controller, power through a real BMC simulator (ipmi_sim + ipmitool).
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBmcFactory } from '../bmc/index.ts';
+import { createFleet, type Fleet } from '../fleet/controller.ts';
+import { silentLogger } from '../log.ts';
+import type { DbHandle } from '../db/index.ts';
+import { fleetMount } from './fleet.ts';
+import { client, fromAddress, sampleFacts, TEST_KEY, TOKENS } from '../../test/fakes/app.ts';
+import { FakeClock } from '../clock.ts';
+import { createSecrets } from '../secrets.ts';
+import { createBmcStore } from '../store/bmcs.ts';
+import { createNodeStore } from '../store/nodes.ts';
+import { createTestDb } from '../../test/fakes/db.ts';
+import { tinyBzImage, tinyInitrd } from '../../test/fakes/boot-files.ts';
+import { startIpmiSim, type IpmiSim } from '../../test/harness/ipmisim.ts';
+import { createFullApp } from '../../test/security/full-app.ts';
+
+const U = 'a0d17000-0000-4000-8000-000000000001';
+const V = 'a0d17000-0000-4000-8000-000000000002';
+const rowsOf = <T>(r: unknown): T[] => (Array.isArray(r) ? r : ((r as { rows?: T[] }).rows ?? []));
+
+let db: DbHandle;
+let sim: IpmiSim;
+let fleet: Fleet;
+let full: Awaited<ReturnType<typeof createFullApp>>;
+let http: ReturnType<typeof client>;
+
+async function auditRows(): Promise<any[]> {
+  return rowsOf<any>(await db.db.execute(sql`select * from audit_log order by id`));
+}
+
+/** Runs one request and returns the audit rows it added. */
+async function added(call: () => Promise<{ status: number; text?: unknown }> | Response, status: number): Promise<any[]> {
+  const before = (await auditRows()).length;
+  const res = await call();
+  expect(res.status, typeof res.text === 'string' ? res.text : undefined).toBe(status);
+  return (await auditRows()).slice(before);
+}
+
+async function upload(bytes: Buffer): Promise<string> {
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const res = await full.app.request(`/api/v1/images/blobs/${digest}/upload`, { method: 'PATCH', headers: { authorization: `Bearer ${TOKENS.operator}`, 'upload-offset': '0', 'upload-length': String(bytes.length), 'content-type': 'application/offset+octet-stream' }, body: bytes }, fromAddress('192.0.2.7') as never);
+  expect(res.status).toBe(201);
+  return digest;
+}
+
+beforeAll(async () => {
+  [db, sim] = await Promise.all([createTestDb(), startIpmiSim({ power: 0 })]);
+  const clock = new FakeClock();
+  const nodes = createNodeStore(db.db, { clock });
+  fleet = createFleet({ db, store: nodes, bmcStore: createBmcStore(db.db, createSecrets(TEST_KEY), { clock }), clock, logger: silentLogger() });
+  full = await createFullApp(db, { clock, createBmc: createBmcFactory(), extra: [fleetMount({ fleet, nodes })] });
+  http = client(full.app, { from: '192.0.2.7' });
+}, 120_000);
+afterAll(async () => {
+  await fleet?.stop();
+  await sim?.stop();
+  await full?.close();
+  await db?.close();
+});
+
+describe('every mutating admin route writes one audit row with before and after', () => {
+  it('nodes: BMC, labels, actions, conflicts, power, in-band BMC setup', async () => {
+    const [bmc] = await added(() => http.put(`/api/v1/nodes/${U}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password } }), 200).then((r) => (expect(r).toHaveLength(1), r));
+    expect(bmc).toMatchObject({ actor: 'api:admin', role: 'admin', action: 'node.bmc.set', target: `node:${U}`, before: null, source: '192.0.2.7' });
+    expect(bmc.after).toMatchObject({ address: '127.0.0.1', username: sim.username, password: 'set' });
+    expect(bmc.request_id).toMatch(/.{8,}/);
+    expect(JSON.stringify(bmc)).not.toContain(sim.password);
+
+    const labels = await added(() => http.patch(`/api/v1/nodes/${U}`, { token: TOKENS.operator, body: { labels: { rack: 'r1' } } }), 200);
+    expect(labels).toHaveLength(1);
+    expect(labels[0]).toMatchObject({ actor: 'api:operator', role: 'operator', action: 'node.labels', before: { labels: {} }, after: { labels: { rack: 'r1' } } });
+
+    const maint = await added(() => http.post(`/api/v1/nodes/${U}/actions`, { token: TOKENS.operator, body: { action: 'maintenance-on', reason: 'disk swap' } }), 200);
+    expect(maint).toHaveLength(1);
+    expect(maint[0]).toMatchObject({ action: 'node.maintenance-on', before: { state: 'discovered' }, after: { state: 'maintenance', heldFrom: 'discovered' } });
+    // a refused request (the lifecycle says no) writes nothing
+    expect(await added(() => http.post(`/api/v1/nodes/${U}/actions`, { token: TOKENS.operator, body: { action: 'maintenance-on' } }), 409)).toHaveLength(0);
+    expect(await added(() => http.post(`/api/v1/nodes/${U}/actions`, { token: TOKENS.operator, body: { action: 'maintenance-off' } }), 200)).toHaveLength(1);
+
+    // two nodes claiming one serial: a conflict on each
+    await full.nodes.register({ facts: sampleFacts(U, { serial: 'SER-1', macs: ['52:54:00:aa:00:01'] }) as never, failures: [] }, 'test');
+    await full.nodes.register({ facts: sampleFacts(V, { serial: 'SER-1', macs: ['52:54:00:aa:00:02'] }) as never, failures: [] }, 'test');
+    const resolved = await added(() => http.post(`/api/v1/nodes/${U}/conflicts/resolve`, { token: TOKENS.admin, body: { kind: 'serial' } }), 200);
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]).toMatchObject({ action: 'node.conflicts.resolve', before: { open: [{ kind: 'serial', value: 'SER-1', otherUuid: V }] }, after: { resolved: 1 } });
+
+    const power = await added(() => http.post(`/api/v1/nodes/${U}/power`, { token: TOKENS.operator, body: { action: 'on', bootdev: 'pxe' } }), 200);
+    expect(power).toHaveLength(1);
+    expect(power[0]).toMatchObject({ action: 'node.power.on', before: { power: 'off' }, after: { action: 'on', bootdev: 'pxe' } });
+    expect(await sim.power()).toBe(1);
+
+    const setup = await added(() => http.post(`/api/v1/nodes/${U}/bmc/setup`, { token: TOKENS.admin, body: { address: '10.9.0.5', netmask: '255.255.255.0', gateway: '10.9.0.1', username: 'bootfarm' } }), 202);
+    expect(setup).toHaveLength(1);
+    expect(setup[0]).toMatchObject({ action: 'node.bmc.setup', before: null, after: { address: '10.9.0.5', username: 'bootfarm' } });
+  }, 120_000);
+
+  it('firmware baselines: apply (created, updated, unchanged) and delete', async () => {
+    const doc = (min: string) => `name: r750\nselector: {manufacturer: Dell Inc., product: PowerEdge R750}\ncomponents:\n  - {type: bmc, minimum: "${min}"}\n`;
+    const apply = (text: string) => full.app.request('/api/v1/firmware/baselines', { method: 'POST', headers: { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/yaml' }, body: text });
+    const created = await added(() => apply(doc('7.10')), 201);
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ action: 'firmware.baseline.apply', target: 'baseline:r750', before: null, after: { version: 1 } });
+    const updated = await added(() => apply(doc('7.20')), 200);
+    expect(updated[0]).toMatchObject({ before: { version: 1, spec: { components: [{ minimum: '7.10' }] } }, after: { version: 2, spec: { components: [{ minimum: '7.20' }] } } });
+    expect(await added(() => apply(doc('7.20')), 200)).toMatchObject([{ action: 'firmware.baseline.unchanged' }]);
+    const del = await added(() => full.app.request('/api/v1/firmware/baselines/r750', { method: 'DELETE', headers: { authorization: `Bearer ${TOKENS.admin}` } }), 204);
+    expect(del).toMatchObject([{ action: 'firmware.baseline.delete', before: { version: 2 }, after: null }]);
+    expect(await added(() => full.app.request('/api/v1/firmware/baselines/r750', { method: 'DELETE', headers: { authorization: `Bearer ${TOKENS.admin}` } }), 404)).toHaveLength(0);
+  });
+
+  it('images: blob upload, push, promote (forced), rollback', async () => {
+    let before = (await auditRows()).length;
+    const kernel = await upload(tinyBzImage(8192));
+    const initrd = await upload(tinyInitrd(8192));
+    const blobs = (await auditRows()).slice(before);
+    expect(blobs).toMatchObject([{ action: 'image.blob.upload', target: `blob:${kernel}`, after: { size: 8192 } }, { action: 'image.blob.upload', target: `blob:${initrd}` }]);
+    const push = (version: string) => http.post('/api/v1/images', { token: TOKENS.operator, body: { name: 'compute', version, kernel: { digest: kernel }, initrd: { digest: initrd } } });
+    const p1 = await added(() => push('1.0'), 201);
+    expect(p1).toMatchObject([{ action: 'image.push', target: 'image:compute:1.0', before: { version: null }, after: { channel: 'dev', version: '1.0' } }]);
+    expect(await added(() => push('1.0'), 200)).toMatchObject([{ action: 'image.push.unchanged' }]);
+    await added(() => http.post('/api/v1/images', { token: TOKENS.operator, body: { name: 'compute', version: '1.1', kernel: { digest: kernel }, initrd: { digest: initrd }, notes: 'second' } }), 201);
+    const promote = await added(() => http.post('/api/v1/images/compute/promote', { token: TOKENS.admin, body: { from: 'dev', to: 'canary', force: true } }), 200);
+    expect(promote).toMatchObject([{ action: 'image.promote', target: 'image:compute', before: { channel: 'canary', version: null }, after: { channel: 'canary', version: '1.1' } }]);
+    const rollback = await added(() => http.post('/api/v1/images/compute/rollback', { token: TOKENS.operator, body: { channel: 'dev' } }), 200);
+    expect(rollback).toMatchObject([{ action: 'image.rollback', before: { channel: 'dev', version: '1.1' }, after: { channel: 'dev', version: '1.0' } }]);
+    before = (await auditRows()).length;
+    expect((await http.post('/api/v1/images/compute/rollback', { token: TOKENS.operator, body: { channel: 'prod' } })).status).toBe(409);
+    expect(await auditRows()).toHaveLength(before);
+  });
+
+  it('fleet: resume an open breaker', async () => {
+    expect(await added(() => http.post('/api/v1/fleet/resume', { token: TOKENS.operator, body: {} }), 409)).toHaveLength(0);
+    await fleet.store.openBreaker({ at: full.clock.now(), reason: 'too many failures', data: { scope: 'fleet' }, actor: 'fleet' });
+    const resume = await added(() => http.post('/api/v1/fleet/resume', { token: TOKENS.operator, body: { reason: 'switch fixed' } }), 200);
+    expect(resume).toMatchObject([{ action: 'fleet.resume', target: 'fleet:breaker', before: { open: true }, after: { open: false, reason: 'switch fixed' } }]);
+  });
+});
+
+describe('the row commits with the change', () => {
+  it('a failing audit insert rolls the change back', async () => {
+    await db.db.execute(sql.raw(`create function audit_refuse() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`));
+    await db.db.execute(sql.raw(`create trigger audit_refuse before insert on audit_log for each row execute function audit_refuse()`));
+    try {
+      const labelsBefore = (await full.nodes.get(U))!.labels;
+      expect((await http.patch(`/api/v1/nodes/${U}`, { token: TOKENS.operator, body: { labels: { rack: 'r9' } } })).status).toBe(500);
+      expect((await full.nodes.get(U))!.labels).toEqual(labelsBefore);
+    } finally {
+      await db.db.execute(sql.raw(`drop trigger audit_refuse on audit_log`));
+      await db.db.execute(sql.raw(`drop function audit_refuse()`));
+    }
+  });
+});
+
+describe('GET /api/v1/audit', () => {
+  it('is admin only, filters, and pages newest first with a cursor', async () => {
+    expect((await http.get('/api/v1/audit', { token: TOKENS.operator })).status).toBe(403);
+    const all = await auditRows();
+    const first = await http.get('/api/v1/audit?limit=3', { token: TOKENS.admin });
+    expect(first.status).toBe(200);
+    expect(first.json.entries.map((e: any) => e.id)).toEqual(all.slice(-3).reverse().map((r) => Number(r.id)));
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await http.get(`/api/v1/audit?limit=4${cursor ? `&before=${cursor}` : ''}`, { token: TOKENS.admin });
+      seen.push(...page.json.entries.map((e: any) => e.id));
+      cursor = page.json.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(all.map((r) => Number(r.id)).reverse());
+
+    const nodeRows = (await http.get(`/api/v1/audit?target=node:${U}&action=node.*`, { token: TOKENS.admin })).json.entries;
+    expect(nodeRows.length).toBe(all.filter((r) => r.target === `node:${U}` && r.action.startsWith('node.')).length);
+    expect(nodeRows.every((e: any) => e.target === `node:${U}`)).toBe(true);
+    expect((await http.get('/api/v1/audit?actor=operator&action=node.labels', { token: TOKENS.admin })).json.entries.map((e: any) => e.after)).toEqual([{ labels: { rack: 'r1' } }]);
+    const bad = await http.get('/api/v1/audit?before=nonsense', { token: TOKENS.admin });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/before: must be a nextCursor/);
+  });
+});
+
+describe('bootfarm audit', () => {
+  it('prints the newest entries, filters, follows the cursor with --all, and --json', async () => {
+    const { runAudit } = await import('../cli/audit.ts');
+    const { apiClient } = await import('../cli.ts');
+    const fetchVia = (async (url: string | URL | Request, init?: RequestInit) => full.app.request(String(url).replace('http://bootfarm', ''), init)) as typeof fetch;
+    const api = apiClient('http://bootfarm', TOKENS.admin, fetchVia);
+    const lines: string[] = [];
+    await runAudit({ api, out: (l) => lines.push(l), action: 'node.labels' });
+    expect(lines[0]).toMatch(/^AT\s+ACTOR\s+ACTION\s+TARGET\s+CHANGE$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(new RegExp(`api:operator \\(operator\\)\\s+node\\.labels\\s+node:${U}\\s+\\{"labels":\\{\\}\\} → \\{"labels":\\{"rack":"r1"\\}\\}$`))]);
+    const all: string[] = [];
+    await runAudit({ api, out: (l) => all.push(l), json: true, limit: 2, all: true });
+    expect(JSON.parse(all[0]!).map((e: any) => e.id)).toEqual((await auditRows()).map((r) => Number(r.id)).reverse());
+    await expect(runAudit({ api: apiClient('http://bootfarm', TOKENS.viewer, fetchVia), out: () => undefined })).rejects.toThrow(/403/);
+  });
+});
