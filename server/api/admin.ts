@@ -7,7 +7,7 @@ import type { LifecycleEvent } from '../domain/lifecycle.ts';
 import type { NodeRow } from '../store/nodes.ts';
 import type { AuditIntent } from '../store/audit.ts';
 import { principalOf } from './auth.ts';
-import { audited } from './audit.ts';
+import { audited } from './audit-context.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { AppError } from '../errors.ts';

@@ -35,7 +35,7 @@ import type { BmcSetupStore, SetupRecord } from '../store/bmc-setups.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import type { Mount } from './app.ts';
 import { agentAuth, principalOf } from './auth.ts';
-import { auditIntent } from './audit.ts';
+import { auditIntent } from './audit-context.ts';
 import { clientAddressOf } from './trusted.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';

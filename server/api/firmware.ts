@@ -18,7 +18,7 @@ import type { Clock } from '../clock.ts';
 import type { FirmwareStore } from '../store/firmware.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { agentNode, principalOf } from './auth.ts';
-import { auditIntent, audited } from './audit.ts';
+import { auditIntent, audited } from './audit-context.ts';
 import { LabelFilter } from './admin.ts';
 import type { Mount } from './app.ts';
 import { registerFirmwareMetrics, reportCsv } from './firmware-views.ts';

@@ -8,7 +8,7 @@ import { AppError } from '../errors.ts';
 import type { BreakerState, FleetEventRow, Liveness } from '../store/fleet.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { principalOf } from './auth.ts';
-import { audited } from './audit.ts';
+import { audited } from './audit-context.ts';
 import type { AuditIntent } from '../store/audit.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';

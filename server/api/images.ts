@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Role } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
-import { audited, provideAudit } from './audit.ts';
+import { audited, provideAudit } from './audit-context.ts';
 import type { AuditStore } from '../store/audit.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { PromoteBody, RollbackBody } from './requests.ts';

@@ -17,7 +17,7 @@ import type { BmcStore } from '../store/bmcs.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { AppError } from '../errors.ts';
 import { principalOf } from './auth.ts';
-import { audited } from './audit.ts';
+import { audited } from './audit-context.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
 import type { PowerControl } from './deps.ts';

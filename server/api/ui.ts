@@ -21,7 +21,7 @@ import { csrfMatches, csrfToken, principalOf, UI_COOKIE, type createAdminAuth, t
 import { createLoginLimiter, sourceAddress } from './login-limit.ts';
 import { parseWith, rejectBadStrings } from './validate.ts';
 import { LabelFilter, NodeAction, NodeListQuery, nodeActionRole, runNodeAction } from './admin.ts';
-import { audited } from './audit.ts';
+import { audited } from './audit-context.ts';
 import type { AuditIntent } from '../store/audit.ts';
 import { PowerRequest, PromoteBody, RollbackBody } from './requests.ts';
 import { CSS, CSS_PATH } from './views/styles.ts';
