@@ -114,6 +114,17 @@ export function tokenMatches(token: string, storedHash: string | null | undefine
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * The node credential of the boot a stage-1 attempt kexecs into, derived from that attempt's stage-1 token:
+ * HMAC-SHA256(stage-1 token, "bootfarm node credential" ‖ node ‖ attempt), 24 bytes, base64url (the shape of
+ * newToken). Derived, not random, so two copies of one profile request (an agent retry while the first copy sat
+ * on a paused or cut-off replica) hand out the same credential on any replica, and whichever copy writes last
+ * writes the same hash: the agent never holds a credential a later copy replaced. It grants nothing new: whoever
+ * holds the stage-1 token can fetch the profile, which carries the credential, anyway.
+ */
+export const deriveNodeCredential = (stage1Token: string, uuid: string, attemptId: number) =>
+  createHmac('sha256', stage1Token).update(`bootfarm node credential\0${uuid}\0${attemptId}`).digest().subarray(0, 24).toString('base64url');
+
 /** A new random token, URL- and kernel-cmdline-safe. */
 export const newToken = () => randomBytes(24).toString('base64url');
 

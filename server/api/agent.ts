@@ -10,7 +10,7 @@ import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
 import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
-import { agentAuth, agentUseRecorded, type AgentScope } from './auth.ts';
+import { agentAuth, agentUseRecorded, bearer, type AgentScope } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
 import { baseUrlOf } from './url.ts';
@@ -122,7 +122,8 @@ export function agentRoutes(deps: Deps) {
     await nodes.touch(uuid, { imageName: image.name, imageVersion: image.version, kernelDigest: image.kernel.digest, initrdDigest: image.initrd.digest });
     const base = baseUrlOf(c, deps.config);
     // the compute OS's own credential for this boot; the stage-1 token stays behind in stage-1
-    const token = await nodes.issueNodeCredential(uuid, auth.attempt!.id);
+    // derived from this attempt's stage-1 token: a second copy of this request gets the same one (secrets.ts)
+    const token = await nodes.issueNodeCredential(uuid, auth.attempt!.id, bearer(c)!);
     const iscsi = iscsiFor(profile, uuid);
     const args = [
       ...safeCmdline(image.cmdline),

@@ -165,6 +165,28 @@ describe('a control-plane outage does not make running nodes "gone"', () => {
   });
 });
 
+describe('two copies of one profile request (issue 14, found by the HA rack)', () => {
+  it('hand out the same node credential, so the agent holding either one is the running boot', async () => {
+    const U = nextUuid();
+    const node = client(t.app, { from: NODE_IP });
+    const stage1 = await bootToken(t.app, U, { from: NODE_IP });
+    expect((await node.post('/api/v1/agent/register', { token: stage1, body: { facts: sampleFacts(U, { macs: ['52:54:00:7e:0c:01'] }) } })).json.state).toBe('ready');
+    // the agent's retry races the first copy (that one sat on a paused replica): both get a profile
+    const [a, b] = await Promise.all([node.get(`/api/v1/agent/${U}/profile`, { token: stage1 }), node.get(`/api/v1/agent/${U}/profile`, { token: stage1 })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const ca = credentialOf(a.json.cmdline);
+    expect(credentialOf(b.json.cmdline)).toBe(ca);
+    // and a third, late copy after the node is provisioning: still the same
+    expect(credentialOf((await node.get(`/api/v1/agent/${U}/profile`, { token: stage1 })).json.cmdline)).toBe(ca);
+    expect((await node.post(`/api/v1/agent/${U}/installed`, { token: ca, body: {} })).json).toEqual({ state: 'active' });
+    // a new boot (a new attempt, a new stage-1 token) gets a different credential
+    clock.advance(3600_000);
+    const next = await bootToken(t.app, U, { from: NODE_IP });
+    expect((await node.post('/api/v1/agent/register', { token: next, body: { facts: sampleFacts(U, { macs: ['52:54:00:7e:0c:01'] }) } })).status).toBe(200);
+    expect(credentialOf((await node.get(`/api/v1/agent/${U}/profile`, { token: next })).json.cmdline)).not.toBe(ca);
+  });
+});
+
 describe('each credential only where it belongs', () => {
   it('refuses the stage-1 token for installed and heartbeats, and the node credential for every stage-1 endpoint', async () => {
     const U = nextUuid();

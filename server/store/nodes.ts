@@ -9,7 +9,7 @@ import type { NodeState } from '../contract/lifecycle.ts';
 import { transition, TransitionError, type LifecycleEvent } from '../domain/lifecycle.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
-import { hashToken, newToken, tokenMatches } from '../secrets.ts';
+import { deriveNodeCredential, hashToken, newToken, tokenMatches } from '../secrets.ts';
 import { writeAudit, type AuditIntent } from './audit.ts';
 
 export type NodeRow = typeof nodes.$inferSelect;
@@ -445,8 +445,8 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
      * It replaces the previous boot's: that OS is gone, its node is in stage-1. The boot the server waited for
      * has arrived, so the expectation ends here.
      */
-    async issueNodeCredential(uuid: string, attemptId: number): Promise<string> {
-      const token = newToken();
+    async issueNodeCredential(uuid: string, attemptId: number, stage1Token: string): Promise<string> {
+      const token = deriveNodeCredential(stage1Token, uuid, attemptId);
       const res = await db
         .update(nodes)
         .set({ credentialHash: hashToken(token), credentialIssuedAt: clock.now(), credentialAttemptId: attemptId, bootExpectedAt: null, bootExpectedReason: null })
