@@ -3,6 +3,7 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { LabelKey, SmbiosUuid } from '../contract/common.ts';
 import { NodeState } from '../contract/lifecycle.ts';
+import { CursorParam } from '../contract/cursor.ts';
 import type { LifecycleEvent } from '../domain/lifecycle.ts';
 import type { NodeRow } from '../store/nodes.ts';
 import type { AuditIntent } from '../store/audit.ts';
@@ -139,8 +140,10 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
   app.get('/nodes/:uuid/events', requireRole('viewer'), async (c) => {
     const uuid = uuidParam(c);
     await nodes.require(uuid);
-    const q = parseWith(z.strictObject({ after: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(5000).optional() }), c.req.query());
-    return c.json({ events: await nodes.events(uuid, { afterId: q.after, limit: q.limit }) });
+    // newest first; `before` is the previous page's nextCursor (keyset on (at, id): stable while events arrive)
+    const q = parseWith(z.strictObject({ before: CursorParam.optional(), limit: z.coerce.number().int().min(1).max(5000).optional() }), c.req.query());
+    const page = await nodes.eventsPage(uuid, { limit: q.limit ?? 100, before: q.before });
+    return c.json({ events: page.rows, nextCursor: page.nextCursor });
   });
 
   app.post('/nodes/:uuid/actions', async (c, next) => {

@@ -75,7 +75,7 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
     expect(reg2.json.state).toBe('ready');
 
     const ev = await http.get(`/api/v1/nodes/${U1}/events`, { token: TOKENS.viewer });
-    const transitions = ev.json.events.filter((e: any) => e.kind === 'transition').map((e: any) => [e.fromState, e.toState, e.actor]);
+    const transitions = [...ev.json.events].reverse().filter((e: any) => e.kind === 'transition').map((e: any) => [e.fromState, e.toState, e.actor]);
     expect(transitions).toEqual([
       [null, 'discovered', 'ipxe'],
       ['discovered', 'inspecting', 'agent'],
@@ -87,9 +87,9 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
       ['rebuilding', 'inspecting', 'agent'],
       ['inspecting', 'ready', 'inspection'],
     ]);
-    const reasons = ev.json.events.filter((e: any) => e.kind === 'transition').map((e: any) => e.reason);
+    const reasons = [...ev.json.events].reverse().filter((e: any) => e.kind === 'transition').map((e: any) => e.reason);
     expect(reasons).toContain('kernel panic on console');
-    expect(ev.json.events.filter((e: any) => e.kind === 'phase').map((e: any) => e.reason)).toEqual(['ipxe-script', 'registered', 'ipxe-script', 'registered']);
+    expect([...ev.json.events].reverse().filter((e: any) => e.kind === 'phase').map((e: any) => e.reason)).toEqual(['ipxe-script', 'registered', 'ipxe-script', 'registered']);
 
     // the first boot's stage-1 token ended when its compute OS came up
     expect((await http.post('/api/v1/agent/register', { token, body: { facts: sampleFacts(U1) } })).status).toBe(403);
@@ -117,7 +117,7 @@ describe.each(backends)('control plane API on %s', (_name, makeDb) => {
     expect(r.json.error.details.state).toBe('discovered');
     // nothing was half-written
     const ev = await http.get(`/api/v1/nodes/${u}/events`, { token: TOKENS.viewer });
-    expect(ev.json.events.filter((e: any) => e.kind === 'transition')).toHaveLength(1);
+    expect([...ev.json.events].reverse().filter((e: any) => e.kind === 'transition')).toHaveLength(1);
   });
 
   it('records MAC and serial conflicts on both nodes instead of overwriting', async () => {

@@ -155,7 +155,7 @@ describe('in-band BMC setup', () => {
     const failed = await nodeApi.post(`/api/v1/agent/${UUID}/bmc-setup`, { token, body: { setupId: third.json.setupId, exitCode: 1, output: 'Could not open device at /dev/ipmi0' } });
     expect(failed.json).toMatchObject({ ok: false, state: 'failed', message: 'ipmitool exited 1 on the node; credentials not stored' });
 
-    const events = (await api.get(`/api/v1/nodes/${UUID}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; data: unknown }[];
+    const events = (await api.get(`/api/v1/nodes/${UUID}/events`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; reason: string; data: unknown }[];
     const bmc = events.filter((e) => e.kind === 'bmc').map((e) => e.reason.replace(/[0-9a-f-]{36}/g, 'ID').replace(/:\d{4,5}/g, ':PORT'));
     expect(bmc).toEqual([
       'BMC setup ID requested: channel 1 127.0.0.1/255.0.0.0, user 3 bootfarm',
@@ -186,7 +186,7 @@ describe('in-band BMC setup', () => {
 
   it('withholds the plan from a boot the server did not start, from any other address, and takes the result only from the attempt that got it', async () => {
     const U = '4c4c4544-0042-3510-8052-b4c04f4e4d42';
-    const withheld = async () => ((await api.get(`/api/v1/nodes/${U}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string }[]).filter((e) => e.reason.includes('withheld')).map((e) => e.reason);
+    const withheld = async () => ((await api.get(`/api/v1/nodes/${U}/events`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; reason: string }[]).filter((e) => e.reason.includes('withheld')).map((e) => e.reason);
 
     // a node that is not active hands a stage-1 token to anyone who asks: not enough for a secret
     const unasked = await bootToken(app, U, { from: NODE_IP });

@@ -42,7 +42,7 @@ async function activeNode(uuid: string, app = t.app) {
 }
 
 const phaseEvents = async (uuid: string, phase: string) =>
-  ((await api.get(`/api/v1/nodes/${uuid}/events`, { token: TOKENS.viewer })).json.events as { reason: string; count: number; lastAt: string | null; data: Record<string, unknown> }[]).filter((e) => e.reason === phase);
+  ((await api.get(`/api/v1/nodes/${uuid}/events`, { token: TOKENS.viewer })).json.events.slice().reverse() as { reason: string; count: number; lastAt: string | null; data: Record<string, unknown> }[]).filter((e) => e.reason === phase);
 
 describe('a running node keeps its credential whatever /ipxe is asked', () => {
   it('stays active with zero 403s while /ipxe/<uuid> is fetched 100 times from elsewhere', async () => {

@@ -195,18 +195,17 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
   const TIMELINE = 200;
   async function nodePage(c: Context, uuid: string, flash: { ok?: string | null; error?: string | null }, status = 200) {
     const node = await deps.nodes.require(uuid);
-    // TODO(issue 17 item 5): the store reads events oldest-first; when its cursor pagination lands, ask it for
-    // the newest page directly. Until then: all of them up to a bound, the newest TIMELINE shown.
+    // the newest page of the timeline, straight from the store (keyset pagination, newest first)
     const [facts, ifs, conflicts, bmc, events, firmware] = await Promise.all([
       deps.nodes.latestFacts(uuid),
       deps.nodes.interfaces(uuid),
       deps.nodes.conflicts(uuid),
       deps.bmcs.get(uuid),
-      deps.nodes.events(uuid, { limit: 5000 }),
+      deps.nodes.eventsPage(uuid, { limit: TIMELINE }),
       deps.firmwareCompliance?.(uuid) ?? null,
     ]);
     const viewer = viewerOf(c);
-    const newest = events.slice(-TIMELINE).reverse();
+    const newest = events.rows;
     const html = await renderNodePage({
       viewer,
       node,
@@ -215,7 +214,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
       conflicts,
       bmc: bmc ? { driver: bmc.driver, address: bmc.address, port: bmc.port ?? null, username: bmc.username } : null,
       events: newest,
-      moreEvents: events.length > newest.length,
+      moreEvents: events.nextCursor !== null,
       now: deps.clock.now(),
       csrf: csrfOf(c),
       canOperate: requireRole.atLeast(viewer, 'operator'),

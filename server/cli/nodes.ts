@@ -47,12 +47,25 @@ export function register(program: Command, ctx: CliContext): void {
 
   nodes
     .command('events')
-    .description("a node's event timeline")
+    .description("a node's event timeline, newest first")
     .argument('<uuid>', 'node UUID')
-    .action(async (uuid: string) => {
-      const res = (await ctx.api().get(`/api/v1/nodes/${enc(uuid)}/events`)) as { events: Record<string, unknown>[] };
-      if (json()) return ctx.out(JSON.stringify(res.events, null, 2));
-      for (const e of res.events)
+    .option('--limit <n>', 'events per page (default 100, at most 5000)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 5000) throw new InvalidArgumentError('a whole number from 1 to 5000');
+      return n;
+    })
+    .option('--all', 'every event: follow nextCursor to the oldest')
+    .action(async (uuid: string, o: { limit?: number; all?: boolean }) => {
+      const list: Record<string, unknown>[] = [];
+      let cursor: string | null = null;
+      do {
+        const q = new URLSearchParams({ limit: String(o.limit ?? 100), ...(cursor ? { before: cursor } : {}) });
+        const res = (await ctx.api().get(`/api/v1/nodes/${enc(uuid)}/events?${q}`)) as { events: Record<string, unknown>[]; nextCursor: string | null };
+        list.push(...res.events);
+        cursor = o.all ? res.nextCursor : null;
+      } while (cursor);
+      if (json()) return ctx.out(JSON.stringify(list, null, 2));
+      for (const e of list)
         ctx.out(`${e.at}  ${pad(e.kind, 11)}${e.fromState || e.toState ? pad(`${e.fromState ?? '∅'} → ${e.toState}`, 30) : pad('', 30)}${pad(e.actor, 16)}${e.reason ?? ''}`);
     });
 

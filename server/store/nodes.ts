@@ -2,7 +2,9 @@
 // Every state change goes through the pure lifecycle function and is written together with its event row
 // in one transaction, with the node row locked (SELECT … FOR UPDATE), so two replicas cannot interleave.
 import { and, desc, eq, gt, inArray, isNull, lt, lte, ne, or, sql, type SQL } from 'drizzle-orm';
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/index.ts';
+import { pageOf, type Cursor } from '../contract/cursor.ts';
 import { bootAttempts, conflicts, events, facts, interfaces, nodes } from '../db/schema/index.ts';
 import type { Facts, ProbeFailure } from '../contract/facts.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
@@ -114,6 +116,24 @@ function filterWhere(filter: NodeFilter): SQL[] {
 const BEATS_PER_STATEMENT = 5000;
 /** a stage-1 token's expiry slides at most this often (well under the shortest ttl, 60 s) */
 const ATTEMPT_SLIDE_MIN_MS = 5_000;
+
+/** JSON with object keys sorted: the same content serialises alike whatever the key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** sha256 of a facts document normalised: keys sorted, NICs and LLDP neighbours in a fixed order (the kernel
+ * enumerates them in no promised order). */
+export function factsHash(f: Facts): string {
+  const sorted = <T>(xs: T[] | undefined, key: (x: T) => string) => (xs ? [...xs].sort((a, b) => key(a).localeCompare(key(b))) : xs);
+  const norm = { ...f, nics: sorted(f.nics, (n) => n.mac), lldp: sorted(f.lldp, (n) => `${n.interface}|${n.chassisId ?? ''}|${n.portId ?? ''}`) };
+  return createHash('sha256').update(canonicalJson(norm)).digest('hex');
+}
 
 /** The part of a node an action changes, for the audit log's before/after. */
 const lifecycleOf = (r: NodeRow) => ({ state: r.state, heldFrom: r.heldFrom, stateReason: r.stateReason, rebuildAttempts: r.rebuildAttempts });
@@ -228,7 +248,11 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
         let row = await lockNode(tx, uuid);
         if (row.state === 'retired') throw new AppError(409, 'invalid_transition', `node ${uuid} is retired and may not register`, { state: row.state });
         [row] = await tx.update(nodes).set({ ...ident, lastSeen: now, updatedAt: now }).where(eq(nodes.uuid, uuid)).returning() as [NodeRow];
-        await tx.insert(facts).values({ nodeUuid: uuid, collectedAt: now, agentVersion: input.agentVersion ?? null, facts: f as Record<string, unknown>, failures: input.failures });
+        // facts are history kept only when they change: a held or firmware-gated node re-registers every minute
+        // with the same machine, which wrote one identical row a minute per node
+        const hash = factsHash(f);
+        const [latest] = await tx.select({ hash: facts.hash }).from(facts).where(eq(facts.nodeUuid, uuid)).orderBy(desc(facts.collectedAt), desc(facts.id)).limit(1);
+        if (latest?.hash !== hash) await tx.insert(facts).values({ nodeUuid: uuid, collectedAt: now, agentVersion: input.agentVersion ?? null, facts: f as Record<string, unknown>, failures: input.failures, hash });
 
         const found: { kind: 'mac' | 'serial'; value: string; otherUuid: string }[] = [];
         const lldpByIf = new Map((f.lldp ?? []).map((n) => [n.interface, n]));
@@ -308,6 +332,18 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     async countByState(): Promise<Record<string, number>> {
       const rows = await db.select({ state: nodes.state, n: sql<number>`count(*)::int` }).from(nodes).groupBy(nodes.state);
       return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+    },
+
+    /**
+     * A node's events newest first, one page at a time: `before` is the previous page's nextCursor. Keyset on
+     * (at, id), so events written while an operator pages back never shift a page or show twice (the API, the
+     * CLI and the dashboard's timeline read this).
+     */
+    async eventsPage(uuid: string, { limit = 100, before }: { limit?: number; before?: Cursor } = {}): Promise<{ rows: EventRow[]; nextCursor: string | null }> {
+      const where = [eq(events.nodeUuid, uuid)];
+      if (before) where.push(or(lt(events.at, before.at), and(eq(events.at, before.at), lt(events.id, before.id)))!);
+      const rows = await db.select().from(events).where(and(...where)).orderBy(desc(events.at), desc(events.id)).limit(limit + 1);
+      return pageOf(rows, limit);
     },
 
     async events(uuid: string, { limit = 500, afterId = 0 }: { limit?: number; afterId?: number } = {}): Promise<EventRow[]> {

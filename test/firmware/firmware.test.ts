@@ -165,7 +165,7 @@ describe('policy enforce', () => {
     // nothing left to run
     expect((await api.get(`/api/v1/agent/${UUID_A}/firmware`, { token: second.token })).json).toMatchObject({ attempt: null, steps: [], reboot: false });
 
-    const events = (await api.get(`/api/v1/nodes/${UUID_A}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; toState: string | null }[];
+    const events = (await api.get(`/api/v1/nodes/${UUID_A}/events`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; reason: string; toState: string | null }[];
     const story = events.filter((e) => e.kind === 'firmware' || (e.kind === 'transition' && e.toState !== 'inspecting')).map((e) => e.toState ?? e.reason);
     // the gate notes the plan, then the register route moves the node
     expect(story).toEqual(['discovered', 'firmware plan 1: bios 1.2.0 → ≥ 1.4.9', 'firmware-updating', 'firmware attempt 1: all 1 update(s) ran', 'ready']);

@@ -109,6 +109,9 @@ export const facts = pgTable(
     agentVersion: text('agent_version'),
     facts: jsonb('facts').$type<Record<string, unknown>>().notNull(),
     failures: jsonb('failures').$type<unknown[]>().notNull().default([]),
+    /** sha256 of the normalised facts document: a registration whose facts hash like the node's latest row
+     * writes no new row (a held or firmware-gated node re-registers every minute) */
+    hash: text('hash'),
   },
   (t) => [index('facts_node_idx').on(t.nodeUuid, t.collectedAt)],
 );
@@ -133,7 +136,7 @@ export const events = pgTable(
     /** when the latest repeat happened (null: no repeat) */
     lastAt: ts('last_at'),
   },
-  (t) => [index('events_node_idx').on(t.nodeUuid, t.id)],
+  (t) => [index('events_node_idx').on(t.nodeUuid, t.id), index('events_node_at_idx').on(t.nodeUuid, t.at, t.id)],
 );
 
 export const conflicts = pgTable(
