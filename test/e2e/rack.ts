@@ -196,7 +196,8 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
     const r = await rack.server.api.raw('GET', `/api/v1/nodes/${uuid}/events?limit=5000`);
     if (r.status === 404) return [];
     if (r.status !== 200) throw new Error(`events of ${uuid}: ${r.status} ${r.text.slice(0, 300)}`);
-    return (JSON.parse(r.text) as { events: ServerEvent[] }).events;
+    // the API answers newest first (issue 17 item 5); the rack's checks read the timeline in order
+    return (JSON.parse(r.text) as { events: ServerEvent[] }).events.reverse();
   }
 
   async function waitEvent(uuid: string, what: string, pred: (e: ServerEvent) => boolean, timeoutMs: number, node?: RackNode) {
