@@ -129,6 +129,15 @@ describe('stage-1 flow against a test server', () => {
     expect(srv.got.events.filter((e) => e.phase === 'registered').map((e) => e.data?.['next'])).toEqual(['hold', 'provision']);
   });
 
+  it('powers off when the server says the node is inventory only, and never asks for a profile', async () => {
+    await start({ registerAnswers: [{ next: 'poweroff', state: 'ready', reason: 'inventory only' }] });
+    const r = await runAgent(deps({ dryRun: true }));
+    expect(r).toEqual({ outcome: 'poweroff', reason: 'inventory only' });
+    expect(printed).toEqual(['dry-run: poweroff -f']);
+    expect(srv.got.requests).not.toContain(`GET /api/v1/agent/${UUID}/profile`);
+    expect(srv.got.events.find((e) => e.phase === 'poweroff')?.message).toBe('powering off: inventory only');
+  });
+
   it('hands the register response to the firmware step, which may reboot instead of provisioning', async () => {
     await start({ registerAnswers: [{ next: 'firmware', state: 'firmware-updating', reason: 'BIOS 2.7.1 < 2.9.0' }] });
     const seen: string[] = [];

@@ -81,6 +81,7 @@ export interface FlowDeps {
 export type FlowResult =
   | { outcome: 'kexec'; dryRun: boolean; profile: Profile; detail: Detail }
   | { outcome: 'reboot'; reason: string }
+  | { outcome: 'poweroff'; reason: string }
   | { outcome: 'heartbeats-done'; beats: number };
 
 /** The node credential (and CHAP password) must not land in the event log: the server's timeline is readable by operators. */
@@ -194,6 +195,15 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
         if (reg.next !== 'hold') break;
         // held (maintenance, quarantine): ask again later; an operator may release the node
         await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
+      }
+
+      // inventory only (issue 16 item 6): registered and checked (firmware came first: the server answers
+      // `firmware` until the node complies), now off until someone decides what it is for
+      if (reg.next === 'poweroff') {
+        await report('poweroff', `powering off: ${reg.reason ?? 'the server asked'}`, { state: reg.state });
+        if (ctx.dryRun) ctx.print(`dry-run: ${commandLine('poweroff', ['-f'])}`);
+        else await run(ctx.exec, 'poweroff', ['-f'], { timeoutMs: 60_000 });
+        return { outcome: 'poweroff', reason: reg.reason ?? 'inventory only' };
       }
 
       // an operator may have asked for the BMC to be set up in-band; the step never stops the boot

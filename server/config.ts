@@ -45,6 +45,9 @@ export const ProfileConfig = z.strictObject({
       chapPassword: z.string().optional(),
     })
     .optional(),
+  /** inventory only (issue 16 item 6): stage-1 registers and checks firmware, then the node powers itself off and
+   * stays `ready` with reason "inventory only"; it is never handed a profile. Per label: a profile that matches it. */
+  inventoryOnly: z.boolean().default(false),
   /** nodes whose labels include all of these get this profile (most specific wins, then name) */
   match: z.record(z.string(), z.string()).default({}),
 });

@@ -17,6 +17,8 @@ import { baseUrlOf } from './url.ts';
 import { safeCmdline } from '../../boot/ipxe/script.ts';
 import { createHeartbeats } from '../fleet/heartbeat.ts';
 
+const INVENTORY_ONLY = 'inventory only';
+
 export function agentRoutes(deps: Deps) {
   const app = new Hono();
   const { nodes } = deps;
@@ -25,6 +27,11 @@ export function agentRoutes(deps: Deps) {
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+  /** the node's profile says inventory only (per label: a profile that matches it) */
+  const inventoryOnly = (node: NodeRow) => {
+    const name = selectProfile(deps.config.profiles, node);
+    return !!(name && deps.config.profiles[name]?.inventoryOnly);
+  };
 
   app.post('/register', async (c) => {
     // the boot budget (server/images/budget.ts): over it, a 503 with a jittered Retry-After the agent waits out
@@ -55,13 +62,20 @@ export function agentRoutes(deps: Deps) {
       const verdict = await deps.inspection({ uuid, state: node.state as NodeState, manufacturer: node.manufacturer, product: node.product, labels: node.labels }, body.facts);
       // two copies of one registration at once (an agent retry while the first waited on a stalled replica): the
       // one that finds the node already ready answers the same (issue 14)
-      if (verdict.action === 'ready')
-        node = await nodes.transition(uuid, { type: 'inspected', reason: verdict.reason ?? 'inspection passed' }, 'inspection').catch(async (e: unknown) => {
+      if (verdict.action === 'ready') {
+        // inventory only (issue 16 item 6): checked, then off. The agent powers the node off itself: new hardware
+        // often has no BMC credentials on record yet, and stage-1 is already running there
+        const inventory = inventoryOnly(node);
+        node = await nodes.transition(uuid, { type: 'inspected', reason: inventory ? INVENTORY_ONLY : (verdict.reason ?? 'inspection passed') }, 'inspection').catch(async (e: unknown) => {
           const now = await nodes.get(uuid);
           if (now?.state === 'ready') return now;
           throw e;
         });
-      else if (verdict.action === 'firmware') {
+        if (inventory) {
+          next = 'poweroff';
+          reason = INVENTORY_ONLY;
+        }
+      } else if (verdict.action === 'firmware') {
         node = await nodes.transition(uuid, { type: 'firmware-required', reason: verdict.reason }, 'inspection');
         next = 'firmware';
         reason = verdict.reason;
@@ -86,6 +100,7 @@ export function agentRoutes(deps: Deps) {
     const uuid = uuidParam(c);
     const auth = await agentAuth(c, nodes, uuid, 'stage1');
     let node = auth.node;
+    if (inventoryOnly(node)) throw new AppError(409, 'inventory_only', `node ${uuid} is inventory only (its profile says inventoryOnly): it is never provisioned`, { state: node.state });
     // inspecting is a moment long: a copy of this boot's registration that ran late is inspecting the node again;
     // ask again in a second instead of a 409 that ends the boot (issue 14)
     const busy = () => new AppError(503, 'unavailable', `node ${uuid} is being inspected; ask again`, { state: 'inspecting' }, { 'retry-after': '1' });

@@ -24,8 +24,9 @@ export const RegisterResponse = z.object({
   state: NodeState,
   created: z.boolean(),
   conflicts: z.array(Conflict),
-  /** what the agent should do next: provision (fetch profile), firmware (fetch the plan), wait (held), exit */
-  next: z.enum(['provision', 'firmware', 'hold']),
+  /** what the agent should do next: provision (fetch profile), firmware (fetch the plan), wait (held), poweroff
+   * (inventory only: registered and checked, never provisioned) */
+  next: z.enum(['provision', 'firmware', 'hold', 'poweroff']),
   reason: z.string().optional(),
 });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
