@@ -182,7 +182,7 @@ describe('compiled bootfarm-agent against the real server', () => {
     const list = (await api.get(`/api/v1/nodes?state=active`, { token: TOKENS.viewer })).json as { nodes: { uuid: string; state: string; lastHeartbeat: string | null }[] };
     expect(list.nodes.map((n) => [n.uuid, n.state])).toEqual([[UUID, 'active']]);
     expect(list.nodes[0]!.lastHeartbeat).not.toBeNull();
-    const events = (await api.get(`/api/v1/nodes/${UUID}/events`, { token: TOKENS.viewer })).json.events as { kind: string; actor: string; reason: string | null; toState: string | null; data: { phase?: string; message?: string; data?: Record<string, unknown> } | null }[];
+    const events = (await api.get(`/api/v1/nodes/${UUID}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; actor: string; reason: string | null; toState: string | null; data: { phase?: string; message?: string; data?: Record<string, unknown> } | null }[];
     const agent = events.filter((e) => e.actor === 'agent' && e.data?.message !== undefined).map((e) => e.data!.phase);
     expect(agent).toEqual([
       ...['stage1-started', 'facts-collected', 'registered', 'firmware-check', 'firmware-updating', 'firmware-updated'],

@@ -122,7 +122,7 @@ describe('in-band BMC setup in the stage-1 flow', () => {
     expect(creds).toMatchObject({ driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: 'bootfarm' });
     expect(creds!.password).toMatch(/^[A-Za-z0-9]{16}$/);
 
-    const events = (await api.get(`/api/v1/nodes/${UUID}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; actor: string; data: { phase?: string; message?: string } | null }[];
+    const events = (await api.get(`/api/v1/nodes/${UUID}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; reason: string; actor: string; data: { phase?: string; message?: string } | null }[];
     const agent = events.filter((e) => e.actor === 'agent' && e.data?.message !== undefined).map((e) => e.data!.phase);
     expect(agent).toEqual(['stage1-started', 'facts-collected', 'registered', 'bmc-setup-started', 'bmc-setup-done', 'profile-fetched', 'image-downloaded', 'kexec-started']);
     expect(events.find((e) => e.data?.phase === 'bmc-setup-done')?.data?.message).toMatch(/^logged in out-of-band as bootfarm at 127\.0\.0\.1:\d+ \(power off\); credentials stored$/);

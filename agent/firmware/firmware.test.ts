@@ -215,7 +215,7 @@ describe('firmware step against the real server', () => {
     expect(blobGets[0]).toBe(sha256(BIOS_291));
     expect(readdirSync(node.workDir).filter((f) => f.startsWith('firmware-'))).toEqual([]);
 
-    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as Ev[];
     expect(agentPhases(events)).toEqual(['stage1-started', 'facts-collected', 'registered', 'firmware-check', 'firmware-updating', 'firmware-updated', 'facts-collected', 'registered', 'profile-fetched', 'image-downloaded', 'kexec-started']);
     const updating = events.find((e) => e.data?.phase === 'firmware-updating')!;
     expect(updating.data!.message).toBe('bios: 2.7.1 → ≥ 2.9.0');
@@ -247,7 +247,7 @@ describe('firmware step against the real server', () => {
 
     const second = await stage1(node);
     expect(second.result.outcome).toBe('kexec');
-    const phases = agentPhases((await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events);
+    const phases = agentPhases((await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse());
     expect(phases).toEqual([
       ...['stage1-started', 'facts-collected', 'registered', 'firmware-check', 'firmware-updating', 'firmware-updated'],
       ...['stage1-started', 'facts-collected', 'registered', 'profile-fetched', 'image-downloaded', 'kexec-started'],
@@ -258,7 +258,7 @@ describe('firmware step against the real server', () => {
     const node = makeNode(3, 'FW-Broken', '2.7.1', 'broken');
     const { result } = await stage1(node, { holdStops: true });
     expect(result).toMatchObject({ outcome: 'error', message: 'held' });
-    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as Ev[];
     const failed = events.filter((e) => e.data?.phase === 'firmware-failed');
     expect(failed.map((e) => e.data!.message)).toEqual(['attempt 1: bios exit 3', 'attempt 2: bios exit 3']);
     expect(failed[0]!.data!.data).toMatchObject({ stderr: 'flash verify failed at block 7\n' });
@@ -278,7 +278,7 @@ describe('firmware step against the real server', () => {
     // `exec sleep 30` puts sleep in sh's place, so the kill at 1 s reaches it (see agent/README.md on children)
     const { result } = await stage1(node, { holdStops: true });
     expect(result).toMatchObject({ outcome: 'error', message: 'held' });
-    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as Ev[];
     expect(events.find((e) => e.data?.phase === 'firmware-failed')?.data?.message).toBe('attempt 1: bios exit none (timed out)');
     expect(events.filter((e) => e.kind === 'firmware').map((e) => e.reason)).toContain('firmware attempt 1 failed: bios exit none (timed out)');
   });
@@ -289,7 +289,7 @@ describe('firmware step against the real server', () => {
     const node = makeNode(5, 'FW-Tampered', '2.7.1', 'tampered');
     const { result } = await stage1(node, { holdStops: true });
     expect(result).toMatchObject({ outcome: 'error', message: 'held' });
-    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as Ev[];
     const failed = events.find((e) => e.data?.phase === 'firmware-failed')!;
     expect(failed.data!.message).toBe('attempt 1: bios exit none');
     expect(failed.data!.data!['stderr']).toMatch(/^download: GET http:\/\/127\.0\.0\.1:\d+\/images\/e{64}: sha256 is [0-9a-f]{64}, the profile says e{64}/);
@@ -315,7 +315,7 @@ describe('signed plans: the agent runs nothing it cannot verify (issue 16 item 7
   async function refused(n: number, opts: Parameters<typeof stage1>[1]) {
     const node = makeNode(n, 'FW-Direct', '2.7.1', `refused-${n}`);
     const { result } = await stage1(node, opts);
-    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events`, { token: TOKENS.viewer })).json.events as Ev[];
+    const events = (await api.get(`/api/v1/nodes/${node.uuid}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as Ev[];
     const refusal = events.find((e) => e.data?.phase === 'firmware-refused');
     // nothing ran: the BIOS file is untouched, no step started, no report reached the server
     expect(readFileSync(node.biosFile, 'utf8')).toBe('2.7.1\n');

@@ -90,7 +90,7 @@ it('identify, NMI and a BMC cold reset: each through the BMC, each an event nami
   const reset = await post({ action: 'bmc-reset' });
   expect(reset.status).toBe(200);
   expect(reset.json).toEqual({ action: 'bmc-reset', bootdev: null });
-  const events = ((await http.get(`/api/v1/nodes/${N}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; actor: string }[]).filter((e) => e.kind === 'bmc').slice(-4);
+  const events = ((await http.get(`/api/v1/nodes/${N}/events`, { token: TOKENS.viewer })).json.events as { kind: string; reason: string; actor: string }[]).filter((e) => e.kind === 'bmc').slice(0, 4).reverse();
   expect(events.map((e) => e.actor)).toEqual(['api:operator', 'api:operator', 'api:operator', 'api:operator']);
   expect(events.map((e) => e.reason)).toEqual([
     expect.stringMatching(/^identify LED on for 30 s via /),
@@ -116,7 +116,7 @@ it('a node whose iPXE booted under EFI gets the UEFI flag on its PXE override; a
   ipmiCalls.length = 0;
   await http.post(`/api/v1/nodes/${E}/power`, { token: TOKENS.operator, body: { action: 'on', bootdev: 'pxe' } });
   expect(ipmiCalls.map((a) => a.join(' '))).toContain('chassis bootdev pxe options=efiboot');
-  const ev = (await http.get(`/api/v1/nodes/${E}/events`, { token: TOKENS.viewer })).json.events.filter((e: any) => e.kind === 'bmc').at(-1);
+  const ev = (await http.get(`/api/v1/nodes/${E}/events`, { token: TOKENS.viewer })).json.events.filter((e: any) => e.kind === 'bmc')[0];
   expect(ev.data).toMatchObject({ bootdev: 'pxe', uefi: true });
   // the operator pins legacy on the BMC record: no EFI flag whatever iPXE reported
   await http.put(`/api/v1/nodes/${E}/bmc`, { token: TOKENS.admin, body: { driver: 'ipmi', address: '127.0.0.1', port: sim.port, username: sim.username, password: sim.password, options: { bootMode: 'legacy' } } });

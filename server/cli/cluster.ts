@@ -10,8 +10,8 @@ export function printCluster(v: ClusterView, out: Out): void {
   if (v.leader) out(`leader: ${v.leader.id} (epoch ${v.leader.epoch}, since ${v.leader.since ?? '-'})${v.leader.up ? '' : ' — NOT REPORTING: a failover is under way or no replica can lead'}`);
   else out('leader: none yet (no replica has taken the lock)');
   if (v.mixedVersions) out('note: replicas run different versions or schema versions');
-  out(`${pad('', 2)}${pad('REPLICA', 36)}${pad('STATUS', 8)}${pad('VERSION', 10)}${pad('SCHEMA', 20)}${pad('LAST SEEN', 12)}URL`);
-  for (const r of v.replicas) out(`${pad(r.leader ? '*' : '', 2)}${pad(r.id, 36)}${pad(r.status, 8)}${pad(r.version, 10)}${pad(r.schemaVersion, 20)}${pad(`${r.lastSeenAgoSeconds} s ago`, 12)}${r.url ?? '-'}`);
+  out(`${pad('', 2)}${pad('REPLICA', 36)}${pad('STATUS', 8)}${pad('VERSION', 10)}${pad('SCHEMA', 34)}${pad('LAST SEEN', 12)}URL`);
+  for (const r of v.replicas) out(`${pad(r.leader ? '*' : '', 2)}${pad(r.id, 36)}${pad(r.status, 8)}${pad(r.version, 10)}${pad(r.schemaVersion, 34)}${pad(`${r.lastSeenAgoSeconds} s ago`, 12)}${r.url ?? '-'}`);
   out(`(a replica is gone after ${v.goneAfterSeconds} s without a tick)`);
 }
 

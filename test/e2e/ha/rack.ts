@@ -391,7 +391,7 @@ function binaryRequest(socketPath: string, method: string, path: string, { body,
 export function logLines(log: string, re: RegExp): { at: number; line: Record<string, unknown> }[] {
   const out: { at: number; line: Record<string, unknown> }[] = [];
   for (const l of log.split('\n')) {
-    if (!l.startsWith('{') || !re.test(l)) continue;
+    if (!l.startsWith('{')) continue;
     try {
       const line = JSON.parse(l) as Record<string, unknown>;
       if (typeof line.msg === 'string' && re.test(line.msg)) out.push({ at: Date.parse(String(line.time)), line });
