@@ -38,10 +38,37 @@ export function reportCsv(report: FirmwareReportData): string {
  *   bootfarm_firmware_nodes{model,state}                 nodes per firmware state
  *   bootfarm_firmware_components{model,component,status} nodes per component status
  */
-export function registerFirmwareMetrics(registry: Registry, rows: () => Promise<ReportRow[]>): void {
-  // one computation serves both gauges in a scrape
+export function registerFirmwareMetrics(registry: Registry, rows: () => Promise<ReportRow[]>, { timeoutMs = 2000 }: { timeoutMs?: number } = {}): void {
+  // A scrape must answer while the database is slow or away (a replica whose pool waits on locks, an outage):
+  // that is when the operator looks at /metrics. So the report rows get timeoutMs; after that, or on an error,
+  // the gauges keep the last good rows and bootfarm_firmware_report_stale says so. One computation serves both
+  // gauges in a scrape.
+  let last: ReportRow[] = [];
+  let stale = 0;
   let pending: Promise<ReportRow[]> | null = null;
-  const once = () => (pending ??= rows().finally(() => setTimeout(() => (pending = null), 0)));
+  const fresh = async (): Promise<ReportRow[]> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+    try {
+      const got = await Promise.race([rows().then((l) => (last = l)), late]);
+      stale = got ? 0 : 1;
+    } catch {
+      stale = 1;
+    } finally {
+      clearTimeout(timer);
+    }
+    return last;
+  };
+  const once = () => (pending ??= fresh().finally(() => setTimeout(() => (pending = null), 0)));
+  new Gauge({
+    name: 'bootfarm_firmware_report_stale',
+    help: 'Whether the last scrape served the previous firmware rows because the database did not answer in time (1) or fresh ones (0)',
+    registers: [registry],
+    async collect() {
+      await once();
+      this.set(stale);
+    },
+  });
   new Gauge({
     name: 'bootfarm_firmware_nodes',
     help: 'Nodes by firmware compliance state, per model',

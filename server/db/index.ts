@@ -88,6 +88,8 @@ export interface DbOptions {
   loadDataDir?: Blob;
   /** called with the text of every statement drizzle sends (tests count queries per request with it) */
   onQuery?: (sql: string) => void;
+  /** postgres only: overrides of POOL_SESSION_SETTINGS for this pool (e.g. statement_timeout: 0 for a backup) */
+  sessionSettings?: Record<string, string | number>;
 }
 
 export interface DbHandle {
@@ -107,7 +109,24 @@ export interface DbHandle {
   listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
 }
 
-export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir, onQuery }: DbOptions = {}): Promise<DbHandle> {
+/**
+ * Server settings on every pooled PostgreSQL connection (sent in the startup packet). Without them one replica that
+ * stops between two statements of a transaction — SIGSTOP, a VM pause, a cut network — keeps its row locks for as
+ * long as the server believes the session alive (TCP keepalive: hours), every other replica's writers queue behind
+ * it until their pools are full, and the whole cluster hangs (the HA rack found this: a follower paused for 60 s
+ * and a leader cut off held node and fleet_control rows, and the one healthy replica stopped answering).
+ *   idle_in_transaction_session_timeout  the server ends a session idle inside a transaction, releasing its locks
+ *   lock_timeout                         a writer waiting on a row lock gives up (503 to the client, who retries)
+ *   statement_timeout                    no request-path statement runs unbounded
+ * Long maintenance work (backup, restore, migrations) runs on its own session with its own settings.
+ */
+export const POOL_SESSION_SETTINGS = {
+  idle_in_transaction_session_timeout: 15_000,
+  lock_timeout: 10_000,
+  statement_timeout: 60_000,
+} as const;
+
+export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir, onQuery, sessionSettings = {} }: DbOptions = {}): Promise<DbHandle> {
   const logger = onQuery ? { logQuery: (q: string) => onQuery(q) } : undefined;
   if (url) {
     const { default: postgres } = await import('postgres');
@@ -117,6 +136,8 @@ export async function createDb({ url, dataDir = 'memory://', maxConnections = 10
       onnotice: () => {},
       connect_timeout: 5,
       idle_timeout: 60,
+      keep_alive: 10,
+      connection: { ...POOL_SESSION_SETTINGS, ...sessionSettings },
     });
     const db = drizzle(client, { schema, logger }) as unknown as Db;
     const handle: DbHandle = {
