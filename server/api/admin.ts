@@ -195,14 +195,15 @@ export function adminRoutes(deps: Deps, requireRole: (r: 'viewer' | 'operator' |
       throw new AppError(422, 'invalid_inventory', `${errors.length} problem(s) in the inventory, first: row ${errors[0]!.row}${errors[0]!.field ? ` (${errors[0]!.field})` : ''}: ${errors[0]!.message}; nothing was enrolled`, { errors });
     const nodesOut = parsed.rows.map(({ row, node }) => ({ row, uuid: node.uuid, serial: node.serial ?? null, macs: node.macs, bmc: node.bmc ? `${node.bmc.driver} ${node.bmc.address}${node.bmc.port ? `:${node.bmc.port}` : ''}` : null, labels: node.labels, profile: node.profile ?? null }));
     if (body.dryRun) return c.json({ dryRun: true, enrolled: 0, nodes: nodesOut });
-    const r = await inventory.enroll(parsed.rows, actorOf(c));
+    const r = await audited(c, 'nodes.enroll', { kind: 'nodes', id: String(parsed.rows.length) }, (audit) => inventory.enroll(parsed.rows, actorOf(c), audit));
     return c.json({ dryRun: false, enrolled: r.enrolled.length, nodes: nodesOut }, 201);
   });
 
   app.delete('/nodes/:uuid', requireRole('admin'), async (c) => {
     const uuid = uuidParam(c);
     const q = parseWith(DeleteQuery, c.req.query());
-    return c.json({ deleted: await inventory.deleteNode(uuid, { force: q.force === 'true', actor: actorOf(c) }) });
+    const force = q.force === 'true';
+    return c.json({ deleted: await audited(c, force ? 'node.delete.forced' : 'node.delete', { kind: 'node', id: uuid }, (audit) => inventory.deleteNode(uuid, { force, actor: actorOf(c), audit })) });
   });
 
   app.post('/nodes/:uuid/conflicts/resolve', requireRole('admin'), async (c) => {

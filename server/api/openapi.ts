@@ -34,6 +34,7 @@ export const CORE_ROUTES: RouteDoc[] = [
   { method: 'post', path: '/api/v1/nodes/{uuid}/actions', summary: 'maintenance-on|off, rebuild, fail, quarantine (operator), retire (admin)', tag: 'nodes', auth: 'operator', request: NodeAction },
   { method: 'post', path: '/api/v1/nodes/enroll', summary: 'Bulk enrollment from a CSV or YAML inventory (uuid, serial, macs, BMC, labels, profile): every row checked first, 422 lists each problem with its row; all or nothing, one transaction; dryRun writes nothing', tag: 'nodes', auth: 'admin', request: EnrollBody },
   { method: 'delete', path: '/api/v1/nodes/{uuid}', summary: 'Delete a node with its interfaces, leases, boot attempts, credential, facts, events and BMC (audit row in audit_log); 409 node_in_use for active, provisioning, rebuilding, inspecting, firmware-updating or maintenance nodes unless ?force=true', tag: 'nodes', auth: 'admin' },
+  { method: 'post', path: '/api/v1/nodes/{uuid}/conflicts/resolve', summary: 'Resolve open MAC or serial conflicts of a node (optionally one kind or value; audited)', tag: 'nodes', auth: 'admin' },
   { method: 'put', path: '/api/v1/nodes/{uuid}/bmc', summary: 'Enrol the BMC (password encrypted at rest, never returned)', tag: 'nodes', auth: 'admin', request: BmcInputBody },
   { method: 'get', path: '/api/v1/nodes/{uuid}/bmc', summary: 'BMC settings without the password', tag: 'nodes', auth: 'viewer' },
   { method: 'get', path: '/healthz', summary: 'Process is alive', tag: 'ops', auth: 'none' },

@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Keyring } from '../store/keyring.ts';
 import { principalOf } from './auth.ts';
+import { audited } from './audit-context.ts';
 import type { Mount, RequireRole } from './app.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody } from './validate.ts';
@@ -27,7 +28,8 @@ export function secretsMount({ keyring }: { keyring: Pick<Keyring, 'status' | 'r
     app.get('/api/v1/secrets', requireRole('admin'), async (c) => c.json(await keyring.status()));
     app.post('/api/v1/secrets/rotate', requireRole('admin'), async (c) => {
       const body = await jsonBody(c, RotateRequest);
-      const result = await keyring.rotate({ actor: `api:${principalOf(c).name}`, rewrapKek: body.rewrapKek ?? false });
+      // the target is the new data key, named by the store in the audit row
+      const result = await audited(c, 'secrets.rotate', { kind: 'data-key', id: 'new' }, (audit) => keyring.rotate({ actor: `api:${principalOf(c).name}`, rewrapKek: body.rewrapKek ?? false, audit }));
       return c.json(result);
     });
     return { at: '/', app, docs: SECRETS_ROUTES };

@@ -10,6 +10,7 @@ import { Role } from '../config.ts';
 import type { TokenStore, TokenView } from '../store/tokens.ts';
 import type { Clock } from '../clock.ts';
 import { principalOf } from './auth.ts';
+import { audited } from './audit-context.ts';
 import type { RouteDoc } from './openapi.ts';
 import { jsonBody, parseWith } from './validate.ts';
 
@@ -44,7 +45,8 @@ export function tokenRoutes({ store, clock, configured }: { store: Pick<TokenSto
   app.post('/api/v1/tokens', requireRole('admin'), async (c) => {
     const body = await jsonBody(c, CreateTokenRequest);
     const expiresAt = body.expiresInSeconds ? new Date(clock.now().getTime() + body.expiresInSeconds * 1000) : null;
-    const { token, view } = await store.create({ name: body.name, role: body.role, createdBy: `api:${principalOf(c).name}`, expiresAt });
+    // the target's id is the new token's, named by the store in the audit row
+    const { token, view } = await audited(c, 'token.create', { kind: 'token', id: 'new' }, (audit) => store.create({ name: body.name, role: body.role, createdBy: `api:${principalOf(c).name}`, expiresAt }, audit));
     c.header('cache-control', 'no-store');
     return c.json({ ...render(view), token }, 201);
   });
@@ -54,7 +56,7 @@ export function tokenRoutes({ store, clock, configured }: { store: Pick<TokenSto
   });
   app.delete('/api/v1/tokens/:id', requireRole('admin'), async (c) => {
     const id = parseWith(TokenId, c.req.param('id'));
-    return c.json(render(await store.revoke(id, `api:${principalOf(c).name}`)));
+    return c.json(render(await audited(c, 'token.revoke', { kind: 'token', id: String(id) }, (audit) => store.revoke(id, `api:${principalOf(c).name}`, audit))));
   });
   return app;
 }

@@ -68,6 +68,8 @@ export interface AuditChange {
   after?: unknown;
   /** a more precise action than the route knew (e.g. image.push.unchanged) */
   action?: string;
+  /** the target once the change named it (a new token's id, a new data key) */
+  target?: AuditTarget;
 }
 
 /**
@@ -77,8 +79,20 @@ export interface AuditChange {
  */
 export async function writeAudit(tx: Pick<Db, 'insert'>, intent: AuditIntent | undefined, change: AuditChange, at: Date): Promise<void> {
   if (!intent || intent.written) return;
-  await audit(tx, { actor: intent.actor, role: intent.role, action: change.action ?? intent.action, target: `${intent.target.kind}:${intent.target.id}`, before: change.before, after: change.after, requestId: intent.requestId, source: intent.source }, at);
+  const target = change.target ?? intent.target;
+  await audit(tx, { actor: intent.actor, role: intent.role, action: change.action ?? intent.action, target: `${target.kind}:${target.id}`, before: change.before, after: change.after, requestId: intent.requestId, source: intent.source }, at);
   intent.written = true;
+}
+
+/**
+ * For a store function that an admin route calls with an intent and that other callers (the CLI against the
+ * database, tests, system start-up) call without one: the intent's row when there is one, else a row in the
+ * caller's name with no request context. One row either way.
+ */
+export async function writeAuditAs(tx: Pick<Db, 'insert'>, intent: AuditIntent | undefined, fallback: { actor: string; action: string; target: AuditTarget }, change: AuditChange, at: Date): Promise<void> {
+  if (intent) return writeAudit(tx, intent, change, at);
+  const target = change.target ?? fallback.target;
+  await audit(tx, { actor: fallback.actor, action: change.action ?? fallback.action, target: `${target.kind}:${target.id}`, before: change.before, after: change.after }, at);
 }
 
 export interface AuditFilter {

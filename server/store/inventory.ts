@@ -4,7 +4,7 @@ import { and, count, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { pgErrorCode } from '../db/index.ts';
 import { bmcs, bootAttempts, conflicts, dhcpLeases, events, facts, interfaces, nodes } from '../db/schema/index.ts';
-import { audit } from './audit.ts';
+import { writeAuditAs, type AuditIntent } from './audit.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { deleteRefusal, type InventoryRow, type RowError } from '../domain/inventory.ts';
 import { AppError, notFound } from '../errors.ts';
@@ -55,7 +55,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
      * rows are checked against the database again inside it, so a clash that appeared since the check writes
      * nothing (409 naming the rows).
      */
-    async enroll(rows: { row: number; node: InventoryRow }[], actor: string): Promise<{ enrolled: string[] }> {
+    async enroll(rows: { row: number; node: InventoryRow }[], actor: string, intent?: AuditIntent): Promise<{ enrolled: string[] }> {
       const now = clock.now();
       const reason = 'enrolled from an inventory';
       const sealed = new Map<string, string>();
@@ -81,7 +81,8 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
               ...(n.bmc ? [{ nodeUuid: n.uuid, at: now, kind: 'bmc', reason: `BMC enrolled: ${n.bmc.driver} ${n.bmc.address}${n.bmc.port ? `:${n.bmc.port}` : ''} as ${n.bmc.username}`, actor }] : []),
             ]),
           );
-          await audit(tx, { actor, action: 'nodes.enroll', target: `nodes:${list.length}`, before: null, after: { uuids: list.map((n) => n.uuid), macs: list.flatMap((n) => n.macs), bmcs: withBmc.map((n) => n.bmc!.address) } }, now);
+          // BMC addresses only: never a password
+          await writeAuditAs(tx, intent, { actor, action: 'nodes.enroll', target: { kind: 'nodes', id: String(list.length) } }, { before: null, after: { uuids: list.map((n) => n.uuid), macs: list.flatMap((n) => n.macs), bmcs: withBmc.map((n) => n.bmc!.address) } }, now);
           return { enrolled: list.map((n) => n.uuid) };
         });
       } catch (err) {
@@ -95,7 +96,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
      * go with it; other nodes' open conflicts naming it are closed. The audit row (who, the node as it was without
      * its credential hash, what went with it; action node.delete or node.delete.forced) is in audit_log. Refused for a node that runs or is booting unless forced (domain/inventory.ts).
      */
-    async deleteNode(uuid: string, { force, actor }: { force: boolean; actor: string }): Promise<DeleteResult> {
+    async deleteNode(uuid: string, { force, actor, audit: intent }: { force: boolean; actor: string; audit?: AuditIntent }): Promise<DeleteResult> {
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [node] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
@@ -117,7 +118,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
         await tx.delete(nodes).where(eq(nodes.uuid, uuid));
         const removed = { interfaces: macs.length, leases: leases.length, ...counts, bmc: !!bmc, conflictsClosed: closed.length };
         const { credentialHash: _secret, ...before } = node;
-        await audit(tx, { actor, action: force ? 'node.delete.forced' : 'node.delete', target: `node:${uuid}`, before: { node: { ...before, hadCredential: !!node.credentialHash }, macs, leases: leases.map((l) => l.ip), bmc: bmc ?? null }, after: { removed } }, now);
+        await writeAuditAs(tx, intent, { actor, action: 'node.delete', target: { kind: 'node', id: uuid } }, { action: force ? 'node.delete.forced' : 'node.delete', before: { node: { ...before, hadCredential: !!node.credentialHash }, macs, leases: leases.map((l) => l.ip), bmc: bmc ?? null }, after: { removed } }, now);
         return { uuid, state: node.state, removed };
       });
     },

@@ -17,7 +17,7 @@ import type { Db } from '../db/index.ts';
 import { bmcSetups, bmcs, dataKeys } from '../db/schema/index.ts';
 import { gcmOpen, gcmSeal, kekCheck, type SecretBox } from '../secrets.ts';
 import type { Clock } from '../clock.ts';
-import { audit } from './audit.ts';
+import { writeAuditAs, type AuditIntent } from './audit.ts';
 
 /** "bfkeys" in ASCII: the advisory lock around creating and rotating keys */
 export const KEYRING_LOCK_KEY = 0x62666b657973;
@@ -48,7 +48,7 @@ export interface Keyring extends SecretBox {
   decrypt(sealed: string): Promise<string>;
   readonly kekCheck: string;
   init(opts?: { legacyKeys?: Buffer[] }): Promise<{ created: boolean; imported: number; keys: number }>;
-  rotate(opts: { actor: string; rewrapKek?: boolean }): Promise<RotateResult>;
+  rotate(opts: { actor: string; rewrapKek?: boolean; audit?: AuditIntent }): Promise<RotateResult>;
   /** The data keys (never the keys themselves) and this replica's KEK check value. */
   status(): Promise<KeyringStatus>;
   /** Seal and open inside a caller's transaction (rotation re-encrypts other tables' values this way). */
@@ -188,7 +188,7 @@ export function createKeyring(db: Db, { kek, previousKeks = [], clock }: { kek: 
       return openLoaded(sealed)!;
     },
 
-    async rotate({ actor, rewrapKek = false }) {
+    async rotate({ actor, rewrapKek = false, audit: intent }) {
       return db.transaction(async (tx) => {
         await lock(tx);
         const rows = await tx.select().from(dataKeys).orderBy(dataKeys.id);
@@ -222,7 +222,8 @@ export function createKeyring(db: Db, { kek, previousKeks = [], clock }: { kek: 
         };
         for (const p of plans) await tx.update(bmcSetups).set({ planSealed: reseal(p.planSealed), passwordSealed: reseal(p.passwordSealed) }).where(eq(bmcSetups.id, p.id));
         const result: RotateResult = { keyId, previousKeyId: previous?.id ?? null, reencrypted: sealed.length + plans.length, rewrapped, kekCheck: current };
-        await audit(tx, { actor, action: 'secrets.rotate', target: `data-key:${keyId}`, before: { activeKey: previous?.id ?? null }, after: result }, now);
+        const target = { kind: 'data-key', id: String(keyId) };
+        await writeAuditAs(tx, intent, { actor, action: 'secrets.rotate', target }, { target, before: { activeKey: previous?.id ?? null }, after: result }, now);
         return result;
       });
     },

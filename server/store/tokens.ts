@@ -10,7 +10,7 @@ import type { Clock } from '../clock.ts';
 import type { Role } from '../config.ts';
 import { AppError, notFound } from '../errors.ts';
 import { hashToken } from '../secrets.ts';
-import { audit } from './audit.ts';
+import { audit, writeAuditAs, type AuditIntent } from './audit.ts';
 
 /** last_used_at is written at most this often per token: not a write per request */
 export const LAST_USED_RESOLUTION_MS = 60_000;
@@ -46,13 +46,15 @@ export const newApiToken = () => `bft_${randomBytes(32).toString('base64url')}`;
 export function createTokenStore(db: Db, { clock }: { clock: Clock }) {
   return {
     /** Creates a token; the returned `token` is the only time its value exists outside the caller. */
-    async create(t: { name: string; role: Role; createdBy: string; expiresAt?: Date | null }): Promise<{ token: string; view: TokenView }> {
+    async create(t: { name: string; role: Role; createdBy: string; expiresAt?: Date | null }, intent?: AuditIntent): Promise<{ token: string; view: TokenView }> {
       const token = newApiToken();
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [row] = await tx.insert(apiTokens).values({ name: t.name, role: t.role, tokenHash: hashToken(token), createdAt: now, createdBy: t.createdBy, expiresAt: t.expiresAt ?? null }).returning();
         const view = tokenView(row!);
-        await audit(tx, { actor: t.createdBy, action: 'token.create', target: `token:${view.id}`, after: view }, now);
+        // the view holds neither the token nor its hash
+        const target = { kind: 'token', id: String(view.id) };
+        await writeAuditAs(tx, intent, { actor: t.createdBy, action: 'token.create', target }, { target, before: null, after: view }, now);
         return { token, view };
       });
     },
@@ -62,7 +64,7 @@ export function createTokenStore(db: Db, { clock }: { clock: Clock }) {
     },
 
     /** Revokes a token and ends its dashboard sessions; 404 unknown, 409 already revoked. */
-    async revoke(id: number, actor: string): Promise<TokenView> {
+    async revoke(id: number, actor: string, intent?: AuditIntent): Promise<TokenView> {
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [before] = await tx.select().from(apiTokens).where(eq(apiTokens.id, id)).for('update');
@@ -70,7 +72,7 @@ export function createTokenStore(db: Db, { clock }: { clock: Clock }) {
         if (before.revokedAt) throw new AppError(409, 'conflict', `token ${id} (${before.name}) was already revoked at ${before.revokedAt.toISOString()} by ${before.revokedBy ?? 'unknown'}`, { id });
         const [row] = await tx.update(apiTokens).set({ revokedAt: now, revokedBy: actor }).where(eq(apiTokens.id, id)).returning();
         await tx.delete(uiSessions).where(eq(uiSessions.credentialHash, before.tokenHash));
-        await audit(tx, { actor, action: 'token.revoke', target: `token:${id}`, before: tokenView(before), after: tokenView(row!) }, now);
+        await writeAuditAs(tx, intent, { actor, action: 'token.revoke', target: { kind: 'token', id: String(id) } }, { before: tokenView(before), after: tokenView(row!) }, now);
         return tokenView(row!);
       });
     },
