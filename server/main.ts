@@ -11,7 +11,7 @@ import { describeReplica } from './fleet/replica.ts';
 import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
-import { registerDhcpMetrics } from './dhcp-metrics.ts';
+import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
 import { createBootBackend } from './boot-backend.ts';
 import { createMacChanges } from './store/mac-changes.ts';
@@ -200,9 +200,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   let dhcp: DhcpServer | undefined;
   const bootBackend = dhcpConfig?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }) }) : undefined;
   if (dhcpConfig?.enabled) {
-    dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }) });
+    dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }), onHandled: createDhcpLatency(metrics) });
     await dhcp.start();
-    registerDhcpMetrics(metrics, dhcp.stats, dhcp);
+    registerDhcpMetrics(metrics, { mode: dhcpConfig.mode, responder: dhcp.responder, socketDrops: () => dhcp!.socketDrops() });
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
   }
 

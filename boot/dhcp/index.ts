@@ -5,4 +5,5 @@ export { type Lease, type LeaseState, type LeaseStore, MemoryLeaseStore } from '
 export { chooseBootfile, defaultBootUrls, type BootUrls, type Bootfile } from './bootfile.ts';
 export { classify, type ClientInfo } from './classify.ts';
 export { decodePacket, encodePacket, type DhcpPacket } from './packet.ts';
-export type { Logger, Stats as DhcpStats } from './responder.ts';
+export type { Logger, Stats as DhcpStats, Traffic as DhcpTraffic, Responder as DhcpResponder } from './responder.ts';
+export { MESSAGE_TYPE_NAMES } from './responder.ts';

@@ -78,6 +78,8 @@ export interface Stats {
   takenByPeer: number;
   /** packets dropped because hlen does not fit htype (RFC 2131 §2) */
   badHlen: number;
+  /** datagrams that did not decode as DHCP/BOOTP (counted by the socket layer, server.ts) */
+  undecodable: number;
   /** RELEASEs / DECLINEs for a lease the sender does not own: ignored */
   foreignReleases: number;
   foreignDeclines: number;
@@ -85,6 +87,27 @@ export interface Stats {
   reservedDeclinesRefused: number;
   /** DECLINEs of a reserved address from its owner: another machine uses that address; the reservation is kept */
   reservedConflicts: number;
+}
+
+/** DHCP message types by option 53 value as metric label values; index 0: no option 53 (BOOTP), 9: any other */
+export const MESSAGE_TYPE_NAMES = ['none', 'discover', 'offer', 'request', 'decline', 'ack', 'nak', 'release', 'inform', 'other'] as const;
+const typeIndex = (t: number | undefined): number => (t === undefined ? 0 : t >= 1 && t <= 8 ? t : 9);
+const byType = (): number[] => new Array<number>(MESSAGE_TYPE_NAMES.length).fill(0);
+
+/**
+ * Traffic by message type, as plain arrays indexed like MESSAGE_TYPE_NAMES: a packet costs one increment and
+ * no label object (server/dhcp-metrics.ts turns them into labelled counters at scrape time).
+ */
+export interface Traffic {
+  /** requests (op 1) by how they reached us: direct on port 67, relayed (giaddr set), or on the PXE port 4011 */
+  received: { direct: number[]; relayed: number[]; pxe: number[] };
+  /** replies by type (OFFER, ACK, NAK) */
+  sent: number[];
+  /** leases written and acknowledged (an ACK in full mode) */
+  bound: number;
+  /** RELEASEs and DECLINEs from the lease's owner that changed the lease */
+  released: number;
+  declined: number;
 }
 
 /**
@@ -110,7 +133,8 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   table.excluded.add(ipToInt(config.serverIp));
   const urls: BootUrls = { httpBase: config.httpBase.replace(/\/+$/, ''), ...config.bootfiles };
   const nextServer = config.nextServer ?? config.serverIp;
-  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0, takenByPeer: 0, badHlen: 0, foreignReleases: 0, foreignDeclines: 0, reservedDeclinesRefused: 0, reservedConflicts: 0 };
+  const traffic: Traffic = { received: { direct: byType(), relayed: byType(), pxe: byType() }, sent: byType(), bound: 0, released: 0, declined: 0 };
+  const stats: Stats = { received: 0, replies: 0, acks: 0, naks: 0, ignored: 0, exhausted: 0, storeErrors: 0, takenByPeer: 0, badHlen: 0, undecodable: 0, foreignReleases: 0, foreignDeclines: 0, reservedDeclinesRefused: 0, reservedConflicts: 0 };
   /** reserved address → the MAC it is reserved for, as the backend told us in offers and bindings */
   const reservations = new Map<number, string>();
   const take = createLogLimiter({ clock, intervalMs: config.warnIntervalSeconds * 1000 });
@@ -252,8 +276,10 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     const relay = req.options.get(Opt.RELAY_AGENT);
     if (relay && req.giaddr !== ZERO) reply.packet.options.set(Opt.RELAY_AGENT, relay);
     stats.replies++;
-    if (reply.packet.options.get(Opt.MESSAGE_TYPE)?.[0] === MessageType.ACK) stats.acks++;
-    if (reply.packet.options.get(Opt.MESSAGE_TYPE)?.[0] === MessageType.NAK) stats.naks++;
+    const type = reply.packet.options.get(Opt.MESSAGE_TYPE)?.[0];
+    traffic.sent[typeIndex(type)]!++;
+    if (type === MessageType.ACK) stats.acks++;
+    if (type === MessageType.NAK) stats.naks++;
     return reply;
   }
 
@@ -360,6 +386,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
     if (host?.ipv4 === intToIp(ip)) reservations.set(ip, c.mac);
     table.set(e);
+    traffic.bound++;
     logger.info({ mac: c.mac, ip: intToIp(ip), pool: pool.name, clientId: e.clientId, expiresAt: new Date(e.expiresAt).toISOString() }, 'lease bound');
     return 'bound';
   }
@@ -563,6 +590,8 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
     if (e.state === 'declined') table.byMac.delete(c.mac);
     table.set(e);
+    if (release) traffic.released++;
+    else traffic.declined++;
     logger.info({ mac: c.mac, ip: addr }, release ? 'lease released' : 'address declined');
     return null;
   }
@@ -572,6 +601,9 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     stats.received++;
     try {
       if (req.op !== 1) return null;
+      const t = typeIndex(req.options.get(Opt.MESSAGE_TYPE)?.[0]);
+      const via = r.on === 'pxe' ? traffic.received.pxe : req.giaddr !== ZERO ? traffic.received.relayed : traffic.received.direct;
+      via[t]!++;
       const bad = hlenProblem(req);
       if (bad) {
         stats.badHlen++;
@@ -587,7 +619,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     }
   }
 
-  return { handle, load, stats, table, pools };
+  return { handle, load, stats, traffic, table, pools };
 }
 
 export type Responder = ReturnType<typeof createResponder>;

@@ -35,6 +35,11 @@ export type DhcpServerOptions = DhcpConfigInput & {
   leases: LeaseStore;
   logger?: Logger;
   clock?: () => number;
+  /**
+   * told once per decoded request: seconds from its arrival to the reply handed to the socket (or to the
+   * decision to stay silent), backend look-up and lease write included. Wire a histogram here (server/dhcp-metrics.ts).
+   */
+  onHandled?: (seconds: number) => void;
   /** skip the check that `interface` exists and holds serverIp (unit tests on loopback) */
   skipInterfaceCheck?: boolean;
 };
@@ -64,7 +69,7 @@ export function checkInterface(name: string, ip: string): 'ok' | 'missing' | 'no
   return addrs.some((a) => a.family === 'IPv4' && a.address === ip) ? 'ok' : 'wrong-address';
 }
 
-export function createDhcpServer({ backend, leases, logger = silentLogger, clock, skipInterfaceCheck = false, ...input }: DhcpServerOptions): DhcpServer {
+export function createDhcpServer({ backend, leases, logger = silentLogger, clock, onHandled, skipInterfaceCheck = false, ...input }: DhcpServerOptions): DhcpServer {
   const config = DhcpConfigSchema.parse(input);
   const responder = createResponder({ config, backend, leases, logger, clock });
   const sockets: dgram.Socket[] = [];
@@ -93,13 +98,16 @@ export function createDhcpServer({ backend, leases, logger = silentLogger, clock
   };
 
   const onMessage = (on: Received['on']) => (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+    const t0 = performance.now();
     const decoded = decodePacket(msg);
     if (!decoded.ok) {
+      responder.stats.undecodable++;
       logger.debug({ from: rinfo.address, bytes: msg.length, error: decoded.error }, 'undecodable DHCP packet dropped');
       return;
     }
     void responder.handle(decoded.packet, { on, from: { address: rinfo.address, port: rinfo.port } }).then((reply) => {
       if (reply) send(reply, on);
+      onHandled?.((performance.now() - t0) / 1000);
     });
   };
 
