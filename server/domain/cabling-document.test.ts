@@ -59,6 +59,16 @@ describe('parseCablingDocument', () => {
     expect(issuesOf('a,b\n', 'csv')[0]!.where).toBe('row 1');
   });
 
+  it('names the line of every bad YAML value and CSV row', () => {
+    const yaml = 'plans:\n  - node: a\n    links:\n      - nic: eno1\n        switch: ""\n        port: 1\n  - rack: r\n    policy: sometimes\n    links: [{ nic: x, switch: y, port: z }]\n';
+    const issues = issuesOf(yaml, 'yaml');
+    expect(issues.map((i) => [i.where, i.line])).toEqual([['plans[0].links.0.switch', 5], ['plans[1].policy', 8]]);
+    expect(() => parseCablingDocument(yaml, 'yaml')).toThrow('line 5: plans[0].links.0.switch: is empty; line 8: plans[1].policy: must be warn or block');
+    expect(issuesOf('plans:\n  - node: [\n', 'yaml')[0]).toMatchObject({ where: 'document', message: expect.stringMatching(/^is not YAML/) });
+    const csv = issuesOf('node,nic,switch,port\nSN-1,eno1,a,1\n\nSN-2,eno1,,1\n', 'csv');
+    expect(csv).toEqual([{ where: 'row 4.switch', message: 'is empty', line: 4 }]);
+  });
+
   it('never throws anything but a CablingDocumentError on arbitrary text (property)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 300 }), fc.constantFrom('yaml' as const, 'csv' as const), (text, format) => {

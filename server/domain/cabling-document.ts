@@ -2,9 +2,9 @@
 // (serial or SMBIOS UUID) or rack. Every bad row is reported (row/path and what is wrong), not just the first:
 // a 400-line rack sheet should be fixed in one go.
 //
-// YAML:  plans: [{ node: SERIAL|UUID | rack: NAME, policy: warn|block, links: [{ nic, switch, port }] }]
+// YAML:  plans: [{ node: SERIAL|UUID|MAC | rack: NAME, policy: warn|block, links: [{ nic, switch, port }] }]
 // CSV:   header `node,rack,nic,switch,port,policy` (node or rack per row; policy may be empty: warn)
-import { parse as parseYaml } from 'yaml';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import type { CablingPolicy, PlannedLink } from './cabling.ts';
 
@@ -17,20 +17,26 @@ export interface CablingPlanEntry {
 }
 
 export interface CablingIssue {
-  /** "row 3" (CSV, 1 = header) or "plans[0].links[1]" (YAML) */
+  /** "row 3" (CSV, 1 = header) or "plans[0].links.1" (YAML) */
   where: string;
   message: string;
+  /** the line in the document (CSV: the row; YAML: where the offending value, or its nearest parent, starts) */
+  line?: number;
 }
+
+/** "line 7: plans[0].links.1.port: is empty" (YAML) or "row 3.switch: is empty" (CSV, whose rows are lines) */
+export const formatCablingIssue = (i: CablingIssue) => `${i.line !== undefined && !i.where.startsWith('row ') ? `line ${i.line}: ` : ''}${i.where}: ${i.message}`;
 
 export class CablingDocumentError extends Error {
   constructor(readonly issues: CablingIssue[]) {
-    super(issues.map((i) => `${i.where}: ${i.message}`).join('; '));
+    super(issues.map(formatCablingIssue).join('; '));
   }
 }
 
 export const MAX_CABLING_BYTES = 1 << 20;
 const MAX_ROWS = 20_000;
-const name = z.string().trim().min(1, 'is empty').max(128, 'is longer than 128 characters').regex(/^[^\x00-\x1f\x7f]*$/, 'has control characters');
+// `port: 7` in YAML is a number: a port is text either way
+const name = z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().trim().min(1, 'is empty').max(128, 'is longer than 128 characters').regex(/^[^\x00-\x1f\x7f]*$/, 'has control characters'));
 const Link = z.strictObject({ nic: name, switch: name, port: name });
 const Policy = z.enum(['warn', 'block'], { error: 'must be warn or block' });
 const Plan = z
@@ -83,6 +89,7 @@ export function parseCablingDocument(text: string, format: 'yaml' | 'csv'): Cabl
     if (lines.length > MAX_ROWS) throw new CablingDocumentError([{ where: 'document', message: `has more than ${MAX_ROWS} rows` }]);
     lines.slice(1).forEach((line, i) => {
       const where = `row ${i + 2}`;
+      const at = issues.length;
       if (!line.trim()) return;
       const f = csvFields(line);
       if (!f) return void issues.push({ where, message: 'has an unterminated quote' });
@@ -91,22 +98,51 @@ export function parseCablingDocument(text: string, format: 'yaml' | 'csv'): Cabl
       const p = Plan.safeParse({ node: row['node'], rack: row['rack'], policy: row['policy'], links: [{ nic: row['nic'] ?? '', switch: row['switch'] ?? '', port: row['port'] ?? '' }] });
       if (!p.success) return void issues.push(...issuesOf(where, p.error).map((x) => ({ ...x, where: x.where.replace(/\.links\.0/, '') })));
       merge(entries, { scope: p.data.node ? 'node' : 'rack', key: (p.data.node ?? p.data.rack)!, policy: p.data.policy, links: p.data.links }, where, issues);
+      for (const x of issues.slice(at)) x.line = i + 2;
     });
+    for (const x of issues) x.line ??= Number(/^row (\d+)/.exec(x.where)?.[1]);
   } else {
+    const lineCounter = new LineCounter();
+    let yaml: Document;
+    try {
+      yaml = parseDocument(text, { lineCounter, logLevel: 'error', prettyErrors: false });
+    } catch (e) {
+      throw new CablingDocumentError([{ where: 'document', message: `is not YAML: ${(e as Error).message.split('\n')[0]}` }]);
+    }
+    const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+    const syntax = yaml.errors[0];
+    if (syntax) throw new CablingDocumentError([{ where: 'document', message: `is not YAML: ${syntax.message.split('\n')[0]}`, ...(lineOf(syntax.pos[0]) ? { line: lineOf(syntax.pos[0])! } : {}) }]);
     let doc: unknown;
     try {
-      doc = parseYaml(text, { maxAliasCount: 10, logLevel: 'error' });
+      doc = yaml.toJS({ maxAliasCount: 10 });
     } catch (e) {
       throw new CablingDocumentError([{ where: 'document', message: `is not YAML: ${(e as Error).message.split('\n')[0]}` }]);
     }
     const plans = doc && typeof doc === 'object' && 'plans' in doc ? (doc as { plans: unknown }).plans : undefined;
     if (!Array.isArray(plans)) throw new CablingDocumentError([{ where: 'document', message: 'needs a top-level "plans:" list' }]);
     if (plans.length > MAX_ROWS) throw new CablingDocumentError([{ where: 'plans', message: `has more than ${MAX_ROWS} entries` }]);
+    /** the line of the value at `path`, or of its nearest parent that exists (a missing field: its mapping) */
+    const lineAt = (path: (string | number)[]) => {
+      for (let n = path.length; n >= 0; n--) {
+        const node = yaml.getIn(path.slice(0, n), true);
+        if (isNode(node) && node.range) return lineOf(node.range[0]);
+      }
+      return undefined;
+    };
     plans.forEach((raw, i) => {
       const where = `plans[${i}]`;
       const p = Plan.safeParse(raw);
-      if (!p.success) return void issues.push(...issuesOf(where, p.error));
+      if (!p.success) {
+        for (const iss of p.error.issues) {
+          const line = lineAt(['plans', i, ...(iss.path as (string | number)[])]);
+          issues.push({ where: [where, ...iss.path.map(String)].join('.'), message: iss.message, ...(line ? { line } : {}) });
+        }
+        return;
+      }
+      const at = issues.length;
       merge(entries, { scope: p.data.node ? 'node' : 'rack', key: (p.data.node ?? p.data.rack)!, policy: p.data.policy, links: p.data.links }, where, issues);
+      const line = lineAt(['plans', i]);
+      if (line) for (const x of issues.slice(at)) x.line = line;
     });
   }
   if (issues.length) throw new CablingDocumentError(issues);

@@ -70,7 +70,9 @@ function neighboursOf(lldp: unknown): Neighbour[] {
     if (!n || typeof n['interface'] !== 'string') continue;
     const switchIds = [n['systemName'], n['chassisId']].map(norm).filter(Boolean);
     const portIds = [n['portId'], n['portDescription']].map(norm).filter(Boolean);
-    const shown = { switch: String(n['systemName'] ?? n['chassisId'] ?? '?'), port: String(n['portId'] ?? n['portDescription'] ?? '?') };
+    // only strings are shown: a hostile or broken probe's object must not reach String() (it may not convert)
+    const text = (...vs: unknown[]) => (vs.find((v) => typeof v === 'string' && v.trim()) as string | undefined) ?? '?';
+    const shown = { switch: text(n['systemName'], n['chassisId']), port: text(n['portId'], n['portDescription']) };
     out.push({ iface: norm(n['interface']), switchIds, portIds, shown });
   }
   return out;
@@ -90,21 +92,24 @@ function resolveNic(nic: string, nics: unknown): string | null {
 }
 
 const matches = (n: Neighbour, p: SeenPort) => n.switchIds.includes(norm(p.switch)) && n.portIds.includes(norm(p.port));
-const same = (a: SeenPort, b: SeenPort) => norm(a.switch) === norm(b.switch) && norm(a.port) === norm(b.port);
 const show = (p: SeenPort) => `${p.switch} ${p.port}`;
 
 function describe(p: CablingProblem): string {
+  // "eth1 expected on sw-a Ethernet1/3, seen on sw-b Ethernet1/4": what to walk to, and what is there now
   switch (p.kind) {
     case 'wrong-port':
-      return `${p.nic} is on ${p.seen.map(show).join(', ')}, planned ${show(p.expected)}`;
+      return `${p.nic} expected on ${show(p.expected)}, seen on ${p.seen.map(show).join(', ')}`;
     case 'missing-link':
-      return `${p.nic} sees no switch, planned ${show(p.expected)}`;
+      return `${p.nic} expected on ${show(p.expected)}, no LLDP neighbour seen (unplugged, or the switch sends no LLDP)`;
     case 'unknown-nic':
-      return `no NIC ${p.nic} (planned ${show(p.expected)})`;
+      return `${p.nic} expected on ${show(p.expected)}, but the node has no such NIC`;
     case 'swapped':
-      return `${p.nic} and ${p.with} are swapped (${p.nic} planned ${show(p.expected)})`;
+      return `${p.nic} and ${p.with} are swapped: ${p.nic} expected on ${show(p.expected)}, seen on ${p.seen.map(show).join(', ')}`;
   }
 }
+
+/** One line per problem (the node event's data and the report's detail). */
+export const describeProblem = describe;
 
 /** Checks a node's LLDP facts against its plan. `facts` is whatever the agent sent: only `nics` and `lldp` are read. */
 export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: unknown): CablingVerdict {
@@ -112,6 +117,8 @@ export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: un
   const f = rec(facts) ?? {};
   const neighbours = neighboursOf(f['lldp']);
   const problems: CablingProblem[] = [];
+  // what each problem's NIC sees, to tell a swap by any of the switch's identifiers (not only the shown ones)
+  const seenBy = new Map<CablingProblem, Neighbour[]>();
   for (const link of plan.links) {
     const expected = { switch: link.switch, port: link.port };
     const iface = resolveNic(link.nic, f['nics']);
@@ -122,7 +129,11 @@ export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: un
     const seen = neighbours.filter((n) => n.iface === iface);
     if (seen.some((n) => matches(n, expected))) continue;
     if (seen.length === 0) problems.push({ kind: 'missing-link', nic: link.nic, expected });
-    else problems.push({ kind: 'wrong-port', nic: link.nic, expected, seen: seen.map((n) => n.shown) });
+    else {
+      const p: CablingProblem = { kind: 'wrong-port', nic: link.nic, expected, seen: seen.map((n) => n.shown) };
+      problems.push(p);
+      seenBy.set(p, seen);
+    }
   }
   // swapped: A sees B's planned port and B sees A's. Pairs are taken in plan order, each NIC in at most one pair.
   for (let i = 0; i < problems.length; i++) {
@@ -131,7 +142,7 @@ export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: un
     for (let j = i + 1; j < problems.length; j++) {
       const b = problems[j]!;
       if (b.kind !== 'wrong-port') continue;
-      if (a.seen.some((s) => same(s, b.expected)) && b.seen.some((s) => same(s, a.expected))) {
+      if (seenBy.get(a)!.some((n) => matches(n, b.expected)) && seenBy.get(b)!.some((n) => matches(n, a.expected))) {
         problems[i] = { ...a, kind: 'swapped', with: b.nic };
         problems[j] = { ...b, kind: 'swapped', with: a.nic };
         break;
@@ -140,4 +151,62 @@ export function checkCabling(plan: NodeCablingPlan | null | undefined, facts: un
   }
   if (problems.length === 0) return { status: 'compliant', policy: plan.policy, problems, action: 'pass' };
   return { status: 'failed', policy: plan.policy, problems, action: plan.policy, reason: `cabling: ${problems.map(describe).join('; ')}` };
+}
+
+// ---- which plan a node falls under ------------------------------------------------------------------------
+
+/** The label naming a node's rack (the fleet's rebuild.rackLabel defaults to the same). */
+export const RACK_LABEL = 'rack';
+
+/** A loaded plan as the store keeps it. */
+export interface StoredCablingPlan extends NodeCablingPlan {
+  scope: 'node' | 'rack';
+  /** as the operator wrote it: serial, SMBIOS UUID or MAC (node), rack name (rack) */
+  key: string;
+}
+
+/** What identifies a node to a plan. */
+export interface CablingSubject {
+  uuid: string;
+  serial: string | null;
+  macs: string[];
+  labels: Record<string, string>;
+}
+
+/** A plan key as compared: a MAC in any spelling becomes its 12 hex digits, anything else lower case. */
+export function cablingKey(key: string): string {
+  return normMac(key) ?? key.trim().toLowerCase();
+}
+
+/** The node's identity from its labels and the facts its agent sent (whatever their shape). */
+export function cablingSubjectOf(uuid: string, labels: Record<string, string>, facts: unknown): CablingSubject {
+  const f = rec(facts) ?? {};
+  const serial = rec(f['system'])?.['serial'];
+  const macs = list(f['nics']).flatMap((n) => {
+    const mac = rec(n)?.['mac'];
+    return typeof mac === 'string' ? [mac] : [];
+  });
+  return { uuid, serial: typeof serial === 'string' && serial.trim() ? serial : null, macs, labels };
+}
+
+/** The keys a store looks plans up by: node keys (UUID, serial, MACs, normalised) and the rack. */
+export function planKeys(s: CablingSubject): { node: string[]; rack: string | null } {
+  const node = [s.uuid, ...(s.serial ? [s.serial] : []), ...s.macs].map(cablingKey).filter(Boolean);
+  const rack = s.labels[RACK_LABEL];
+  return { node: [...new Set(node)], rack: rack ? cablingKey(rack) : null };
+}
+
+/**
+ * The plan for a node, most specific first: a node plan by UUID, then by serial, then by MAC (NIC order), then
+ * its rack's plan. A serial is a weak key (vendors ship "To Be Filled By O.E.M."), so the UUID wins over it.
+ */
+export function selectCablingPlan<P extends StoredCablingPlan>(plans: readonly P[], s: CablingSubject): P | null {
+  const keys = planKeys(s);
+  const byNode = new Map(plans.filter((p) => p.scope === 'node').map((p) => [cablingKey(p.key), p]));
+  for (const k of keys.node) {
+    const p = byNode.get(k);
+    if (p) return p;
+  }
+  if (!keys.rack) return null;
+  return plans.find((p) => p.scope === 'rack' && cablingKey(p.key) === keys.rack) ?? null;
 }
