@@ -49,6 +49,8 @@ export interface CliContext {
   fail: (message: string) => CliError;
   /** set by `serve`: main() must not exit when the command's action returns */
   keepRunning: boolean;
+  /** the environment the configuration is read from (commands that open the database directly: backup, restore) */
+  env: Record<string, string | undefined>;
 }
 
 export interface ContextOptions {
@@ -101,6 +103,7 @@ export function createContext(program: Command, o: ContextOptions = {}): CliCont
     },
     fail: (m) => new CliError(m),
     keepRunning: false,
+    env,
   };
 }
 
