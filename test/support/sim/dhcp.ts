@@ -2,7 +2,11 @@
 // sends the DISCOVER QEMU's iPXE ROM sends (the captured packet in boot/dhcp/fixtures, with the node's MAC, UUID
 // and a fresh xid), takes the first OFFER, REQUESTs it naming that server (RFC 2131 §4.3.2 SELECTING) and waits
 // for the ACK; a NAK (another replica bound the address first) starts over. Retransmissions back off like a
-// client's (RFC 2131 §4.1: 4 s doubling; here from 1 s so a lost packet costs little in a test).
+// client's (RFC 2131 §4.1: 4 s doubling up to 64 s, each randomised by ±1 s; by default here from 1 s to 8 s
+// without jitter, so a lost packet costs little in a test — the storm simulator asks for the RFC's values).
+// `firmware` picks the captured request: the iPXE ROM's (user class iPXE: it gets the script URL) or the PXE base
+// code's before iPXE runs (it gets the iPXE binary by TFTP): OVMF's own capture for EFI; for BIOS the iPXE ROM's
+// capture without options 77 and 175, since an Intel PXE ROM sends the same 60/93/94/97 and no user class.
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { MessageType, Opt, decodePacket, encodePacket, ips, optIp, type DhcpPacket } from '../../../boot/dhcp/packet.ts';
@@ -14,6 +18,8 @@ export interface Lease {
   /** option 67 or the file field: the boot script URL for an iPXE client */
   bootfile: string;
   mask?: string;
+  /** siaddr or option 66: where the TFTP boot file is */
+  nextServer?: string;
   /** DISCOVERs sent and NAKs received, for the report */
   discovers: number;
   naks: number;
@@ -24,13 +30,28 @@ type Waiter = { types: number[]; resolve: (p: DhcpPacket) => void };
 export interface DhcpClient {
   /** one full DORA exchange for a MAC; rejects after `attempts` DISCOVERs without an ACK (default: keeps trying, as a
    * machine whose boot order loops back to PXE does) */
-  acquire(mac: string, uuid: string, opts?: { attempts?: number }): Promise<Lease>;
+  acquire(mac: string, uuid: string, opts?: { attempts?: number; firmware?: DhcpFirmware }): Promise<Lease>;
   close(): void;
 }
 
+/** which client sends the request: the PXE base code (before iPXE) or iPXE, on BIOS or EFI */
+export type DhcpFirmware = 'ipxe-bios' | 'ipxe-efi' | 'pxe-bios' | 'pxe-efi';
+
+export interface Retransmit {
+  /** first wait for an answer (RFC 2131 §4.1: 4 s) */
+  firstMs: number;
+  /** the doubling stops here (RFC: 64 s) */
+  capMs: number;
+  /** each wait is randomised by ± this (RFC: 1 s) */
+  jitterMs: number;
+}
+
+/** RFC 2131 §4.1's retransmission: 4, 8, 16, 32, 64 s, each ± 1 s (uniform) */
+export const RFC2131_RETRANSMIT: Retransmit = { firstMs: 4000, capMs: 64_000, jitterMs: 1000 };
+
 const uuidBytes = (uuid: string) => Buffer.concat([Buffer.from([0]), Buffer.from(uuid.replaceAll('-', ''), 'hex')]);
 
-export async function createDhcpClient({ port = 68, serverPort = 67, broadcast = '255.255.255.255' }: { port?: number; serverPort?: number; broadcast?: string } = {}): Promise<DhcpClient> {
+export async function createDhcpClient({ port = 68, serverPort = 67, broadcast = '255.255.255.255', retransmit = { firstMs: 1000, capMs: 8000, jitterMs: 0 } }: { port?: number; serverPort?: number; broadcast?: string; retransmit?: Retransmit } = {}): Promise<DhcpClient> {
   const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   const waiting = new Map<number, Waiter>();
   sock.on('message', (msg) => {
@@ -49,7 +70,15 @@ export async function createDhcpClient({ port = 68, serverPort = 67, broadcast =
       resolve();
     });
   });
-  const template = fixturePacket('ipxe-rom-bios-discover.hex');
+  const pxeBios = fixturePacket('ipxe-rom-bios-discover.hex');
+  pxeBios.options = new Map([...pxeBios.options].filter(([k]) => k !== Opt.USER_CLASS && k !== Opt.IPXE));
+  const templates: Record<DhcpFirmware, DhcpPacket> = {
+    'ipxe-bios': fixturePacket('ipxe-rom-bios-discover.hex'),
+    'ipxe-efi': fixturePacket('ipxe-rom-efi-discover.hex'),
+    'pxe-bios': pxeBios,
+    'pxe-efi': fixturePacket('ovmf-pxe-discover.hex'),
+  };
+  const jittered = (ms: number) => Math.max(100, ms + (retransmit.jitterMs ? randomInt(-retransmit.jitterMs, retransmit.jitterMs + 1) : 0));
 
   const exchange = (p: DhcpPacket, types: number[], timeoutMs: number) =>
     new Promise<DhcpPacket | undefined>((resolve) => {
@@ -61,7 +90,7 @@ export async function createDhcpClient({ port = 68, serverPort = 67, broadcast =
       sock.send(encodePacket(p, 1500), serverPort, broadcast);
     });
 
-  const packetFor = (mac: string, uuid: string, xid: number, type: number, extra: [number, Buffer][] = []): DhcpPacket => {
+  const packetFor = (template: DhcpPacket, mac: string, uuid: string, xid: number, type: number, extra: [number, Buffer][] = []): DhcpPacket => {
     const options = new Map(template.options);
     options.set(Opt.MESSAGE_TYPE, Buffer.from([type]));
     if (options.has(Opt.CLIENT_UUID)) options.set(Opt.CLIENT_UUID, uuidBytes(uuid));
@@ -72,27 +101,32 @@ export async function createDhcpClient({ port = 68, serverPort = 67, broadcast =
   };
 
   return {
-    async acquire(mac, uuid, { attempts = Infinity } = {}) {
+    async acquire(mac, uuid, { attempts = Infinity, firmware = 'ipxe-bios' } = {}) {
+      const template = templates[firmware];
       let discovers = 0;
       let naks = 0;
-      let wait = 1000;
+      let wait = retransmit.firstMs;
       while (discovers < attempts) {
         const xid = randomInt(1, 2 ** 31);
         discovers++;
-        const offer = await exchange(packetFor(mac, uuid, xid, MessageType.DISCOVER), [MessageType.OFFER], wait);
+        const offer = await exchange(packetFor(template, mac, uuid, xid, MessageType.DISCOVER), [MessageType.OFFER], jittered(wait));
         if (!offer) {
-          wait = Math.min(wait * 2, 8000);
+          wait = Math.min(wait * 2, retransmit.capMs);
           continue;
         }
         const serverId = optIp(offer, Opt.SERVER_ID) ?? offer.siaddr;
-        const ack = await exchange(packetFor(mac, uuid, xid, MessageType.REQUEST, [[Opt.SERVER_ID, ips([serverId])], [Opt.REQUESTED_IP, ips([offer.yiaddr])]]), [MessageType.ACK, MessageType.NAK], wait);
-        if (!ack) continue;
+        const ack = await exchange(packetFor(template, mac, uuid, xid, MessageType.REQUEST, [[Opt.SERVER_ID, ips([serverId])], [Opt.REQUESTED_IP, ips([offer.yiaddr])]]), [MessageType.ACK, MessageType.NAK], jittered(wait));
+        if (!ack) {
+          wait = Math.min(wait * 2, retransmit.capMs);
+          continue;
+        }
         if (ack.options.get(Opt.MESSAGE_TYPE)?.[0] === MessageType.NAK) {
           naks++;
           continue;
         }
         const bootfile = ack.options.get(Opt.BOOTFILE)?.toString('latin1').replace(/\0+$/, '') || ack.file;
-        return { ip: ack.yiaddr, serverId, bootfile, mask: optIp(ack, Opt.SUBNET_MASK), discovers, naks };
+        const nextServer = ack.options.get(Opt.TFTP_SERVER)?.toString('latin1').replace(/\0+$/, '') || (ack.siaddr !== '0.0.0.0' ? ack.siaddr : serverId);
+        return { ip: ack.yiaddr, serverId, bootfile, mask: optIp(ack, Opt.SUBNET_MASK), nextServer, discovers, naks };
       }
       throw new Error(`DHCP: no lease for ${mac} after ${discovers} DISCOVERs (${naks} NAKs)`);
     },

@@ -2,7 +2,7 @@
 // does — settings expanded, `chain` fetches and runs the next script, `kernel`/`initrd` fetch the images,
 // `boot` ends the run, `sleep` waits, `|| goto label` on failure, `exit` gives up. Only the commands our scripts
 // use; anything else is an error, so a change in what the server renders shows up here.
-import type { SimFetch } from './http.ts';
+import type { SimDownload, SimFetch } from './http.ts';
 
 export interface IpxeMachine {
   uuid: string;
@@ -27,8 +27,13 @@ export interface IpxeOptions {
   fetch: SimFetch;
   sleep: (ms: number) => Promise<void>;
   /** 'head': ask for the images without transferring them (a storm of 200 nodes would move ~15 GB through a
-   * 2-core machine); 'full': download them as iPXE does */
-  images?: 'head' | 'full';
+   * 2-core machine); 'full': download them as iPXE does; 'stream': download them, count the bytes, keep none */
+  images?: 'head' | 'full' | 'stream';
+  /** for images: 'stream' */
+  download?: SimDownload;
+  onBytes?: (n: number) => void;
+  /** the script reached its `kernel` line: the image transfer starts */
+  onImages?: () => void;
   /** give up after this many scripts (a server that keeps saying "retry") */
   maxScripts?: number;
   log?: (line: string) => void;
@@ -54,13 +59,19 @@ export function expand(line: string, m: IpxeMachine): string {
   });
 }
 
-export async function runIpxe(firstUrl: string, m: IpxeMachine, { fetch, sleep, images = 'head', maxScripts = 200, log = () => {} }: IpxeOptions): Promise<IpxeBoot> {
+export async function runIpxe(firstUrl: string, m: IpxeMachine, { fetch, sleep, images = 'head', download, onBytes, onImages, maxScripts = 200, log = () => {} }: IpxeOptions): Promise<IpxeBoot> {
   let scripts = 0;
   let url = firstUrl;
   const get = async (u: string, method: 'GET' | 'HEAD' = 'GET') => {
     const r = await fetch(u, { method });
     if (!r.ok) throw new Error(`${method} ${u}: ${r.status}`);
     return r;
+  };
+  const image = async (u: string) => {
+    if (images !== 'stream') return void (await get(u, images === 'full' ? 'GET' : 'HEAD').then((r) => r.arrayBuffer()));
+    if (!download) throw new Error('iPXE: images: stream needs a download function');
+    const r = await download(u, onBytes);
+    if (r.status < 200 || r.status >= 300) throw new Error(`GET ${u}: ${r.status}`);
   };
   for (;;) {
     if (++scripts > maxScripts) throw new Error(`iPXE: gave up after ${maxScripts} scripts (last ${url})`);
@@ -107,7 +118,8 @@ export async function runIpxe(firstUrl: string, m: IpxeMachine, { fetch, sleep, 
             break;
           case 'kernel': {
             const [u, ...args] = words.slice(1);
-            await get(u!, images === 'full' ? 'GET' : 'HEAD').then((r) => r.arrayBuffer());
+            onImages?.();
+            await image(u!);
             kernel = { url: u!, args };
             break;
           }
@@ -115,7 +127,7 @@ export async function runIpxe(firstUrl: string, m: IpxeMachine, { fetch, sleep, 
             // initrd [--name NAME] URL
             const u = words.slice(1).find((w) => /^https?:\/\//.test(w));
             if (!u) throw new Error(`iPXE: no URL in ${raw}`);
-            await get(u, images === 'full' ? 'GET' : 'HEAD').then((r) => r.arrayBuffer());
+            await image(u);
             initrd = u;
             break;
           }

@@ -3,27 +3,47 @@
 // on the kernel command line) → stage-1: the agent client's register / bmc-setup / profile / detail and its event
 // timeline (agent/client.ts, createReporter from agent/flow.ts), with the agent's retry → compute OS: the node
 // credential from the profile's command line, `installed`, then heartbeats until stopped.
+// With `firmware: 'pxe'` it starts one step earlier, as a machine's own PXE ROM: DHCP without the iPXE user class
+// → TFTP of the iPXE binary the lease names → DHCP again as iPXE (the storm simulator, bench/storm).
 // What it does not do: run the probes (facts are made up but valid for server/contract/facts.ts), execute
-// a BMC setup plan, kexec, or transfer the image bytes unless `images: 'full'` (HEAD requests by default; the
-// QEMU nodes of a rack download and verify the real images).
+// a BMC setup plan, kexec, or transfer the image bytes unless `images: 'full'` (download and verify) or 'stream'
+// (download and count, no sha256: 1,000 nodes would hash 150 GB on the machine the server runs on). HEAD requests
+// by default; the QEMU nodes of a rack download and verify the real images.
 import { createAgentClient, type AgentClient } from '../../../agent/client.ts';
 import { createReporter } from '../../../agent/flow.ts';
 import { parseAgentCmdline, type AgentConfig } from '../../../agent/cmdline.ts';
 import { retry } from '../../../agent/retry.ts';
 import type { Facts } from '../../../server/contract/facts.ts';
-import type { DhcpClient, Lease } from './dhcp.ts';
+import type { DhcpClient, DhcpFirmware, Lease } from './dhcp.ts';
+import { tftpGet } from './tftp.ts';
 import { createHash } from 'node:crypto';
-import { createSimFetch, type SimFetch } from './http.ts';
+import { createSimFetch, type SimDownload, type SimFetch } from './http.ts';
 import { runIpxe, type IpxeMachine } from './ipxe.ts';
 
 export const SIM_AGENT_VERSION = 'sim-0.1.0';
 
+/** the hardware a node reports beyond its identity (simFacts); absent: one small VM-like machine */
+export interface SimHardware {
+  biosVendor: string;
+  biosVersion: string;
+  cpuModel: string;
+  sockets: number;
+  cores: number;
+  memoryGiB: number;
+  disks: { name: string; sizeBytes: number; model: string; rotational: boolean }[];
+  nics: { name: string; driver: string; speedMbps: number; pciId: string }[];
+}
+
 export interface SimNodeSpec extends IpxeMachine {
   index: number;
   nicName?: string;
+  hw?: SimHardware;
 }
 
-export type SimPhase = 'dhcp' | 'ipxe' | 'stage1' | 'registered' | 'profile' | 'installed' | 'active' | 'failed';
+/** what the node is doing; `at[phase]` is when it started doing it. tftp and images are reached only with
+ * firmware: 'pxe' and images: 'stream'/'full' (a HEAD costs nothing worth a phase); compute likewise. */
+export type SimPhase = 'dhcp' | 'tftp' | 'ipxe' | 'images' | 'stage1' | 'registered' | 'profile' | 'compute' | 'installed' | 'active' | 'failed';
+export const SIM_PHASES: readonly SimPhase[] = ['dhcp', 'tftp', 'ipxe', 'images', 'stage1', 'registered', 'profile', 'compute', 'installed', 'active'];
 
 export interface SimNodeReport {
   uuid: string;
@@ -31,6 +51,10 @@ export interface SimNodeReport {
   ip?: string;
   phase: SimPhase;
   error?: string;
+  /** the phase the node was in when it gave up */
+  failedIn?: SimPhase;
+  /** bytes received: the iPXE binary over TFTP, and image bodies over HTTP (images: 'stream') */
+  bytes: { tftp: number; http: number };
   /** ms since the simulator started, per phase reached */
   at: Partial<Record<SimPhase, number>>;
   dhcp?: Pick<Lease, 'serverId' | 'discovers' | 'naks'>;
@@ -53,16 +77,34 @@ export interface SimNodeDeps {
   addAddress(ip: string, mask?: string): Promise<void>;
   sleep(ms: number): Promise<void>;
   now(): number;
-  images?: 'head' | 'full';
+  images?: 'head' | 'full' | 'stream';
   stopped(): boolean;
   log?: (line: string) => void;
   /** called with the node's report object as soon as it exists (it is updated in place as the node goes) */
   onReport?: (rep: SimNodeReport) => void;
   /** backoff of the agent's retries (the real agent: 1 s base, 60 s cap) */
   backoff?: { baseMs: number; capMs: number };
+  /** 'pxe': start as the machine's PXE ROM (DHCP, TFTP of the iPXE binary, then DHCP as iPXE); default 'ipxe' */
+  firmware?: 'pxe' | 'ipxe';
+  tftpPort?: number;
+  /** every chunk of image body received, for the storm's bytes-over-time */
+  onBytes?: (n: number) => void;
+  /** the node reached installed (the storm simulator frees its power-on slot here) */
+  onInstalled?: () => void;
 }
 
 export function simFacts(s: SimNodeSpec): Facts {
+  const hw = s.hw;
+  if (hw)
+    return {
+      system: { uuid: s.uuid, serial: s.serial, manufacturer: s.manufacturer, product: s.product },
+      bios: { vendor: hw.biosVendor, version: hw.biosVersion },
+      cpu: { model: hw.cpuModel, sockets: hw.sockets, cores: hw.cores * hw.sockets, threads: 2 * hw.cores * hw.sockets },
+      memory: { totalBytes: hw.memoryGiB * 2 ** 30 },
+      // the first NIC boots (its MAC is the one DHCP saw); the others get MACs of their own from the same prefix
+      nics: hw.nics.map((n, i) => ({ name: n.name, mac: i === 0 ? s.mac : nthMac(s.mac, i), driver: n.driver, pciId: n.pciId, link: i === 0, speedMbps: n.speedMbps, boot: i === 0 })),
+      disks: hw.disks.map((d, i) => ({ ...d, serial: `${s.serial}-D${i}` })),
+    };
   return {
     system: { uuid: s.uuid, serial: s.serial, manufacturer: s.manufacturer, product: s.product },
     bios: { vendor: 'SeaBIOS', version: '2.4.1' },
@@ -73,9 +115,14 @@ export function simFacts(s: SimNodeSpec): Facts {
   };
 }
 
+/** the MAC of the node's i-th other port: the boot MAC with its first octet's high bits set per port (unique per node) */
+const nthMac = (mac: string, i: number) => `${(0x02 | (i << 4)).toString(16).padStart(2, '0')}${mac.slice(2)}`;
+
+const firmwareOf = (pxe: boolean, spec: SimNodeSpec): DhcpFirmware => `${pxe ? 'pxe' : 'ipxe'}-${spec.platform === 'efi' ? 'efi' : 'bios'}`;
+
 export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<SimNodeReport> {
   const t0 = deps.now();
-  const rep: SimNodeReport = { uuid: spec.uuid, mac: spec.mac, phase: 'dhcp', at: {}, heartbeats: 0, heartbeatErrors: 0, retries: 0, states: [], rebootAsked: false };
+  const rep: SimNodeReport = { uuid: spec.uuid, mac: spec.mac, phase: 'dhcp', at: {}, bytes: { tftp: 0, http: 0 }, heartbeats: 0, heartbeatErrors: 0, retries: 0, states: [], rebootAsked: false };
   deps.onReport?.(rep);
   const reach = (p: SimPhase) => {
     rep.phase = p;
@@ -97,22 +144,41 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
   let fetch: ReturnType<typeof createSimFetch> | undefined;
   try {
     reach('dhcp');
-    const lease = await deps.dhcp.acquire(spec.mac, spec.uuid);
+    let lease: Lease;
+    if (deps.firmware === 'pxe') {
+      // the PXE ROM: a lease naming the iPXE binary, fetched by TFTP from next-server; then iPXE asks again
+      const pxe = await deps.dhcp.acquire(spec.mac, spec.uuid, { firmware: firmwareOf(true, spec) });
+      await deps.addAddress(pxe.ip, pxe.mask);
+      if (/^https?:\/\//.test(pxe.bootfile)) throw new Error(`the PXE ROM was given a URL, not an iPXE binary: ${pxe.bootfile}`);
+      reach('tftp');
+      const t = await tftpGet({ server: pxe.nextServer ?? pxe.serverId, port: deps.tftpPort, file: pxe.bootfile, localAddress: pxe.ip });
+      rep.bytes.tftp += t.bytes;
+      if (t.tsize !== undefined && t.tsize !== t.bytes) throw new Error(`TFTP ${pxe.bootfile}: ${t.bytes} bytes, the OACK said ${t.tsize}`);
+      lease = await deps.dhcp.acquire(spec.mac, spec.uuid, { firmware: firmwareOf(false, spec) });
+      lease = { ...lease, discovers: lease.discovers + pxe.discovers, naks: lease.naks + pxe.naks };
+      if (lease.ip !== pxe.ip) await deps.addAddress(lease.ip, lease.mask);
+    } else {
+      lease = await deps.dhcp.acquire(spec.mac, spec.uuid, { firmware: firmwareOf(false, spec) });
+      await deps.addAddress(lease.ip, lease.mask);
+    }
     rep.ip = lease.ip;
     rep.dhcp = { serverId: lease.serverId, discovers: lease.discovers, naks: lease.naks };
-    await deps.addAddress(lease.ip, lease.mask);
     fetch = createSimFetch({ localAddress: lease.ip });
 
     reach('ipxe');
     if (!/^https?:\/\//.test(lease.bootfile)) throw new Error(`the lease's boot file is not a URL for iPXE: ${lease.bootfile}`);
-    const boot = await runIpxe(lease.bootfile, spec, { fetch, sleep: deps.sleep, images: deps.images, log });
+    const streamed = (n: number) => {
+      rep.bytes.http += n;
+      deps.onBytes?.(n);
+    };
+    const boot = await runIpxe(lease.bootfile, spec, { fetch, download: fetch.download, onBytes: streamed, onImages: () => deps.images !== 'head' && deps.images !== undefined && rep.phase !== 'images' && reach('images'), sleep: deps.sleep, images: deps.images, log });
     rep.scripts = boot.scripts;
     const stage1 = parseAgentCmdline(boot.args.join(' '));
     if (stage1.mode !== 'stage1' || !stage1.uuid) throw new Error(`the stage-1 command line is not a stage-1 boot: ${boot.args.join(' ')}`);
 
     reach('stage1');
     const client = createAgentClient({ server: stage1.server, token: stage1.token!, fetch });
-    const profile = await stage1Flow(client, fetch, spec, stage1, deps, retryOpts, rep, reach);
+    const profile = await stage1Flow(client, fetch, spec, stage1, deps, retryOpts, rep, reach, streamed);
 
     // kexec: the compute OS comes up with the command line the profile gave (its own node credential)
     const compute = parseAgentCmdline(profile.cmdline);
@@ -124,6 +190,7 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
     const digests = { ...(compute.kernelDigest ? { kernelDigest: compute.kernelDigest } : {}), ...(compute.initrdDigest ? { initrdDigest: compute.initrdDigest } : {}) };
     await retry(() => nodeClient.installed(spec.uuid, { ...digests, bootId: `sim-${spec.uuid}` }), retryOpts('installed'));
     reach('installed');
+    deps.onInstalled?.();
 
     const every = (compute.heartbeatSeconds ?? profile.heartbeatIntervalSeconds) * 1000;
     const started = deps.now();
@@ -148,6 +215,7 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
     await reporter.flush();
   } catch (e) {
     rep.error = (e as Error).message;
+    rep.failedIn = rep.phase;
     reach('failed');
   } finally {
     fetch?.close();
@@ -157,13 +225,14 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
 
 async function stage1Flow(
   client: AgentClient,
-  fetch: SimFetch,
+  fetch: SimFetch & { download: SimDownload },
   spec: SimNodeSpec,
   cfg: AgentConfig,
   deps: SimNodeDeps,
   retryOpts: (what: string) => Parameters<typeof retry>[1],
   rep: SimNodeReport,
   reach: (p: SimPhase) => void,
+  streamed: (n: number) => void,
 ) {
   const reporter = createReporter(client, () => new Date(), () => {});
   reporter.setUuid(cfg.uuid!);
@@ -183,7 +252,19 @@ async function stage1Flow(
   await reporter.report('profile-fetched', `${profile.profile}: ${profile.image.name}@${profile.image.version ?? ''} for ${detail.hostname}`, { profile: profile.profile, image: profile.image, kernel: profile.kernel.sha256, initrd: profile.initrd.sha256, hostname: detail.hostname });
   reach('profile');
   // the agent downloads both and checks their sha256; the simulator asks for them (HEAD) unless images: 'full'
+  // (downloads and checks) or 'stream' (downloads and counts)
+  if (deps.images === 'stream' || deps.images === 'full') reach('compute');
   for (const a of [profile.kernel, profile.initrd]) {
+    if (deps.images === 'stream') {
+      await retry(async () => {
+        const r = await fetch.download(a.url, streamed).catch((e: Error) => {
+          throw Object.assign(new Error(`download ${a.url}: ${e.message}`), { retryable: true });
+        });
+        if (r.status < 200 || r.status >= 300) throw Object.assign(new Error(`download ${a.url}: ${r.status}`), { retryable: r.status >= 500 || r.status === 429 });
+        if (a.size !== undefined && r.bytes !== a.size) throw Object.assign(new Error(`download ${a.url}: ${r.bytes} bytes, the profile said ${a.size}`), { retryable: true });
+      }, { ...retryOpts('download'), attempts: 5 });
+      continue;
+    }
     await retry(async () => {
       // as agent/kexec: a network error or a 5xx/429 is worth another attempt, anything else is not
       const r = await fetch(a.url, { method: deps.images === 'full' ? 'GET' : 'HEAD' }).catch((e: Error) => {
@@ -194,7 +275,7 @@ async function stage1Flow(
       if (deps.images === 'full' && createHash('sha256').update(body).digest('hex') !== a.sha256.replace(/^sha256:/, '')) throw new Error(`download ${a.url}: sha256 mismatch`);
     }, { ...retryOpts('download'), attempts: 5 });
   }
-  await reporter.report('image-downloaded', `kernel and initrd ${deps.images === 'full' ? 'downloaded' : 'checked (HEAD)'}`, { simulated: true });
+  await reporter.report('image-downloaded', `kernel and initrd ${deps.images === 'full' ? 'downloaded' : deps.images === 'stream' ? 'downloaded (bytes counted, not hashed)' : 'checked (HEAD)'}`, { simulated: true });
   await reporter.report('kexec-started', 'simulated kexec', { dryRun: true });
   await reporter.flush();
   return profile;
