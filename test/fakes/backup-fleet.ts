@@ -121,3 +121,18 @@ export async function tableRows(handle: DbHandle): Promise<Record<string, string
     return out;
   });
 }
+
+/** What a server on a restored database answers for the fleet `buildFleet` made (the tests assert on it). */
+export async function fleetAnswers(server: Pick<Running, 'url'>, fleet: BuiltFleet) {
+  const nodes = await call(server, 'GET', '/api/v1/nodes', fleet.operatorToken);
+  // opening the BMC password needs the data key, unwrapped by the KEK; then a real login to the BMC
+  const power = await call(server, 'GET', `/api/v1/nodes/${fleet.bmcNode}/power`, fleet.adminToken);
+  const beat = await call(server, 'POST', `/api/v1/agent/${fleet.activeNode}/heartbeat`, fleet.nodeCredential, { uptimeSeconds: 60 });
+  const image = await call(server, 'GET', '/api/v1/images/hypervisor', fleet.operatorToken);
+  return {
+    nodes: nodes.status === 200 ? (nodes.json.nodes as { uuid: string }[]).map((n) => n.uuid).sort() : nodes.text,
+    power: power.status === 200 ? power.json.power : power.text,
+    heartbeat: beat.status === 200 ? 'ok' : beat.text,
+    canary: image.status === 200 ? JSON.stringify(image.json).includes('"1.1"') : image.text,
+  };
+}
