@@ -10,6 +10,9 @@ describe('chooseBootfile', () => {
     ['iPXE wins over its own PXEClient/arch 0 (breaks the chain loop)', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 0 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
     ['iPXE under UEFI also gets the script', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
     ['UEFI HTTP boot gets ipxe.efi by URL and option 60 HTTPClient', { isIpxe: false, isPxe: false, isHttpClient: true, arch: 16 }, { file: 'http://10.0.0.1:8080/ipxe.efi', via: 'http', vendorClass: 'HTTPClient' }],
+    ['ia32 UEFI HTTP boot (arch 15) is not served: there is no ia32 iPXE to give it', { isIpxe: false, isPxe: false, isHttpClient: true, arch: 15 }, null],
+    ['an HTTP boot client of another arch (19, arm64) is not served', { isIpxe: false, isPxe: false, isHttpClient: true, arch: 19 }, null],
+    ['iPXE started by HTTP boot gets the script, not ipxe.efi again', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
     ['x64 UEFI PXE (arch 7) gets snponly.efi over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'snponly.efi', via: 'tftp' }],
     ['x64 UEFI PXE (arch 9) gets snponly.efi over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 9 }, { file: 'snponly.efi', via: 'tftp' }],
     ['BIOS PXE (arch 0) gets undionly.kpxe', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 0 }, { file: 'undionly.kpxe', via: 'tftp' }],
@@ -30,5 +33,19 @@ describe('chooseBootfile', () => {
     expect(chooseBootfile(classify(fixturePacket('ipxe-rom-efi-discover.hex')), urls)?.file).toBe('http://10.0.0.1:8080/boot.ipxe');
     expect(chooseBootfile(classify(fixturePacket('ovmf-pxe-discover.hex')), urls)?.file).toBe('snponly.efi');
     expect(chooseBootfile(classify(fixturePacket('udhcpc-discover.hex')), urls)).toBeNull();
+  });
+
+  it('real capture: OVMF HTTP boot (HTTPClient, arch 16) → ipxe.efi by URL, option 60 HTTPClient', () => {
+    expect(chooseBootfile(classify(fixturePacket('ovmf-http-discover.hex')), urls)).toEqual({ file: 'http://10.0.0.1:8080/ipxe.efi', via: 'http', vendorClass: 'HTTPClient' });
+    expect(chooseBootfile(classify(fixturePacket('ovmf-http-request.hex')), urls)?.file).toBe('http://10.0.0.1:8080/ipxe.efi');
+  });
+
+  it('an HTTP boot client without option 93 is judged by the arch in its option 60', () => {
+    const p = fixturePacket('ovmf-http-discover.hex');
+    p.options.delete(93);
+    expect(classify(p).arch).toBe(16);
+    expect(chooseBootfile(classify(p), urls)?.file).toBe('http://10.0.0.1:8080/ipxe.efi');
+    p.options.set(60, Buffer.from('HTTPClient:Arch:00015:UNDI:003000'));
+    expect(chooseBootfile(classify(p), urls)).toBeNull();
   });
 });

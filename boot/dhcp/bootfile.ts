@@ -36,17 +36,23 @@ export interface Bootfile {
  * 1. iPXE first. QEMU's ROM iPXE and an undionly.kpxe we chained send identical DHCP requests, and both
  *    also say PXEClient and arch 0. Were the arch checked first, iPXE would be handed undionly.kpxe
  *    again and chain-load itself forever; the user class "iPXE" is what breaks the loop.
- * 2. UEFI HTTP boot before plain UEFI: such firmware sends arch 16 and HTTPClient and cannot use TFTP.
+ * 2. UEFI HTTP boot before plain UEFI: such firmware sends HTTPClient and cannot use TFTP; it accepts only an
+ *    offer that says HTTPClient back and carries a URL (UEFI 2.5+ §24.7.2). x64 (arch 16) gets the x64 iPXE by
+ *    URL; an HTTP client of another arch (15 = ia32, 19 = arm64, …) gets nothing, as PXE arch 6 does: we ship
+ *    only x64 iPXE, and the wrong binary would fail on the node where nobody sees why.
  * 3. x64 UEFI PXE (arch 7, 9) → the EFI iPXE over TFTP.
  * 4. BIOS PXE (arch 0) → undionly.kpxe over TFTP.
- * Anything else (ia32 EFI, ARM, non-PXE clients) gets no bootfile.
+ * Anything else (ia32 EFI, ARM, non-PXE clients) gets no bootfile. The per-node decision (known, allowed to
+ * boot) is the responder's and the same for every kind of client.
  */
 export function chooseBootfile(client: Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>, urls: BootUrls): Bootfile | null {
   switch (true) {
     case client.isIpxe:
       return { file: `${urls.httpBase}/${urls.script}`, via: 'http' };
-    case client.isHttpClient:
+    case client.isHttpClient && client.arch === Arch.EFI_X64_HTTP:
       return { file: `${urls.httpBase}/${urls.uefiHttp}`, via: 'http', vendorClass: 'HTTPClient' };
+    case client.isHttpClient:
+      return null;
     case client.isPxe && (client.arch === Arch.EFI_X64 || client.arch === Arch.EFI_BC):
       return { file: urls.uefi, via: 'tftp' };
     case client.isPxe && (client.arch === Arch.BIOS || client.arch === undefined):

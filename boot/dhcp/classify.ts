@@ -8,8 +8,16 @@ export const Arch = {
   EFI_IA32: 6,
   EFI_X64: 7,
   EFI_BC: 9, // historically "EFI BC", sent by x64 firmware in practice
-  EFI_X64_HTTP: 16,
+  EFI_IA32_HTTP: 15, // UEFI HTTP boot, x86 (UEFI 2.5+ §24.7; IANA "x86 uefi boot from http")
+  EFI_X64_HTTP: 16, // UEFI HTTP boot, x64 (OVMF sends this, with option 60 "HTTPClient:Arch:00016:…")
 } as const;
+
+/** The architecture a PXE or HTTP boot client names in its option 60 ("PXEClient:Arch:00007:UNDI:003016",
+ * PXE spec 2.1 §2.3; "HTTPClient:Arch:00016:…", UEFI 2.5+ §24.7.2): the fallback when option 93 is absent. */
+export function archFromVendorClass(vendorClass: string | undefined): number | undefined {
+  const m = /^(?:PXEClient|HTTPClient):Arch:(\d{5})(?::|$)/.exec(vendorClass ?? '');
+  return m ? Number(m[1]) : undefined;
+}
 
 export interface RelayInfo {
   circuitId?: Buffer;
@@ -70,7 +78,8 @@ function guid(b: Buffer): string {
 export function classify(p: DhcpPacket): ClientInfo {
   const vendorClass = optString(p, Opt.VENDOR_CLASS);
   const userClass = parseUserClass(p.options.get(Opt.USER_CLASS));
-  const arch = optU16(p, Opt.CLIENT_ARCH);
+  // RFC 4578 §2.1: option 93 is what counts; the arch in option 60 only when a client left 93 out
+  const arch = optU16(p, Opt.CLIENT_ARCH) ?? archFromVendorClass(vendorClass);
   const ndiRaw = p.options.get(Opt.CLIENT_NDI);
   const uuidRaw = p.options.get(Opt.CLIENT_UUID);
   const relayRaw = p.options.get(Opt.RELAY_AGENT);
@@ -84,7 +93,8 @@ export function classify(p: DhcpPacket): ClientInfo {
       linkSelection: link && link.length === 4 ? `${link[0]}.${link[1]}.${link[2]}.${link[3]}` : undefined,
     };
   }
-  const isHttpClient = vendorClass?.startsWith('HTTPClient') === true || arch === Arch.EFI_X64_HTTP;
+  // UEFI 2.5+ §24.7.2: an HTTP boot client says HTTPClient in option 60 and an HTTP arch (15, 16, …) in option 93
+  const isHttpClient = vendorClass?.startsWith('HTTPClient') === true || arch === Arch.EFI_X64_HTTP || arch === Arch.EFI_IA32_HTTP;
   return {
     messageType: optU8(p, Opt.MESSAGE_TYPE),
     mac: macOf(p),

@@ -4,7 +4,7 @@ import { classify } from './classify.ts';
 import { MIN_PACKET, MessageType, Opt, decodePacket, encodePacket, macOf } from './packet.ts';
 import { fixturePacket, readHexFixture, request } from '../../test/support/dhcp/fakes.ts';
 
-const fixtures = ['udhcpc-discover.hex', 'dhclient-discover.hex', 'ipxe-rom-bios-discover.hex', 'ipxe-rom-efi-discover.hex', 'ovmf-pxe-discover.hex'];
+const fixtures = ['udhcpc-discover.hex', 'dhclient-discover.hex', 'ipxe-rom-bios-discover.hex', 'ipxe-rom-efi-discover.hex', 'ovmf-pxe-discover.hex', 'ovmf-http-discover.hex', 'ovmf-http-request.hex'];
 
 describe('decoding packets captured from real clients', () => {
   it('busybox udhcpc: hostname, vendor class, client id, max size', () => {
@@ -29,6 +29,13 @@ describe('decoding packets captured from real clients', () => {
   it("OVMF's UEFI PXE: arch 7 without user class", () => {
     const c = classify(fixturePacket('ovmf-pxe-discover.hex'));
     expect(c).toMatchObject({ arch: 7, isPxe: true, isIpxe: false, userClass: [] });
+  });
+
+  it("OVMF's UEFI HTTP boot: HTTPClient, arch 16, NDI 1.3.0, no user class", () => {
+    const c = classify(fixturePacket('ovmf-http-discover.hex'));
+    expect(c).toMatchObject({ messageType: MessageType.DISCOVER, mac: '52:54:00:bf:00:17', vendorClass: 'HTTPClient:Arch:00016:UNDI:003000', arch: 16, ndi: [1, 3, 0], isHttpClient: true, isPxe: false, isIpxe: false, userClass: [], maxSize: 1472 });
+    expect(c.paramList).toContain(67); // it asks for the boot file name option: the URL
+    expect(classify(fixturePacket('ovmf-http-request.hex'))).toMatchObject({ messageType: MessageType.REQUEST, serverId: '10.69.0.1', requestedIp: '10.69.0.100', isHttpClient: true });
   });
 
   it.each(fixtures)('%s survives decode → encode → decode unchanged', (name) => {

@@ -48,6 +48,8 @@ describe('golden replies to real client packets', () => {
     ['proxy-offer-ipxe-rom-bios', 'ipxe-rom-bios-discover.hex', { mode: 'proxy', pools: [] }],
     ['proxy-offer-ovmf-pxe', 'ovmf-pxe-discover.hex', { mode: 'proxy', pools: [] }],
     ['proxy-silent-udhcpc', 'udhcpc-discover.hex', { mode: 'proxy', pools: [] }],
+    ['full-offer-ovmf-http', 'ovmf-http-discover.hex', {}],
+    ['proxy-offer-ovmf-http', 'ovmf-http-discover.hex', { mode: 'proxy', pools: [] }],
   ];
   it.each(cases)('%s', async (name, fixture, over) => {
     const { r } = setup(over);
@@ -315,6 +317,26 @@ describe('full mode', () => {
     expect(offer!.packet.yiaddr).toBe(intToIp(start + 100_000));
   });
 
+  it('OVMF HTTP boot, captured exchange: DISCOVER → OFFER with the URL, REQUEST → ACK with the URL and HTTPClient', async () => {
+    const { r } = setup({ serverIp: '10.69.0.1', httpBase: 'http://10.69.0.1:8080', pools: [{ subnet: '10.69.0.0/24', range: { start: '10.69.0.100', end: '10.69.0.110' }, routers: ['10.69.0.1'] }] });
+    const offer = await r.handle(fixturePacket('ovmf-http-discover.hex'), local);
+    expect(offer!.packet).toMatchObject({ yiaddr: '10.69.0.100', siaddr: '0.0.0.0', file: 'http://10.69.0.1:8080/ipxe.efi' });
+    const [a, e] = golden('full-ack-ovmf-http', await r.handle(fixturePacket('ovmf-http-request.hex'), local));
+    expect(a).toBe(e);
+    expect(a).toContain('("HTTPClient")');
+    expect(a).toContain('("http://10.69.0.1:8080/ipxe.efi")');
+  });
+
+  it('a boot URL longer than the file field goes whole in option 67, never truncated into file', async () => {
+    const long = `http://10.0.0.1:8080/${'x'.repeat(120)}`;
+    const { r } = setup({ httpBase: 'http://10.0.0.1:8080', bootfiles: { bios: 'undionly.kpxe', uefi: 'snponly.efi', uefiHttp: `${'x'.repeat(120)}`, script: 'boot.ipxe' } });
+    const p = fixturePacket('ovmf-http-discover.hex');
+    p.options.set(Opt.PARAM_LIST, Buffer.from([1, 3, 6])); // not asked for: sent anyway
+    const offer = await r.handle(p, local);
+    expect(offer!.packet.file).toBe('');
+    expect(offer!.packet.options.get(Opt.BOOTFILE)?.toString()).toBe(long);
+  });
+
   it('HTTP boot client: URL bootfile and option 60 HTTPClient echoed', async () => {
     const { r } = setup();
     const offer = await r.handle(request({ type: MessageType.DISCOVER, mac: MAC, vendorClass: 'HTTPClient:Arch:00016:UNDI:003001', arch: 16 }), local);
@@ -328,6 +350,20 @@ describe('full mode', () => {
 });
 
 describe('proxy mode', () => {
+  it('answers OVMF HTTP boot with the URL and HTTPClient, no address, no PXE option 43; the per-node decision is the same as for PXE', async () => {
+    const { r } = setup({ mode: 'proxy', pools: [] });
+    const offer = await r.handle(fixturePacket('ovmf-http-discover.hex'), local);
+    expect(offer!.packet).toMatchObject({ yiaddr: '0.0.0.0', siaddr: '0.0.0.0', file: 'http://10.0.0.1:8080/ipxe.efi' });
+    expect(offer!.packet.options.get(Opt.VENDOR_CLASS)?.toString()).toBe('HTTPClient');
+    expect(offer!.packet.options.has(Opt.VENDOR_SPECIFIC)).toBe(false);
+    // its REQUEST goes to the DHCP server that gave the address: not ours to answer
+    expect(await r.handle(fixturePacket('ovmf-http-request.hex'), local)).toBeNull();
+    const held = setup({ mode: 'proxy', pools: [] }, { backend: new FixedBackend([{ mac: '52:54:00:bf:00:17', allowBoot: false }]) }).r;
+    expect(await held.handle(fixturePacket('ovmf-http-discover.hex'), local)).toBeNull();
+    const strict = setup({ mode: 'proxy', pools: [], unknownClients: 'ignore' }).r;
+    expect(await strict.handle(fixturePacket('ovmf-http-discover.hex'), local)).toBeNull();
+  });
+
   it('answers PXE clients with boot info only (no address), discovery control 8, UUID echoed', async () => {
     const { r } = setup({ mode: 'proxy', pools: [] });
     const offer = await r.handle(fixturePacket('ovmf-pxe-discover.hex'), local);

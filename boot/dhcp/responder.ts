@@ -247,12 +247,15 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     const boot = chooseBootfile(c, urls);
     if (!boot) return false;
     const { packet, } = reply;
-    packet.file = boot.file;
+    // a URL longer than the 128-byte file field (RFC 2131 §2) goes only in option 67, which UEFI HTTP boot
+    // and iPXE read first; a truncated URL in `file` would send the node to the wrong place
+    const fits = boot.file.length <= 127;
+    packet.file = fits ? boot.file : '';
     if (boot.via === 'tftp') {
       packet.siaddr = nextServer;
       if (c.paramList.includes(Opt.TFTP_SERVER)) packet.options.set(Opt.TFTP_SERVER, str(nextServer));
     }
-    if (c.paramList.includes(Opt.BOOTFILE)) packet.options.set(Opt.BOOTFILE, str(boot.file));
+    if (!fits || c.paramList.includes(Opt.BOOTFILE)) packet.options.set(Opt.BOOTFILE, str(boot.file));
     if (boot.vendorClass) packet.options.set(Opt.VENDOR_CLASS, str(boot.vendorClass));
     return true;
   }

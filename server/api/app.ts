@@ -9,6 +9,7 @@ import { adminRoutes } from './admin.ts';
 import { agentRoutes } from './agent.ts';
 import { bearer, createAdminAuth, recordAgentUse } from './auth.ts';
 import { bootRoutes } from './boot.ts';
+import { BOOT_BINARY_PATH, bootFileRoutes } from './bootfiles.ts';
 import { clientAddressResolver, resolveClient, staleRequestGuard, trustedNetworks } from './trusted.ts';
 import { rateLimit } from './ratelimit.ts';
 import { baseUrlOf } from './url.ts';
@@ -46,6 +47,7 @@ export function isPublicPath(path: string): boolean {
     path.startsWith('/api/v1/agent/') ||
     path.startsWith('/images/') ||
     path.startsWith('/ui/static/') ||
+    BOOT_BINARY_PATH.test(path) ||
     ['/healthz', '/readyz', '/metrics', '/api/v1/openapi.json', '/ui/login', '/ui/logout'].includes(path)
   );
 }
@@ -140,6 +142,10 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.use(resolveClient(clientAddress));
   // agent calls passed the same check in adminGate above
   for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, bootNetwork);
+  // the iPXE binary for UEFI HTTP boot comes from the boot network too, like the scripts it then fetches
+  app.use(async function bootBinaryNetwork(c, next) {
+    return BOOT_BINARY_PATH.test(c.req.path) ? bootNetwork(c, next) : next();
+  });
   const { rateLimit: limits } = deps.config.boot;
   const ipxeLimited = rateLimit(limits.ipxe, {
     clock: deps.clock,
@@ -162,6 +168,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // after a successful agent call: slide the stage-1 token's expiry, or close guessed attempts (docs/security-model.md)
   app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
   app.route('/', bootRoutes(deps));
+  if (deps.bootFiles) app.route('/', bootFileRoutes({ open: deps.bootFiles, log: deps.log }));
   app.route('/api/v1/agent', agentRoutes(deps));
   app.route('/api/v1', adminRoutes(deps, requireRole));
   app.route('/api/v1', auditRoutes(audit, requireRole));

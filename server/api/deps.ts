@@ -14,6 +14,7 @@ import type { NodeCompliance } from '../domain/firmware.ts';
 import type { BeatBuffer } from '../fleet/beats.ts';
 import type { BootBudget } from '../images/budget.ts';
 import type { PlanSigner } from '../contract/plan-signature.ts';
+import type { OpenFn } from '../../boot/tftp/index.ts';
 
 /** A power action through a node's BMC (server/api/power.ts createPowerControl), for the API and the dashboard. */
 export interface PowerControl {
@@ -54,4 +55,7 @@ export interface Deps {
   /** signs firmware plans; its public key goes on the stage-1 command line (bootfarm.planKey=). Without it the
    * stage-1 agent refuses every firmware plan (it has nothing to verify with). */
   planSigner?: PlanSigner;
+  /** iPXE EFI binaries by name for UEFI HTTP boot (server/api/bootfiles.ts; main passes the TFTP server's opener);
+   * without it GET /ipxe.efi is a 404 */
+  bootFiles?: OpenFn;
 }

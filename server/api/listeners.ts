@@ -6,9 +6,11 @@
 
 const BOOT_EXACT = new Set(['/boot.ipxe', '/healthz', '/readyz', '/metrics']);
 const BOOT_PREFIXES = ['/ipxe/', '/api/v1/agent/', '/images/'];
+/** UEFI HTTP boot's iPXE binary (server/api/bootfiles.ts), e.g. /ipxe.efi */
+const BOOT_BINARY = /^\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.efi$/;
 
 export function isBootListenerPath(path: string): boolean {
-  return BOOT_EXACT.has(path) || BOOT_PREFIXES.some((p) => path.startsWith(p));
+  return BOOT_EXACT.has(path) || BOOT_PREFIXES.some((p) => path.startsWith(p)) || BOOT_BINARY.test(path);
 }
 
 type Fetch<E> = (req: Request, env: E) => Response | Promise<Response>;

@@ -20,6 +20,7 @@ const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentabl
 
 export const CORE_ROUTES: RouteDoc[] = [
   { method: 'get', path: '/boot.ipxe', summary: 'First iPXE script: chains to /ipxe/${uuid}', tag: 'boot', auth: 'none', produces: 'text/plain' },
+  { method: 'get', path: '/{name}.efi', summary: 'iPXE EFI binary for UEFI HTTP boot (ipxe.efi), from the TFTP server\'s files', tag: 'boot', auth: 'none', produces: 'application/efi' },
   { method: 'get', path: '/ipxe/{uuid}', summary: 'Per-node iPXE script chosen by state; enrols unknown UUIDs as discovered', tag: 'boot', auth: 'none', produces: 'text/plain' },
   { method: 'post', path: '/api/v1/agent/register', summary: 'Stage-1 registration (idempotent upsert by SMBIOS UUID)', tag: 'agent', auth: 'boot-token', request: RegisterRequest, response: RegisterResponse },
   { method: 'get', path: '/api/v1/agent/{uuid}/profile', summary: 'Compute OS image and kernel command line', tag: 'agent', auth: 'boot-token', response: Profile },

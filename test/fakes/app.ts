@@ -11,6 +11,7 @@ import { createSecrets } from '../../server/secrets.ts';
 import { silentLogger } from '../../server/log.ts';
 import { createPlanSigner } from '../../server/contract/plan-signature.ts';
 import { FakeClock, type Clock } from '../../server/clock.ts';
+import type { OpenFn } from '../../boot/tftp/index.ts';
 
 export const TOKENS = { admin: 'admin-token-0123456789abcdef', operator: 'operator-token-0123456789ab', viewer: 'viewer-token-0123456789abcd' };
 export const TEST_KEY = Buffer.alloc(32, 7);
@@ -37,12 +38,12 @@ export function testConfig(extra: Record<string, unknown> = {}): Config {
   });
 }
 
-export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock; beats?: (nodes: NodeStore) => BeatBuffer } = {}) {
+export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock; beats?: (nodes: NodeStore) => BeatBuffer; bootFiles?: OpenFn } = {}) {
   const clock = opts.clock ?? new FakeClock();
   const config = opts.config ?? testConfig();
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes), planSigner: TEST_PLAN_SIGNER };
+  const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes), planSigner: TEST_PLAN_SIGNER, bootFiles: opts.bootFiles };
   const app = createApp(deps);
   return { app, nodes, bmcs, config, clock, deps };
 }
