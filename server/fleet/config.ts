@@ -129,6 +129,13 @@ export const FleetConfig = z
         missedTicks: z.number().int().min(1).default(3),
         /** rows of replicas gone this long are deleted */
         forgetSeconds: seconds(24 * 3600),
+        /**
+         * After a peer replica stops reporting (missedTicks), the leader judges no heartbeat for up to this long
+         * (then restarts its observation window): heartbeats the silent replica acknowledged but could not write,
+         * or that the load balancer kept sending it until its health check took it out, are not node failures.
+         * Covers the balancer's detection time plus its server timeout (docs/ha.md).
+         */
+        silenceHoldSeconds: seconds(120),
       })
       .prefault({}),
     leader: z

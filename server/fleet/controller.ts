@@ -25,7 +25,7 @@ import { CAUSE_CLASS, decide, heartbeatAgeMs, heartbeatIntervalMs, type BmcObser
 import { breakerVerdict } from './breaker.ts';
 import { watchedSince } from '../domain/boot-trust.ts';
 import type { RebootStep } from './ladder.ts';
-import { createFleetStore, type FleetStore } from '../store/fleet.ts';
+import { createFleetStore, type FleetStore, type PeerHold } from '../store/fleet.ts';
 import type { AuditIntent } from '../store/audit.ts';
 import { createWebhooks, type WebhookFetch, type Webhooks } from './webhooks.ts';
 import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
@@ -119,6 +119,33 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'replica presence not recorded');
     }
+  }
+  /**
+   * Peers silent past missedTicks but within the hold (config.replicas.silenceHoldSeconds): while there are any,
+   * no heartbeat is judged (the store restarts the observation window at every such tick). Announced once per
+   * newly silent replica. A read error holds too: the leader cannot tell whether its peers are well.
+   */
+  const holdMs = config.replicas.silenceHoldSeconds * 1000;
+  let heldFor = new Set<string>();
+  async function peerHold(now: Date): Promise<PeerHold | null> {
+    let rows: Awaited<ReturnType<ReplicaStore['list']>>;
+    try {
+      rows = await replicaStore.list();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'replica presence unreadable: no heartbeat verdicts this tick');
+      return { silent: [{ id: 'unknown', silentMs: 0 }], holdMs, announce: false };
+    }
+    const silent = rows
+      .filter((r) => r.id !== instanceId)
+      .map((r) => ({ id: r.id, silentMs: now.getTime() - r.lastSeen.getTime() }))
+      .filter((p) => p.silentMs > goneAfterMs && p.silentMs <= goneAfterMs + holdMs);
+    const ids = new Set(silent.map((p) => p.id));
+    const announce = silent.some((p) => !heldFor.has(p.id));
+    heldFor = ids;
+    metrics.peerHold.set(silent.length);
+    if (!silent.length) return null;
+    if (announce) log.warn({ silent }, 'peer replicas stopped reporting: no heartbeat verdicts until they are back or the hold has passed');
+    return { silent, holdMs, announce };
   }
   const observations = new Map<string, BmcObservation>();
   /** last BMC error recorded as an event per node, so an unreachable BMC is one event, not one per poll */
@@ -444,7 +471,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     const guard = async (what: string) => {
       if (!(await elector.check()) || elector.fence()?.epoch !== fence.epoch) throw new LostLeadership(`leadership (epoch ${fence.epoch}) lost before ${what}`);
     };
-    const live = await fx(fence, (w) => w.fleet.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs }), { lock: 'update' });
+    const hold = await peerHold(at);
+    const live = await fx(fence, (w) => w.fleet.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs, hold }), { lock: 'update' });
     if (live.restarted) log.warn({ why: live.restarted.why, gapMs: live.restarted.gapMs, previousLeader: live.restarted.previousLeader, observedSince: live.observedSince }, 'fleet observation window restarts: no heartbeat verdict before one full interval × missed has passed');
     let breakerOpen = (await fleetStore.breaker()).open;
     const [rows, bmcs, rebuilds] = await Promise.all([store.list({ limit: 1_000_000 }), bmcStore.list(), fleetStore.rebuildRecords()]);
@@ -606,6 +634,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       for (const t of timers.splice(0)) clearInterval(t);
       await current?.catch(() => undefined);
       await elector?.stop();
+      // leave the cluster view, so the leader does not hold heartbeat verdicts for a replica that stopped cleanly
+      if (replica) await replicaStore.remove(replica.id).catch((e: Error) => log.warn({ err: e.message }, 'replica presence not removed'));
     },
   };
   return fleet;

@@ -34,6 +34,7 @@ export function createFleetMetrics(registry: Registry) {
     }),
     bmcErrors: new Counter({ name: 'bootfarm_bmc_call_errors_total', help: 'BMC calls that failed, by driver, operation and kind', labelNames: ['driver', 'operation', 'kind'] as const, registers: [registry] }),
     webhookDeliveries: new Counter({ name: 'bootfarm_webhook_deliveries_total', help: 'Webhook delivery attempts by result', labelNames: ['result'] as const, registers: [registry] }),
+    peerHold: new Gauge({ name: 'bootfarm_fleet_peer_hold_replicas', help: 'Peer replicas silent within the hold (fleet.replicas.silenceHoldSeconds): while above 0 the leader judges no heartbeat', registers: [registry] }),
     breakerOpen: new Gauge({ name: 'bootfarm_fleet_breaker_open', help: '1 while the fleet-wide circuit breaker is open: automatic repair stopped until an operator resumes it', registers: [registry] }),
     breakerTrips: new Counter({ name: 'bootfarm_fleet_breaker_trips_total', help: 'Times the fleet-wide circuit breaker opened', registers: [registry] }),
     ladderSteps: new Counter({ name: 'bootfarm_repair_steps_total', help: 'Escalation ladder steps taken, by step (confirm, soft-reset, reprovision, bmc-reset)', labelNames: ['step'] as const, registers: [registry] }),

@@ -19,6 +19,7 @@ import type { FleetConfigInput } from './config.ts';
 import type { NodeStore } from '../store/nodes.ts';
 import { nodes } from '../db/schema/index.ts';
 import { createFleetStore } from '../store/fleet.ts';
+import { createReplicaStore } from '../store/replicas.ts';
 
 const SECRET = 'webhook-secret-0123456789';
 const TICK = 15_000;
@@ -168,6 +169,53 @@ describe('outage awareness: the control plane judges only time in which it could
     // the BMCs of the nodes that came back were never touched
     expect(a.bmcs.calls.filter((c) => c.target !== `bmc-${silent}`)).toEqual([]);
   }, 120_000);
+});
+
+describe('a silent peer replica holds heartbeat verdicts (issue 14: the HA rack failed two healthy nodes)', () => {
+  // a peer that stops reporting (paused, cut off from PostgreSQL) may have acknowledged heartbeats it never wrote,
+  // and the load balancer keeps queueing requests on it until its health check gives up: those nodes are silent
+  // in the database through no fault of theirs
+  const peer = { id: 'replica-b', hostname: 'b', url: null, version: 'test', schemaVersion: 'test', startedAt: new Date(0) };
+  const present = () => createReplicaStore(t.handle.db).upsert(peer, { now: t.clock.now(), leader: false });
+  /** runs `ms` in steps of one tick; the peer reports at each step while `peerUp` */
+  async function runWithPeer(r: Rig, ms: number, beating: readonly string[], peerUp: boolean) {
+    for (let el = 0; el < ms; el += TICK) {
+      if (peerUp) await present();
+      await run(r, TICK, beating);
+    }
+  }
+
+  it('nodes whose heartbeats went to a paused peer for 2 minutes are not failed; one node that really died is, after the hold', async () => {
+    const uuids = await activeNodes(20, 'a2000000');
+    const r = rig({}, { instanceId: 'replica-a' });
+    await runWithPeer(r, 2 * 60_000, uuids, true);
+    // the peer pauses for 2 minutes; the half of the fleet whose requests it held is silent in the database
+    const viaPeer = uuids.slice(0, 10);
+    const direct = uuids.slice(10);
+    const paused = t.clock.now();
+    await runWithPeer(r, 2 * 60_000, direct, false);
+    expect(await metric(r.registry, 'bootfarm_fleet_peer_hold_replicas')).toBe(1);
+    // it resumes; every node beats again
+    await runWithPeer(r, 3 * 60_000, uuids, true);
+    expect(await failEvents(uuids)).toEqual([]);
+    expect(await metric(r.registry, 'bootfarm_fleet_peer_hold_replicas')).toBe(0);
+    const held = (await r.fleet.store.fleetEvents()).filter((e) => e.kind === 'gap' && e.at.getTime() > paused.getTime());
+    // one event when the hold began, not one per tick
+    expect(held).toHaveLength(1);
+    expect(held[0]!.reason).toMatch(/^replica replica-b \(silent \d+ s\) stopped reporting: heartbeats it took may not be written/);
+    expect(held[0]!.data).toMatchObject({ silentReplicas: ['replica-b'] });
+
+    // the peer crashes for good and one node dies with it: the hold ends after 120 s, then a full grace period
+    const dead = viaPeer[0]!;
+    const crashed = t.clock.now();
+    await runWithPeer(r, 5 * 60_000, uuids.filter((u) => u !== dead), false);
+    const fails = await failEvents(uuids);
+    expect(fails.map((e) => e.nodeUuid)).toEqual([dead]);
+    // not before the peer was gone (45 s) + the hold (120 s) + interval × missed (90 s)
+    expect(fails[0]!.at.getTime() - crashed.getTime()).toBeGreaterThanOrEqual(45_000 + 120_000 + 90_000);
+    expect(await metric(r.registry, 'bootfarm_fleet_peer_hold_replicas')).toBe(0);
+    await createReplicaStore(t.handle.db).remove(peer.id);
+  }, 300_000);
 });
 
 describe('fleet-wide circuit breaker', () => {

@@ -46,6 +46,18 @@ const livenessOf = (r: FleetControlRow | undefined): Liveness => ({ lastTickAt: 
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
+/**
+ * Peer replicas that stopped reporting (paused, cut off from the database, crashed) within the hold: a heartbeat one
+ * of them acknowledged, or one the load balancer still queues on it, may never reach the database, so the leader
+ * judges no heartbeat while they are silent (server/fleet/controller.ts).
+ */
+export interface PeerHold {
+  silent: { id: string; silentMs: number }[];
+  holdMs: number;
+  /** write the fleet event (the hold begins, or another replica joins it) */
+  announce: boolean;
+}
+
 export function createFleetStore(db: Db) {
   return {
     /** running records plus the latest record of every node that has one */
@@ -128,27 +140,31 @@ export function createFleetStore(db: Db) {
      * every process has its own leaderId) or when the last successful tick is older than maxGapMs (the process,
      * its timers or the database were away). Returns the window and why it restarted, if it did.
      */
-    async beginTick({ leaderId, now, maxGapMs }: { leaderId: string; now: Date; maxGapMs: number }): Promise<Liveness & { restarted: null | { why: 'first' | 'leader' | 'gap'; gapMs: number | null; previousLeader: string | null } }> {
+    async beginTick({ leaderId, now, maxGapMs, hold }: { leaderId: string; now: Date; maxGapMs: number; hold?: PeerHold | null }): Promise<Liveness & { restarted: null | { why: 'first' | 'leader' | 'gap' | 'peer'; gapMs: number | null; previousLeader: string | null } }> {
       return db.transaction(async (tx) => {
         await tx.insert(fleetControl).values({ id: CONTROL_ID }).onConflictDoNothing();
         const [row] = await tx.select().from(fleetControl).where(eq(fleetControl.id, CONTROL_ID)).for('update');
         const gapMs = row?.lastTickAt ? now.getTime() - row.lastTickAt.getTime() : null;
-        let why: 'first' | 'leader' | 'gap' | null = null;
+        let why: 'first' | 'leader' | 'gap' | 'peer' | null = null;
         if (!row?.lastTickAt || !row.observedSince) why = 'first';
         else if (row.leaderId !== leaderId) why = 'leader';
         else if (gapMs! > maxGapMs) why = 'gap';
+        else if (hold) why = 'peer';
         const observedSince = why ? now : row!.observedSince!;
         const leaderSince = row?.leaderId === leaderId && row.leaderSince ? row.leaderSince : now;
         await tx.update(fleetControl).set({ lastTickAt: now, leaderId, leaderSince, observedSince }).where(eq(fleetControl.id, CONTROL_ID));
-        if (why) {
+        // a peer hold restarts the window at every tick it lasts; its event is written once, when it begins
+        if (why && (why !== 'peer' || hold?.announce)) {
           const secs = gapMs === null ? null : Math.round(gapMs / 1000);
           const reason =
             why === 'first'
               ? 'first controller tick on this database: observation starts now'
               : why === 'leader'
                 ? `leader changed (${row!.leaderId ?? 'none'} → ${leaderId}; last tick ${secs} s ago): heartbeats are judged again after a grace period`
-                : `no controller tick for ${secs} s (bound ${Math.round(maxGapMs / 1000)} s): the control plane was away; heartbeats are judged again after a grace period`;
-          await insertFleetEvent(tx, { at: now, kind: why === 'leader' ? 'leader' : 'gap', reason, actor: leaderId, data: { gapMs, previousLeader: row?.leaderId ?? null } });
+                : why === 'gap'
+                  ? `no controller tick for ${secs} s (bound ${Math.round(maxGapMs / 1000)} s): the control plane was away; heartbeats are judged again after a grace period`
+                  : `replica ${hold!.silent.map((p) => `${p.id} (silent ${Math.round(p.silentMs / 1000)} s)`).join(', ')} stopped reporting: heartbeats it took may not be written, so none is judged until it is back or ${Math.round(hold!.holdMs / 1000)} s have passed, then after a grace period`;
+          await insertFleetEvent(tx, { at: now, kind: why === 'leader' ? 'leader' : 'gap', reason, actor: leaderId, data: { gapMs, previousLeader: row?.leaderId ?? null, ...(why === 'peer' ? { silentReplicas: hold!.silent.map((p) => p.id) } : {}) } });
         }
         return { lastTickAt: now, leaderId, leaderSince, observedSince, restarted: why ? { why, gapMs, previousLeader: row?.leaderId ?? null } : null };
       });

@@ -1,5 +1,5 @@
 // The replicas table (server/db/schema/fleet.ts): presence of every control-plane replica, for GET /api/v1/cluster.
-import { desc, lt } from 'drizzle-orm';
+import { desc, eq, lt } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { replicas } from '../db/schema/index.ts';
 import { createFenceStore, type EpochState } from './fence.ts';
@@ -16,6 +16,10 @@ export function createReplicaStore(db: Db) {
     },
     async list(): Promise<ReplicaRow[]> {
       return db.select().from(replicas).orderBy(desc(replicas.lastSeen), replicas.id);
+    },
+    /** a replica that stops cleanly leaves the table (a peer that vanished without this is a silent one) */
+    async remove(id: string): Promise<void> {
+      await db.delete(replicas).where(eq(replicas.id, id));
     },
     /** forget replicas not seen since `before` */
     async prune(before: Date): Promise<number> {
