@@ -316,7 +316,12 @@ export async function restoreBackup(handle: DbHandle, open: () => Readable, opts
         columns = item.columns;
       } else if (item.kind === 'rows') {
         const cols = columns.map(q).join(', ');
-        await tx.execute(sql`insert into ${sql.raw(q(item.table))} (${sql.raw(cols)}) select ${sql.raw(cols)} from json_populate_recordset(null::${sql.raw(q(item.table))}, ${'[' + item.lines.join(',') + ']'}::json)`);
+        try {
+          await tx.execute(sql`insert into ${sql.raw(q(item.table))} (${sql.raw(cols)}) select ${sql.raw(cols)} from json_populate_recordset(null::${sql.raw(q(item.table))}, ${'[' + item.lines.join(',') + ']'}::json)`);
+        } catch (e) {
+          const cause = (e as { cause?: Error }).cause ?? (e as Error);
+          throw new BackupError(`the database refused rows of table ${item.table} from ${name} (${cause.message}); nothing was restored`);
+        }
       } else if (item.kind === 'sequences') {
         sequences = item.sequences;
       }
