@@ -93,6 +93,38 @@ export const BootAttemptsConfig = z.strictObject({
 });
 export type BootAttemptsConfig = z.infer<typeof BootAttemptsConfig>;
 
+const Days = (d: number) => z.coerce.number().int().min(0).max(36_500).default(d);
+
+/**
+ * Retention (issue 17 item 5, server/fleet/retention.ts): how long rows of the tables that grow with time are kept.
+ * The leader prunes every intervalSeconds, in batches of batchSize rows (one short statement each), at most
+ * maxBatchesPerRun batches per table per run. A number of days of 0 keeps that table forever. What the live
+ * system still reads is never pruned (server/store/retention.ts): a node's latest facts and latest transition
+ * event, unexpired leases, open boot attempts, pending webhooks.
+ */
+export const RetentionConfig = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    intervalSeconds: z.coerce.number().int().min(60).max(7 * 86_400).default(3600),
+    batchSize: z.coerce.number().int().min(1).max(100_000).default(1000),
+    maxBatchesPerRun: z.coerce.number().int().min(1).max(100_000).default(100),
+    /** node events (timelines) */
+    eventsDays: Days(90),
+    /** facts history older than this goes, except each node's newest factsKeep rows */
+    factsDays: Days(90),
+    factsKeep: z.coerce.number().int().min(1).max(10_000).default(10),
+    /** DHCP leases expired (or released, declined) this long ago */
+    leasesDays: Days(7),
+    /** stage-1 boot attempts closed or expired this long ago */
+    bootAttemptsDays: Days(30),
+    /** webhook deliveries delivered or given up this long ago */
+    webhooksDays: Days(30),
+    /** the audit log and fleet-level history (breaker, leader changes, gaps) */
+    auditDays: Days(365),
+  })
+  .prefault({});
+export type RetentionConfig = z.infer<typeof RetentionConfig>;
+
 export const ConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('var'),
   databaseUrl: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
@@ -169,6 +201,8 @@ export const ConfigSchema = z.strictObject({
   ui: UiConfig,
   /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */
   metrics: z.strictObject({ requireToken: z.boolean().default(false) }).prefault({}),
+  /** how long history is kept (RetentionConfig) */
+  retention: RetentionConfig,
   profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), ProfileConfig).default({ default: ProfileConfig.parse({}) }),
   /** sections owned by the boot protocols, image store, fleet and firmware modules; each validates its own */
   dhcp: z.unknown().optional(),

@@ -8,6 +8,8 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
 import { describeReplica } from './fleet/replica.ts';
+import { createRetention } from './fleet/retention.ts';
+import { retentionMount } from './api/retention.ts';
 import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
@@ -144,6 +146,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   ] as const)
     new Gauge({ name, help, registers: [metrics], collect() { this.set(pick()); } });
   const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker, transfer: budget.transfer });
+  // bounded tables (issue 17 item 5): pruned by the leader, in short fenced batches
+  const retention = createRetention({ db: db.db, config: config.retention, clock, metrics, logger: log.child({ component: 'retention' }) });
   const fleet = createFleet({
     db,
     replica,
@@ -157,6 +161,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     leaderTasks: [
       { name: 'image-rollback', run: () => images.evaluateRollbacks() },
       { name: 'upload-expiry', run: () => images.sweepUploads() },
+      retention.task,
     ],
   });
   // operators' power actions share the fleet's power-on pacer: a scripted power-on of a rack goes out in waves
@@ -165,7 +170,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   beats.start();
   const app = createApp(
     { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

@@ -50,8 +50,9 @@ export interface FleetDeps {
   fetch?: WebhookFetch;
   /** default: pg advisory lock on PostgreSQL, this process on PGlite (both take a leader epoch) */
   leader?: LeaderElector;
-  /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick */
-  leaderTasks?: { name: string; run: (now: Date) => Promise<unknown> }[];
+  /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick; `fence` is
+   * the tick's leader epoch, for tasks that fence their writes (store/fence.ts run) */
+  leaderTasks?: { name: string; run: (now: Date, fence: Fence) => Promise<unknown> }[];
   /** this controller's identity in fleet_control and the leader epoch (default host:pid:random, new for every process) */
   instanceId?: string;
   /** this replica as the replicas table lists it (upserted every tick, leader or not); its id is the instance id */
@@ -535,8 +536,10 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     for (const task of leaderTasks) {
       await guard(task.name);
       try {
-        await task.run(at);
+        await task.run(at, fence);
       } catch (e) {
+        // a task's write refused by the fence: this replica does not lead any more
+        if (e instanceof FencedError) fenced(e);
         errors.push(`${task.name}: ${(e as Error).message}`);
         log.error({ task: task.name, err: (e as Error).message }, 'leader task failed');
       }

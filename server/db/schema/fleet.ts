@@ -79,6 +79,8 @@ export const fleetControl = pgTable('fleet_control', {
   /** the replica that took the current epoch, and when */
   epochHolder: text('epoch_holder'),
   epochAt: ts('epoch_at'),
+  /** the retention job's last run (server/fleet/retention.ts): when, by which epoch, rows pruned per table, how long */
+  retentionRun: jsonb('retention_run').$type<Record<string, unknown>>(),
 });
 
 /** Fleet-level history (audit): breaker opened / resumed, leader changes, outage gaps. Node events stay in `events`. */

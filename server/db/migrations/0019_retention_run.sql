@@ -1,0 +1,1 @@
+ALTER TABLE "fleet_control" ADD COLUMN "retention_run" jsonb;
