@@ -28,10 +28,11 @@ import { register as secrets } from './cli/secrets.ts';
 import { register as tokens } from './cli/tokens.ts';
 import { register as completion } from './cli/completion.ts';
 import { register as backup } from './cli/backup.ts';
+import { register as retention } from './cli/retention.ts';
 import { KekMismatchError } from './store/keyring.ts';
 
 /** Command areas, in the order `bootfarm --help` lists them. One line per area. */
-const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, audit, firmware, image, tokens, secrets, backup, completion];
+const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, audit, firmware, image, tokens, secrets, retention, backup, completion];
 
 export { CliError };
 export type { ApiClient };

@@ -181,6 +181,17 @@ describe('GET /api/v1/retention', () => {
       const res = await http.get('/api/v1/retention', { token: TOKENS.admin });
       expect(res.status).toBe(200);
       expect(res.json).toMatchObject({ settings: { eventsDays: 90, factsKeep: 3, batchSize: 4, intervalSeconds: 3600 }, lastRun: { at: NOW.toISOString(), pruned: { events: 12, facts: 14 }, backlog: [] }, nextDueAt: new Date(NOW.getTime() + 3600_000).toISOString() });
+      // bootfarm retention
+      const { runRetention } = await import('../cli/retention.ts');
+      const { apiClient } = await import('../cli.ts');
+      const lines: string[] = [];
+      await runRetention([], { api: apiClient('http://bootfarm', TOKENS.admin, (async (u: string | URL | Request, init?: RequestInit) => full.app.request(String(u).replace('http://bootfarm', ''), init)) as typeof fetch), out: (l) => lines.push(l) });
+      expect(lines).toEqual([
+        'kept: events 90 d, facts 90 d (newest 3 per node always), leases 7 d, boot attempts 30 d, webhooks 30 d, audit and fleet history 365 d',
+        'runs every 3600 s on the leader, 4 rows per statement, at most 100 statements per table per run',
+        `last run: ${NOW.toISOString()} by test-leader (epoch ${res.json.lastRun.epoch}), 0 ms: events 12, facts 14, dhcp_leases 2, boot_attempts 2, fleet_webhook_deliveries 2, fleet_events 1, audit_log 1`,
+        `next run due: ${new Date(NOW.getTime() + 3600_000).toISOString()}`,
+      ]);
     } finally {
       await full.close();
     }
