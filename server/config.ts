@@ -100,7 +100,8 @@ const Days = (d: number) => z.coerce.number().int().min(0).max(36_500).default(d
  * The leader prunes every intervalSeconds, in batches of batchSize rows (one short statement each), at most
  * maxBatchesPerRun batches per table per run. A number of days of 0 keeps that table forever. What the live
  * system still reads is never pruned (server/store/retention.ts): a node's latest facts and latest transition
- * event, unexpired leases, open boot attempts, pending webhooks.
+ * event, unexpired leases, open boot attempts, pending webhooks, running rebuilds, open firmware attempts and each node's
+ * latest rebuild and firmware attempt.
  */
 export const RetentionConfig = z
   .strictObject({
@@ -119,6 +120,8 @@ export const RetentionConfig = z
     bootAttemptsDays: Days(30),
     /** webhook deliveries delivered or given up this long ago */
     webhooksDays: Days(30),
+    /** finished rebuilds and firmware update attempts (each node's latest always stays) */
+    repairsDays: Days(180),
     /** the audit log and fleet-level history (breaker, leader changes, gaps) */
     auditDays: Days(365),
   })

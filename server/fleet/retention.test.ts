@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.ts';
 import { RetentionConfig } from '../config.ts';
 import type { DbHandle } from '../db/index.ts';
-import { auditLog, bootAttempts, dhcpLeases, events, facts, fleetEvents, fleetWebhookDeliveries } from '../db/schema/index.ts';
+import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetEvents, fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
 import { silentLogger } from '../log.ts';
 import { createSecrets } from '../secrets.ts';
 import { createBmcStore } from '../store/bmcs.ts';
@@ -66,7 +66,7 @@ describe('a retention run', () => {
     const registry = new Registry();
     const r = createRetention({ db: db.db, config: config(), clock, metrics: registry });
     const run = await r.run(clock.now(), await leaderFence());
-    expect(run!.pruned).toEqual({ events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_events: 1, audit_log: 1 });
+    expect(run!.pruned).toEqual(RETENTION_FIXTURE.pruned);
     expect(run!.backlog).toEqual([]);
 
     const ev = await db.db.select({ uuid: events.nodeUuid, kind: events.kind, reason: events.reason, toState: events.toState }).from(events).orderBy(events.id);
@@ -89,6 +89,14 @@ describe('a retention run', () => {
     // B's credential names its closed attempt; C's attempt is open
     expect((await db.db.select({ h: bootAttempts.tokenHash }).from(bootAttempts).orderBy(bootAttempts.tokenHash)).map((x) => x.h)).toEqual(['h3', 'h4']);
     expect((await db.db.select({ d: fleetWebhookDeliveries.deliveredAt, g: fleetWebhookDeliveries.gaveUpAt }).from(fleetWebhookDeliveries))).toEqual([{ d: null, g: null }]);
+
+    // A keeps its latest (finished) rebuild; B its running one; C its only one. Firmware: A's open attempt, B's only one
+    expect((await db.db.select({ uuid: fleetRebuilds.nodeUuid, outcome: fleetRebuilds.outcome, reason: fleetRebuilds.reason }).from(fleetRebuilds).orderBy(fleetRebuilds.id))).toEqual([
+      { uuid: A, outcome: 'failed', reason: 'old 3' },
+      { uuid: B, outcome: 'running', reason: null },
+      { uuid: C, outcome: 'succeeded', reason: null },
+    ]);
+    expect((await db.db.select({ uuid: firmwareAttempts.nodeUuid, outcome: firmwareAttempts.outcome }).from(firmwareAttempts).orderBy(firmwareAttempts.id))).toEqual([{ uuid: A, outcome: 'open' }, { uuid: B, outcome: 'compliant' }]);
 
     // metrics: rows per table, and the run's time
     const text = await registry.metrics();
@@ -187,9 +195,9 @@ describe('GET /api/v1/retention', () => {
       const lines: string[] = [];
       await runRetention([], { api: apiClient('http://bootfarm', TOKENS.admin, (async (u: string | URL | Request, init?: RequestInit) => full.app.request(String(u).replace('http://bootfarm', ''), init)) as typeof fetch), out: (l) => lines.push(l) });
       expect(lines).toEqual([
-        'kept: events 90 d, facts 90 d (newest 3 per node always), leases 7 d, boot attempts 30 d, webhooks 30 d, audit and fleet history 365 d',
+        'kept: events 90 d, facts 90 d (newest 3 per node always), leases 7 d, boot attempts 30 d, webhooks 30 d, rebuilds and firmware attempts 90 d, audit and fleet history 365 d',
         'runs every 3600 s on the leader, 4 rows per statement, at most 100 statements per table per run',
-        `last run: ${NOW.toISOString()} by test-leader (epoch ${res.json.lastRun.epoch}), 0 ms: events 12, facts 14, dhcp_leases 2, boot_attempts 2, fleet_webhook_deliveries 2, fleet_events 1, audit_log 1`,
+        `last run: ${NOW.toISOString()} by test-leader (epoch ${res.json.lastRun.epoch}), 0 ms: events 12, facts 14, dhcp_leases 2, boot_attempts 2, fleet_webhook_deliveries 2, fleet_rebuilds 2, firmware_attempts 2, fleet_events 1, audit_log 1`,
         `next run due: ${new Date(NOW.getTime() + 3600_000).toISOString()}`,
       ]);
     } finally {

@@ -31,6 +31,8 @@ export function retentionCutoffs(config: RetentionConfig, now: Date): RetentionC
     dhcp_leases: ago(config.leasesDays),
     boot_attempts: ago(config.bootAttemptsDays),
     fleet_webhook_deliveries: ago(config.webhooksDays),
+    fleet_rebuilds: ago(config.repairsDays),
+    firmware_attempts: ago(config.repairsDays),
     fleet_events: ago(config.auditDays),
     audit_log: ago(config.auditDays),
   };

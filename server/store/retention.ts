@@ -11,12 +11,14 @@
 //     against and firmware compliance is computed from);
 //   - DHCP leases: any lease not expired for the whole retention period;
 //   - boot attempts: open, unexpired ones, and any attempt a node's credential or a BMC setup names;
-//   - webhook deliveries still pending (neither delivered nor given up).
+//   - webhook deliveries still pending (neither delivered nor given up);
+//   - rebuilds and firmware attempts: a running rebuild or open attempt, and each node's latest of either (the
+//     fleet controller's backoff and the firmware report read them: store/fleet.ts rebuildRecords, firmware.ts).
 import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
-import { auditLog, bootAttempts, dhcpLeases, events, facts, fleetControl, fleetEvents, fleetWebhookDeliveries } from '../db/schema/index.ts';
+import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetControl, fleetEvents, fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
 
-export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_events', 'audit_log'] as const;
+export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_rebuilds', 'firmware_attempts', 'fleet_events', 'audit_log'] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
 /** Per table: rows older than `before` may go (null: keep this table forever). */
@@ -28,6 +30,8 @@ export interface RetentionCutoffs {
   dhcp_leases: Date | null;
   boot_attempts: Date | null;
   fleet_webhook_deliveries: Date | null;
+  fleet_rebuilds: Date | null;
+  firmware_attempts: Date | null;
   fleet_events: Date | null;
   audit_log: Date | null;
 }
@@ -87,6 +91,20 @@ export function createRetentionStore(db: Db) {
       case 'fleet_webhook_deliveries': {
         const pick: SQL = sql`select w.id from fleet_webhook_deliveries w where coalesce(w.delivered_at, w.gave_up_at) < ${at(before)} limit ${limit}`;
         return ids(db.delete(fleetWebhookDeliveries).where(sql`${fleetWebhookDeliveries.id} in (${pick})`).returning({ k: fleetWebhookDeliveries.id }));
+      }
+      case 'fleet_rebuilds': {
+        const pick: SQL = sql`select r.id from fleet_rebuilds r
+          where r.outcome <> 'running' and coalesce(r.finished_at, r.started_at) < ${at(before)}
+            and r.id <> (select max(x.id) from fleet_rebuilds x where x.node_uuid = r.node_uuid)
+          limit ${limit}`;
+        return ids(db.delete(fleetRebuilds).where(sql`${fleetRebuilds.id} in (${pick})`).returning({ k: fleetRebuilds.id }));
+      }
+      case 'firmware_attempts': {
+        const pick: SQL = sql`select a.id from firmware_attempts a
+          where a.outcome <> 'open' and coalesce(a.closed_at, a.reported_at, a.created_at) < ${at(before)}
+            and a.id <> (select max(x.id) from firmware_attempts x where x.node_uuid = a.node_uuid)
+          limit ${limit}`;
+        return ids(db.delete(firmwareAttempts).where(sql`${firmwareAttempts.id} in (${pick})`).returning({ k: firmwareAttempts.id }));
       }
       case 'fleet_events': {
         const pick: SQL = sql`select x.id from fleet_events x where x.at < ${at(before)} limit ${limit}`;

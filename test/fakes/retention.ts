@@ -1,10 +1,10 @@
 // The retention fixture (server/fleet/retention.test.ts, server/store/retention.pg.test.ts): for each table the
 // retention job prunes, rows past their period and rows that must stay, relative to NOW (T0 + 200 days). With
-// eventsDays 90, factsDays 90 + factsKeep 3, leasesDays 7, bootAttemptsDays 30, webhooksDays 30, auditDays 365 a
+// eventsDays 90, factsDays 90 + factsKeep 3, leasesDays 7, bootAttemptsDays 30, webhooksDays 30, repairsDays 90, auditDays 365 a
 // run prunes RETENTION_FIXTURE.pruned.
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../server/db/index.ts';
-import { auditLog, bootAttempts, dhcpLeases, events, facts, fleetEvents, fleetWebhookDeliveries, nodes } from '../../server/db/schema/index.ts';
+import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetEvents, fleetRebuilds, fleetWebhookDeliveries, nodes } from '../../server/db/schema/index.ts';
 
 export const DAY = 86_400_000;
 export const T0 = new Date('2026-01-01T00:00:00Z');
@@ -22,16 +22,16 @@ export const RETENTION_FIXTURE = {
   B,
   C,
   /** the retention settings the counts below are for */
-  settings: { eventsDays: 90, factsDays: 90, factsKeep: 3, leasesDays: 7, bootAttemptsDays: 30, webhooksDays: 30, auditDays: 365 },
+  settings: { eventsDays: 90, factsDays: 90, factsKeep: 3, leasesDays: 7, bootAttemptsDays: 30, webhooksDays: 30, repairsDays: 90, auditDays: 365 },
   /** rows per table before a run */
   rows: { events: 18, facts: 21 },
   /** what one run at NOW prunes with the settings above */
-  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_events: 1, audit_log: 1 },
+  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_rebuilds: 2, firmware_attempts: 2, fleet_events: 1, audit_log: 1 },
 };
 
 /** The fixture: for each table, rows past their period and rows that must stay. */
 export async function seedRetention(db: Db): Promise<void> {
-  await db.execute(sql`truncate nodes, events, facts, dhcp_leases, audit_log, fleet_events, fleet_webhook_deliveries, boot_attempts, fleet_control cascade`);
+  await db.execute(sql`truncate nodes, events, facts, dhcp_leases, audit_log, fleet_events, fleet_webhook_deliveries, fleet_rebuilds, firmware_attempts, boot_attempts, fleet_control cascade`);
   await db.insert(nodes).values([A, B, C].map((uuid) => ({ uuid, state: 'active', stateSince: at(0), createdAt: at(0), updatedAt: at(0) })));
   // events: A has 10 old phase events, its only (old) transition, 3 recent ones, and an old event still repeating
   await db.insert(events).values([
@@ -76,6 +76,19 @@ export async function seedRetention(db: Db): Promise<void> {
     .returning({ id: bootAttempts.id });
   // B's running boot holds the credential its (old, closed) attempt was handed
   await db.execute(sql`update nodes set credential_attempt_id = ${attempts[2]!.id} where uuid = ${B}`);
+  // rebuilds: A's two older finished ones go (its latest stays); B's running one and C's only one stay
+  await db.insert(fleetRebuilds).values([
+    ...[1, 2, 3].map((d) => ({ nodeUuid: A, attempt: d, failedAt: at(d), startedAt: at(d), finishedAt: at(d, 30), outcome: 'failed', reason: `old ${d}` })),
+    { nodeUuid: B, attempt: 1, failedAt: at(1), startedAt: at(1), outcome: 'running' },
+    { nodeUuid: C, attempt: 1, failedAt: at(1), startedAt: at(1), finishedAt: at(1, 30), outcome: 'succeeded' },
+  ]);
+  // firmware attempts: A's two closed ones go (its latest is open); B's only one (closed) stays
+  await db.insert(firmwareAttempts).values([
+    { nodeUuid: A, number: 1, baselineName: 'b', baselineVersion: 1, steps: [], createdAt: at(1), outcome: 'gave-up', closedAt: at(1, 30) },
+    { nodeUuid: A, number: 1, baselineName: 'b', baselineVersion: 1, steps: [], createdAt: at(2), outcome: 'compliant', closedAt: at(2, 30) },
+    { nodeUuid: A, number: 1, baselineName: 'b', baselineVersion: 2, steps: [], createdAt: at(3) },
+    { nodeUuid: B, number: 1, baselineName: 'b', baselineVersion: 1, steps: [], createdAt: at(1), outcome: 'compliant', closedAt: at(1, 30) },
+  ]);
   await db.insert(fleetWebhookDeliveries).values([
     { event: 'failed', url: 'http://x', body: '{}', nextAttemptAt: at(1), deliveredAt: at(1), createdAt: at(1) },
     { event: 'failed', url: 'http://x', body: '{}', nextAttemptAt: at(1), gaveUpAt: at(2), createdAt: at(1) },
