@@ -14,6 +14,7 @@ import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
+import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
 import { createBootBackend } from './boot-backend.ts';
 import { createMacChanges } from './store/mac-changes.ts';
@@ -197,8 +198,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   fleet.start();
   let tftp: TftpServer | undefined;
   if (tftpConfig?.enabled) {
-    tftp = createTftpServer({ ...tftpConfig, open: createFsOpener(tftpConfig), logger: log.child({ component: 'tftp' }) });
+    tftp = createTftpServer({ ...tftpConfig, open: createFsOpener(tftpConfig), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
     await tftp.start();
+    registerTftpMetrics(metrics, tftp);
     log.info({ address: tftpConfig.address, port: tftpConfig.port }, 'TFTP serving');
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)

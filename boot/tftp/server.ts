@@ -11,7 +11,7 @@ import dgram from 'node:dgram';
 import { ErrorCode, Opcode, decodePacket, encodeError, encodeOack } from './codec.ts';
 import { negotiateOptions, normalisePath } from './negotiate.ts';
 import { createReader, type OpenFn } from './source.ts';
-import { Transfer, type TransferOutcome } from './transfer.ts';
+import { Transfer, type FailureCause, type TransferOutcome } from './transfer.ts';
 
 /** The subset of pino's API we use; a pino logger fits as-is. */
 export interface TftpLogger {
@@ -35,7 +35,12 @@ export interface TftpServerOptions {
   oackTimeoutMs?: number;
   retries?: number;
   maxTransfers?: number;
+  /** told once per finished transfer: seconds from its first packet to its end (wire a histogram here) */
+  onTransferDone?: (seconds: number, ok: boolean) => void;
 }
+
+/** Why a request got no transfer (a metrics label): refused with an error packet, or dropped (busy) */
+export type RefusalCause = 'not_found' | 'write' | 'mode' | 'path' | 'open_error' | 'busy';
 
 export interface TftpStats {
   activeTransfers: number;
@@ -46,6 +51,12 @@ export interface TftpStats {
   retransmits: number;
   requestsRefused: number;
   malformedPackets: number;
+  /** retransmission timeouts (with data in flight) over every finished transfer */
+  timeouts: number;
+  /** transfersFailed by cause */
+  failedBy: Record<FailureCause, number>;
+  /** requests that got no transfer, by cause (busy: dropped silently at maxTransfers, so the client retries) */
+  refusedBy: Record<RefusalCause, number>;
 }
 
 export interface TftpServer {
@@ -73,6 +84,7 @@ export function createTftpServer({
   oackTimeoutMs = 2000,
   retries = 6,
   maxTransfers = 1024,
+  onTransferDone,
 }: TftpServerOptions): TftpServer {
   const stats: TftpStats = {
     activeTransfers: 0,
@@ -83,6 +95,9 @@ export function createTftpServer({
     retransmits: 0,
     requestsRefused: 0,
     malformedPackets: 0,
+    timeouts: 0,
+    failedBy: { timeout: 0, peer_error: 0, read_error: 0, source_stalled: 0, aborted: 0 },
+    refusedBy: { not_found: 0, write: 0, mode: 0, path: 0, open_error: 0, busy: 0 },
   };
   const active = new Map<string, Active>(); // key: peer "address:port" (the client's TID)
   let main: dgram.Socket | null = null;
@@ -102,6 +117,7 @@ export function createTftpServer({
     }
     if (pkt.op === 'wrq') {
       stats.requestsRefused++;
+      stats.refusedBy.write++;
       logger.warn({ ...who, file: pkt.filename }, 'tftp: write request refused');
       return reply(peer, ErrorCode.AccessViolation, 'read-only server');
     }
@@ -118,16 +134,19 @@ export function createTftpServer({
     if (pkt.mode !== 'octet') {
       // netascii would rewrite line ends, changing the size we announce; boot files are binary.
       stats.requestsRefused++;
+      stats.refusedBy.mode++;
       return reply(peer, ErrorCode.IllegalOperation, `mode ${pkt.mode} not supported, use octet`);
     }
     const path = normalisePath(pkt.filename);
     if (!path.ok) {
       stats.requestsRefused++;
+      stats.refusedBy.path++;
       logger.warn({ ...who, file: JSON.stringify(pkt.filename), reason: path.reason }, 'tftp: path refused');
       return reply(peer, ErrorCode.AccessViolation, 'access violation');
     }
     if (active.size >= maxTransfers) {
       // Silence rather than an error: PXE firmware gives up on an error but retries on silence.
+      stats.refusedBy.busy++;
       logger.warn({ ...who, active: active.size }, 'tftp: too many transfers, request dropped');
       return;
     }
@@ -140,6 +159,7 @@ export function createTftpServer({
     } catch (err) {
       active.delete(key);
       stats.activeTransfers = active.size;
+      stats.refusedBy.open_error++;
       logger.error({ ...who, file: path.path, err }, 'tftp: open failed');
       return reply(peer, ErrorCode.NotDefined, 'cannot open file');
     }
@@ -149,6 +169,7 @@ export function createTftpServer({
       file?.stream?.destroy();
       if (file === null) {
         stats.requestsRefused++;
+        stats.refusedBy.not_found++;
         logger.info({ ...who, file: path.path }, 'tftp: file not found');
         reply(peer, ErrorCode.FileNotFound, 'file not found');
       }
@@ -182,13 +203,17 @@ export function createTftpServer({
         stats.activeTransfers = active.size;
         stats.bytesSent += outcome.bytes;
         stats.retransmits += outcome.retransmits;
+        stats.timeouts += outcome.timeouts;
         sock.close();
-        const info = { ...who, file: path.path, bytes: outcome.bytes, retransmits: outcome.retransmits, ms: Date.now() - started };
+        const ms = Date.now() - started;
+        onTransferDone?.(ms / 1000, outcome.ok);
+        const info = { ...who, file: path.path, bytes: outcome.bytes, retransmits: outcome.retransmits, ms };
         if (outcome.ok) {
           stats.transfersCompleted++;
           logger.debug(info, 'tftp: transfer complete');
         } else {
           stats.transfersFailed++;
+          stats.failedBy[outcome.cause]++;
           logger.info({ ...info, reason: outcome.reason }, 'tftp: transfer failed');
         }
       },
@@ -227,7 +252,7 @@ export function createTftpServer({
 
   return {
     get stats() {
-      return { ...stats };
+      return { ...stats, failedBy: { ...stats.failedBy }, refusedBy: { ...stats.refusedBy } };
     },
     start() {
       return new Promise((resolve, reject) => {

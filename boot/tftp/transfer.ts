@@ -25,9 +25,12 @@ export interface TransferOptions {
   onDone: (outcome: TransferOutcome) => void;
 }
 
+/** Why a transfer failed, as a small closed set (a metrics label); `reason` has the detail. */
+export type FailureCause = 'timeout' | 'peer_error' | 'read_error' | 'source_stalled' | 'aborted';
+
 export type TransferOutcome =
-  | { ok: true; bytes: number; retransmits: number }
-  | { ok: false; reason: string; bytes: number; retransmits: number };
+  | { ok: true; bytes: number; retransmits: number; timeouts: number }
+  | { ok: false; reason: string; cause: FailureCause; bytes: number; retransmits: number; timeouts: number };
 
 /** Backoff cap: doubling stops here so a long-lost client is dropped in bounded time. */
 const MAX_TIMEOUT_MS = 10_000;
@@ -55,6 +58,8 @@ export class Transfer {
   private stalledMs = 0;
   bytes = 0;
   retransmits = 0;
+  /** retransmission timeouts that fired with blocks (or the OACK) in flight */
+  timeouts = 0;
 
   constructor(private readonly o: TransferOptions) {
     this.nslots = 2 * o.windowsize;
@@ -104,7 +109,7 @@ export class Transfer {
     if (dist > this.sent - this.acked) return; // ACK for a block we never sent: stale or bogus
     this.acked += dist;
     this.dupResent = false;
-    if (this.lastBlock >= 0 && this.acked >= this.lastBlock) return this.finish({ ok: true, bytes: this.bytes, retransmits: this.retransmits });
+    if (this.lastBlock >= 0 && this.acked >= this.lastBlock) return this.finish({ ok: true, bytes: this.bytes, retransmits: this.retransmits, timeouts: this.timeouts });
     this.progress();
     // Blocks acked+1..sent were sent but not acknowledged: the client saw a gap and dropped them.
     this.sent = this.acked;
@@ -113,13 +118,13 @@ export class Transfer {
 
   /** The peer sent an ERROR (e.g. it refused our OACK, RFC 2347): stop without answering. */
   onPeerError(code: number, message: string): void {
-    this.finish({ ok: false, reason: `peer error ${code}: ${message}`, bytes: this.bytes, retransmits: this.retransmits });
+    this.finish({ ok: false, reason: `peer error ${code}: ${message}`, cause: 'peer_error', bytes: this.bytes, retransmits: this.retransmits, timeouts: this.timeouts });
   }
 
-  abort(reason: string): void {
+  abort(reason: string, cause: FailureCause = 'aborted'): void {
     if (this.done) return;
     this.sendError(ErrorCode.NotDefined, reason);
-    this.finish({ ok: false, reason, bytes: this.bytes, retransmits: this.retransmits });
+    this.finish({ ok: false, reason, cause, bytes: this.bytes, retransmits: this.retransmits, timeouts: this.timeouts });
   }
 
   private sendError(code: ErrorCode, msg: string): void {
@@ -148,7 +153,7 @@ export class Transfer {
       try {
         r = this.o.reader.readInto(slot, 4, this.o.blksize);
       } catch (err) {
-        return this.abort(`read error: ${(err as Error).message}`);
+        return this.abort(`read error: ${(err as Error).message}`, 'read_error');
       }
       if (typeof r !== 'number') {
         this.reading = true;
@@ -161,7 +166,7 @@ export class Transfer {
           },
           (err: Error) => {
             this.reading = false;
-            this.abort(`read error: ${err.message}`);
+            this.abort(`read error: ${err.message}`, 'read_error');
           },
         );
         return;
@@ -219,13 +224,14 @@ export class Transfer {
       // Nothing in flight: we are waiting on a slow source, not on the peer. Keep waiting, but
       // not forever: a source stalled this long will not feed a boot.
       this.stalledMs += this.timeoutMs;
-      if (this.stalledMs > SOURCE_STALL_MS) return this.abort('source stalled');
+      if (this.stalledMs > SOURCE_STALL_MS) return this.abort('source stalled', 'source_stalled');
       this.arm();
       return;
     }
+    this.timeouts++;
     if (--this.triesLeft <= 0) {
       this.sendError(ErrorCode.NotDefined, 'timed out');
-      return this.finish({ ok: false, reason: 'timed out', bytes: this.bytes, retransmits: this.retransmits });
+      return this.finish({ ok: false, reason: 'timed out', cause: 'timeout', bytes: this.bytes, retransmits: this.retransmits, timeouts: this.timeouts });
     }
     // Exponential backoff (RFC 1123 §4.2.3.2 asks TFTP for an adaptive timeout): a congested
     // boot storm backs off instead of doubling its own load.
