@@ -11,7 +11,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, type 
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { assertDigest, DIGEST_RE, StoreUnavailableError, type ImageStore } from './store.ts';
+import { assertDigest, BlobNotFoundError, DIGEST_RE, StoreUnavailableError, type ImageStore } from './store.ts';
 
 export interface CacheLogger {
   info(obj: object, msg?: string): void;
@@ -34,6 +34,8 @@ export interface BlobCacheOptions {
   memoryBytes?: number;
   /** blobs larger than this are never held in RAM */
   memoryMaxEntryBytes?: number;
+  /** called once per fill from the store that got a body: how it ended, how long it took (seconds), bytes received */
+  onFill?: (result: FillResult, seconds: number, bytes: number) => void;
   /** called once per corrupt blob detected (wire a metrics counter here) */
   onCorrupt?: (digest: string, detail: { expected: string; actual: string; size: number; expectedSize: number }) => void;
 }
@@ -49,9 +51,18 @@ export class BlobCorruptError extends Error {
   }
 }
 
+/** how a fill from the store ended: verified and kept, refused (sha256 mismatch), or the stream broke */
+export type FillResult = 'ok' | 'corrupt' | 'failed';
+
 export interface CacheStats {
   /** GETs sent to the store (fills started) */
   storeGets: number;
+  /** bytes received from the store by fills (whatever their outcome) */
+  storeBytes: number;
+  /** store GETs that failed before a body came: no such blob, store unreachable; and bodies that broke midway */
+  storeNotFound: number;
+  storeUnavailable: number;
+  storeBroken: number;
   hits: number;
   /** requests that joined or started a fill */
   misses: number;
@@ -237,6 +248,7 @@ export async function createBlobCache({
   corruptHoldMs = 30_000,
   now = Date.now,
   onCorrupt,
+  onFill,
   memoryBytes = 512 * 1024 * 1024,
   memoryMaxEntryBytes = 128 * 1024 * 1024,
 }: BlobCacheOptions): Promise<BlobCache> {
@@ -249,7 +261,7 @@ export async function createBlobCache({
 
   // Map iteration order is the LRU order: oldest first; a touch moves an entry to the end.
   const index = new Map<string, Entry>();
-  const stats: CacheStats = { storeGets: 0, hits: 0, misses: 0, corrupt: 0, evictions: 0, bytes: 0, entries: 0, memoryBytes: 0 };
+  const stats: CacheStats = { storeGets: 0, storeBytes: 0, storeNotFound: 0, storeUnavailable: 0, storeBroken: 0, hits: 0, misses: 0, corrupt: 0, evictions: 0, bytes: 0, entries: 0, memoryBytes: 0 };
   const found: { digest: string; size: number; mtime: number }[] = [];
   for (const name of await readdir(blobDir)) {
     if (!DIGEST_RE.test(name)) continue;
@@ -311,6 +323,7 @@ export async function createBlobCache({
       index.delete(digest);
       memDrop(digest);
       stats.bytes -= e.size;
+      stats.entries = index.size;
       stats.evictions++;
       // Open readers keep their file descriptor; unlinking under them is safe on POSIX.
       await unlink(pathOf(digest)).catch(() => {});
@@ -321,7 +334,20 @@ export async function createBlobCache({
 
   async function fill(digest: string): Promise<Flight> {
     stats.storeGets++;
-    const { size, body } = await store.get(digest);
+    const t0 = performance.now();
+    let got: Awaited<ReturnType<ImageStore['get']>>;
+    try {
+      got = await store.get(digest);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) stats.storeNotFound++;
+      else stats.storeUnavailable++;
+      throw err;
+    }
+    const { size, body } = got;
+    const ended = (result: FillResult) => {
+      stats.storeBytes += flight.written;
+      onFill?.(result, (performance.now() - t0) / 1000, flight.written);
+    };
     const tmp = join(tmpDir, `${digest}.${randomBytes(4).toString('hex')}`);
     const fh = await open(tmp, 'w+');
     const flight = new Flight(digest, size, fh, memEligible(size), pathOf(digest));
@@ -345,6 +371,7 @@ export async function createBlobCache({
           const detail = { expected: digest, actual, size: flight.written, expectedSize: size };
           logger.error(detail, 'image cache: corrupt blob in the image store: not cached, not served');
           onCorrupt?.(digest, detail);
+          ended('corrupt');
           await unlink(tmp).catch(() => {});
           flights.delete(digest);
           flight.finish(new BlobCorruptError(digest, actual));
@@ -356,6 +383,7 @@ export async function createBlobCache({
         stats.entries = index.size;
         if (flight.chunks) memPut(digest, Buffer.concat(flight.chunks, size));
         flights.delete(digest);
+        ended('ok');
         flight.finish();
         logger.info({ digest, size }, 'image cache: filled from the store');
         await evict(digest);
@@ -363,6 +391,8 @@ export async function createBlobCache({
         body.destroy?.();
         await unlink(tmp).catch(() => {});
         flights.delete(digest);
+        stats.storeBroken++;
+        ended('failed');
         const e = err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`image store stream broke: ${(err as Error).message}`, { cause: err });
         logger.warn({ digest, err: e.message, written: flight.written, size }, 'image cache: fill failed');
         flight.finish(e);

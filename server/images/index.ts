@@ -2,7 +2,7 @@
 // and one factory main calls to get the store, cache, pipeline, catalog and the two hono apps.
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Db } from '../db/index.ts';
 import { parseSection } from '../config.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -12,6 +12,7 @@ import { createLocalStore } from './local.ts';
 import { createS3Store } from './s3.ts';
 import { createImagePipeline, type FleetBreaker } from './pipeline.ts';
 import { createImageServeApp } from './serve.ts';
+import { createImageMetrics } from './metrics.ts';
 import { createUploads } from './uploads.ts';
 import type { ImageStore } from './store.ts';
 
@@ -113,22 +114,17 @@ export async function createImages({ config, db, log, clock, metrics, breaker, t
     ttlMs: cfg.uploads.ttlHours * 3600_000,
     log,
   });
-  const corrupt = metrics ? new Counter({ name: 'bootfarm_image_corrupt_blobs_total', help: 'Blobs from the image store whose sha256 did not match their name (not cached, not served)', registers: [metrics] }) : undefined;
+  const m = metrics ? createImageMetrics(metrics) : undefined;
   const cache = await createBlobCache({
     dir: cfg.cache.dir ?? join(base, 'cache'),
     store,
     maxBytes: cfg.cache.maxBytes,
     corruptHoldMs: cfg.cache.corruptHoldSeconds * 1000,
     logger: log,
-    onCorrupt: () => corrupt?.inc(),
+    onCorrupt: m?.onCorrupt,
+    onFill: m?.onFill,
   });
-  if (metrics) {
-    const g = (name: string, help: string, pick: () => number) => new Gauge({ name, help, registers: [metrics], collect() { this.set(pick()); } });
-    g('bootfarm_image_cache_bytes', 'Bytes in the image cache', () => cache.stats.bytes);
-    g('bootfarm_image_cache_hits', 'Image requests served from the cache (since start)', () => cache.stats.hits);
-    g('bootfarm_image_cache_misses', 'Image requests that started or joined a fill (since start)', () => cache.stats.misses);
-    g('bootfarm_image_store_gets', 'GETs sent to the image store to fill the cache (since start)', () => cache.stats.storeGets);
-  }
+  m?.attach(cache, cfg.cache.maxBytes);
   const pipeline = createImagePipeline({
     db,
     store,
@@ -147,6 +143,7 @@ export async function createImages({ config, db, log, clock, metrics, breaker, t
     retryAfterSeconds: cfg.retryAfterSeconds,
     logger: log,
     transfer,
+    onServed: m?.onServed,
   });
   return {
     config: cfg,

@@ -23,7 +23,13 @@ export interface ImageServeOptions {
   logger?: CacheLogger;
   /** counts image bodies in flight (the boot budget, budget.ts): called when one starts, returns its release */
   transfer?: () => () => void;
+  /** told for every GET body started: where its bytes come from and how many (Content-Length) — the RAM tier,
+   * the disk cache, or a fill from the store in progress (a miss) */
+  onServed?: (source: ServedFrom, bytes: number) => void;
 }
+
+export type ServedFrom = 'memory' | 'disk' | 'fill';
+const servedFrom = (l: Lookup): ServedFrom => (l.kind === 'fill' ? 'fill' : l.buffer ? 'memory' : 'disk');
 
 type ErrorCode = 'bad_request' | 'not_found' | 'store_unavailable' | 'blob_corrupt' | 'range_not_satisfiable';
 
@@ -71,7 +77,7 @@ export function tuneHttpServer(server: Server, { keepAliveMs = 15_000 } = {}): v
   server.maxRequestsPerSocket = 0;
 }
 
-export function createImageServeApp({ cache, catalog, store, redirect = false, retryAfterSeconds = 5, logger, transfer }: ImageServeOptions) {
+export function createImageServeApp({ cache, catalog, store, redirect = false, retryAfterSeconds = 5, logger, transfer, onServed }: ImageServeOptions) {
   const app = new Hono();
 
   const fail = (c: Context, err: unknown, digest: string) => {
@@ -160,12 +166,14 @@ export function createImageServeApp({ cache, catalog, store, redirect = false, r
           await cache.ensure(digest);
           l = await cache.lookup(digest);
         }
+        onServed?.(servedFrom(l), range.end - range.start + 1);
         if (l.kind === 'hit' && l.buffer) return send(c, 206, headers, l.buffer.subarray(range.start, range.end + 1));
         return send(c, 206, headers, await cache.open(l, range.start, range.end));
       }
       headers['content-length'] = String(size);
       if (head) return send(c, 200, headers, null);
       l ??= await cache.lookup(digest);
+      onServed?.(servedFrom(l), size);
       if (l.kind === 'hit' && l.buffer) return send(c, 200, headers, l.buffer);
       return send(c, 200, headers, await cache.open(l));
     } catch (err) {
