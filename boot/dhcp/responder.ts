@@ -318,6 +318,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     if (!o.has(Opt.VENDOR_CLASS)) o.set(Opt.VENDOR_CLASS, str('PXEClient'));
     if (c.uuidRaw) o.set(Opt.CLIENT_UUID, c.uuidRaw);
     if (c.isPxe) o.set(Opt.VENDOR_SPECIFIC, encodeSubOptions([[6, u8(8)]], true));
+    logger.debug({ mac: c.mac, file: reply.packet.file, on: r.on }, type === MessageType.OFFER ? 'proxy DHCPOFFER' : 'proxy DHCPACK');
     return finish(req, reply);
   }
 
