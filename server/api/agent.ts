@@ -8,6 +8,7 @@ import { SmbiosUuid } from '../contract/common.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
+import { cablingResult, cablingSubjectOf, createCablingCheck, describeProblem, planKeys, type CablingResult } from '../domain/cabling.ts';
 import { AppError } from '../errors.ts';
 import type { NodeRow } from '../store/nodes.ts';
 import { agentAuth, agentUseRecorded, bearer, type AgentScope } from './auth.ts';
@@ -19,9 +20,10 @@ import { createHeartbeats } from '../fleet/heartbeat.ts';
 
 const INVENTORY_ONLY = 'inventory only';
 
-export function agentRoutes(deps: Deps) {
+export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']> }) {
   const app = new Hono();
   const { nodes } = deps;
+  const cablingCheck = createCablingCheck({ store: deps.cabling });
   const heartbeat = createHeartbeats({ nodes, db: deps.db.db, clock: deps.clock, beats: deps.beats });
 
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
@@ -66,14 +68,23 @@ export function agentRoutes(deps: Deps) {
         // inventory only (issue 16 item 6): checked, then off. The agent powers the node off itself: new hardware
         // often has no BMC credentials on record yet, and stage-1 is already running there
         const inventory = inventoryOnly(node);
-        node = await nodes.transition(uuid, { type: 'inspected', reason: inventory ? INVENTORY_ONLY : (verdict.reason ?? 'inspection passed') }, 'inspection').catch(async (e: unknown) => {
+        // cabling (issue 16 item 5): the plan against the LLDP neighbours just seen. Under policy block the node
+        // becomes ready but is told to hold and re-registers (new facts, a new check) until the cables are right
+        const cabling = await cablingCheck(node, body.facts);
+        const blocked = cabling.action === 'block';
+        const reasons = [inventory ? INVENTORY_ONLY : (verdict.reason ?? 'inspection passed'), ...(cabling.reason ? [`${cabling.reason} (policy ${cabling.policy})`] : [])];
+        node = await nodes.transition(uuid, { type: 'inspected', reason: reasons.join('; ') }, 'inspection').catch(async (e: unknown) => {
           const now = await nodes.get(uuid);
           if (now?.state === 'ready') return now;
           throw e;
         });
+        if (cabling.status === 'failed') await cablingEvent(uuid, cabling);
         if (inventory) {
           next = 'poweroff';
-          reason = INVENTORY_ONLY;
+          reason = reasons.join('; ');
+        } else if (blocked) {
+          next = 'hold';
+          reason = cabling.reason;
         }
       } else if (verdict.action === 'firmware') {
         node = await nodes.transition(uuid, { type: 'firmware-required', reason: verdict.reason }, 'inspection');
@@ -96,11 +107,23 @@ export function agentRoutes(deps: Deps) {
     return c.json(res, reg.created ? 201 : 200);
   }
 
+  /** one event per failed check, naming each wrong port; a node that re-registers unchanged bumps the same one */
+  const cablingEvent = (uuid: string, r: CablingResult) =>
+    nodes.addEvent(uuid, { kind: 'cabling', reason: r.reason ?? 'cabling', actor: 'inspection', data: { status: r.status, policy: r.policy, action: r.action, plan: r.plan, problems: r.problems.map((p) => ({ ...p, message: describeProblem(p) })) } }, { coalesce: true });
+
   app.get('/:uuid/profile', async (c) => {
     const uuid = uuidParam(c);
     const auth = await agentAuth(c, nodes, uuid, 'stage1');
     let node = auth.node;
     if (inventoryOnly(node)) throw new AppError(409, 'inventory_only', `node ${uuid} is inventory only (its profile says inventoryOnly): it is never provisioned`, { state: node.state });
+    if (node.state === 'ready') {
+      // cabling under policy block (issue 16 item 5), from the latest facts and today's plan: a plan corrected
+      // since registration lets the node go, a cable still wrong does not
+      const facts = await deps.cabling.latestFacts(uuid);
+      const plans = facts ? await deps.cabling.plansFor(planKeys(cablingSubjectOf(uuid, node.labels, facts))) : [];
+      const cabling = cablingResult(plans, uuid, node.labels, facts);
+      if (cabling.action === 'block') throw new AppError(409, 'cabling_blocked', `node ${uuid} is not cabled as planned (policy block): ${cabling.reason}`, { state: node.state, problems: cabling.problems });
+    }
     // inspecting is a moment long: a copy of this boot's registration that ran late is inspecting the node again;
     // ask again in a second instead of a 409 that ends the boot (issue 14)
     const busy = () => new AppError(503, 'unavailable', `node ${uuid} is being inspected; ask again`, { state: 'inspecting' }, { 'retry-after': '1' });

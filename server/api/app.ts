@@ -20,6 +20,8 @@ import { createTokenStore } from '../store/tokens.ts';
 import { TOKEN_ROUTES, tokenRoutes } from './tokens.ts';
 import { createAuditStore } from '../store/audit.ts';
 import { AUDIT_ROUTES, auditRoutes } from './audit.ts';
+import { createCablingStore } from '../store/cabling.ts';
+import { CABLING_ROUTES, cablingRoutes } from './cabling.ts';
 import { provideAudit } from './audit-context.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
@@ -59,6 +61,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   const requireRole = createAdminAuth(deps.config.auth.tokens, { sessions: createSessionStore(deps.db.db, { clock: deps.clock }), sessionTtlSeconds: deps.config.ui.sessionTtlSeconds, tokenStore });
   const metrics = deps.metrics ?? new Registry();
   const audit = deps.audit ?? createAuditStore(deps.db.db, { clock: deps.clock });
+  const cabling = deps.cabling ?? createCablingStore(deps.db.db, { clock: deps.clock });
 
   app.use(requestId({ headerName: 'x-request-id' }));
   app.use(provideAudit(audit));
@@ -169,14 +172,15 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
   app.route('/', bootRoutes(deps));
   if (deps.bootFiles) app.route('/', bootFileRoutes({ open: deps.bootFiles, log: deps.log }));
-  app.route('/api/v1/agent', agentRoutes(deps));
+  app.route('/api/v1/agent', agentRoutes({ ...deps, cabling }));
   app.route('/api/v1', adminRoutes(deps, requireRole));
   app.route('/api/v1', auditRoutes(audit, requireRole));
+  app.route('/api/v1', cablingRoutes({ store: cabling }, requireRole));
   app.route('/ui', uiRoutes(deps, requireRole));
   app.route('/', tokenRoutes({ store: tokenStore, clock: deps.clock, configured: deps.config.auth.tokens }, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 
-  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES, ...AUDIT_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
+  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES, ...AUDIT_ROUTES, ...CABLING_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
   for (const mk of extra) {
     const m = mk(requireRole);
     app.route(m.at, m.app);

@@ -115,6 +115,15 @@ describe('every mutating admin route writes one audit row with before and after'
     expect(await added(() => full.app.request('/api/v1/firmware/baselines/r750', { method: 'DELETE', headers: { authorization: `Bearer ${TOKENS.admin}` } }), 404)).toHaveLength(0);
   });
 
+  it('cabling plan: load (replace), none written for a refused document', async () => {
+    const put = (body: string, type = 'application/yaml') => full.app.request('/api/v1/cabling', { method: 'PUT', headers: { authorization: `Bearer ${TOKENS.operator}`, 'content-type': type }, body }, fromAddress('192.0.2.7') as never);
+    const [row] = await added(() => put('plans:\n  - rack: r1\n    policy: block\n    links: [{ nic: eno1, switch: leaf-1, port: "7" }]\n'), 200);
+    expect(row).toMatchObject({ actor: 'api:operator', role: 'operator', action: 'cabling.load', target: 'cabling:plan', before: {}, after: { node: 0, rack: 1, links: 1, source: 'yaml' }, source: '192.0.2.7' });
+    expect(await added(() => put('node,nic,switch,port\nSN-1,eno1,,7\n', 'text/csv'), 422)).toHaveLength(0);
+    // an empty plan is a valid load: it clears what was there
+    expect((await added(() => put('plans: []\n'), 200))[0]).toMatchObject({ before: { rack: 1 }, after: { node: 0, rack: 0, links: 0 } });
+  });
+
   it('images: blob upload, push, promote (forced), rollback', async () => {
     let before = (await auditRows()).length;
     const kernel = await upload(tinyBzImage(8192));
@@ -285,6 +294,7 @@ describe('coverage', () => {
     'post /api/v1/nodes/enroll': 'nodes.enroll',
     'delete /api/v1/nodes/{uuid}': 'node.delete',
     'post /api/v1/firmware/baselines': 'firmware.baseline.apply',
+    'put /api/v1/cabling': 'cabling.load',
     'delete /api/v1/firmware/baselines/{name}': 'firmware.baseline.delete',
     'patch /api/v1/images/blobs/{digest}/upload': 'image.blob.upload',
     'post /api/v1/images': 'image.push',

@@ -5,6 +5,7 @@ import type { DbHandle } from '../db/index.ts';
 import type { NodeStore, NodeRow } from '../store/nodes.ts';
 import type { BmcStore } from '../store/bmcs.ts';
 import type { AuditIntent, AuditStore } from '../store/audit.ts';
+import type { CablingStore } from '../store/cabling.ts';
 import type { ImageCatalog } from '../domain/images.ts';
 import type { InspectionGate } from '../domain/inspection.ts';
 import type { Logger } from '../log.ts';
@@ -42,6 +43,8 @@ export interface Deps {
   rebuild?: (uuid: string, reason: string, actor: string, audit?: AuditIntent) => Promise<NodeRow>;
   /** the audit log (server/store/audit.ts); createApp makes one over `db` when not given */
   audit?: AuditStore;
+  /** the cabling plan (server/store/cabling.ts); createApp makes one over `db` when not given */
+  cabling?: CablingStore;
   /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */
   fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
   /** since when heartbeats have been watched without a gap (fleet.watchedSince): /ipxe counts silence from here */

@@ -69,6 +69,10 @@ describe('parseCablingDocument', () => {
     expect(csv).toEqual([{ where: 'row 4.switch', message: 'is empty', line: 4 }]);
   });
 
+  it('refuses deep nesting before parsing it', () => {
+    expect(issuesOf(`plans: ${'['.repeat(5000)}`, 'yaml')).toEqual([{ where: 'document', message: 'nests deeper than 64 levels' }]);
+  });
+
   it('never throws anything but a CablingDocumentError on arbitrary text (property)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 300 }), fc.constantFrom('yaml' as const, 'csv' as const), (text, format) => {

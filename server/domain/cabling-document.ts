@@ -6,7 +6,8 @@
 // CSV:   header `node,rack,nic,switch,port,policy` (node or rack per row; policy may be empty: warn)
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import type { CablingPolicy, PlannedLink } from './cabling.ts';
+import { MAX_DEPTH, yamlDepth } from '../contract/limits.ts';
+import { cablingKey, type CablingPolicy, type PlannedLink } from './cabling.ts';
 
 export interface CablingPlanEntry {
   scope: 'node' | 'rack';
@@ -46,7 +47,8 @@ const Plan = z
 const issuesOf = (where: string, e: z.ZodError): CablingIssue[] => e.issues.map((i) => ({ where: [where, ...i.path.map(String)].filter(Boolean).join('.'), message: i.message }));
 
 function merge(entries: CablingPlanEntry[], add: CablingPlanEntry, where: string, issues: CablingIssue[]) {
-  const same = entries.find((e) => e.scope === add.scope && e.key.toLowerCase() === add.key.toLowerCase());
+  // keys compare as the store does: one MAC in two spellings is one node
+  const same = entries.find((e) => e.scope === add.scope && cablingKey(e.key) === cablingKey(add.key));
   if (!same) return void entries.push(add);
   if (same.policy !== add.policy) issues.push({ where, message: `${add.scope} ${add.key} has policy ${add.policy} here and ${same.policy} earlier` });
   for (const l of add.links) {
@@ -102,6 +104,8 @@ export function parseCablingDocument(text: string, format: 'yaml' | 'csv'): Cabl
     });
     for (const x of issues) x.line ??= Number(/^row (\d+)/.exec(x.where)?.[1]);
   } else {
+    // a plan is three levels deep; refuse "[[[[…" before the parser recurses into it
+    if (yamlDepth(text, MAX_DEPTH) > MAX_DEPTH) throw new CablingDocumentError([{ where: 'document', message: `nests deeper than ${MAX_DEPTH} levels` }]);
     const lineCounter = new LineCounter();
     let yaml: Document;
     try {

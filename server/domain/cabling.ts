@@ -210,3 +210,27 @@ export function selectCablingPlan<P extends StoredCablingPlan>(plans: readonly P
   if (!keys.rack) return null;
   return plans.find((p) => p.scope === 'rack' && cablingKey(p.key) === keys.rack) ?? null;
 }
+
+/** A node's cabling: the verdict and which plan (scope and key as written) it was checked against. */
+export interface CablingResult extends CablingVerdict {
+  plan: { scope: 'node' | 'rack'; key: string } | null;
+}
+
+/** The plan a node falls under (from `plans`) checked against its facts: for reports, the API and the gate. */
+export function cablingResult(plans: readonly StoredCablingPlan[], uuid: string, labels: Record<string, string>, facts: unknown): CablingResult {
+  const plan = selectCablingPlan(plans, cablingSubjectOf(uuid, labels, facts));
+  return { ...checkCabling(plan, facts), plan: plan ? { scope: plan.scope, key: plan.key } : null };
+}
+
+/** Where the check reads plans (server/store/cabling.ts satisfies it): only those a node's keys may select. */
+export interface CablingPlanSource {
+  plansFor(keys: { node: string[]; rack: string | null }): Promise<StoredCablingPlan[]>;
+}
+
+/** The check registration runs (server/api/agent.ts): one lookup for the node's candidate plans, then the rule. */
+export function createCablingCheck({ store }: { store: CablingPlanSource }) {
+  return async function cablingCheck(node: { uuid: string; labels: Record<string, string> }, facts: unknown): Promise<CablingResult> {
+    const plans = await store.plansFor(planKeys(cablingSubjectOf(node.uuid, node.labels, facts)));
+    return cablingResult(plans, node.uuid, node.labels, facts);
+  };
+}

@@ -9,3 +9,4 @@ export * from './uploads.ts';
 export * from './secrets.ts';
 export * from './tokens.ts';
 export * from './bmc-setups.ts';
+export * from './cabling.ts';
