@@ -227,6 +227,8 @@ async function main() {
   const base = `storm-${db}-${store}-${N}`;
   writeFileSync(join(values.out!, `${base}.json`), JSON.stringify(report, null, 1));
   writeFileSync(join(values.out!, `${base}.svg`), renderSvg(report));
+  // every node's own report (phase times, DHCP, TFTP, retries), for digging into a tail; not published
+  copyFileSync(resultFile, join(values.out!, `${base}-nodes.json`));
   if (values.publish) {
     const pub = join(repoRoot, 'bench/storm/results');
     mkdirSync(pub, { recursive: true });

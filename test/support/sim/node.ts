@@ -53,6 +53,8 @@ export interface SimNodeReport {
   error?: string;
   /** the phase the node was in when it gave up */
   failedIn?: SimPhase;
+  /** firmware: 'pxe': the TFTP transfer (ms, packets sent again) and the iPXE DHCP exchange after it (ms) */
+  tftp?: { ms: number; resent: number; dhcpMs: number };
   /** bytes received: the iPXE binary over TFTP, and image bodies over HTTP (images: 'stream') */
   bytes: { tftp: number; http: number };
   /** ms since the simulator started, per phase reached */
@@ -151,10 +153,13 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
       await deps.addAddress(pxe.ip, pxe.mask);
       if (/^https?:\/\//.test(pxe.bootfile)) throw new Error(`the PXE ROM was given a URL, not an iPXE binary: ${pxe.bootfile}`);
       reach('tftp');
+      const tt = deps.now();
       const t = await tftpGet({ server: pxe.nextServer ?? pxe.serverId, port: deps.tftpPort, file: pxe.bootfile, localAddress: pxe.ip });
       rep.bytes.tftp += t.bytes;
       if (t.tsize !== undefined && t.tsize !== t.bytes) throw new Error(`TFTP ${pxe.bootfile}: ${t.bytes} bytes, the OACK said ${t.tsize}`);
+      const td = deps.now();
       lease = await deps.dhcp.acquire(spec.mac, spec.uuid, { firmware: firmwareOf(false, spec) });
+      rep.tftp = { ms: td - tt, resent: t.resent, dhcpMs: deps.now() - td };
       lease = { ...lease, discovers: lease.discovers + pxe.discovers, naks: lease.naks + pxe.naks };
       if (lease.ip !== pxe.ip) await deps.addAddress(lease.ip, lease.mask);
     } else {
