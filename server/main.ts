@@ -40,6 +40,7 @@ import { firmwareMount, nodeCompliance } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
 import { createPowerControl, powerMount } from './api/power.ts';
 import { secretsMount } from './api/secrets.ts';
+import { backupMount } from './api/backup.ts';
 import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
 import { fleetMount } from './api/fleet.ts';
@@ -171,7 +172,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   beats.start();
   const app = createApp(
     { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

@@ -137,4 +137,24 @@ describe('bootfarm backup / restore on PGlite', () => {
       expect(existsSync(join(dst, 'pglite')), `${what}: no database created`).toBe(false);
     }
   }, 120_000);
+
+  it('backs up a PGlite server while it serves through GET /api/v1/backup (--from-server), audited; the direct way refuses', async () => {
+    const s = await startServer(serverConfig(src()), { log: silentLogger() });
+    servers.push(s);
+    const direct = await cli(['backup', '--out', join(root, 'direct.gz')], serverEnv(src()));
+    expect(direct.error).toMatch(/^the PGlite database in .*source\/pglite is open in another process \(.*postmaster\.pid exists\): stop `bootfarm serve` first .*--from-server/);
+    expect(existsSync(join(root, 'direct.gz.partial'))).toBe(false);
+    const out: string[] = [];
+    const online = join(root, 'online.gz');
+    await runBackup(['backup', '--out', online, '--from-server'], { env: serverEnv(src()), out: (l) => out.push(l), globals: { url: s.url, token: fleet.adminToken } });
+    expect(out[0]).toMatch(/^backup of the server at http:\/\/127\.0\.0\.1:\d+ written to .*online\.gz: \d+ tables, \d+ rows/);
+    const checked = await cli(['restore', '--in', online, '--check'], serverEnv(join(root, 'nowhere')));
+    expect(checked.error).toBeUndefined();
+    expect(checked.out[0]).toMatch(/a complete backup .* the configured KEK opens its 1 data key\(s\)/);
+    const refused = await runBackup(['backup', '--out', join(root, 'op.gz'), '--from-server'], { env: serverEnv(src()), out: () => {}, globals: { url: s.url, token: fleet.operatorToken } }).catch((e: Error) => e.message);
+    expect(refused).toMatch(/^403 /);
+    const audit = await call(s, 'GET', '/api/v1/audit?action=database.backup', fleet.adminToken);
+    expect(audit.text).toContain('database.backup');
+    await s.stop();
+  }, 120_000);
 });

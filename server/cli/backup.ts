@@ -2,9 +2,12 @@
 // other commands these do not talk to a server: they open the configured database themselves (BOOTFARM_CONFIG and
 // BOOTFARM_* as `serve` reads them: DATABASE_URL, else the PGlite cluster in the data directory). The archive and
 // what it holds: server/store/backup-format.ts, server/store/backup.ts; operations: README "Backup and restore".
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { httpsFetch } from './http.ts';
 import { runArea, type CliContext, type ContextOptions } from './context.ts';
 import { loadConfig, parseSection, type Config } from '../config.ts';
 import { FleetConfig } from '../fleet/index.ts';
@@ -49,21 +52,26 @@ export function register(program: Command, ctx: CliContext): void {
     .command('backup')
     .description('write the database to a backup archive (opens the configured database directly: DATABASE_URL or the PGlite data directory)')
     .requiredOption('--out <file>', 'archive to write (gzip; mode 0600); written to FILE.partial, renamed when complete')
+    .option('--from-server', 'ask the running server instead (GET /api/v1/backup; --url, admin token): a PGlite server while it serves')
     .option('--force', 'open a PGlite data directory even though it looks in use (a server that was killed)')
-    .action(async (o: { out: string; force?: boolean }) => {
+    .action(async (o: { out: string; force?: boolean; fromServer?: boolean }) => {
       const started = Date.now();
       const partial = `${o.out}.partial`;
       const file = createWriteStream(partial, { mode: 0o600 });
       let summary: { tables: number; rows: number; schema: string; source: string };
       try {
-        const config = loadConfig(ctx.env);
-        if (!config.databaseUrl) assertPgliteFree(config, !!o.force, ctx.fail);
-        const handle = await open(config, ctx);
-        try {
-          const s = await writeBackup(handle, file, { now: new Date() });
-          summary = { tables: s.tables.length, rows: s.rows, schema: s.header.schema.version, source: describeDb(config) };
-        } finally {
-          await handle.close();
+        if (o.fromServer) {
+          summary = await fromServer(ctx, file, partial, o.out);
+        } else {
+          const config = loadConfig(ctx.env);
+          if (!config.databaseUrl) assertPgliteFree(config, !!o.force, ctx.fail);
+          const handle = await open(config, ctx);
+          try {
+            const s = await writeBackup(handle, file, { now: new Date() });
+            summary = { tables: s.tables.length, rows: s.rows, schema: s.header.schema.version, source: describeDb(config) };
+          } finally {
+            await handle.close();
+          }
         }
       } catch (e) {
         file.destroy();
@@ -127,6 +135,31 @@ export function register(program: Command, ctx: CliContext): void {
         throw e;
       }
     });
+}
+
+/** The archive from a running server's admin API, streamed to the file, then read back and checked whole. */
+async function fromServer(ctx: CliContext, file: WriteStream, partial: string, name: string) {
+  const g = ctx.globals();
+  const doFetch = g.url.startsWith('https:') ? httpsFetch(g.ca, (m) => ctx.fail(m)) : fetch;
+  let res: Response;
+  try {
+    res = await doFetch(`${g.url.replace(/\/+$/, '')}/api/v1/backup`, { headers: g.token ? { authorization: `Bearer ${g.token}` } : {} });
+  } catch (e) {
+    throw ctx.fail(`cannot reach ${g.url}: ${(e as Error).message}`);
+  }
+  if (res.status !== 200 || !res.body) {
+    const text = await res.text();
+    let message = text;
+    try {
+      const err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      if (err) message = `${err.code}: ${err.message}`;
+    } catch {}
+    throw ctx.fail(`${res.status} ${message}`);
+  }
+  await pipeline(Readable.fromWeb(res.body as never), file);
+  // the server cannot report a failure after the first byte: a complete archive is the proof
+  const checked = await checkBackup(createReadStream(partial), { keks: [], name, skipKeks: true });
+  return { tables: checked.tables.length, rows: checked.rows, schema: checked.header.schema.version, source: `the server at ${g.url}` };
 }
 
 async function open(config: Config, ctx: CliContext): Promise<DbHandle> {

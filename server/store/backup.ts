@@ -15,7 +15,6 @@
 //    its digest compared with the archive's, the sequences are set, and the later migrations are applied. Any
 //    failure rolls all of it back: the database is as it was.
 import type { Readable, Writable } from 'node:stream';
-import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { sql } from 'drizzle-orm';
@@ -103,8 +102,25 @@ async function* tableLines(tx: Tx, table: string, orderBy: string[], batch: numb
   }
 }
 
+/** Writes with backpressure; rejects when the output goes away (a client that hung up), so the dump's
+ * transaction ends instead of waiting for a drain that never comes. */
 async function write(out: Writable, text: string): Promise<void> {
-  if (!out.write(text)) await once(out, 'drain');
+  if (out.destroyed) throw new BackupError('the backup output closed before the archive was complete');
+  if (out.write(text)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      out.off('drain', onDrain);
+      out.off('close', onClose);
+      out.off('error', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new BackupError('the backup output closed before the archive was complete'));
+    out.once('drain', onDrain);
+    out.once('close', onClose);
+    out.once('error', onClose);
+  });
 }
 
 export interface BackupOptions {
@@ -188,7 +204,7 @@ export interface CheckedBackup {
   rows: number;
   /** how many of this build's migrations the backup's schema is */
   schemaSteps: number;
-  /** data keys in the archive, all opened by the given KEKs */
+  /** data keys in the archive, all opened by the given KEKs (0 with skipKeks: the reader has no KEK) */
   dataKeys: number;
 }
 
@@ -196,7 +212,7 @@ export interface CheckedBackup {
  * Reads the whole archive and checks it without a database: framing and digests, a schema this build knows
  * (exactly a prefix of its migrations), and that one of `keks` unwraps every data key in it.
  */
-export async function checkBackup(input: Readable, { keks, name = 'the archive', migrationsDir }: { keks: Buffer[]; name?: string; migrationsDir?: string }): Promise<CheckedBackup> {
+export async function checkBackup(input: Readable, { keks, name = 'the archive', migrationsDir, skipKeks = false }: { keks: Buffer[]; name?: string; migrationsDir?: string; skipKeks?: boolean }): Promise<CheckedBackup> {
   const steps = migrationSteps(migrationsDir);
   const byCheck = new Map(keks.map((k) => [kekCheck(k), k]));
   let header: BackupHeader | undefined;
@@ -215,14 +231,14 @@ export async function checkBackup(input: Readable, { keks, name = 'the archive',
         );
       }
       schemaSteps = known;
-      const unknown = header.kekChecks.filter((c) => !byCheck.has(c));
+      const unknown = skipKeks ? [] : header.kekChecks.filter((c) => !byCheck.has(c));
       if (unknown.length)
         throw new BackupError(
           `the configured KEK cannot open this backup's data keys: they were wrapped by the KEK with check value ${unknown.join(', ')}; ` +
             `configured: ${[...byCheck.keys()].join(', ') || 'no KEK'}. The backup does not contain the KEK: configure the one the backed-up installation used ` +
             '(BOOTFARM_KEK, secrets.kekFile, or its data directory\'s `kek` file; an older one in secrets.previousKeks). Nothing was restored.',
         );
-    } else if (item.kind === 'rows' && item.table === 'data_keys') {
+    } else if (item.kind === 'rows' && item.table === 'data_keys' && !skipKeks) {
       for (const line of item.lines) {
         const k = JSON.parse(line) as { id: number; wrapped_key: string; kek_check: string };
         const kek = byCheck.get(k.kek_check);

@@ -22,6 +22,7 @@ import { createImages, ImagesConfig } from '../../server/images/index.ts';
 import { imagesMount } from '../../server/api/images.ts';
 import { silentLogger } from '../../server/log.ts';
 import { secretsMount } from '../../server/api/secrets.ts';
+import { backupMount } from '../../server/api/backup.ts';
 import { createKeyring } from '../../server/store/keyring.ts';
 import { createBmcSetupStore } from '../../server/store/bmc-setups.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
@@ -52,7 +53,7 @@ export async function createFullApp(
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER },
-    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
+    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), backupMount({ db, clock, log }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
   );
   return {
     app,
