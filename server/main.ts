@@ -35,6 +35,7 @@ import { createBootBudget } from './images/budget.ts';
 import { pacedBmcFactory } from './bmc/pacer.ts';
 import { createTftpServer, createFsOpener, tftpConfigSchema, type TftpServer } from '../boot/tftp/index.ts';
 import { createFirmwareStore } from './store/firmware.ts';
+import { createCablingStore } from './store/cabling.ts';
 import { createFirmwareGate } from './domain/firmware-gate.ts';
 import { firmwareMount, nodeCompliance } from './api/firmware.ts';
 import { bmcSetupMount } from './api/bmc-setup.ts';
@@ -134,6 +135,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const nodes = createNodeStore(db.db, { clock });
   const bmcs = createBmcStore(db.db, secrets, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
+  const cabling = createCablingStore(db.db, { clock });
   const createBmc = createBmcFactory();
   // the image rollback gate asks the fleet-wide circuit breaker (fleet_control, shared by every replica)
   const fleetStore = createFleetStore(db.db);
@@ -171,8 +173,8 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }) });
   beats.start();
   const app = createApp(
-    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}) },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
+    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}), cabling },
+    { extra: [firmwareMount({ nodes, firmware, cabling, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)

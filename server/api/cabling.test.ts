@@ -9,6 +9,11 @@ import { parseLldpcliJson0 } from '../../agent/facts/lldp.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { bootToken, client, createTestApp, sampleFacts, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import type { DbHandle } from '../db/index.ts';
+import { createApp } from './app.ts';
+import { firmwareMount } from './firmware.ts';
+import { createFirmwareStore } from '../store/firmware.ts';
+import { createCablingStore } from '../store/cabling.ts';
+import { TEST_PLAN_SIGNER } from '../../test/fakes/app.ts';
 
 const BLOCKED = 'cab1e000-0000-4000-8000-000000000001';
 const WARNED = 'cab1e000-0000-4000-8000-000000000002';
@@ -24,6 +29,8 @@ const realLldp = parseLldpcliJson0(readFileSync(new URL('../../test/fixtures/age
 let db: DbHandle;
 let app: ReturnType<typeof createTestApp>['app'];
 let http: ReturnType<typeof client>;
+/** the same database with the firmware report mounted as server/main.ts does, the cabling columns beside it */
+let reports: ReturnType<typeof client>;
 
 const load = async (body: string, type: string, token = TOKENS.operator) => {
   const res = await app.request('/api/v1/cabling?source=plan-file', { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': type }, body });
@@ -57,8 +64,11 @@ const PLAN = `plans:
 
 beforeAll(async () => {
   db = await createTestDb();
-  app = createTestApp(db, { config: testConfig({ profiles: { default: {}, racking: { inventoryOnly: true, match: { stage: 'racking' } } } }) }).app;
+  const t = createTestApp(db, { config: testConfig({ profiles: { default: {}, racking: { inventoryOnly: true, match: { stage: 'racking' } } } }) });
+  app = t.app;
   http = client(app);
+  const cabling = createCablingStore(db.db, { clock: t.clock });
+  reports = client(createApp({ ...t.deps, cabling }, { extra: [firmwareMount({ nodes: t.nodes, firmware: createFirmwareStore(db.db, { clock: t.clock }), cabling, clock: t.clock, planSigner: TEST_PLAN_SIGNER })] }));
 }, 120_000);
 afterAll(async () => db?.close());
 
@@ -175,5 +185,39 @@ describe('the check at registration', () => {
     const fixedPlan = PLAN.replace('{ nic: bfag-b0, switch: leaf-sw02.rack12.example, port: Eth1/8 }', '{ nic: bfag-b0, switch: leaf-sw01.rack12.example, port: Ethernet1/7 to node R740-Test }').replace('{ nic: bfag-b1, switch: leaf-sw01.rack12.example, port: bfag-a0 }', '{ nic: bfag-b1, switch: "52:54:00:cc:00:01", port: Eth1/8 }');
     expect((await load(fixedPlan, 'application/yaml')).status).toBe(200);
     expect((await http.get(`/api/v1/agent/${SWAPPED}/profile`, { token })).status).toBe(200);
+  });
+});
+
+describe('the compliance report: cabling beside firmware', () => {
+  it('JSON rows carry the cabling result', async () => {
+    const report = (await reports.get('/api/v1/reports/firmware', { token: TOKENS.viewer })).json;
+    const by = Object.fromEntries(report.nodes.map((n: { uuid: string; cabling: unknown }) => [n.uuid, n.cabling]));
+    expect(by[WARNED]).toMatchObject({ status: 'failed', policy: 'warn', action: 'warn', plan: { scope: 'rack', key: 'r7' }, problems: [{ kind: 'wrong-port' }] });
+    expect(by[UNPLUGGED]).toMatchObject({ status: 'failed', problems: [{ kind: 'missing-link', nic: 'eth1' }] });
+    expect(by[BLOCKED]).toMatchObject({ status: 'compliant' });
+    expect(by[FREE]).toMatchObject({ status: 'unplanned', plan: null });
+    expect((await reports.get(`/api/v1/firmware/nodes/${WARNED}`, { token: TOKENS.viewer })).json.cabling).toMatchObject({ status: 'failed' });
+  });
+
+  it('CSV has cabling_state, cabling_policy and cabling_detail columns', async () => {
+    const res = await reports.get('/api/v1/reports/firmware?format=csv', { token: TOKENS.viewer });
+    const [header, ...rows] = res.text.trim().split('\r\n');
+    const cols = header!.split(',');
+    expect(cols.slice(-3)).toEqual(['cabling_state', 'cabling_policy', 'cabling_detail']);
+    const warned = rows.find((r) => r.startsWith(WARNED))!;
+    expect(warned.endsWith(',failed,warn,eth0 expected on tor-1 swp3, seen on tor-1 swp4')).toBe(false); // the detail has a comma: quoted
+    expect(warned.endsWith(',failed,warn,"eth0 expected on tor-1 swp3, seen on tor-1 swp4"')).toBe(true);
+    expect(rows.find((r) => r.startsWith(FREE))!.endsWith(',unplanned,,')).toBe(true);
+  });
+
+  it('/ui/firmware shows a Cabling column and the failed nodes port by port', async () => {
+    const page = await reports.get('/ui/firmware', { token: TOKENS.viewer });
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<th>Cabling</th>');
+    expect(page.text).toContain('<table id="cabling">');
+    expect(page.text).toMatch(new RegExp(`<tr data-uuid="${WARNED}" data-cabling="warn">`));
+    expect(page.text).toContain('eth0 expected on tor-1 swp3, seen on tor-1 swp4');
+    expect(page.text).toContain('rack r7');
+    expect(page.text).not.toMatch(new RegExp(`data-uuid="${BLOCKED}" data-cabling`));
   });
 });

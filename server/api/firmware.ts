@@ -17,6 +17,7 @@ import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { FirmwareStore } from '../store/firmware.ts';
 import type { NodeStore } from '../store/nodes.ts';
+import type { CablingStore } from '../store/cabling.ts';
 import { agentNode, principalOf } from './auth.ts';
 import { auditIntent, audited } from './audit-context.ts';
 import { LabelFilter } from './admin.ts';
@@ -29,6 +30,8 @@ import { jsonBody, parseWith } from './validate.ts';
 export interface FirmwareApiDeps {
   nodes: Pick<NodeStore, 'get' | 'agentCredential'>;
   firmware: FirmwareStore;
+  /** the cabling plan: its compliance is reported beside firmware (issue 16 item 5); without it every node is unplanned */
+  cabling?: Pick<CablingStore, 'list'>;
   clock: Clock;
   /** the app's prom-client registry: the firmware gauges are registered on it */
   metrics?: Registry;
@@ -57,9 +60,9 @@ export const ReportQuery = z.strictObject({
 export type ReportQuery = z.infer<typeof ReportQuery>;
 
 /** Compliance rows for the whole fleet (or one node), from each node's latest facts. */
-async function fleetRows(firmware: FirmwareStore, only?: { uuid: string }): Promise<ReportRow[]> {
-  const [fleet, baselines] = await Promise.all([firmware.fleet(only), firmware.listBaselines()]);
-  return complianceRows(fleet, baselines);
+async function fleetRows(firmware: FirmwareStore, only?: { uuid: string }, cabling?: Pick<CablingStore, 'list'>): Promise<ReportRow[]> {
+  const [fleet, baselines, plans] = await Promise.all([firmware.fleet(only), firmware.listBaselines(), cabling?.list() ?? []]);
+  return complianceRows(fleet, baselines, plans);
 }
 
 /** One node's compliance from its latest facts (the dashboard's node page; null for an unknown node). */
@@ -135,7 +138,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
 
   app.get('/api/v1/firmware/nodes/:uuid', requireRole('viewer'), async (c) => {
     const uuid = uuidParam(c);
-    const [row] = await fleetRows(firmware, { uuid });
+    const [row] = await fleetRows(firmware, { uuid }, deps.cabling);
     if (!row) throw notFound(`node ${uuid}`, { uuid });
     return c.json(row);
   });
@@ -174,7 +177,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
 
   app.get('/api/v1/reports/firmware', requireRole('viewer'), async (c) => {
     const { format, ...filters } = parseWith(ReportQuery, c.req.query());
-    const data = filterReport(await fleetRows(firmware), filters, clock.now());
+    const data = filterReport(await fleetRows(firmware, undefined, deps.cabling), filters, clock.now());
     if (format === 'csv') {
       return c.body(reportCsv(data), 200, { 'content-type': 'text/csv; charset=utf-8; header=present', 'content-disposition': 'attachment; filename="firmware-report.csv"' });
     }
@@ -186,7 +189,7 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
     const known = new Set(['state', 'label', 'model', 'component']);
     const raw = Object.fromEntries(Object.entries(c.req.query()).filter(([k, v]) => v !== '' && known.has(k)));
     const { format: _html, ...filters } = parseWith(ReportQuery, raw);
-    const all = await fleetRows(firmware);
+    const all = await fleetRows(firmware, undefined, deps.cabling);
     const data = filterReport(all, filters, clock.now());
     // the dashboard's headers (CSP without script or inline styles) come from app.ts for all of /ui
     return c.html(renderFirmwarePage({ report: data, options: reportOptions(all), viewer: principalOf(c) }));

@@ -4,6 +4,7 @@
 // (server/api/firmware-views.ts: JSON, CSV, the page, the gauges).
 import { Facts } from '../contract/facts.ts';
 import type { NodeFirmwareState } from '../contract/firmware.ts';
+import { cablingResult, type StoredCablingPlan } from './cabling.ts';
 import { evaluateCompliance, identityFromFacts, modelOf, selectBaseline, summarize, type AttemptSummary, type ReportRow, type StoredBaseline } from './firmware.ts';
 
 /** A node as the report needs it (the store's FleetNode fits). */
@@ -43,18 +44,18 @@ export interface FirmwareReportData {
 const normModel = (s: string) => s.trim().replace(/\s+/g, ' ').toLowerCase();
 
 /** One compliance row per node: the most specific baseline for its hardware, evaluated against its facts. */
-export function complianceRows<B extends StoredBaseline>(fleet: readonly ReportNode[], baselines: readonly B[]): ReportRow[] {
-  return fleet.map((n) => rowOf(n, baselines));
+export function complianceRows<B extends StoredBaseline>(fleet: readonly ReportNode[], baselines: readonly B[], cablingPlans: readonly StoredCablingPlan[] = []): ReportRow[] {
+  return fleet.map((n) => rowOf(n, baselines, cablingPlans));
 }
 
-function rowOf<B extends StoredBaseline>(n: ReportNode, baselines: readonly B[]): ReportRow {
+function rowOf<B extends StoredBaseline>(n: ReportNode, baselines: readonly B[], cablingPlans: readonly StoredCablingPlan[]): ReportRow {
   // facts were validated at registration; a document written by an older agent may still not parse today
   const parsed = n.facts ? Facts.safeParse(n.facts) : null;
   const facts = parsed?.success ? parsed.data : null;
   const id = facts ? identityFromFacts(facts) : { manufacturer: n.manufacturer, product: n.product };
   const baseline = selectBaseline(baselines, id);
   const attempt = baseline && n.attempt ? n.attempt : null;
-  return { uuid: n.uuid, hostname: n.hostname, model: modelOf(id), nodeState: n.state, labels: n.labels, compliance: evaluateCompliance(baseline, facts, attempt), factsAt: n.factsAt };
+  return { uuid: n.uuid, hostname: n.hostname, model: modelOf(id), nodeState: n.state, labels: n.labels, compliance: evaluateCompliance(baseline, facts, attempt), factsAt: n.factsAt, cabling: cablingResult(cablingPlans, n.uuid, n.labels, n.facts) };
 }
 
 /** The report for a filter: label and model narrow the slice, component narrows each row to that component,

@@ -1,6 +1,7 @@
 // Firmware compliance as pure rules (issue 7): which baseline a machine falls under, how each of its
 // components stands against that baseline, and what the inspection gate does about it. No storage, no time,
 // no HTTP: the store supplies baselines and attempts, the API and the gate call these functions.
+import type { CablingResult } from './cabling.ts';
 import type { Facts } from '../contract/facts.ts';
 import {
   componentId,
@@ -224,6 +225,8 @@ export interface ReportRow {
   labels: Record<string, string>;
   compliance: NodeCompliance;
   factsAt: Date | null;
+  /** cabling compliance beside firmware (issue 16 item 5): the node's plan against its latest LLDP facts */
+  cabling?: CablingResult;
 }
 
 export interface SummaryBucket {

@@ -243,7 +243,7 @@ export function createFirmwareStore(db: Db, { clock = systemClock }: { clock?: C
         .selectDistinctOn([facts.nodeUuid], {
           nodeUuid: facts.nodeUuid,
           collectedAt: facts.collectedAt,
-          slim: sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb)))`,
+          slim: sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb), 'lldp', ${facts.facts}->'lldp'))`,
         })
         .from(facts)
         .where(uuid ? eq(facts.nodeUuid, uuid) : undefined)

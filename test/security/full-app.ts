@@ -27,6 +27,7 @@ import { createKeyring } from '../../server/store/keyring.ts';
 import { createBmcSetupStore } from '../../server/store/bmc-setups.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
 import { createFirmwareStore } from '../../server/store/firmware.ts';
+import { createCablingStore } from '../../server/store/cabling.ts';
 import { createNodeStore } from '../../server/store/nodes.ts';
 import { TEST_KEY, TEST_PLAN_SIGNER, testConfig } from '../fakes/app.ts';
 
@@ -46,14 +47,15 @@ export async function createFullApp(
   await keyring.init({ legacyKeys: [TEST_KEY] });
   const bmcs = createBmcStore(db.db, keyring, { clock });
   const firmware = createFirmwareStore(db.db, { clock });
+  const cabling = createCablingStore(db.db, { clock });
   const unreachable = async () => {
     throw new Error('stand-in: BMC unreachable');
   };
   const createBmc = realBmc ?? createBmcFactory({ exec: unreachable as never, fetch: unreachable as never });
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
-    { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER },
-    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), backupMount({ db, clock, log }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
+    { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER, cabling },
+    { extra: [firmwareMount({ nodes, firmware, cabling, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), backupMount({ db, clock, log }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
   );
   return {
     app,

@@ -31,6 +31,40 @@ function queryString(filters: FirmwareReportData['filters'], extra: Record<strin
   return s ? `?${s}` : '';
 }
 
+/** cabling beside firmware (issue 16 item 5): compliant, failed (warn|block) or unplanned */
+const cablingText = (r: FirmwareReportData['nodes'][number]) => (r.cabling?.status === 'failed' ? `failed (${r.cabling.policy})` : (r.cabling?.status ?? 'unplanned'));
+
+function CablingPill({ r }: { r: FirmwareReportData['nodes'][number] }) {
+  const c = r.cabling;
+  const status = c?.status ?? 'unplanned';
+  const cls = status === 'compliant' ? 'fw-compliant' : status === 'failed' ? (c?.action === 'block' ? 'fw-failed' : 'fw-outdated') : 'fw-unmanaged';
+  return <span class={`pill ${cls}`} title={c?.reason ?? ''} data-cabling={status}>{status === 'failed' ? `failed (${c?.policy})` : status}</span>;
+}
+
+/** every node whose cabling check failed, whatever its firmware: what is wrong, port by port */
+function CablingRows({ report }: { report: FirmwareReportData }) {
+  const bad = report.nodes.filter((r) => r.cabling?.status === 'failed');
+  if (!bad.length) return <p id="cabling-good" class="meta">No node shown has a cabling problem.</p>;
+  return (
+    <table id="cabling">
+      <thead>
+        <tr><th>Node</th><th>Node state</th><th>Plan</th><th>Cabling</th><th>Problems</th></tr>
+      </thead>
+      <tbody>
+        {bad.map((r) => (
+          <tr data-uuid={r.uuid} data-cabling={r.cabling!.action}>
+            <td class="node" title={r.uuid}>{r.hostname ?? r.uuid}</td>
+            <td>{r.nodeState}</td>
+            <td>{r.cabling!.plan ? `${r.cabling!.plan.scope} ${r.cabling!.plan.key}` : '—'}</td>
+            <td><CablingPill r={r} /></td>
+            <td class="note">{r.cabling!.reason?.replace(/^cabling: /, '')}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function Rows({ report }: { report: FirmwareReportData }) {
   const bad = report.nodes.filter((r) => r.compliance.state !== 'compliant');
   return (
@@ -48,6 +82,7 @@ function Rows({ report }: { report: FirmwareReportData }) {
             <td>{r.model}</td>
             <td>{r.nodeState}</td>
             <td>{b ? `${b.name} v${b.version} (${b.policy})` : '—'}</td>
+            <td class="cabling" data-cabling={r.cabling?.status ?? 'unplanned'} title={r.cabling?.reason ?? ''}>{cablingText(r)}</td>
           </>
         );
         if (r.compliance.state === 'unmanaged')
@@ -113,13 +148,15 @@ export function FirmwarePage({ report, options, viewer }: { report: FirmwareRepo
       {bad.length ? (
         <table id="noncompliant">
           <thead>
-            <tr><th>Node</th><th>Model</th><th>Node state</th><th>Baseline</th><th>Component</th><th>Current → required</th><th>Status</th><th>Links</th></tr>
+            <tr><th>Node</th><th>Model</th><th>Node state</th><th>Baseline</th><th>Cabling</th><th>Component</th><th>Current → required</th><th>Status</th><th>Links</th></tr>
           </thead>
           <tbody><Rows report={report} /></tbody>
         </table>
       ) : (
         <p id="all-good">Every node shown is compliant.</p>
       )}
+      <h2>Cabling <span class="meta">(planned NIC → switch port against the LLDP neighbours seen at registration)</span></h2>
+      <CablingRows report={report} />
     </Page>
   );
 }
