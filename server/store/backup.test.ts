@@ -4,6 +4,7 @@
 // back everything, the schema included; live replicas stop a restore unless forced.
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -127,6 +128,26 @@ describe('restore: one transaction', () => {
     const forced = await restore(h, current, { force: true, liveSeconds: 30 });
     expect(forced.replaced).toBeGreaterThan(3);
     expect(rows<{ n: number }>(await h.db.execute(sql`select count(*)::int as n from replicas`))[0]!.n).toBe(0);
+    await h.close();
+  });
+
+  it('ends the dump and its transaction when the output goes away (a client that hung up)', async () => {
+    const h = await createDb({ dataDir: 'memory://' });
+    await h.db.execute(sql`insert into nodes (uuid, state, state_since, created_at, updated_at) select 'hung-' || g, 'ready', now(), now(), now() from generate_series(1, 3000) g`);
+    await h.db.execute(sql`insert into events (node_uuid, at, kind, reason, actor) select 'hung-' || (g % 3000 + 1), now(), 'note', md5(g::text) || md5((g + 1)::text), 'test' from generate_series(1, 30000) g`);
+    // the HTTP response's stream is cancelled: destroyed without an error, after taking one chunk and never
+    // acknowledging the second (so the dump waits on backpressure when it goes)
+    let writes = 0;
+    const out = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _enc, done) {
+        if (++writes === 1) return done();
+        setTimeout(() => out.destroy(), 50);
+      },
+    });
+    await expect(writeBackup(h, out, { now: new Date() })).rejects.toThrow(/premature close|the backup output closed before the archive was complete/i);
+    // the snapshot's transaction is over: PGlite takes the next statement (it would wait forever otherwise)
+    expect(rows<{ n: number }>(await h.db.execute(sql`select count(*)::int as n from events`))[0]!.n).toBe(30000);
     await h.close();
   });
 
