@@ -3,7 +3,10 @@
 // the reason and no profile until its cables (or the plan) are right; policy warn lets it go with an event; a
 // swapped pair (the LLDP facts of real lldpd peers, test/fixtures/agent) and a missing link are named as such;
 // inventory-only nodes are checked too.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../cli.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLldpcliJson0 } from '../../agent/facts/lldp.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
@@ -219,5 +222,43 @@ describe('the compliance report: cabling beside firmware', () => {
     expect(page.text).toContain('eth0 expected on tor-1 swp3, seen on tor-1 swp4');
     expect(page.text).toContain('rack r7');
     expect(page.text).not.toMatch(new RegExp(`data-uuid="${BLOCKED}" data-cabling`));
+  });
+});
+
+describe('bootfarm cabling load | show', () => {
+  const run = async (args: string[], token = TOKENS.operator) => {
+    const lines: string[] = [];
+    const fetchImpl = (async (url: string | URL | Request, init?: RequestInit) => app.request(String(url).replace('http://bootfarm', ''), init)) as typeof fetch;
+    try {
+      const code = await main(args, { out: (l) => lines.push(l), err: () => {}, fetchImpl, env: { BOOTFARM_URL: 'http://bootfarm', BOOTFARM_TOKEN: token } });
+      return { code, lines, error: null as Error | null };
+    } catch (e) {
+      return { code: 2, lines, error: e as Error };
+    }
+  };
+
+  it('loads a CSV file, refuses a bad one naming file and row before sending, and shows plan and failures', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bf-cabling-'));
+    try {
+      const bad = join(dir, 'bad.csv');
+      writeFileSync(bad, 'node,rack,nic,switch,port,policy\nSN-0001,,eth0,,swp9,block\n');
+      const refused = await run(['cabling', 'load', bad]);
+      expect(refused.error?.message).toBe(`${bad}: row 2.switch: is empty`);
+      const good = join(dir, 'rack12.csv');
+      writeFileSync(good, `node,rack,nic,switch,port,policy\nSN-0001,,eth0,tor-1,swp9,block\n,r7,eth0,tor-1,swp3,warn\n${UNPLUGGED},,eth0,tor-1,swp7,warn\n${UNPLUGGED},,eth1,tor-2,swp7,warn\n`);
+      const loaded = await run(['cabling', 'load', good]);
+      expect(loaded.error).toBeNull();
+      expect(loaded.lines).toEqual(['loaded 3 plans (4 links) from rack12.csv, replacing 5']);
+      expect((await run(['cabling', 'load', good], TOKENS.viewer)).error?.message).toMatch(/^403/);
+      const shown = await run(['cabling', 'show'], TOKENS.viewer);
+      expect(shown.lines[0]).toMatch(/^3 plans loaded \S+ by api:operator \(csv rack12.csv\)$/);
+      expect(shown.lines).toContainEqual(expect.stringMatching(/^rack\s+r7\s+warn\s+eth0\s+tor-1 swp3$/));
+      expect(shown.lines).toContainEqual(expect.stringMatching(new RegExp(`^\\s+${WARNED}\\s+warn\\s+eth0 expected on tor-1 swp3, seen on tor-1 swp4$`)));
+      const json = JSON.parse((await run(['cabling', 'show', '--json'], TOKENS.viewer)).lines.join('\n'));
+      expect(json.plans).toHaveLength(3);
+      expect(json.nodes.find((n: { uuid: string }) => n.uuid === UNPLUGGED)).toMatchObject({ status: 'failed', problems: [{ kind: 'missing-link', nic: 'eth1' }] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
