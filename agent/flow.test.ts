@@ -129,6 +129,21 @@ describe('stage-1 flow against a test server', () => {
     expect(srv.got.events.filter((e) => e.phase === 'registered').map((e) => e.data?.['next'])).toEqual(['hold', 'provision']);
   });
 
+  it('registers again with fresh facts while held: a re-patched cable is what the server sees (issue 16 item 5)', async () => {
+    await start({ registerAnswers: [{ next: 'hold', state: 'ready', reason: 'cabling: bfag-b0 expected on leaf-sw01 Ethernet1/7, no LLDP neighbour seen' }, { next: 'provision' }] });
+    const table: Record<string, string> = {
+      dmidecode: 'dmidecode-qemu-smbios.txt',
+      'ethtool -i eth0': 'ethtool-i-virtio_net.txt',
+      [LSBLK]: 'lsblk-host-columns.json',
+      'lldpcli -f json0 show neighbors details': 'lldpcli-json0-no-neighbors.json',
+    };
+    // the cable goes in while the agent waits
+    const s = fakeSleep(() => void (table['lldpcli -f json0 show neighbors details'] = 'lldpcli-json0-two-neighbors.json'));
+    await runAgent(deps({ exec: new FixtureExec(table).exec, sleep: s.sleep, holdSeconds: 7, dryRun: true }));
+    expect(srv.got.registers.map((r) => r.facts.lldp?.length ?? 0)).toEqual([0, 2]);
+    expect(srv.got.registers[1]!.facts.lldp![0]).toMatchObject({ interface: 'bfag-b0', systemName: 'leaf-sw01.rack12.example' });
+  });
+
   it('powers off when the server says the node is inventory only, and never asks for a profile', async () => {
     await start({ registerAnswers: [{ next: 'poweroff', state: 'ready', reason: 'inventory only' }] });
     const r = await runAgent(deps({ dryRun: true }));

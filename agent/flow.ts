@@ -193,8 +193,11 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
           conflicts: reg.conflicts,
         });
         if (reg.next !== 'hold') break;
-        // held (maintenance, quarantine): ask again later; an operator may release the node
+        // held (maintenance, quarantine, cabling under policy block): ask again later; an operator may release the
+        // node, or a technician re-patch a cable: register with fresh facts so the server checks what is there now
         await ctx.sleep((ctx.holdSeconds ?? 60) * 1000);
+        ({ facts, failures, ms } = await collect(round + 1));
+        if (facts.system.uuid !== uuid) throw new Error(`the system UUID changed from ${uuid} to ${facts.system.uuid} during this boot`);
       }
 
       // inventory only (issue 16 item 6): registered and checked (firmware came first: the server answers
