@@ -12,6 +12,7 @@ import { createRetention } from './fleet/retention.ts';
 import { retentionMount } from './api/retention.ts';
 import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
+import { createBeatMetrics } from './fleet/beats-metrics.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
@@ -170,7 +171,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   // operators' power actions share the fleet's power-on pacer: a scripted power-on of a rack goes out in waves
   const pacedBmcs = pacedBmcFactory(createBmc, fleet.powerPacer);
-  const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }) });
+  const beatMetrics = createBeatMetrics(metrics);
+  const beats = createBeatBuffer({ store: nodes, flushSeconds: fleetConfig.heartbeat.flushSeconds, log: log.child({ component: 'heartbeats' }), onFlush: beatMetrics.onFlush });
+  beatMetrics.attach(beats);
   beats.start();
   const app = createApp(
     { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}), cabling },

@@ -27,6 +27,7 @@ import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
 import { cleanRequest } from './validate.ts';
 import { CORE_ROUTES, openApiDocument, type RouteDoc } from './openapi.ts';
+import { createHttpMetrics } from './http-metrics.ts';
 
 export type RequireRole = ReturnType<typeof createAdminAuth>;
 
@@ -62,6 +63,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   const metrics = deps.metrics ?? new Registry();
   const audit = deps.audit ?? createAuditStore(deps.db.db, { clock: deps.clock });
   const cabling = deps.cabling ?? createCablingStore(deps.db.db, { clock: deps.clock });
+  const recordRequest = createHttpMetrics(metrics);
 
   app.use(requestId({ headerName: 'x-request-id' }));
   app.use(provideAudit(audit));
@@ -70,7 +72,9 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
     c.set('log' as never, log as never);
     const t0 = performance.now();
     await next();
-    const ms = Math.round((performance.now() - t0) * 10) / 10;
+    const elapsed = performance.now() - t0;
+    recordRequest(c.req.path, c.res.status, elapsed / 1000);
+    const ms = Math.round(elapsed * 10) / 10;
     const line = { method: c.req.method, path: c.req.path, status: c.res.status, ms };
     if (c.res.status >= 500) log.warn(line, 'request');
     else log.debug(line, 'request');
