@@ -474,7 +474,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     };
     const hold = await peerHold(at);
     const live = await fx(fence, (w) => w.fleet.beginTick({ leaderId: instanceId, now: at, maxGapMs: maxTickGapMs, hold }), { lock: 'update' });
-    if (live.restarted) log.warn({ why: live.restarted.why, gapMs: live.restarted.gapMs, previousLeader: live.restarted.previousLeader, observedSince: live.observedSince }, 'fleet observation window restarts: no heartbeat verdict before one full interval × missed has passed');
+    // a peer hold restarts the window at every tick it lasts; peerHold() logged it once when it began
+    if (live.restarted && live.restarted.why !== 'peer') log.warn({ why: live.restarted.why, gapMs: live.restarted.gapMs, previousLeader: live.restarted.previousLeader, observedSince: live.observedSince }, 'fleet observation window restarts: no heartbeat verdict before one full interval × missed has passed');
     let breakerOpen = (await fleetStore.breaker()).open;
     const [rows, bmcs, rebuilds] = await Promise.all([store.list({ limit: 1_000_000 }), bmcStore.list(), fleetStore.rebuildRecords()]);
     const withBmc = new Set(bmcs.map((b) => b.nodeUuid));
