@@ -88,8 +88,8 @@ describe('the gate over the store', () => {
     await nodes.register({ facts: facts('1.16.9') as never, failures: [] }, 'agent');
     const [n] = await store.fleet();
     expect(n).toMatchObject({ uuid: UUID, facts: { bios: { version: '1.16.9' } }, factsAt: clock.now() });
-    // lldp and the rest stay in the database
-    expect(Object.keys(n!.facts!).sort()).toEqual(['bios', 'nics', 'system']);
+    // lldp is kept for the cabling check (issue 16 item 5); the rest stays in the database
+    expect(Object.keys(n!.facts!).sort()).toEqual(['bios', 'lldp', 'nics', 'system']);
     expect(await store.fleet({ uuid: '00000000-0000-4000-8000-000000000000' })).toEqual([]);
   });
 
