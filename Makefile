@@ -14,7 +14,7 @@ help:
 	@echo "make bench  — benchmarks against dnsmasq, kea, tftpd-hpa, nginx (prints ratios)"
 
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --prefer-offline --no-audit --no-fund
 	@touch $(NPM_STAMP)
 
 deps-npm: $(NPM_STAMP)
@@ -25,7 +25,7 @@ deps-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  apt-get update -qq -o Acquire::Retries=8 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Acquire::Retries=8 --no-install-recommends $$missing; \
 	fi
 
 deps: deps-npm deps-apt

@@ -16,6 +16,11 @@ import { isElf, parseDependsField, parseDynamic, parseInterpreter } from './elf.
 import { parseModulesBuiltin, parseModulesDep, selectModules, type ModuleRequest } from './modules.ts';
 
 export type ImageName = 'stage1' | 'compute';
+
+/** A resolver or mirror that fails for a minute must not fail the build (a CI run failed on one "Temporary failure
+ * resolving deb.debian.org"): apt retries each fetch itself, with its own exponential delay (apt ≥ 2.3: 1 s, 2 s, 4 s …
+ * capped at 30 s, so 8 retries wait about 2.5 min in all) — no retry loop of ours. */
+const APT_RETRIES = ['-o', 'Acquire::Retries=8'];
 export type Compression = 'zstd' | 'gzip';
 
 export interface BuildOptions {
@@ -169,7 +174,7 @@ function candidates(names: string[]): Map<string, string> {
   if (names.some((n) => !found.has(n)) && !aptUpdated) {
     // A fresh machine (or container) may have empty package lists: refresh them once, as `make deps-apt` does.
     aptUpdated = true;
-    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['update', '-qq', ...APT_RETRIES]);
     found = parsePolicy(run('apt-cache', ['policy', ...names]));
   }
   const missing = names.filter((n) => !found.has(n));
@@ -225,7 +230,7 @@ class PackageCache {
     const want = [...versions].filter(([n, v]) => !fileOf(n, v)).map(([n, v]) => `${n}=${v}`);
     if (want.length) {
       this.log(`apt-get download ${want.join(' ')}`);
-      const r = spawnSync('apt-get', ['download', '-q', ...want], { cwd: this.debDir, encoding: 'utf8' });
+      const r = spawnSync('apt-get', ['download', '-q', ...APT_RETRIES, ...want], { cwd: this.debDir, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`apt-get download failed: ${r.stderr.trim()}`);
     }
     const out: Deb[] = [];

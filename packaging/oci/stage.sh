@@ -9,5 +9,7 @@ rm -rf "$ctx" && mkdir -p "$ctx/app"
 tar -xzf "$tgz" -C "$ctx/app" --strip-components=1 --no-same-owner
 cp "$root/package-lock.json" "$ctx/app/"
 (cd "$ctx/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error)
+# --ignore-scripts skips our postinstall too: the dependency patches (packaging/patches/apply.cjs) are applied here
+node "$ctx/app/packaging/patches/apply.cjs" "$ctx/app"
 rm "$ctx/app/package-lock.json"
 cp "$root/packaging/oci/Containerfile" "$ctx/"

@@ -61,12 +61,15 @@ describe('pooled PostgreSQL sessions', () => {
       await writer.db.execute(sql`update stall_probe set v = 10 where id = 1`);
       const [row] = rowsOf<{ v: number }>(await writer.db.execute(sql`select v from stall_probe where id = 1`));
       expect(row!.v).toBe(10);
-      // the stalled transaction is never resumed here: postgres.js 3.4.9 crashes the process when a statement is
-      // written to a connection the server has ended (porsager/postgres #1208, open upstream; docs/ha.md)
-      void stalledTx;
+      // the stalled replica wakes up: its next statement is refused (the server ended the session) and its
+      // transaction did not commit. Unpatched, postgres.js 3.4.9 crashed this process here instead (a write to a
+      // connection the server had ended, porsager/postgres #1208; packaging/patches/apply.cjs).
+      release();
+      expect(await stalledTx).toMatch(/^failed: .*(CONNECTION_CLOSED|terminat)/i);
       const [after] = rowsOf<{ v: number }>(await writer.db.execute(sql`select v from stall_probe where id = 1`));
       expect(after!.v).toBe(10);
     } finally {
+      release();
       await stalled.close().catch(() => {});
       await writer.close();
     }
