@@ -3,8 +3,9 @@
 // The spoofing counters are the alerting signal: a rising bootfarm_dhcp_reserved_declines_refused means someone
 // forges DECLINEs for reserved addresses. Labels are bounded: message type (10 values), how a request came
 // (direct, relayed, pxe), the configured mode and pool names, lease states; never a MAC or an address.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Registry } from 'prom-client';
 import { MESSAGE_TYPE_NAMES, type DhcpResponder, type DhcpStats } from '../boot/dhcp/index.ts';
+import { scrapeCounter, type Series } from './metrics.ts';
 
 const HELP: Record<keyof DhcpStats, [string, string]> = {
   received: ['bootfarm_dhcp_received', 'DHCP packets decoded (since start)'],
@@ -25,20 +26,6 @@ const HELP: Record<keyof DhcpStats, [string, string]> = {
 
 /** upper bounds (seconds) of the handling-time histogram: an OFFER from memory is sub-millisecond, an ACK waits for a lease write */
 const HANDLE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-
-/** A counter whose value is read at scrape time from a number the protocol code keeps. */
-function countersFrom(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => [Record<string, string>, number][]): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, value] of read()) this.inc(labels, value);
-    },
-  });
-}
 
 export interface DhcpMetricsSource {
   /** the configured mode: a constant label, so dashboards split full from proxy replicas */
@@ -63,25 +50,25 @@ export function registerDhcpMetrics(registry: Registry, { mode, responder, socke
     const [name, help] = HELP[key];
     new Gauge({ name, help, registers: [registry], collect() { this.set(stats[key]); } });
   }
-  const typed = (counts: number[], extra: Record<string, string>) => MESSAGE_TYPE_NAMES.map((type, i): [Record<string, string>, number] => [{ ...extra, type }, counts[i]!]);
-  countersFrom(registry, 'bootfarm_dhcp_requests_total', 'DHCP requests received, by message type (option 53) and how they came: direct (port 67), relayed (giaddr set), pxe (port 4011)', ['mode', 'via', 'type'], () => [
+  const typed = (counts: number[], extra: Record<string, string>): Series => MESSAGE_TYPE_NAMES.map((type, i) => [{ ...extra, type }, counts[i]!]);
+  scrapeCounter(registry, { name: 'bootfarm_dhcp_requests_total', help: 'DHCP requests received, by message type (option 53) and how they came: direct (port 67), relayed (giaddr set), pxe (port 4011)', labelNames: ['mode', 'via', 'type'], read: () => [
     ...typed(traffic.received.direct, { mode, via: 'direct' }),
     ...typed(traffic.received.relayed, { mode, via: 'relayed' }),
     ...typed(traffic.received.pxe, { mode, via: 'pxe' }),
-  ]);
-  countersFrom(registry, 'bootfarm_dhcp_replies_total', 'DHCP replies sent, by message type (offer, ack, nak)', ['mode', 'type'], () =>
+  ] });
+  scrapeCounter(registry, { name: 'bootfarm_dhcp_replies_total', help: 'DHCP replies sent, by message type (offer, ack, nak)', labelNames: ['mode', 'type'], read: () =>
     (['offer', 'ack', 'nak'] as const).map((type) => [{ mode, type }, traffic.sent[MESSAGE_TYPE_NAMES.indexOf(type)]!]),
-  );
-  countersFrom(registry, 'bootfarm_dhcp_lease_events_total', 'Lease changes: bound (written, then ACKed), released, declined (address in use elsewhere, RFC 2131 §4.3.3)', ['mode', 'event'], () => [
+  });
+  scrapeCounter(registry, { name: 'bootfarm_dhcp_lease_events_total', help: 'Lease changes: bound (written, then ACKed), released, declined (address in use elsewhere, RFC 2131 §4.3.3)', labelNames: ['mode', 'event'], read: () => [
     [{ mode, event: 'bound' }, traffic.bound],
     [{ mode, event: 'released' }, traffic.released],
     [{ mode, event: 'declined' }, traffic.declined],
-  ]);
-  countersFrom(registry, 'bootfarm_dhcp_lease_failures_total', 'Addresses not handed out: pool exhausted, lease write failed, or bound by another replica first', ['mode', 'reason'], () => [
+  ] });
+  scrapeCounter(registry, { name: 'bootfarm_dhcp_lease_failures_total', help: 'Addresses not handed out: pool exhausted, lease write failed, or bound by another replica first', labelNames: ['mode', 'reason'], read: () => [
     [{ mode, reason: 'pool_exhausted' }, stats.exhausted],
     [{ mode, reason: 'store_error' }, stats.storeErrors],
     [{ mode, reason: 'taken_by_peer' }, stats.takenByPeer],
-  ]);
+  ] });
   // one pass over this replica's lease table per scrape (bounded by the pools' sizes); other replicas' leases
   // appear here only once this one has seen them (load at start, a refused binding, a REQUEST for another server)
   new Gauge({

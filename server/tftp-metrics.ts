@@ -1,8 +1,9 @@
 // The TFTP server's counters on the /metrics registry (issue 17 item 6). boot/tftp keeps plain numbers (it imports
 // nothing from server/), read here at scrape time; the duration histogram is the one hook it calls, once per
 // finished transfer. Labels are closed sets (outcome, failure cause, refusal cause), never a file or a peer.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { TftpStats } from '../boot/tftp/index.ts';
+import { scrapeCounter, type Series } from './metrics.ts';
 
 /** PXE ROMs fetch undionly.kpxe / snponly.efi (tens to hundreds of kB): a clean transfer takes well under a second */
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -19,18 +20,8 @@ export function createTftpDuration(registry: Registry): (seconds: number, ok: bo
 }
 
 export function registerTftpMetrics(registry: Registry, server: { readonly stats: Readonly<TftpStats> }): void {
-  const counter = (name: string, help: string, labelNames: string[], read: (s: Readonly<TftpStats>) => [Record<string, string>, number][]) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        const s = server.stats;
-        this.reset();
-        for (const [labels, v] of read(s)) this.inc(labels, v);
-      },
-    });
+  // every series reads the server's stats object afresh at each scrape
+  const counter = (name: string, help: string, labelNames: string[], read: (s: Readonly<TftpStats>) => Series) => scrapeCounter(registry, { name, help, labelNames, read: () => read(server.stats) });
   counter('bootfarm_tftp_transfers_started_total', 'TFTP read transfers started (a file opened, the first packet sent)', [], (s) => [[{}, s.transfersStarted]]);
   counter('bootfarm_tftp_transfers_completed_total', 'TFTP transfers the client acknowledged to the last block', [], (s) => [[{}, s.transfersCompleted]]);
   counter('bootfarm_tftp_transfers_failed_total', 'TFTP transfers that ended early, by cause (timeout, peer_error, read_error, source_stalled, aborted)', ['cause'], (s) => Object.entries(s.failedBy).map(([cause, n]) => [{ cause }, n]));

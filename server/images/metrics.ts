@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BlobCache, FillResult } from './cache.ts';
 import type { ServedFrom } from './serve.ts';
+import { scrapeCounter, type Series } from '../metrics.ts';
 
 /** a kernel (10 MB) from RGW on a LAN takes well under a second, an initrd (hundreds of MB) several */
 const FETCH_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -34,17 +35,7 @@ export function createImageMetrics(registry: Registry): ImageMetrics {
     attach(cache, maxBytes) {
       const s = cache.stats;
       const gauge = (name: string, help: string, pick: () => number) => new Gauge({ name, help, registers: [registry], collect() { this.set(pick()); } });
-      const counter = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
-        new Counter({
-          name,
-          help,
-          labelNames,
-          registers: [registry],
-          collect() {
-            this.reset();
-            for (const [labels, v] of read()) this.inc(labels, v);
-          },
-        });
+      const counter = (name: string, help: string, labelNames: string[], read: () => Series) => scrapeCounter(registry, { name, help, labelNames, read });
       // the pre-issue-17 names, kept for existing dashboards and alerts
       gauge('bootfarm_image_cache_bytes', 'Bytes in the image cache', () => s.bytes);
       gauge('bootfarm_image_cache_hits', 'Image requests served from the cache (since start)', () => s.hits);

@@ -52,7 +52,7 @@ export function serverLayer(f: string): string | null {
   if (!m) return null;
   if (m[1]) return m[1]; // contract, db, store, domain, images, bmc, fleet, api, cli
   const top = m[2]!;
-  if (['errors', 'clock', 'log', 'secrets', 'config'].includes(top)) return 'base';
+  if (['errors', 'clock', 'log', 'secrets', 'config', 'metrics'].includes(top)) return 'base';
   if (top === 'main' || top === 'cli') return top;
   // any other top-level module (boot-backend.ts, dhcp-metrics.ts …) is a service main wires in: it may use
   // what the controllers use, and only api/, main and the CLI may import it
@@ -61,7 +61,7 @@ export function serverLayer(f: string): string | null {
 
 /**
  * Which server layers a production file of each layer may import (its own layer is always allowed).
- *   api → fleet / images / bmc / domain → store → db;  contract and base (errors, clock, log, secrets, config)
+ *   api → fleet / images / bmc / domain → store → db;  contract and base (errors, clock, log, secrets, config, metrics)
  *   under everything; contract imports nothing else. The store may read pure domain types (never fleet, api,
  *   images, bmc); cycles between store and domain are caught by the cycle check.
  */
