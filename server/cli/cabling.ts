@@ -1,9 +1,9 @@
 // `bootfarm cabling …` (issue 16 item 5): load the cabling plan (YAML or CSV; validated locally first, so mistakes
 // are reported against the file's own lines before anything is sent) and show it with each node's result.
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { CliContext } from './context.ts';
+import { loadDocument, readUtf8, type ReadFile } from './document.ts';
 import { CablingDocumentError, formatCablingIssue, parseCablingDocument } from '../domain/cabling-document.ts';
 
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
@@ -22,7 +22,7 @@ interface NodeView {
   reason?: string;
 }
 
-export function register(program: Command, ctx: CliContext, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): void {
+export function register(program: Command, ctx: CliContext, readFile: ReadFile = readUtf8): void {
   const cabling = program.command('cabling').description('the cabling plan (NIC → switch port) and each node against it');
   const { out } = ctx;
 
@@ -31,19 +31,13 @@ export function register(program: Command, ctx: CliContext, readFile: (path: str
     .description('replace the cabling plan with FILE (.csv: header node,rack,nic,switch,port,policy; otherwise YAML "plans:")')
     .argument('<file>', 'FILE.yaml or FILE.csv')
     .action(async (file: string) => {
-      let text: string;
-      try {
-        text = readFile(file);
-      } catch (e) {
-        throw ctx.fail(`cannot read ${file}: ${(e as Error).message}`);
-      }
       const format = /\.csv$/i.test(file) ? 'csv' : 'yaml';
-      try {
-        parseCablingDocument(text, format);
-      } catch (e) {
-        if (e instanceof CablingDocumentError) throw ctx.fail(e.issues.map((i) => `${file}: ${formatCablingIssue(i)}`).join('\n'));
-        throw e;
-      }
+      const { text } = loadDocument(ctx, {
+        file,
+        readFile,
+        parse: (t) => parseCablingDocument(t, format),
+        explain: (e) => (e instanceof CablingDocumentError ? e.issues.map((i) => `${file}: ${formatCablingIssue(i)}`).join('\n') : undefined),
+      });
       const res = await ctx.http()<{ plans: number; links: number; replaced: number; loadedAt: string }>('PUT', `/api/v1/cabling?source=${encodeURIComponent(basename(file))}`, new TextEncoder().encode(text), { 'content-type': format === 'csv' ? 'text/csv' : 'application/yaml' });
       if (ctx.globals().json) return out(JSON.stringify(res, null, 2));
       out(`loaded ${res.plans} plan${res.plans === 1 ? '' : 's'} (${res.links} link${res.links === 1 ? '' : 's'}) from ${basename(file)}, replacing ${res.replaced}`);

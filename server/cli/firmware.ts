@@ -1,11 +1,11 @@
 // `bootfarm firmware …`: baselines and the compliance report, over a running server's admin API (like the
 // other CLI commands). `baseline apply` validates the file locally first, so mistakes are reported against the
 // file's own lines ("r650.yaml:14:18: components[1].minimum: …") before anything is sent.
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { stringify } from 'yaml';
 import type { Command } from 'commander';
 import { runArea, type CliContext, type ContextOptions } from './context.ts';
+import { loadDocument, readUtf8, type ReadFile } from './document.ts';
 import { BaselineDocumentError, parseBaselineDocument } from '../domain/firmware-baseline.ts';
 
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
@@ -14,7 +14,7 @@ interface BaselineList {
   baselines: { name: string; version: number; policy: string; selector: Record<string, string>; components: number; updatedAt: string; updatedBy: string }[];
 }
 
-export function register(program: Command, ctx: CliContext, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): void {
+export function register(program: Command, ctx: CliContext, readFile: ReadFile = readUtf8): void {
   const firmware = program.command('firmware').description('firmware baselines and the compliance report');
   const baseline = firmware.command('baseline').description('firmware baselines');
   const json = () => ctx.globals().json;
@@ -25,19 +25,12 @@ export function register(program: Command, ctx: CliContext, readFile: (path: str
     .description('create or change baselines from a YAML/JSON file (validated locally first)')
     .argument('<file>', 'FILE.yaml or FILE.json')
     .action(async (file: string) => {
-      let text: string;
-      try {
-        text = readFile(file);
-      } catch (e) {
-        throw ctx.fail(`cannot read ${file}: ${(e as Error).message}`);
-      }
-      let specs;
-      try {
-        specs = parseBaselineDocument(text, file);
-      } catch (e) {
-        if (e instanceof BaselineDocumentError) throw ctx.fail(e.message);
-        throw e;
-      }
+      const { doc: specs } = loadDocument(ctx, {
+        file,
+        readFile,
+        parse: (t) => parseBaselineDocument(t, file),
+        explain: (e) => (e instanceof BaselineDocumentError ? e.message : undefined),
+      });
       const res = (await ctx.api().post(`/api/v1/firmware/baselines?source=${encodeURIComponent(basename(file))}`, specs)) as { results: { name: string; version: number; action: string }[] };
       if (json()) return out(JSON.stringify(res.results, null, 2));
       for (const r of res.results) out(`${r.name}: ${r.action} (version ${r.version})`);
@@ -96,4 +89,4 @@ export function register(program: Command, ctx: CliContext, readFile: (path: str
 }
 
 /** `bootfarm firmware ARGS…` with an injected client (tests). */
-export const runFirmware = (args: string[], o: ContextOptions & { readFile?: (path: string) => string }) => runArea((p, c) => register(p, c, o.readFile), ['firmware', ...args], o);
+export const runFirmware = (args: string[], o: ContextOptions & { readFile?: ReadFile }) => runArea((p, c) => register(p, c, o.readFile), ['firmware', ...args], o);
