@@ -8,6 +8,7 @@ import { cablingKey, type CablingPolicy, type StoredCablingPlan } from '../domai
 import type { CablingPlanEntry } from '../domain/cabling-document.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { writeAudit, type AuditIntent } from './audit.ts';
+import { latestFactsByNode } from './latest-facts.ts';
 
 export interface CablingPlanRecord extends StoredCablingPlan {
   source: string | null;
@@ -81,17 +82,8 @@ export function createCablingStore(db: Db, { clock = systemClock }: { clock?: Cl
         .where(uuid ? eq(nodes.uuid, uuid) : ne(nodes.state, 'retired'))
         .orderBy(asc(nodes.uuid));
       if (nodeRows.length === 0) return [];
-      const factRows = await db
-        .selectDistinctOn([facts.nodeUuid], {
-          nodeUuid: facts.nodeUuid,
-          collectedAt: facts.collectedAt,
-          slim: SLIM,
-        })
-        .from(facts)
-        .where(uuid ? eq(facts.nodeUuid, uuid) : undefined)
-        .orderBy(facts.nodeUuid, desc(facts.collectedAt), desc(facts.id));
-      const by = new Map(factRows.map((f) => [f.nodeUuid, f]));
-      return nodeRows.map((n) => ({ ...n, labels: n.labels ?? {}, facts: by.get(n.uuid)?.slim ?? null, factsAt: by.get(n.uuid)?.collectedAt ?? null }));
+      const latest = await latestFactsByNode(db, SLIM, { uuid });
+      return nodeRows.map((n) => ({ ...n, labels: n.labels ?? {}, facts: latest.get(n.uuid)?.facts ?? null, factsAt: latest.get(n.uuid)?.collectedAt ?? null }));
     },
   };
 }

@@ -8,6 +8,7 @@ import type { AttemptSummary, StoredBaseline } from '../domain/firmware.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { writeAudit, type AuditIntent } from './audit.ts';
+import { latestFactsByNode } from './latest-facts.ts';
 
 export interface BaselineRecord extends StoredBaseline {
   source: string | null;
@@ -52,6 +53,8 @@ export interface FleetNode {
 
 type AttemptRow = typeof firmwareAttempts.$inferSelect;
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+/** what the fleet report reads of a facts document (nics as [] when a document has none) */
+const FIRMWARE_FACTS = sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb), 'lldp', ${facts.facts}->'lldp'))`;
 
 /** Key order does not make a change: compare documents with sorted keys. */
 function canonical(v: unknown): string {
@@ -239,25 +242,16 @@ export function createFirmwareStore(db: Db, { clock = systemClock }: { clock?: C
         .where(uuid ? eq(nodes.uuid, uuid) : ne(nodes.state, 'retired'))
         .orderBy(asc(nodes.uuid));
       if (nodeRows.length === 0) return [];
-      const factRows = await db
-        .selectDistinctOn([facts.nodeUuid], {
-          nodeUuid: facts.nodeUuid,
-          collectedAt: facts.collectedAt,
-          slim: sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb), 'lldp', ${facts.facts}->'lldp'))`,
-        })
-        .from(facts)
-        .where(uuid ? eq(facts.nodeUuid, uuid) : undefined)
-        .orderBy(facts.nodeUuid, desc(facts.collectedAt), desc(facts.id));
+      const latest = await latestFactsByNode(db, FIRMWARE_FACTS, { uuid });
       const attemptRows = await db
         .selectDistinctOn([firmwareAttempts.nodeUuid])
         .from(firmwareAttempts)
         .where(uuid ? eq(firmwareAttempts.nodeUuid, uuid) : undefined)
         .orderBy(firmwareAttempts.nodeUuid, desc(firmwareAttempts.id));
-      const factsBy = new Map(factRows.map((f) => [f.nodeUuid, f]));
       const attemptBy = new Map(attemptRows.map((a) => [a.nodeUuid, toAttempt(a)]));
       return nodeRows.map((n) => {
-        const f = factsBy.get(n.uuid);
-        return { ...n, facts: f?.slim ?? null, factsAt: f?.collectedAt ?? null, attempt: attemptBy.get(n.uuid) ?? null };
+        const f = latest.get(n.uuid);
+        return { ...n, facts: f?.facts ?? null, factsAt: f?.collectedAt ?? null, attempt: attemptBy.get(n.uuid) ?? null };
       });
     },
   };
