@@ -18,18 +18,23 @@ export interface BmcTls {
 // one connection pool per distinct trust setting, not per BMC call (createBmc runs for every operation);
 // bounded so a stream of distinct bundles cannot grow it
 const agents = new Map<string, Agent>();
-const MAX_AGENTS = 256;
+export const MAX_AGENTS = 256;
+// How long an unused connection stays open. It is also what ends an evicted pool: eviction only forgets it (a
+// closed undici Agent refuses every later request with ClientClosedError, and a fetch handed out before the
+// eviction — a Redfish operation's session login, then its action — still dispatches through it). Its requests
+// finish, its idle sockets time out (after this long, or the BMC's Keep-Alive hint, which undici caps at 10 min),
+// undici drops a pool whose sockets are gone, and the Agent is garbage once no fetch refers to it.
+const KEEP_ALIVE_MS = 10_000;
 
 function agentFor(tls: BmcTls): Agent {
   const key = tls.insecure ? 'insecure' : `ca:${createHash('sha256').update(tls.caBundle ?? '').digest('hex')}`;
   let a = agents.get(key);
   if (!a) {
     if (agents.size >= MAX_AGENTS) {
-      const [oldKey, old] = agents.entries().next().value!;
-      agents.delete(oldKey);
-      void old.close();
+      // the oldest entry; not closed (see KEEP_ALIVE_MS)
+      agents.delete(agents.keys().next().value!);
     }
-    a = new Agent({ connect: tls.insecure ? { rejectUnauthorized: false } : { ca: tls.caBundle, rejectUnauthorized: true }, keepAliveTimeout: 10_000 });
+    a = new Agent({ connect: tls.insecure ? { rejectUnauthorized: false } : { ca: tls.caBundle, rejectUnauthorized: true }, keepAliveTimeout: KEEP_ALIVE_MS });
     agents.set(key, a);
   }
   return a;
