@@ -11,18 +11,7 @@ import { createDhcpServer, type DhcpServer } from '../boot/dhcp/server.ts';
 import { FixedBackend, request } from '../test/support/dhcp/fakes.ts';
 import { until } from '../test/harness/wait.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
-
-/** the value of one series in Prometheus text, or undefined when absent */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
-}
+import { sample } from '../test/support/metrics.ts';
 
 const POOL = { subnet: '10.0.0.0/24', range: { start: '10.0.0.10', end: '10.0.0.10' } };
 const RELAY_POOL = { name: 'rack-2', subnet: '10.0.2.0/24', range: { start: '10.0.2.10', end: '10.0.2.19' } };

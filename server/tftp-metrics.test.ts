@@ -13,6 +13,7 @@ import { createFsOpener, createTftpServer, type TftpServer } from '../boot/tftp/
 import { requireCommand } from '../test/harness/require.ts';
 import { until } from '../test/harness/wait.ts';
 import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
+import { sample } from '../test/support/metrics.ts';
 
 const run = promisify(execFile);
 const SIZE = 100_000;
@@ -27,17 +28,6 @@ async function serve(timing: { timeoutMs?: number; retries?: number } = {}) {
   servers.push(server);
   const { port } = await server.start();
   return { server, port, registry };
-}
-
-/** the value of one series in Prometheus text, or undefined when absent */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
 }
 
 /** an RRQ (RFC 1350 §5) with no options: a plain lockstep transfer that starts with DATA 1 */

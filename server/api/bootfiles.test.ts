@@ -5,12 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFsOpener } from '../../boot/tftp/index.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
-import { createTestApp, testConfig } from '../../test/fakes/app.ts';
+import { bootNetworkConfig, createTestApp, loopbackServers } from '../../test/fakes/app.ts';
 import type { DbHandle } from '../db/index.ts';
 import { isBootListenerPath } from './listeners.ts';
 import { isPublicPath } from './app.ts';
@@ -20,22 +18,16 @@ const binary = randomBytes(300_000); // larger than one stream chunk
 writeFileSync(join(dir, 'ipxe.efi'), binary);
 writeFileSync(join(dir, 'notes.txt'), 'not a boot binary');
 let db: DbHandle;
-const servers: ServerType[] = [];
+const servers = loopbackServers();
 
-async function serveWith(trustedNetworks: string[] = [], withFiles = true): Promise<string> {
-  const base = testConfig();
-  const t = createTestApp(db, { config: { ...base, http: { ...base.http, publicUrl: undefined }, boot: { ...base.boot, trustedNetworks } }, bootFiles: withFiles ? createFsOpener({ root: dir, ipxeDefaults: false }) : undefined });
-  const s = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
-  servers.push(s);
-  await new Promise((r) => s.once('listening', r));
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-}
+const serveWith = (trustedNetworks: string[] = [], withFiles = true): Promise<string> =>
+  servers.listen(createTestApp(db, { config: bootNetworkConfig({ trustedNetworks }), bootFiles: withFiles ? createFsOpener({ root: dir, ipxeDefaults: false }) : undefined }).app.fetch);
 
 beforeAll(async () => {
   db = await createTestDb();
 });
 afterAll(async () => {
-  for (const s of servers) s.close();
+  servers.close();
   await db?.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -1,9 +1,7 @@
 // Boot and agent routes restricted to the boot network, over real HTTP (the peer address comes from the socket).
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDb } from '../../test/fakes/db.ts';
-import { createTestApp, testConfig, TOKENS } from '../../test/fakes/app.ts';
+import { bootNetworkConfig, createTestApp, loopbackServers, TOKENS } from '../../test/fakes/app.ts';
 import type { DbHandle } from '../db/index.ts';
 import { parseConfig, type Config } from '../config.ts';
 import { FakeClock } from '../clock.ts';
@@ -12,20 +10,14 @@ import { Hono } from 'hono';
 
 const U = '12121212-0000-4000-8000-000000000001';
 let db: DbHandle;
-const servers: ServerType[] = [];
+const servers = loopbackServers();
 afterAll(async () => {
-  for (const s of servers) s.close();
+  servers.close();
   await db?.close();
 });
 
-async function serveWith(trustedNetworks: string[], { trustedProxies = [] as string[], rateLimit = undefined as Config['boot']['rateLimit'] | undefined, clock = new FakeClock() } = {}) {
-  const base = testConfig();
-  const t = createTestApp(db, { clock, config: { ...base, http: { ...base.http, publicUrl: undefined, trustedProxies }, boot: { ...base.boot, trustedNetworks, ...(rateLimit ? { rateLimit } : {}) } } });
-  const s = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
-  servers.push(s);
-  await new Promise((r) => s.once('listening', r));
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-}
+const serveWith = (trustedNetworks: string[], { trustedProxies = [] as string[], rateLimit = undefined as Config['boot']['rateLimit'] | undefined, clock = new FakeClock() } = {}) =>
+  servers.listen(createTestApp(db, { clock, config: bootNetworkConfig({ trustedNetworks, trustedProxies, rateLimit }) }).app.fetch);
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -131,10 +123,7 @@ describe('a load balancer left out of http.trustedProxies', () => {
     const reported: string[] = [];
     const resolve = clientAddressResolver([], { onUntrustedForward: (p) => reported.push(p) });
     const app = new Hono().get('/', (c) => c.text(String(resolve(c))));
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-    servers.push(s);
-    await new Promise((r) => s.once('listening', r));
-    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
+    const url = `${await servers.listen(app.fetch)}/`;
     expect(await (await fetch(url)).text()).toBe('127.0.0.1');
     expect(reported).toEqual([]);
     for (let i = 0; i < 3; i++) expect(await (await fetch(url, { headers: { 'x-forwarded-for': `10.9.0.${i}` } })).text()).toBe('127.0.0.1');

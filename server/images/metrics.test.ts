@@ -12,6 +12,7 @@ import { createLocalStore } from './local.ts';
 import { createImageMetrics } from './metrics.ts';
 import { createImageServeApp } from './serve.ts';
 import type { ImageStore } from './store.ts';
+import { sample } from '../../test/support/metrics.ts';
 
 const KiB = 1024;
 const MAX = 1024 * KiB;
@@ -19,17 +20,6 @@ let tmp: string;
 let srv: Awaited<ReturnType<typeof listenApp>>;
 const registry = new Registry();
 let blobs: Record<'kernel' | 'initrd' | 'later' | 'bad', ReturnType<typeof blobFile>>;
-
-/** the value of one series in Prometheus text, or undefined when absent */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
-}
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'bf-img-metrics-'));

@@ -1,4 +1,7 @@
-// A complete API app over a given database, with fixed tokens and a catalog that always has images, for tests.
+// A complete API app over a given database, with fixed tokens and a catalog that always has images, for tests;
+// and the same app on a loopback socket, for tests whose rules read the peer address from the socket.
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
 import { createApp } from '../../server/api/app.ts';
 import { parseConfig, type Config } from '../../server/config.ts';
 import type { DbHandle } from '../../server/db/index.ts';
@@ -36,6 +39,30 @@ export function testConfig(extra: Record<string, unknown> = {}): Config {
     auth: { tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, role, token })) },
     ...extra,
   });
+}
+
+/** testConfig for requests over a real socket: no publicUrl (a script names the URL it was fetched from), and the
+ * boot network, trusted proxies and boot rate limits as given (the defaults: open, none, the configured default). */
+export function bootNetworkConfig({ trustedNetworks = [], trustedProxies = [], rateLimit }: { trustedNetworks?: string[]; trustedProxies?: string[]; rateLimit?: Config['boot']['rateLimit'] } = {}): Config {
+  const base = testConfig();
+  return { ...base, http: { ...base.http, publicUrl: undefined, trustedProxies }, boot: { ...base.boot, trustedNetworks, ...(rateLimit ? { rateLimit } : {}) } };
+}
+
+/** Apps served on 127.0.0.1 (a free port each), all stopped by one `close` in afterAll. */
+export function loopbackServers() {
+  const servers: ServerType[] = [];
+  return {
+    /** serves `fetch`; resolves with its base URL once it listens */
+    async listen(fetch: (req: Request, env: any) => Response | Promise<Response>): Promise<string> {
+      const s = serve({ fetch, hostname: '127.0.0.1', port: 0 });
+      servers.push(s);
+      await new Promise((r) => s.once('listening', r));
+      return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    },
+    close(): void {
+      for (const s of servers.splice(0)) s.close();
+    },
+  };
 }
 
 export function createTestApp(db: DbHandle, opts: { config?: Config; images?: ImageCatalog; inspection?: InspectionGate; clock?: Clock; beats?: (nodes: NodeStore) => BeatBuffer; bootFiles?: OpenFn } = {}) {
