@@ -24,6 +24,8 @@ describe('agent client over real HTTP', () => {
       return c.json({ accepted: 1 }, 202);
     });
     app.post(`/api/v1/agent/${UUID}/heartbeat`, (c) => c.text('upstream exploded', 502));
+    // a captive proxy's login page where the server should be: 200, not JSON
+    app.get(`/api/v1/agent/${UUID}/bmc-setup`, (c) => c.html('<html>please log in</html>'));
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     await new Promise<void>((r) => {
@@ -58,6 +60,12 @@ describe('agent client over real HTTP', () => {
     const err = await client().detail(UUID).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentResponseError);
     expect((err as Error).message).toMatch(/hostname/);
+  });
+
+  it('rejects a 2xx body that is not JSON at all, as a body the contract does not match', async () => {
+    const err = await client().bmcSetup(UUID).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentResponseError);
+    expect((err as Error).message).toMatch(/^GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/agent\/[0-9a-f-]+\/bmc-setup: unexpected response: body: /);
   });
 
   it('sends one event bare and several wrapped in {events}', async () => {

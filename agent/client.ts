@@ -71,10 +71,16 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
 
   /** The raw 2xx body (bytes, exactly as sent) and headers; errors as `call`. */
   async function raw(method: 'GET' | 'POST', path: string, body: unknown): Promise<{ bytes: Uint8Array; headers: Headers; url: string }> {
+    const { res, url } = await succeed(method, path, body);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), headers: res.headers, url };
+  }
+
+  /** The 2xx response to one request: unreachable is AgentNetworkError, an error status AgentApiError. */
+  async function succeed(method: 'GET' | 'POST', path: string, body: unknown): Promise<{ res: Response; url: string }> {
     const url = base + path;
     const res = await send(method, url, body);
     if (!res.ok) throw await apiError(method, url, res);
-    return { bytes: new Uint8Array(await res.arrayBuffer()), headers: res.headers, url };
+    return { res, url };
   }
 
   async function send(method: 'GET' | 'POST', url: string, body: unknown): Promise<Response> {
@@ -90,14 +96,18 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     }
   }
 
-  async function apiError(method: string, url: string, res: Response): Promise<AgentApiError> {
+  /** The whole body as text, and parsed as JSON where it is JSON (else undefined: the caller's schema says what is wrong). */
+  async function readBody(res: Response): Promise<{ text: string; json: unknown }> {
     const text = await res.text().catch(() => '');
-    let json: unknown;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      return { text, json: text ? JSON.parse(text) : undefined };
     } catch {
-      json = undefined;
+      return { text, json: undefined };
     }
+  }
+
+  async function apiError(method: string, url: string, res: Response): Promise<AgentApiError> {
+    const { text, json } = await readBody(res);
     const e = ErrorBody.safeParse(json);
     const ra = Number(res.headers.get('retry-after'));
     return new AgentApiError(
@@ -112,16 +122,9 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
   }
 
   async function call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, body: unknown, schema: S | undefined): Promise<z.infer<S>> {
-    const url = base + path;
-    const res = await send(method, url, body);
-    if (!res.ok) throw await apiError(method, url, res);
-    const text = await res.text().catch(() => '');
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
+    const { res, url } = await succeed(method, path, body);
+    // read even when no schema is wanted: the connection is reused only once its body is consumed
+    const { json } = await readBody(res);
     if (!schema) return undefined as z.infer<S>;
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
