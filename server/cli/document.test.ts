@@ -29,31 +29,15 @@ async function run(area: 'cabling' | 'firmware', args: string[]) {
 }
 
 describe('loading a document file before anything is sent', () => {
-  it('cabling load: a file that cannot be read is named, with the reason', async () => {
-    const { result, calls } = await run('cabling', ['load', 'missing.yaml']);
+  it.each([
+    ['cabling load: a file that cannot be read is named, with the reason', 'cabling', ['load', 'missing.yaml'], "cannot read missing.yaml: ENOENT: no such file or directory, open 'missing.yaml'"],
+    ['firmware baseline apply: a file that cannot be read is named, with the reason', 'firmware', ['baseline', 'apply', 'missing.yaml'], "cannot read missing.yaml: ENOENT: no such file or directory, open 'missing.yaml'"],
+    ['cabling load: every issue of an invalid plan on its own line, prefixed with the file', 'cabling', ['load', 'plan.csv'], 'plan.csv: row 3: give exactly one of node or rack'],
+    ["firmware baseline apply: the baseline parser's report, with file:line:column", 'firmware', ['baseline', 'apply', 'r750.yaml'], 'r750.yaml: invalid baseline document\n  r750.yaml:4:43: components[0].allowed: has more than one version rule (minimum, allowed); keep one'],
+  ] as const)('%s', async (_name, area, args, message) => {
+    const { result, calls } = await run(area, [...args]);
     expect(result).toBeInstanceOf(CliError);
-    expect((result as Error).message).toBe("cannot read missing.yaml: ENOENT: no such file or directory, open 'missing.yaml'");
-    expect(calls).toEqual([]);
-  });
-
-  it('firmware baseline apply: a file that cannot be read is named, with the reason', async () => {
-    const { result, calls } = await run('firmware', ['baseline', 'apply', 'missing.yaml']);
-    expect(result).toBeInstanceOf(CliError);
-    expect((result as Error).message).toBe("cannot read missing.yaml: ENOENT: no such file or directory, open 'missing.yaml'");
-    expect(calls).toEqual([]);
-  });
-
-  it('cabling load: every issue of an invalid plan on its own line, prefixed with the file', async () => {
-    const { result, calls } = await run('cabling', ['load', 'plan.csv']);
-    expect(result).toBeInstanceOf(CliError);
-    expect((result as Error).message).toBe('plan.csv: row 3: give exactly one of node or rack');
-    expect(calls).toEqual([]);
-  });
-
-  it('firmware baseline apply: the baseline parser\'s report, with file:line:column', async () => {
-    const { result, calls } = await run('firmware', ['baseline', 'apply', 'r750.yaml']);
-    expect(result).toBeInstanceOf(CliError);
-    expect((result as Error).message).toBe('r750.yaml: invalid baseline document\n  r750.yaml:4:43: components[0].allowed: has more than one version rule (minimum, allowed); keep one');
+    expect((result as Error).message).toBe(message);
     expect(calls).toEqual([]);
   });
 
