@@ -7,7 +7,7 @@ import type { NodeFirmwareState } from '../contract/firmware.ts';
 import { cablingResult, type StoredCablingPlan } from './cabling.ts';
 import { evaluateCompliance, identityFromFacts, modelOf, selectBaseline, summarize, type AttemptSummary, type ReportRow, type StoredBaseline } from './firmware.ts';
 
-/** A node as the report needs it (the store's FleetNode fits). */
+/** A node as the report needs it; the firmware store's fleet() returns exactly this. */
 export interface ReportNode {
   uuid: string;
   hostname: string | null;

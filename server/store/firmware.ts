@@ -5,6 +5,7 @@ import { events, facts, firmwareAttempts, firmwareBaselineHistory, firmwareBasel
 import { Baseline, type PlanStep, type StepResult } from '../contract/firmware.ts';
 import type { Facts } from '../contract/facts.ts';
 import type { AttemptSummary, StoredBaseline } from '../domain/firmware.ts';
+import type { ReportNode } from '../domain/firmware-report.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { writeAudit, type AuditIntent } from './audit.ts';
@@ -36,19 +37,6 @@ export interface AttemptRecord extends AttemptSummary {
   createdAt: Date;
   reportedAt: Date | null;
   ok: boolean | null;
-}
-
-/** One node as the fleet report needs it: identity, labels, the firmware-relevant part of its latest facts. */
-export interface FleetNode {
-  uuid: string;
-  hostname: string | null;
-  state: string;
-  manufacturer: string | null;
-  product: string | null;
-  labels: Record<string, string>;
-  facts: Facts | null;
-  factsAt: Date | null;
-  attempt: AttemptSummary | null;
 }
 
 type AttemptRow = typeof firmwareAttempts.$inferSelect;
@@ -234,8 +222,10 @@ export function createFirmwareStore(db: Db, { clock = systemClock }: { clock?: C
     /**
      * Every node that is not retired (or the one node asked for), with the firmware-relevant sections of its latest facts (not the whole
      * document: a fleet of thousands would otherwise pull megabytes of lldp and disk facts) and its latest attempt.
+     * The shape is the report's input (domain/firmware-report.ts ReportNode); the facts are the stored jsonb, not
+     * validated here: the report parses them.
      */
-    async fleet({ uuid }: { uuid?: string } = {}): Promise<FleetNode[]> {
+    async fleet({ uuid }: { uuid?: string } = {}): Promise<ReportNode[]> {
       const nodeRows = await db
         .select({ uuid: nodes.uuid, hostname: nodes.hostname, state: nodes.state, manufacturer: nodes.manufacturer, product: nodes.product, labels: nodes.labels })
         .from(nodes)
