@@ -101,7 +101,7 @@ const Days = (d: number) => z.coerce.number().int().min(0).max(36_500).default(d
  * maxBatchesPerRun batches per table per run. A number of days of 0 keeps that table forever. What the live
  * system still reads is never pruned (server/store/retention.ts): a node's latest facts and latest transition
  * event, unexpired leases, open boot attempts, pending webhooks, running rebuilds, open firmware attempts and each node's
- * latest rebuild and firmware attempt.
+ * latest rebuild and firmware attempt, the active and legacy data keys and any data key a sealed value names.
  */
 export const RetentionConfig = z
   .strictObject({
@@ -124,6 +124,9 @@ export const RetentionConfig = z
     repairsDays: Days(180),
     /** the audit log and fleet-level history (breaker, leader changes, gaps) */
     auditDays: Days(365),
+    /** data keys retired by `secrets rotate` this long ago that no sealed value names any more: deleted (each with
+     * an audit row). The wait covers a replica that sealed a value with the old key just as the rotation committed. */
+    dataKeysDays: Days(7),
   })
   .prefault({});
 export type RetentionConfig = z.infer<typeof RetentionConfig>;

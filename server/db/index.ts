@@ -70,7 +70,7 @@ export function buildSchemaVersion(migrationsDir = MIGRATIONS_DIR): string {
 }
 
 /** postgres.js returns the rows as the result; PGlite wraps them in { rows } */
-function rowsOf<T>(result: unknown): T[] {
+export function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }

@@ -35,6 +35,8 @@ export function retentionCutoffs(config: RetentionConfig, now: Date): RetentionC
     firmware_attempts: ago(config.repairsDays),
     fleet_events: ago(config.auditDays),
     audit_log: ago(config.auditDays),
+    data_keys: ago(config.dataKeysDays),
+    now,
   };
 }
 

@@ -6,11 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { FakeClock } from '../clock.ts';
 import type { DbHandle } from '../db/index.ts';
-import { bmcs, dataKeys } from '../db/schema/index.ts';
+import { bmcSetups, bmcs, dataKeys } from '../db/schema/index.ts';
 import { createSecrets, kekCheck } from '../secrets.ts';
 import { createAuditStore } from './audit.ts';
 import { createBmcStore } from './bmcs.ts';
-import { createKeyring, KekMismatchError } from './keyring.ts';
+import { createKeyring, KekMismatchError, purgeRetiredKeys } from './keyring.ts';
+import { KEY_PURGE, keyPurgeScenario } from '../../test/fakes/keyring.ts';
 
 const KEK = Buffer.alloc(32, 1);
 const OTHER_KEK = Buffer.alloc(32, 2);
@@ -129,5 +130,32 @@ describe('keyring', () => {
     await fresh.init();
     expect(await fresh.decrypt(sealed)).toBe('pw');
     await expect(createKeyring(db.db, { kek: KEK, clock }).init()).rejects.toBeInstanceOf(KekMismatchError);
+  });
+});
+
+describe('purging retired data keys (the retention job)', () => {
+  it('purges the keys two rotations retired once past dataKeysDays, keeps a key a value still names, every password opens', async () => {
+    expect(await keyPurgeScenario(db.db)).toEqual(KEY_PURGE.expected);
+  });
+
+  it('keeps a retired key that an open BMC setup plan names, and purges it once the setup has dropped its secrets', async () => {
+    const a = createKeyring(db.db, { kek: KEK, clock });
+    await a.init();
+    await createBmcStore(db.db, a, { clock }).set(UUID, bmc('pw'), 'test', { enroll: 'test' });
+    const { previousKeyId } = await a.rotate({ actor: 'cli' });
+    // a setup requested by a replica that sealed with the previous key just as the rotation committed
+    await db.db.insert(bmcSetups).values({ nodeUuid: UUID, id: 's1', state: 'pending', planSealed: a.encryptWith(previousKeyId!, '{}'), passwordSealed: null, summary: { redacted: '', expect: { address: '10.0.0.5', port: 623, username: 'admin' } }, requestedBy: 'test', requestedAt: clock.now() });
+    const later = new Date(clock.now().getTime() + 86_400_000);
+    const purge = () => db.db.transaction((tx) => purgeRetiredKeys(tx, { retiredBefore: later, limit: 10, at: later }));
+    expect(await purge()).toBe(0);
+    expect((await db.db.select().from(dataKeys)).map((k) => k.id)).toContain(previousKeyId);
+    await db.db.update(bmcSetups).set({ state: 'expired', planSealed: null });
+    expect(await purge()).toBe(1);
+    expect((await db.db.select().from(dataKeys)).map((k) => k.id)).not.toContain(previousKeyId);
+    const [entry] = await createAuditStore(db.db, { clock }).list();
+    expect(entry).toMatchObject({ actor: 'system', action: 'secrets.purge', target: `data-key:${previousKeyId}`, after: null });
+    // the row records which key went, never the key: no wrapped key in it
+    expect(entry!.before).toMatchObject({ id: previousKeyId, kekCheck: kekCheck(KEK) });
+    expect(entry!.before).not.toHaveProperty('wrappedKey');
   });
 });

@@ -9,15 +9,19 @@
 //   another replica takes effect at once; decrypt() loads a key it has not seen on first use.
 // - rotate(): new active key, every sealed BMC password re-encrypted under it, optionally every data key
 //   re-wrapped under this replica's KEK, and an audit row — one transaction.
-// Old data keys are kept (retired): a replica that read "active" just before a rotation committed may still seal
-// one value with the previous key, and that value must stay readable. The next rotation re-encrypts it.
+// Old data keys are kept (retired) for a while: a replica that read "active" just before a rotation committed may
+// still seal one value with the previous key, and that value must stay readable. The next rotation re-encrypts it.
+// - purgeRetiredKeys(): the retention job (store/retention.ts, table "data_keys") deletes a retired key once it has
+//   been retired for retention.dataKeysDays and no sealed value names it. Not rotate(): deleting the key it has just
+//   retired would make such a late value unreadable for good. A replica that still holds a purged key in memory
+//   loses nothing: every value it meets names the key that opens it, and a key it has not loaded is read by id.
 import { randomBytes } from 'node:crypto';
-import { eq, isNotNull, sql } from 'drizzle-orm';
-import type { Db } from '../db/index.ts';
+import { eq, isNotNull, sql, type SQL } from 'drizzle-orm';
+import { rowsOf, type Db } from '../db/index.ts';
 import { bmcSetups, bmcs, dataKeys } from '../db/schema/index.ts';
 import { gcmOpen, gcmSeal, kekCheck, type SecretBox } from '../secrets.ts';
 import type { Clock } from '../clock.ts';
-import { writeAuditAs, type AuditIntent } from './audit.ts';
+import { audit, writeAuditAs, type AuditIntent } from './audit.ts';
 
 /** "bfkeys" in ASCII: the advisory lock around creating and rotating keys */
 export const KEYRING_LOCK_KEY = 0x62666b657973;
@@ -29,6 +33,41 @@ export class KekMismatchError extends Error {
 
 type KeyRow = typeof dataKeys.$inferSelect;
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * True when a sealed value in the database names data key `id` ("v2.<id>.…"): every column the keyring seals,
+ * the same ones rotate() re-encrypts. A new sealed column belongs here and in rotate(), or its key can be purged.
+ */
+const keyReferenced = (id: SQL) => {
+  const names = (col: SQL) => sql`starts_with(${col}, 'v2.' || ${id} || '.')`;
+  return sql`(exists (select 1 from bmcs b where ${names(sql`b.password_enc`)})
+    or exists (select 1 from bmc_setups s where ${names(sql`s.plan_sealed`)} or ${names(sql`s.password_sealed`)}))`;
+};
+
+/**
+ * Deletes up to `limit` retired data keys that were retired before `retiredBefore` and that no sealed value names,
+ * with an audit row each (actor "system", action secrets.purge); the number deleted. Call it inside a transaction:
+ * it takes the keyring's advisory lock, so it never runs beside a rotation (while one runs it deletes nothing and
+ * returns 0: the next retention run purges). The check and the delete are one statement. Never deleted: the active
+ * key, legacy keys (v1 values do not name their key, and every start imports the replica's secret.key again), a key
+ * any value still names. A value sealed with a retired key after this check is the one case left open (a replica
+ * that read "active" before the rotation and writes more than `retiredBefore`'s grace later); a key-id column with
+ * a foreign key on every sealed value would close it and needs a migration.
+ */
+export async function purgeRetiredKeys(tx: Pick<Db, 'execute' | 'delete' | 'insert'>, { retiredBefore, limit, at }: { retiredBefore: Date; limit: number; at: Date }): Promise<number> {
+  const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`select pg_try_advisory_xact_lock(${KEYRING_LOCK_KEY}::bigint) as locked`));
+  if (!lock?.locked) return 0;
+  const pick = sql`select k.id from data_keys k
+    where not k.active and not k.legacy and k.retired_at < ${retiredBefore.toISOString()}::timestamptz
+      and not ${keyReferenced(sql`k.id`)}
+    order by k.id limit ${limit}`;
+  const gone = await tx
+    .delete(dataKeys)
+    .where(sql`${dataKeys.id} in (${pick})`)
+    .returning({ id: dataKeys.id, kekCheck: dataKeys.kekCheck, createdAt: dataKeys.createdAt, retiredAt: dataKeys.retiredAt });
+  for (const k of gone) await audit(tx, { actor: 'system', action: 'secrets.purge', target: `data-key:${k.id}`, before: k, after: null }, at);
+  return gone.length;
+}
 
 export interface RotateResult {
   keyId: number;

@@ -13,12 +13,15 @@
 //   - boot attempts: open, unexpired ones, and any attempt a node's credential or a BMC setup names;
 //   - webhook deliveries still pending (neither delivered nor given up);
 //   - rebuilds and firmware attempts: a running rebuild or open attempt, and each node's latest of either (the
-//     fleet controller's backoff and the firmware report read them: store/fleet.ts rebuildRecords, firmware.ts).
+//     fleet controller's backoff and the firmware report read them: store/fleet.ts rebuildRecords, firmware.ts);
+//   - data keys: the active key, legacy keys, and any key a sealed value still names (store/keyring.ts
+//     purgeRetiredKeys, which also writes an audit row per purged key).
 import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetControl, fleetEvents, fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
+import { purgeRetiredKeys } from './keyring.ts';
 
-export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_rebuilds', 'firmware_attempts', 'fleet_events', 'audit_log'] as const;
+export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_rebuilds', 'firmware_attempts', 'fleet_events', 'audit_log', 'data_keys'] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
 /** Per table: rows older than `before` may go (null: keep this table forever). */
@@ -34,6 +37,10 @@ export interface RetentionCutoffs {
   firmware_attempts: Date | null;
   fleet_events: Date | null;
   audit_log: Date | null;
+  /** data keys retired before this and named by no sealed value go */
+  data_keys: Date | null;
+  /** the run's time: the audit rows of purged data keys carry it */
+  now: Date;
 }
 
 /** What the last run did (fleet_control.retention_run). */
@@ -114,6 +121,8 @@ export function createRetentionStore(db: Db) {
         const pick: SQL = sql`select x.id from audit_log x where x.at < ${at(before)} limit ${limit}`;
         return ids(db.delete(auditLog).where(sql`${auditLog.id} in (${pick})`).returning({ k: auditLog.id }));
       }
+      case 'data_keys':
+        return purgeRetiredKeys(db, { retiredBefore: before, limit, at: c.now });
     }
   }
 

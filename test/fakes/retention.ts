@@ -1,7 +1,8 @@
 // The retention fixture (server/fleet/retention.test.ts, server/store/retention.pg.test.ts): for each table the
 // retention job prunes, rows past their period and rows that must stay, relative to NOW (T0 + 200 days). With
 // eventsDays 90, factsDays 90 + factsKeep 3, leasesDays 7, bootAttemptsDays 30, webhooksDays 30, repairsDays 90, auditDays 365 a
-// run prunes RETENTION_FIXTURE.pruned.
+// run prunes RETENTION_FIXTURE.pruned. It holds no data keys (a real keyring needs them to unwrap): the data key
+// purge has its own scenario, test/fakes/keyring.ts.
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../server/db/index.ts';
 import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetEvents, fleetRebuilds, fleetWebhookDeliveries, nodes } from '../../server/db/schema/index.ts';
@@ -26,7 +27,7 @@ export const RETENTION_FIXTURE = {
   /** rows per table before a run */
   rows: { events: 18, facts: 21 },
   /** what one run at NOW prunes with the settings above */
-  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_rebuilds: 2, firmware_attempts: 2, fleet_events: 1, audit_log: 1 },
+  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_rebuilds: 2, firmware_attempts: 2, fleet_events: 1, audit_log: 1, data_keys: 0 },
 };
 
 /** The fixture: for each table, rows past their period and rows that must stay. */
