@@ -6,6 +6,8 @@ export interface DhcpHost {
   mac: string;
   /** fixed address reservation, if any */
   ipv4?: string;
+  /** fixed IPv6 address reservation for DHCPv6 IA_NA, if any (RFC 5952 text) */
+  ipv6?: string;
   hostname?: string;
   /** false: stay silent (e.g. retired / explicitly ignored machines) */
   allowBoot: boolean;

@@ -20,9 +20,9 @@ it('answers DHCP from a MAC table loaded in one query, refreshed on time and on 
   try {
     const U = '31313131-0000-4000-8000-000000000001';
     await nodes.register({ facts: sampleFacts(U, { macs: ['52:54:00:31:00:01'] }) as never, failures: [] }, 'test');
-    await nodes.setLabels(U, { 'bootfarm.io/ipv4': '10.20.0.50', 'bootfarm.io/hostname': 'hv-31' }, 'test');
+    await nodes.setLabels(U, { 'bootfarm.io/ipv4': '10.20.0.50', 'bootfarm.io/ipv6': 'fd5b:0:0:1::50', 'bootfarm.io/hostname': 'hv-31' }, 'test');
 
-    expect(await backend.dhcpHost('52:54:00:31:00:01')).toEqual({ mac: '52:54:00:31:00:01', allowBoot: true, hostname: 'hv-31', ipv4: '10.20.0.50' });
+    expect(await backend.dhcpHost('52:54:00:31:00:01')).toEqual({ mac: '52:54:00:31:00:01', allowBoot: true, hostname: 'hv-31', ipv4: '10.20.0.50', ipv6: 'fd5b:0:0:1::50' });
     expect(queries).toBe(1);
     // a storm of strangers: answered from memory, at most one reload per missRefreshMs
     for (let i = 0; i < 100; i++) expect(await backend.dhcpHost(`52:54:00:99:00:${(i % 100).toString(16).padStart(2, '0')}`)).toBeNull();

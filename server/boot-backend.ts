@@ -21,7 +21,8 @@ type Row = Awaited<ReturnType<NodeStore['macTable']>>[number];
 const toHost = (mac: string, r: Row): DhcpHost => {
   const hostname = r.hostname ?? r.labels['bootfarm.io/hostname'];
   const ipv4 = r.labels['bootfarm.io/ipv4'];
-  return { mac, allowBoot: r.state !== 'retired', ...(hostname ? { hostname } : {}), ...(ipv4 ? { ipv4 } : {}) };
+  const ipv6 = r.labels['bootfarm.io/ipv6'];
+  return { mac, allowBoot: r.state !== 'retired', ...(hostname ? { hostname } : {}), ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) };
 };
 
 export interface CachedBootBackend extends BootBackend {

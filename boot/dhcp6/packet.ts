@@ -325,7 +325,8 @@ const u32 = (n: number) => {
 };
 const prefixed = (items: Buffer[]) => Buffer.concat(items.flatMap((d) => [u16(d.length), d]));
 
-function encodeDuid(d: Duid): Buffer {
+/** A DUID as its wire bytes (type included): lease keys and server-id comparison use these. */
+export function encodeDuid(d: Duid): Buffer {
   const head = u16(d.type);
   if ('raw' in d) return Buffer.concat([head, d.raw]);
   switch (d.type) {
