@@ -72,13 +72,16 @@ export const suffix = () => randomBytes(2).toString('hex');
 
 /** Namespaces and links created through this object are deleted by cleanup(). */
 export class Lab {
-  /** a suffix for every name made here; pass one built from the pid to find a leftover's owner */
-  constructor(readonly id = suffix()) {}
+  /** a suffix for every name made here; pass one built from the pid to find a leftover's owner (sweepLeftovers) */
+  constructor(
+    readonly id = suffix(),
+    readonly prefix = 'bfdhcp',
+  ) {}
   private readonly namespaces: string[] = [];
   private readonly procs: Proc[] = [];
 
   ns(role: string): string {
-    const name = `bfdhcp-${role}-${this.id}`; // ≤ 15 chars with a one-letter role
+    const name = `${this.prefix}-${role}-${this.id}`;
     ip('netns', 'add', name);
     this.namespaces.push(name);
     ip('-n', name, 'link', 'set', 'lo', 'up');
@@ -110,3 +113,35 @@ export class Lab {
 }
 
 export const hasCommand = (cmd: string): boolean => sh('sh', ['-c', `command -v ${cmd}`], { allowFail: true }).trim() !== '';
+
+/**
+ * Namespaces named PREFIX-ROLE-PID whose test process is gone (killed before its afterAll ran): the processes still
+ * inside are killed (`ip netns pids`), then the namespace is deleted. Only names with this prefix and a dead PID are
+ * touched, so parallel runs keep theirs. Returns the names removed.
+ */
+export function sweepLeftovers(prefix: string): string[] {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const re = new RegExp(`^(${prefix}-[a-z0-9]+-(\\d+))\\b`);
+  const removed: string[] = [];
+  for (const line of sh('ip', ['netns', 'list'], { allowFail: true }).split('\n')) {
+    const m = re.exec(line.trim());
+    if (!m || alive(Number(m[2]))) continue;
+    for (const pid of sh('ip', ['netns', 'pids', m[1]!], { allowFail: true }).split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    sh('ip', ['netns', 'delete', m[1]!], { allowFail: true });
+    removed.push(m[1]!);
+  }
+  return removed;
+}
