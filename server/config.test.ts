@@ -57,6 +57,8 @@ describe('the example configuration (docs/bootfarm.example.yaml)', () => {
     const c = loadConfig({ BOOTFARM_CONFIG: new URL('../docs/bootfarm.example.yaml', import.meta.url).pathname });
     expect(c.profiles.canary!.match).toEqual({ ring: 'canary' });
     expect(parseSection('dhcp', DhcpConfigSchema, c.dhcp)).toMatchObject({ mode: 'full', interface: 'eth1' });
+    const { Dhcp6ConfigSchema } = await import('../boot/dhcp6/index.ts');
+    expect(parseSection('dhcp6', Dhcp6ConfigSchema, c.dhcp6)).toMatchObject({ enabled: false, interface: 'eth1', serverAddress: 'fd5b:0:0:20::1' });
     expect(parseSection('tftp', tftpConfigSchema, c.tftp)).toMatchObject({ port: 69 });
     expect(parseSection('images', ImagesConfig, c.images).store.kind).toBe('s3');
     expect(parseSection('fleet', FleetConfig, c.fleet).webhooks.urls).toHaveLength(1);
@@ -66,5 +68,15 @@ describe('the example configuration (docs/bootfarm.example.yaml)', () => {
     const { parseSection } = await import('./config.ts');
     const { DhcpConfigSchema } = await import('../boot/dhcp/index.ts');
     expect(() => parseSection('dhcp', DhcpConfigSchema, { mode: 'full', interface: 'eth1', serverIp: '10.0.0.300', httpBase: 'http://x' })).toThrow(/dhcp\.serverIp: must be a dotted IPv4 address/);
+  });
+
+  it('dhcp6: off unless enabled; a bad address or a range outside its prefix is named', async () => {
+    const { parseSection } = await import('./config.ts');
+    const { Dhcp6ConfigSchema } = await import('../boot/dhcp6/index.ts');
+    const ok = { interface: 'eth1', serverAddress: 'fd5b::1', httpBase: 'http://[fd5b::1]:8080' };
+    expect(parseSection('dhcp6', Dhcp6ConfigSchema, ok)).toMatchObject({ enabled: false, port: 547, rapidCommit: true, unknownClients: 'serve' });
+    expect(() => parseSection('dhcp6', Dhcp6ConfigSchema, { ...ok, serverAddress: 'fd5b::g' })).toThrow(/dhcp6\.serverAddress: must be an IPv6 address/);
+    expect(() => parseSection('dhcp6', Dhcp6ConfigSchema, { ...ok, pools: [{ prefix: 'fd5b::/64', range: { start: 'fd5c::1', end: 'fd5c::9' } }] })).toThrow(/dhcp6\.pools\.0: range fd5c::1-fd5c::9 is not inside fd5b::\/64/);
+    expect(() => parseSection('dhcp6', Dhcp6ConfigSchema, { ...ok, preferredSeconds: 9000, validSeconds: 3600 })).toThrow(/dhcp6\.preferredSeconds: preferredSeconds 9000 is over validSeconds 3600/);
   });
 });

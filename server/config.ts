@@ -212,6 +212,8 @@ export const ConfigSchema = z.strictObject({
   profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), ProfileConfig).default({ default: ProfileConfig.parse({}) }),
   /** sections owned by the boot protocols, image store, fleet and firmware modules; each validates its own */
   dhcp: z.unknown().optional(),
+  /** DHCPv6 (boot/dhcp6): off unless `dhcp6.enabled` is true */
+  dhcp6: z.unknown().optional(),
   tftp: z.unknown().optional(),
   images: z.unknown().optional(),
   fleet: z.unknown().optional(),
@@ -298,7 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parseConfig(rawConfig(env, fileText));
 }
 
-/** Validates one module's section (dhcp, tftp, images, fleet, firmware) with that module's own schema, so its
+/** Validates one module's section (dhcp, dhcp6, tftp, images, fleet, firmware) with that module's own schema, so its
  * errors read like the rest: `fleet.heartbeat.missedBeats: …`. */
 export function parseSection<S extends z.ZodType>(name: string, schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value ?? {});

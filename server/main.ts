@@ -14,6 +14,7 @@ import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
 import { createBeatMetrics } from './fleet/beats-metrics.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
+import { createDhcp6Server, Dhcp6ConfigSchema, type Dhcp6Server, MemoryLease6Store } from '../boot/dhcp6/index.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
 import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
@@ -107,6 +108,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const shortestWindow = Math.min(fleetConfig.heartbeat.intervalSeconds, ...Object.values(fleetConfig.heartbeat.profiles)) * fleetConfig.heartbeat.missed;
   if (fleetConfig.heartbeat.flushSeconds * 4 > shortestWindow) throw new ConfigError([`fleet.heartbeat.flushSeconds: ${fleetConfig.heartbeat.flushSeconds} s is more than a quarter of the shortest heartbeat failure window (${shortestWindow} s = interval × missed): nodes could be failed on stale heartbeats`]);
   const dhcpConfig = config.dhcp === undefined ? undefined : parseSection('dhcp', DhcpConfigSchema, config.dhcp);
+  const dhcp6Config = config.dhcp6 === undefined ? undefined : parseSection('dhcp6', Dhcp6ConfigSchema, config.dhcp6);
   const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
   for (const w of boundaryWarnings(config)) log.warn(w);
@@ -211,12 +213,21 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;
-  const bootBackend = dhcpConfig?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }) }) : undefined;
+  const bootBackend = dhcpConfig?.enabled || dhcp6Config?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }) }) : undefined;
   if (dhcpConfig?.enabled) {
     dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }), onHandled: createDhcpLatency(metrics) });
     await dhcp.start();
     registerDhcpMetrics(metrics, { mode: dhcpConfig.mode, responder: dhcp.responder, socketDrops: () => dhcp!.socketDrops() });
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
+  }
+  // DHCPv6 likewise only when enabled. Its leases are in memory (boot/dhcp6/leases.ts says what a database-backed store
+  // needs): after a restart clients keep their addresses through Renew/Rebind, but an Advertise may offer an address
+  // another client holds until that client renews; and replicas must not both serve one segment.
+  let dhcp6: Dhcp6Server | undefined;
+  if (dhcp6Config?.enabled) {
+    dhcp6 = createDhcp6Server({ ...dhcp6Config, backend: bootBackend!, leases: new MemoryLease6Store(), logger: log.child({ component: 'dhcp6' }) });
+    await dhcp6.start();
+    log.info({ interface: dhcp6Config.interface, serverAddress: dhcp6Config.serverAddress, serverDuid: dhcp6.serverDuid(), leases: 'memory' }, 'DHCPv6 serving (leases in memory, not shared between replicas)');
   }
 
   return {
@@ -228,6 +239,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     async stop() {
       await admin?.close();
       await dhcp?.stop();
+      await dhcp6?.stop();
       bootBackend?.stop();
       await tftp?.stop();
       await fleet.stop();
