@@ -1,8 +1,10 @@
 // A real DHCPv6 client against the real server process, in two network namespaces this file creates and deletes:
 //
-//   client ns bf6-c-PID [b6cID, link-local only] ── veth ── [b6sID fd5b:0:0:1::1/64] server ns bf6-s-PID
+//   client ns bf6-c-PID [b6cID, link-local only] ── veth ── [b6sID fd5b:0:0:1::1/64] server ns bf6-s-PID [b6tID fd5b:0:0:9::1/64]
+//                                                                                                   │ veth
+//   relayed-client ns bf6-d-PID [b6dID] ── veth ── [b6rID fd5b:0:0:2::1/64] relay ns bf6-r-PID [b6uID fd5b:0:0:9::2/64]
 //
-// ISC dhclient -6 (stateful, and -S stateless) with a dhclient.conf that defines and requests option 59 and sends
+// ISC dhclient -6 (stateful, Rapid Commit, and -S stateless; directly and through ISC dhcrelay -6) with a dhclient.conf that defines and requests option 59 and sends
 // option 61 (and option 15 "iPXE" for the stateless run). Only ULA addresses inside these namespaces (fd5b::/48,
 // not the host's fd00::/64 or fd01::/64). Namespaces are named by this process's PID: afterAll deletes them, and a
 // run killed before that leaves them for the next run's sweepLeftovers (their PID is dead), which kills what is
@@ -18,9 +20,9 @@ import type { Dhcp6ConfigInput } from './config.ts';
 const PREFIX = 'bf6';
 const lab = new Lab(String(process.pid), PREFIX);
 const tag = process.pid.toString(36);
-const IF = { s: `b6s${tag}`, c: `b6c${tag}` };
+const IF = { s: `b6s${tag}`, c: `b6c${tag}`, t: `b6t${tag}`, u: `b6u${tag}`, r: `b6r${tag}`, d: `b6d${tag}` };
 const dir = mkdtempSync(join(tmpdir(), 'bf6-'));
-let S: string, C: string;
+let S: string, C: string, R: string, D: string;
 let server: Proc;
 
 const script = join(dir, 'event.sh');
@@ -52,35 +54,52 @@ const logged = (msg: string, extra: (o: Record<string, unknown>) => boolean = ()
   }
 };
 
-function dhclient(name: string, cf: string, flags: string[] = []): { proc: Proc; leases: string } {
+function dhclient(name: string, cf: string, flags: string[] = [], where: { ns: string; dev: string } = { ns: C, dev: IF.c }): { proc: Proc; leases: string } {
   const leases = join(dir, `${name}.leases`);
   writeFileSync(leases, '');
-  const proc = lab.run(C, ['dhclient', '-6', '-d', '-1', '-v', ...flags, '-cf', cf, '-lf', leases, '-pf', join(dir, `${name}.pid`), '-sf', script, IF.c]);
+  const proc = lab.run(where.ns, ['dhclient', '-6', '-d', '-1', '-v', ...flags, '-cf', cf, '-lf', leases, '-pf', join(dir, `${name}.pid`), '-sf', script, where.dev]);
   return { proc, leases };
 }
 
 beforeAll(async () => {
-  for (const [cmd, pkg] of [['ip', 'iproute2'], ['dhclient', 'isc-dhcp-client']] as const) requireCommand(cmd, pkg);
+  for (const [cmd, pkg] of [['ip', 'iproute2'], ['dhclient', 'isc-dhcp-client'], ['dhcrelay', 'isc-dhcp-relay']] as const) requireCommand(cmd, pkg);
   sweepLeftovers(PREFIX);
   S = lab.ns('s');
   C = lab.ns('c');
+  R = lab.ns('r');
+  D = lab.ns('d');
   lab.link({ ns: S, name: IF.s }, { ns: C, name: IF.c });
+  lab.link({ ns: S, name: IF.t }, { ns: R, name: IF.u });
+  lab.link({ ns: R, name: IF.r }, { ns: D, name: IF.d });
   // duplicate address detection would hold the addresses "tentative" for a second or more: no one else is on this wire
   for (const [ns, dev] of [
     [S, IF.s],
     [C, IF.c],
+    [S, IF.t],
+    [R, IF.u],
+    [R, IF.r],
+    [D, IF.d],
   ] as const) {
     sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
     ip('-n', ns, 'link', 'set', dev, 'down');
     ip('-n', ns, 'link', 'set', dev, 'up');
   }
   ip('-n', S, 'addr', 'add', 'fd5b:0:0:1::1/64', 'dev', IF.s, 'nodad');
+  ip('-n', S, 'addr', 'add', 'fd5b:0:0:9::1/64', 'dev', IF.t, 'nodad');
+  ip('-n', R, 'addr', 'add', 'fd5b:0:0:9::2/64', 'dev', IF.u, 'nodad');
+  ip('-n', R, 'addr', 'add', 'fd5b:0:0:2::1/64', 'dev', IF.r, 'nodad');
+  sh('ip', ['netns', 'exec', R, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+  ip('-n', S, 'route', 'add', 'fd5b:0:0:2::/64', 'via', 'fd5b:0:0:9::2');
   const config: Dhcp6ConfigInput & Record<string, unknown> = {
     enabled: true,
     interface: IF.s,
     serverAddress: 'fd5b:0:0:1::1',
     httpBase: 'http://[fd5b:0:0:1::1]:8080',
-    pools: [{ prefix: 'fd5b:0:0:1::/64', range: { start: 'fd5b:0:0:1::100', end: 'fd5b:0:0:1::1ff' }, dns: ['fd5b:0:0:1::1'] }],
+    pools: [
+      { prefix: 'fd5b:0:0:1::/64', range: { start: 'fd5b:0:0:1::100', end: 'fd5b:0:0:1::1ff' }, dns: ['fd5b:0:0:1::1'] },
+      // the relayed link: chosen by the relay's link-address
+      { prefix: 'fd5b:0:0:2::/64', range: { start: 'fd5b:0:0:2::100', end: 'fd5b:0:0:2::1ff' } },
+    ],
     preferredSeconds: 1800,
     validSeconds: 3600,
     logLevel: 'debug',
@@ -140,5 +159,28 @@ describe('ISC dhclient -6 against the bootfarm DHCPv6 server', () => {
     expect(field(got, 'addr')).toBe('');
     await proc.stop();
     expect(readFileSync(leases, 'utf8')).not.toContain('iaaddr');
+  });
+
+  it('Rapid Commit: the client sends option 14 and takes the Reply to its Solicit (two messages, not four)', async () => {
+    ip('-n', C, 'addr', 'flush', 'dev', IF.c, 'scope', 'global');
+    const { proc } = dhclient('rapid', conf('rapid', 'send dhcp6.rapid-commit;\nsend dhcp6.client-arch-type 7;'));
+    const bound = await proc.waitFor((l) => l.startsWith('EVENT reason=BOUND6'), 20_000);
+    expect(field(bound, 'addr')).toMatch(/^fd5b:0:0:1::1[0-9a-f]{2}$/);
+    // dhclient logs each message it receives: a Reply and never an Advertise
+    expect(proc.lines.some((l) => /RCV: Reply message/.test(l))).toBe(true);
+    expect(proc.lines.some((l) => /RCV: Advertise message/.test(l))).toBe(false);
+    await proc.stop();
+  });
+
+  it('through ISC dhcrelay -6: an address from the relayed link (fd5b:0:0:2::/64) and the boot-file URL', async () => {
+    const relay = lab.run(R, ['dhcrelay', '-6', '-d', '-l', IF.r, '-u', `fd5b:0:0:9::1%${IF.u}`]);
+    await relay.waitFor((l) => /Sending on|Listening on/.test(l), 10_000);
+    const { proc } = dhclient('relayed', conf('relayed', 'send dhcp6.client-arch-type 16;'), [], { ns: D, dev: IF.d });
+    const bound = await proc.waitFor((l) => l.startsWith('EVENT reason=BOUND6'), 20_000);
+    expect(field(bound, 'addr')).toMatch(/^fd5b:0:0:2::1[0-9a-f]{2}$/);
+    expect(field(bound, 'url')).toBe('http://[fd5b:0:0:1::1]:8080/ipxe.efi');
+    await server.waitFor(logged('DHCPv6 lease bound', (o) => o.address === field(bound, 'addr') && o.pool === 'fd5b:0:0:2::/64'));
+    await proc.stop();
+    await relay.stop();
   });
 });
