@@ -1,5 +1,5 @@
 // DHCPv6 wiring in startServer (issue 19 item 3): off unless `dhcp6.enabled`; when enabled, the server answers a
-// Solicit through the real BootBackend (PGlite registry) on loopback, and stop() closes the socket.
+// Solicit through the real BootBackend (PGlite registry) on loopback, counts it on /metrics, and stop() closes the socket.
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,6 +48,9 @@ it('dhcp6.enabled: a Solicit on [::1] gets an Advertise with a pool address and 
   } finally {
     s.close();
   }
+  // the counters are on /metrics (server/dhcp6-metrics.ts)
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  expect(text).toMatch(/^bootfarm_dhcp6_messages_total\{[^}]*event="replied"[^}]*\} 1$/m);
   await server.stop();
   server = undefined;
   // the port is free again: another socket binds it

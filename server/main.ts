@@ -16,6 +16,7 @@ import { createBeatMetrics } from './fleet/beats-metrics.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
 import { createDhcp6Server, Dhcp6ConfigSchema, type Dhcp6Server, MemoryLease6Store } from '../boot/dhcp6/index.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
+import { registerDhcp6Metrics } from './dhcp6-metrics.ts';
 import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
 import { createBootBackend } from './boot-backend.ts';
@@ -227,6 +228,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   if (dhcp6Config?.enabled) {
     dhcp6 = createDhcp6Server({ ...dhcp6Config, backend: bootBackend!, leases: new MemoryLease6Store(), logger: log.child({ component: 'dhcp6' }) });
     await dhcp6.start();
+    registerDhcp6Metrics(metrics, dhcp6);
     log.info({ interface: dhcp6Config.interface, serverAddress: dhcp6Config.serverAddress, serverDuid: dhcp6.serverDuid(), leases: 'memory' }, 'DHCPv6 serving (leases in memory, not shared between replicas)');
   }
 
