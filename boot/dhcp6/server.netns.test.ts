@@ -183,4 +183,16 @@ describe('ISC dhclient -6 against the bootfarm DHCPv6 server', () => {
     await proc.stop();
     await relay.stop();
   });
+
+  it('interface binding: a Solicit arriving on another interface of the server (multicast, or unicast to its link-local there) gets no answer', async () => {
+    const ll = /inet6 (fe80::[0-9a-f:]+)\//.exec(ip('-n', S, '-6', 'addr', 'show', 'dev', IF.t, 'scope', 'link'))?.[1];
+    expect(ll).toBeDefined();
+    const before = server.lines.filter(logged('DHCPv6 packet from another interface dropped')).length;
+    const sender = lab.run(R, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/solicit6.ts'), '2000', `ff02::1:2%${IF.u}`, `${ll}%${IF.u}`]);
+    const done = await sender.waitFor((l) => l.startsWith('{"replies"'), 15_000);
+    expect(JSON.parse(done)).toEqual({ replies: 0 });
+    // measured: exactly one drop. The unicast one reaches the socket and is dropped for its zone; the multicast one is
+    // never delivered to it (the group is joined on IF.s only)
+    expect(server.lines.filter(logged('DHCPv6 packet from another interface dropped')).length).toBe(before + 1);
+  });
 });
