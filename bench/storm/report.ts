@@ -34,6 +34,8 @@ export interface StormInput {
   healthzMs: number[];
   /** event-loop figures the server's /metrics gave, if it has any (name → value) */
   eventLoop: Record<string, number>;
+  /** the simulator's own event-loop delay (ms; p50, p90, p99, max, mean), when it measured it */
+  simLoopDelayMs?: Record<string, number>;
   bound: { ms: number; bytes: number };
 }
 
@@ -59,6 +61,18 @@ export function phaseDurations(reports: SimNodeReport[]): Record<string, number[
     for (let i = 0; i + 1 < reached.length; i++) out[reached[i]!]!.push((r.at[reached[i + 1]!]! - r.at[reached[i]!]!) / 1000);
   }
   return out;
+}
+
+/** TFTP seconds and resent packets per client kind (reports of runs before the field existed: 'pxe-rom') */
+export function tftpByClient(reports: SimNodeReport[]) {
+  const by: Record<string, { ms: number[]; resent: number; windowsize: number }> = {};
+  for (const r of reports) {
+    if (!r.tftp) continue;
+    const b = (by[r.tftp.client ?? 'pxe-rom'] ??= { ms: [], resent: 0, windowsize: r.tftp.windowsize ?? 1 });
+    b.ms.push(r.tftp.ms / 1000);
+    b.resent += r.tftp.resent;
+  }
+  return Object.fromEntries(Object.entries(by).map(([k, b]) => [k, { ...stats(b.ms), resent: b.resent, windowsize: b.windowsize }]));
 }
 
 export function buildReport(x: StormInput) {
@@ -102,6 +116,9 @@ export function buildReport(x: StormInput) {
       healthzMs: stats(x.healthzMs),
       eventLoop: x.eventLoop,
     },
+    /** the PXE ROM's TFTP fetch of the iPXE binary by client (BIOS ROM lockstep, OVMF windowed): seconds, packets resent */
+    tftpByClient: tftpByClient(x.reports),
+    simLoopDelayMs: x.simLoopDelayMs ?? null,
     dhcp: { discovers, naks: x.reports.reduce((n, r) => n + (r.dhcp?.naks ?? 0), 0), nodesThatRetransmitted: x.reports.filter((r) => (r.dhcp?.discovers ?? 0) > 2).length },
     agentRetries: x.reports.reduce((n, r) => n + r.retries, 0),
     /** scripts beyond /boot.ipxe + /ipxe/<uuid>: the budget's sleep-and-chain answers (and any failed chain) */
@@ -136,6 +153,8 @@ export function renderTable(r: StormReport): string {
   L.push(`  ratio storm / bound: ${r.ratio.toFixed(2)}×   (target ≤ 1.5×)`);
   L.push(`  server RSS: ${f1(r.server.rssBeforeMiB)} MiB before, ${f1(r.server.rssPeakMiB)} MiB peak, +${f1(r.server.rssGrowthPer1000NodesMiB)} MiB per 1,000 nodes; CPU ${f1(r.server.cpuSeconds)} s`);
   L.push(`  /healthz during the storm: p50 ${f1(r.server.healthzMs.p50)} ms, p99 ${f1(r.server.healthzMs.p99)} ms, max ${f1(r.server.healthzMs.max)} ms${Object.keys(r.server.eventLoop).length ? `; /metrics ${JSON.stringify(r.server.eventLoop)}` : ' (no event-loop gauge in /metrics)'}`);
+  for (const [client, t] of Object.entries(r.tftpByClient ?? {})) L.push(`  TFTP by client ${client} (windowsize ${t.windowsize}): ${t.n} nodes, p50 ${f1(t.p50)} s, p99 ${f1(t.p99)} s, max ${f1(t.max)} s; ${t.resent} packets resent`);
+  if (r.simLoopDelayMs) L.push(`  simulator event-loop delay (10 ms sampling included): p50 ${f1(r.simLoopDelayMs.p50!)} ms, p99 ${f1(r.simLoopDelayMs.p99!)} ms, max ${f1(r.simLoopDelayMs.max!)} ms`);
   L.push(`  DHCP: ${r.dhcp.discovers} DISCOVERs, ${r.dhcp.naks} NAKs, ${r.dhcp.nodesThatRetransmitted} nodes retransmitted; boot-budget waits ${r.budgetWaits}; agent retries ${r.agentRetries}; heartbeats ${r.heartbeats} (${r.heartbeatErrors} errors)`);
   return L.join('\n');
 }

@@ -15,7 +15,7 @@
 // Prints the table (report.ts), writes out/storm-<db>-<store>-<N>.{json,svg}; --publish also copies them to
 // bench/storm/results/ (committed, linked from BENCHMARKS.md).
 //   node --import tsx bench/storm/run.ts [--nodes 1000] [--concurrency 100] [--db pglite|pg] [--store local|s3]
-//        [--images DIR|synthetic] [--image-scale 1] [--heartbeat-seconds 30] [--hold-seconds 0]
+//        [--images DIR|synthetic] [--image-scale 1] [--heartbeat-seconds 30] [--hold-seconds 0] [--efi-tftp ovmf|pxe-rom]
 //        [--timeout-minutes 60] [--out bench/storm/out] [--publish] [--quiet]
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -43,6 +43,9 @@ const { values } = parseArgs({
     'image-scale': { type: 'string', default: '1' },
     'heartbeat-seconds': { type: 'string', default: '30' },
     'hold-seconds': { type: 'string', default: '0' },
+    // the EFI nodes' TFTP client: 'ovmf' (edk2's: size probe, windowsize 4, 4 s fixed timeout) or 'pxe-rom'
+    // (lockstep, 1 s doubling: what runs before 2026-12-03 used for every node)
+    'efi-tftp': { type: 'string', default: 'ovmf' },
     'timeout-minutes': { type: 'string', default: '60' },
     out: { type: 'string', default: join(repoRoot, 'bench/storm/out') },
     publish: { type: 'boolean', default: false },
@@ -54,6 +57,8 @@ const C = Number(values.concurrency);
 const db = values.db as 'pglite' | 'pg';
 const store = values.store as 's3' | 'local';
 if (!['pglite', 'pg'].includes(db) || !['local', 's3'].includes(store) || !(N > 0) || !(C > 0)) throw new Error('usage: run.ts --nodes N --concurrency C --db pglite|pg --store local|s3');
+const efiTftp = values['efi-tftp'] as 'ovmf' | 'pxe-rom';
+if (!['ovmf', 'pxe-rom'].includes(efiTftp)) throw new Error('usage: --efi-tftp ovmf|pxe-rom');
 if (N > 60_000) throw new Error('at most 60,000 nodes: the simulator numbers MACs and the pool holds 10.66.1.0–10.66.254.255');
 const say = (l: string) => values.quiet || process.stderr.write(`${l}\n`);
 requireCommand('ip', 'iproute2');
@@ -182,7 +187,7 @@ async function main() {
   }, 500);
 
   const resultFile = join(dir, 'sim-result.json');
-  const sim = startManaged('storm-sim', [process.execPath, '--import', 'tsx', 'bench/storm/sim.ts', JSON.stringify({ count: N, concurrency: C, iface: 'eth0', prefixLen: 16, result: resultFile, holdSeconds: Number(values['hold-seconds']), timeoutSeconds: Number(values['timeout-minutes']) * 60 })], { netns: Cns, cwd: repoRoot, stdin: 'pipe', logFile: join(dir, 'sim.log') });
+  const sim = startManaged('storm-sim', [process.execPath, '--import', 'tsx', 'bench/storm/sim.ts', JSON.stringify({ count: N, concurrency: C, iface: 'eth0', prefixLen: 16, result: resultFile, holdSeconds: Number(values['hold-seconds']), timeoutSeconds: Number(values['timeout-minutes']) * 60, efiTftp })], { netns: Cns, cwd: repoRoot, stdin: 'pipe', logFile: join(dir, 'sim.log') });
   procs.push(sim);
   let shown = 0;
   await waitUntil('the storm', Number(values['timeout-minutes']) * 60_000 + 120_000, () => {
@@ -197,7 +202,7 @@ async function main() {
   const eventLoop: Record<string, number> = {};
   for (const m of metrics.matchAll(/^([a-z0-9_]*event_?loop[a-z0-9_]*)(?:\{[^}]*\})? ([0-9.e+-]+)$/gim)) eventLoop[m[1]!] = Number(m[2]);
   await sim.whenExit;
-  const simResult = JSON.parse(readFileSync(resultFile, 'utf8')) as { reports: SimNodeReport[]; samples: StormSample[]; settledMs: number | null };
+  const simResult = JSON.parse(readFileSync(resultFile, 'utf8')) as { reports: SimNodeReport[]; samples: StormSample[]; settledMs: number | null; simLoopDelayMs?: Record<string, number> };
   await srv.stop();
   say(`storm over (${/^DONE (.*)$/m.exec(sim.output())?.[1]}); measuring the byte bound`);
 
@@ -212,7 +217,7 @@ async function main() {
   await bs.stop();
 
   const report = buildReport({
-    config: { nodes: N, concurrency: C, db, store, imagesSource: images.source, heartbeatSeconds: Number(values['heartbeat-seconds']), budget: 'defaults (64 transfers, 32 registrations)', server: 'node --import tsx server/cli.ts serve', machine: { cores: cpus().length, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(1))) }, date: new Date().toISOString() },
+    config: { nodes: N, concurrency: C, db, store, imagesSource: images.source, heartbeatSeconds: Number(values['heartbeat-seconds']), efiTftp, budget: 'defaults (64 transfers, 32 registrations)', server: 'node --import tsx server/cli.ts serve', machine: { cores: cpus().length, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(1))) }, date: new Date().toISOString() },
     nodes: N,
     reports: simResult.reports,
     samples: simResult.samples,
@@ -221,6 +226,7 @@ async function main() {
     rssBefore,
     healthzMs,
     eventLoop,
+    simLoopDelayMs: simResult.simLoopDelayMs,
     bound: JSON.parse(boundLine) as { ms: number; bytes: number },
   });
   mkdirSync(values.out!, { recursive: true });

@@ -29,6 +29,8 @@ export interface SimFleetOptions {
   concurrency?: number;
   /** varied hardware and a quarter of the nodes on EFI (simSpec's `varied`) */
   varied?: boolean;
+  /** the TFTP client of the EFI nodes (node.ts SimNodeDeps.efiTftp) */
+  efiTftp?: 'ovmf' | 'pxe-rom';
   /** every chunk of image body any node received */
   onBytes?: (n: number) => void;
   log?: (line: string) => void;
@@ -79,7 +81,7 @@ export function simSpec(index: number, fleetId = 0x5a, { varied = false }: { var
 
 const maskBits = (mask: string) => mask.split('.').reduce((n, o) => n + (Number(o).toString(2).match(/1/g)?.length ?? 0), 0);
 
-export async function startSimFleet({ count, fleetId = 0x5a, iface, prefixLen = 24, spreadMs = 30_000, images = 'head', backoff, firmware, retransmit, concurrency = Infinity, varied = false, onBytes, log, onFailed }: SimFleetOptions): Promise<SimFleet> {
+export async function startSimFleet({ count, fleetId = 0x5a, iface, prefixLen = 24, spreadMs = 30_000, images = 'head', backoff, firmware, retransmit, concurrency = Infinity, varied = false, efiTftp, onBytes, log, onFailed }: SimFleetOptions): Promise<SimFleet> {
   const dhcp = await createDhcpClient(retransmit ? { retransmit } : {});
   const specs = Array.from({ length: count }, (_, i) => simSpec(i, fleetId, { varied }));
   // power-on slots: a node takes one before its DHCP and gives it back at installed (or when it gives up)
@@ -127,6 +129,7 @@ export async function startSimFleet({ count, fleetId = 0x5a, iface, prefixLen = 
       log,
       backoff,
       firmware,
+      efiTftp,
       onBytes,
       onInstalled: giveBack,
     });

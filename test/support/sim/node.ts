@@ -54,7 +54,7 @@ export interface SimNodeReport {
   /** the phase the node was in when it gave up */
   failedIn?: SimPhase;
   /** firmware: 'pxe': the TFTP transfer (ms, packets sent again) and the iPXE DHCP exchange after it (ms) */
-  tftp?: { ms: number; resent: number; dhcpMs: number };
+  tftp?: { ms: number; resent: number; dhcpMs: number; client?: 'ovmf' | 'pxe-rom'; windowsize?: number; stalls?: { block: number; ms: number }[] };
   /** bytes received: the iPXE binary over TFTP, and image bodies over HTTP (images: 'stream') */
   bytes: { tftp: number; http: number };
   /** ms since the simulator started, per phase reached */
@@ -89,6 +89,9 @@ export interface SimNodeDeps {
   /** 'pxe': start as the machine's PXE ROM (DHCP, TFTP of the iPXE binary, then DHCP as iPXE); default 'ipxe' */
   firmware?: 'pxe' | 'ipxe';
   tftpPort?: number;
+  /** the TFTP client of an EFI node: edk2's as in OVMF (size probe, windowsize 4, 4 s fixed; default), or the BIOS
+   * PXE ROM's lockstep one (what the storm simulator did before; for comparing runs) */
+  efiTftp?: 'ovmf' | 'pxe-rom';
   /** every chunk of image body received, for the storm's bytes-over-time */
   onBytes?: (n: number) => void;
   /** the node reached installed (the storm simulator frees its power-on slot here) */
@@ -154,12 +157,13 @@ export async function runSimNode(spec: SimNodeSpec, deps: SimNodeDeps): Promise<
       if (/^https?:\/\//.test(pxe.bootfile)) throw new Error(`the PXE ROM was given a URL, not an iPXE binary: ${pxe.bootfile}`);
       reach('tftp');
       const tt = deps.now();
-      const t = await tftpGet({ server: pxe.nextServer ?? pxe.serverId, port: deps.tftpPort, file: pxe.bootfile, localAddress: pxe.ip });
+      const client = spec.platform === 'efi' ? (deps.efiTftp ?? 'ovmf') : 'pxe-rom';
+      const t = await tftpGet({ server: pxe.nextServer ?? pxe.serverId, port: deps.tftpPort, file: pxe.bootfile, localAddress: pxe.ip, client });
       rep.bytes.tftp += t.bytes;
       if (t.tsize !== undefined && t.tsize !== t.bytes) throw new Error(`TFTP ${pxe.bootfile}: ${t.bytes} bytes, the OACK said ${t.tsize}`);
       const td = deps.now();
       lease = await deps.dhcp.acquire(spec.mac, spec.uuid, { firmware: firmwareOf(false, spec) });
-      rep.tftp = { ms: td - tt, resent: t.resent, dhcpMs: deps.now() - td };
+      rep.tftp = { ms: td - tt, resent: t.resent, dhcpMs: deps.now() - td, client, windowsize: t.windowsize, stalls: t.stalls };
       lease = { ...lease, discovers: lease.discovers + pxe.discovers, naks: lease.naks + pxe.naks };
       if (lease.ip !== pxe.ip) await deps.addAddress(lease.ip, lease.mask);
     } else {

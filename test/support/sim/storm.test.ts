@@ -33,6 +33,10 @@ describe('the storm simulator (make storm)', () => {
     expect(r.ratio).toBeGreaterThan(0);
     expect(r.server.rssPeakMiB).toBeGreaterThan(0);
     expect(r.heartbeats).toBeGreaterThanOrEqual(20);
+    // every fourth node is EFI and fetches snponly.efi as OVMF does (windowsize 4); the others lockstep
+    expect(r.tftpByClient['ovmf']).toMatchObject({ n: 5, windowsize: 4 });
+    expect(r.tftpByClient['pxe-rom']).toMatchObject({ n: 15, windowsize: 1 });
+    expect(r.simLoopDelayMs?.p50).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'storm-pglite-local-20.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
   }, 180_000);
 });
