@@ -187,7 +187,7 @@ describe('reservations and conflicts', () => {
   ];
   it.each(refused)('a reservation is refused: %s', (_, r, message) => {
     const rows: Holding[] = [{ address: '10.20.0.50', nodeUuid: uuidOf(2), interface: 'bond0', mac: null, reserved: false, state: 'allocated' }];
-    expect(reservationProblem(n, rows, { ...r, interface: 'bond0' })).toBe(message);
+    expect(reservationProblem(n, rows, { ...r, interface: 'bond0' })?.message).toBe(message);
   });
 });
 

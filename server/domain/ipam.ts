@@ -251,18 +251,30 @@ export const compareAddresses = (a: string, b: string) => {
   return x < y ? -1 : x > y ? 1 : 0;
 };
 
-/** Why a reservation cannot be made (null: it can). */
-export function reservationProblem(n: Network, rows: readonly Holding[], r: { address: string; nodeUuid: string | null; interface: string | null; mac: string | null }): string | null {
+/** Why a reservation cannot be made (null: it can): an address that is no address of the network is the caller's
+ * mistake (invalid), one that someone else holds is a conflict with the current state (taken). */
+export function reservationProblem(n: Network, rows: readonly Holding[], r: { address: string; nodeUuid: string | null; interface: string | null; mac: string | null }): { kind: 'invalid' | 'taken'; message: string } | null {
   const a = parseAddress(r.address);
-  if (!a || !contains(n.cidr, a)) return `${r.address} is not inside network ${n.name} (${formatCidr(n.cidr)})`;
-  if (n.gateway !== null && a.value === n.gateway) return `${r.address} is the gateway of network ${n.name}`;
+  if (!a || !contains(n.cidr, a)) return { kind: 'invalid', message: `${r.address} is not inside network ${n.name} (${formatCidr(n.cidr)})` };
+  if (n.gateway !== null && a.value === n.gateway) return { kind: 'invalid', message: `${r.address} is the gateway of network ${n.name}` };
   const holder = rows.find((x) => x.address === formatAddress(a));
-  if (holder) {
-    const same = (r.nodeUuid !== null && holder.nodeUuid === r.nodeUuid && holder.interface === r.interface) || (r.mac !== null && holder.mac === r.mac && holder.nodeUuid === null);
-    if (holder.state === 'conflict') return `${r.address} on network ${n.name} is in conflict (another device answered for it); release it first`;
-    if (!same) return `${r.address} on network ${n.name} is held by ${holder.nodeUuid ? `node ${holder.nodeUuid} (${holder.interface})` : `a reservation for ${holder.mac}`}`;
+  if (!holder) return null;
+  if (holder.state === 'conflict') return { kind: 'taken', message: `${r.address} on network ${n.name} is in conflict (another device answered for it); release it first` };
+  const same = (r.nodeUuid !== null && holder.nodeUuid === r.nodeUuid && holder.interface === r.interface) || (r.mac !== null && holder.nodeUuid === null && holder.mac === r.mac);
+  if (same) return null;
+  return { kind: 'taken', message: `${r.address} on network ${n.name} is held by ${holder.nodeUuid ? `node ${holder.nodeUuid} (${holder.interface})` : `a reservation for ${holder.mac}`}` };
+}
+
+/** How full the pool is: rows inside it (the gateway is never counted nor handed out). Sizes are strings in JSON:
+ * an IPv6 pool does not fit a number. */
+export function poolUsage(n: Network, rows: readonly Pick<Holding, 'address'>[]): { size: bigint; used: bigint; free: bigint } {
+  const size = poolSize(n);
+  let used = 0n;
+  for (const r of rows) {
+    const v = parseAddress(r.address)?.value;
+    if (v !== undefined && v >= n.pool.start && v <= n.pool.end && v !== n.gateway) used++;
   }
-  return null;
+  return { size, used, free: size - used };
 }
 
 /** The address with its prefix length, as `ip addr add` takes it. */

@@ -10,3 +10,4 @@ export * from './secrets.ts';
 export * from './tokens.ts';
 export * from './bmc-setups.ts';
 export * from './cabling.ts';
+export * from './ipam.ts';
