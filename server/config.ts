@@ -45,6 +45,24 @@ export const ProfileConfig = z.strictObject({
       chapPassword: z.string().optional(),
     })
     .optional(),
+  /** the bond the compute OS builds from two NICs (issue 16 item 1); members are chosen from LLDP at `detail` */
+  bond: z
+    .strictObject({
+      name: z.string().regex(/^[a-z][a-z0-9]{0,14}$/, 'a Linux device name: lower-case letters and digits, at most 15').default('bond0'),
+      mode: z.enum(['802.3ad', 'active-backup']).default('802.3ad'),
+    })
+    .prefault({}),
+  /** IPAM networks the node gets an address on (issue 16 item 1), in order; the first with a gateway per address
+   * family gives the default route. `interface` is the allocation's key (a role or device name): the bond's name puts
+   * the address on the bond (or on the only NIC of a one-NIC node), any other name on that NIC. */
+  networks: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+        interface: z.string().regex(/^[a-z][a-z0-9]{0,14}$/).default('bond0'),
+      }),
+    )
+    .default([]),
   /** inventory only (issue 16 item 6): stage-1 registers and checks firmware, then the node powers itself off and
    * stays `ready` with reason "inventory only"; it is never handed a profile. Per label: a profile that matches it. */
   inventoryOnly: z.boolean().default(false),

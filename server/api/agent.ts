@@ -3,14 +3,16 @@
 // calls the boot attempt's stage-1 token, the compute OS its node credential (issued here with the profile).
 // docs/security-model.md
 import { Hono, type Context } from 'hono';
-import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type Detail, type Profile, type RegisterResponse } from '../contract/agent.ts';
+import { AddressConflict, AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type Detail, type Profile, type RegisterResponse } from '../contract/agent.ts';
 import { SmbiosUuid } from '../contract/common.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
 import { cablingResult, cablingSubjectOf, createCablingCheck, describeProblem, planKeys, type CablingResult } from '../domain/cabling.ts';
+import { networkPlan, type NodeAddress } from '../domain/ipam.ts';
 import { AppError } from '../errors.ts';
-import type { NodeRow } from '../store/nodes.ts';
+import type { InterfaceRow, NodeRow } from '../store/nodes.ts';
+import type { IpamStore } from '../store/ipam.ts';
 import { agentAuth, agentUseRecorded, bearer, type AgentScope } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { jsonBody, parseWith } from './validate.ts';
@@ -20,7 +22,7 @@ import { createHeartbeats } from '../fleet/heartbeat.ts';
 
 const INVENTORY_ONLY = 'inventory only';
 
-export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']> }) {
+export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>; ipam: IpamStore }) {
   const app = new Hono();
   const { nodes } = deps;
   const cablingCheck = createCablingCheck({ store: deps.cabling });
@@ -201,6 +203,27 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     return { portal: i.portal, target: `${i.targetPrefix}${uuid}`, lun: i.lun, initiator: `${i.initiatorPrefix}${uuid}`, chapUser: i.chapUser, chapPassword: i.chapPassword };
   }
 
+  type ProfileOf = Deps['config']['profiles'][string];
+  const nicsOf = (ifs: InterfaceRow[]) => ifs.map((i) => ({ name: i.name, mac: i.mac, switchChassis: i.switchChassis }));
+  const bondOf = (profile: ProfileOf | undefined) => profile?.bond ?? { name: 'bond0', mode: '802.3ad' as const };
+
+  /** The node's address on each network of its profile (issue 16 item 1): allocated at the first call, the same
+   * ones at every later call and every rebuild. A new address is a node event. */
+  async function addressesOf(uuid: string, name: string | null, profile: ProfileOf | undefined): Promise<NodeAddress[]> {
+    const wants = profile?.networks ?? [];
+    if (!wants.length) return [];
+    const exist = new Set((await deps.ipam.networksNamed(wants.map((w) => w.name))).map((n) => n.name));
+    const missing = wants.filter((w) => !exist.has(w.name)).map((w) => w.name);
+    if (missing.length) throw new AppError(409, 'network_missing', `profile ${name} names network(s) ${missing.join(', ')} that IPAM does not have; create them (PUT /api/v1/networks/{name}) or fix the profile`, { profile: name, networks: missing });
+    const out: NodeAddress[] = [];
+    for (const w of wants) {
+      const a = await deps.ipam.allocate(w.name, uuid, w.interface);
+      out.push({ network: a.network, interface: w.interface, address: a.row.address });
+      if (a.created) await nodes.addEvent(uuid, { kind: 'ipam', reason: 'address-allocated', actor: 'agent', data: { network: w.name, interface: w.interface, address: a.row.address, reserved: a.row.reserved } });
+    }
+    return out;
+  }
+
   app.get('/:uuid/detail', async (c) => {
     const uuid = uuidParam(c);
     const node = await authedNode(c, uuid);
@@ -208,15 +231,36 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const profile = name ? deps.config.profiles[name] : undefined;
     const ifs = await nodes.interfaces(uuid);
     const iscsi = profile ? iscsiFor(profile, uuid) : undefined;
+    // the bond's members from the LLDP neighbours of the latest registration (interfaces.switch_chassis)
+    const plan = networkPlan(nicsOf(ifs), bondOf(profile), await addressesOf(uuid, name, profile));
     const res: Detail = {
       uuid,
       hostname: node.hostname ?? `node-${uuid.slice(0, 8)}`,
-      interfaces: ifs.map((i) => ({ name: i.name ?? '', mac: i.mac, addresses: [] })),
-      ...(ifs.length > 1 ? { bond: { name: 'bond0', mode: '802.3ad', members: ifs.map((i) => i.name ?? i.mac) } } : {}),
+      interfaces: ifs.map((i) => ({ name: i.name ?? '', mac: i.mac, addresses: plan.addresses.filter((a) => a.device === (i.name || i.mac)).map((a) => a.address) })),
+      ...(plan.bond ? { bond: plan.bond } : {}),
+      vlans: plan.vlans,
+      addresses: plan.addresses,
+      routes: plan.routes,
+      dns: plan.dns,
       ...(iscsi ? { iscsi } : {}),
       labels: node.labels,
     };
     return c.json(res);
+  });
+
+  // another device answers for an address the node was given (DHCPDECLINE, ARP probe, IPv6 DAD): the address is
+  // marked conflict, out of every pool until an operator releases it, and the node gets the next free one
+  app.post('/:uuid/addresses/conflict', async (c) => {
+    const uuid = uuidParam(c);
+    const node = await authedNode(c, uuid, 'either');
+    const body = await jsonBody(c, AddressConflict);
+    const res = await deps.ipam.decline(uuid, body.address, { network: body.network, reason: `${body.how}${body.detail ? `: ${body.detail}` : ''}` });
+    const { declined, replacement } = res;
+    const iface = replacement.row.interface!;
+    await nodes.addEvent(uuid, { kind: 'ipam', reason: 'address-conflict', actor: 'agent', data: { network: declined.network, interface: iface, declined: declined.address, replacement: replacement.row.address, how: body.how, ...(body.detail ? { detail: body.detail } : {}) } });
+    const profile = deps.config.profiles[selectProfile(deps.config.profiles, node) ?? ''];
+    const [address] = networkPlan(nicsOf(await nodes.interfaces(uuid)), bondOf(profile), [{ network: replacement.network, interface: iface, address: replacement.row.address }]).addresses;
+    return c.json({ declined: declined.address, network: declined.network, replacement: address });
   });
 
   app.post('/:uuid/events', async (c) => {

@@ -22,6 +22,8 @@ import { createAuditStore } from '../store/audit.ts';
 import { AUDIT_ROUTES, auditRoutes } from './audit.ts';
 import { createCablingStore } from '../store/cabling.ts';
 import { CABLING_ROUTES, cablingRoutes } from './cabling.ts';
+import { createIpamStore } from '../store/ipam.ts';
+import { IPAM_ROUTES, ipamRoutes } from './ipam.ts';
 import { provideAudit } from './audit-context.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorResponse } from './errors.ts';
@@ -63,6 +65,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   const metrics = deps.metrics ?? new Registry();
   const audit = deps.audit ?? createAuditStore(deps.db.db, { clock: deps.clock });
   const cabling = deps.cabling ?? createCablingStore(deps.db.db, { clock: deps.clock });
+  const ipam = deps.ipam ?? createIpamStore(deps.db.db, { clock: deps.clock });
   const recordRequest = createHttpMetrics(metrics);
 
   app.use(requestId({ headerName: 'x-request-id' }));
@@ -176,15 +179,16 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
   app.route('/', bootRoutes(deps));
   if (deps.bootFiles) app.route('/', bootFileRoutes({ open: deps.bootFiles, log: deps.log }));
-  app.route('/api/v1/agent', agentRoutes({ ...deps, cabling }));
+  app.route('/api/v1/agent', agentRoutes({ ...deps, cabling, ipam }));
   app.route('/api/v1', adminRoutes(deps, requireRole));
   app.route('/api/v1', auditRoutes(audit, requireRole));
   app.route('/api/v1', cablingRoutes({ store: cabling }, requireRole));
+  app.route('/api/v1', ipamRoutes({ store: ipam }, requireRole));
   app.route('/ui', uiRoutes(deps, requireRole));
   app.route('/', tokenRoutes({ store: tokenStore, clock: deps.clock, configured: deps.config.auth.tokens }, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 
-  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES, ...AUDIT_ROUTES, ...CABLING_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
+  const docs = [...CORE_ROUTES, ...TOKEN_ROUTES, ...AUDIT_ROUTES, ...CABLING_ROUTES, ...IPAM_ROUTES].map((r) => (r.path === '/metrics' && deps.config.metrics.requireToken ? { ...r, auth: 'viewer' as const } : r));
   for (const mk of extra) {
     const m = mk(requireRole);
     app.route(m.at, m.app);

@@ -124,6 +124,20 @@ describe('every mutating admin route writes one audit row with before and after'
     expect((await added(() => put('plans: []\n'), 200))[0]).toMatchObject({ before: { rack: 1 }, after: { node: 0, rack: 0, links: 0 } });
   });
 
+  it('IPAM: network put and delete, reservation, release; none written for a refused request', async () => {
+    const [net] = await added(() => http.put('/api/v1/networks/prov', { token: TOKENS.admin, body: { cidr: '10.20.0.0/24', gateway: '10.20.0.1' } }), 201);
+    expect(net).toMatchObject({ actor: 'api:admin', role: 'admin', action: 'network.put', target: 'network:prov', before: null, after: { name: 'prov', cidr: '10.20.0.0/24', gateway: '10.20.0.1' } });
+    expect(await added(() => http.put('/api/v1/networks/prov', { token: TOKENS.admin, body: { cidr: '10.20.0.5/24' } }), 400)).toHaveLength(0);
+    const [res] = await added(() => http.post('/api/v1/ipam/reservations', { token: TOKENS.operator, body: { network: 'prov', address: '10.20.0.40', node: U } }), 200);
+    expect(res).toMatchObject({ actor: 'api:operator', action: 'ipam.reserve', target: 'network:prov', before: null, after: { address: '10.20.0.40', node: U, interface: 'bond0', reserved: true } });
+    expect(await added(() => http.post('/api/v1/ipam/reservations', { token: TOKENS.operator, body: { network: 'prov', address: '10.20.0.40', node: V } }), 409)).toHaveLength(0);
+    expect(await added(() => http.delete('/api/v1/networks/prov', { token: TOKENS.admin }), 409)).toHaveLength(0);
+    const [rel] = await added(() => http.post('/api/v1/ipam/release', { token: TOKENS.operator, body: { network: 'prov', address: '10.20.0.40' } }), 200);
+    expect(rel).toMatchObject({ action: 'ipam.release', before: { address: '10.20.0.40', node: U }, after: null });
+    const [del] = await added(() => http.delete('/api/v1/networks/prov', { token: TOKENS.admin }), 200);
+    expect(del).toMatchObject({ action: 'network.delete', target: 'network:prov', before: { name: 'prov', allocations: 0 }, after: null });
+  });
+
   it('images: blob upload, push, promote (forced), rollback', async () => {
     let before = (await auditRows()).length;
     const kernel = await upload(tinyBzImage(8192));
@@ -295,6 +309,10 @@ describe('coverage', () => {
     'delete /api/v1/nodes/{uuid}': 'node.delete',
     'post /api/v1/firmware/baselines': 'firmware.baseline.apply',
     'put /api/v1/cabling': 'cabling.load',
+    'put /api/v1/networks/{name}': 'network.put',
+    'delete /api/v1/networks/{name}': 'network.delete',
+    'post /api/v1/ipam/reservations': 'ipam.reserve',
+    'post /api/v1/ipam/release': 'ipam.release',
     'delete /api/v1/firmware/baselines/{name}': 'firmware.baseline.delete',
     'patch /api/v1/images/blobs/{digest}/upload': 'image.blob.upload',
     'post /api/v1/images': 'image.push',

@@ -4,12 +4,17 @@ import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { AppError } from '../errors.ts';
 import { TransitionError } from '../domain/lifecycle.ts';
+import { CidrError, NetworkError, PoolExhaustedError } from '../domain/ipam.ts';
 import { isDbUnavailable } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof TransitionError) return new AppError(409, 'invalid_transition', err.message, { state: err.from, event: err.event });
+  // IPAM (server/domain/ipam.ts): a full pool is the state of the network, not the caller's mistake
+  if (err instanceof PoolExhaustedError) return new AppError(409, 'pool_exhausted', err.message, { network: err.network, pool: err.pool, size: String(err.size) });
+  if (err instanceof NetworkError) return new AppError(400, 'validation_failed', err.message, { network: err.network, problems: err.problems });
+  if (err instanceof CidrError) return new AppError(400, 'validation_failed', err.message);
   if (err instanceof ZodError) return new AppError(400, 'validation_failed', zodMessage(err), { issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
   if (err instanceof HTTPException) {
     const status = err.status as AppError['status'];

@@ -1,7 +1,7 @@
 // The OpenAPI 3.1 document served at /api/v1/openapi.json, built from the same zod schemas that validate the
 // requests (zod 4's toJSONSchema), so the document cannot drift from what the server accepts.
 import { z } from 'zod';
-import { AgentEvents, Detail, HeartbeatRequest, HeartbeatResponse, InstalledRequest, Profile, RegisterRequest, RegisterResponse } from '../contract/agent.ts';
+import { AddressConflict, AddressConflictResponse, AgentEvents, Detail, HeartbeatRequest, HeartbeatResponse, InstalledRequest, Profile, RegisterRequest, RegisterResponse } from '../contract/agent.ts';
 import { ErrorBody } from '../contract/common.ts';
 import { BmcInputBody, EnrollBody, LabelsPatch, NodeAction } from './admin.ts';
 
@@ -24,7 +24,8 @@ export const CORE_ROUTES: RouteDoc[] = [
   { method: 'get', path: '/ipxe/{uuid}', summary: 'Per-node iPXE script chosen by state; enrols unknown UUIDs as discovered', tag: 'boot', auth: 'none', produces: 'text/plain' },
   { method: 'post', path: '/api/v1/agent/register', summary: 'Stage-1 registration (idempotent upsert by SMBIOS UUID)', tag: 'agent', auth: 'boot-token', request: RegisterRequest, response: RegisterResponse },
   { method: 'get', path: '/api/v1/agent/{uuid}/profile', summary: 'Compute OS image and kernel command line', tag: 'agent', auth: 'boot-token', response: Profile },
-  { method: 'get', path: '/api/v1/agent/{uuid}/detail', summary: 'Hostname, interfaces, bond, iSCSI target', tag: 'agent', auth: 'boot-token', response: Detail },
+  { method: 'get', path: '/api/v1/agent/{uuid}/detail', summary: 'Hostname, interfaces, bond (mode from the profile, members from LLDP), IPAM addresses, VLANs, routes, DNS, iSCSI target', tag: 'agent', auth: 'boot-token', response: Detail },
+  { method: 'post', path: '/api/v1/agent/{uuid}/addresses/conflict', summary: 'Another device answers for an address the node was given (DHCPDECLINE, ARP probe, IPv6 DAD): the address is marked conflict and the node gets the next free one', tag: 'agent', auth: 'boot-token', request: AddressConflict, response: AddressConflictResponse },
   { method: 'post', path: '/api/v1/agent/{uuid}/events', summary: 'Phase timeline from the agent', tag: 'agent', auth: 'boot-token', request: AgentEvents },
   { method: 'post', path: '/api/v1/agent/{uuid}/installed', summary: 'Compute OS is up', tag: 'agent', auth: 'boot-token', request: InstalledRequest },
   { method: 'post', path: '/api/v1/agent/{uuid}/heartbeat', summary: 'Compute OS heartbeat', tag: 'agent', auth: 'boot-token', request: HeartbeatRequest, response: HeartbeatResponse },

@@ -55,13 +55,44 @@ export const Profile = z.object({
 });
 export type Profile = z.infer<typeof Profile>;
 
+/** One address the compute OS puts on a device (issue 16 item 1), with iproute2: `ip addr add <address> dev <device>`. */
+export const DetailAddress = z.object({
+  /** the IPAM network it comes from */
+  network: z.string(),
+  /** the interface name or role the profile gives it ("bond0"): the allocation's key, stable across rebuilds */
+  interface: z.string(),
+  /** the device to configure: the bond, the single NIC, or <device>.<vlan> */
+  device: z.string(),
+  /** address/prefix, e.g. 10.20.0.7/24 or fd00:20::7/64 */
+  address: z.string(),
+  family: z.union([z.literal(4), z.literal(6)]),
+  gateway: z.string().optional(),
+  vlan: z.number().int().min(1).max(4094).optional(),
+});
+export type DetailAddress = z.infer<typeof DetailAddress>;
+
 export const Detail = z.object({
   uuid: SmbiosUuid,
   hostname: z.string(),
   interfaces: z.array(z.object({ name: z.string(), mac: z.string(), addresses: z.array(z.string()).default([]) })),
   bond: z
-    .object({ name: z.string(), mode: z.string(), members: z.array(z.string()) })
+    .object({
+      name: z.string(),
+      /** from the profile: 802.3ad (LACP) or active-backup */
+      mode: z.string(),
+      members: z.array(z.string()),
+      /** how the members were chosen from LLDP: two-switches, one-switch, no-lldp */
+      spread: z.string().optional(),
+    })
     .optional(),
+  /** 802.1Q devices to create before the addresses: `ip link add link <link> name <device> type vlan id <id>` */
+  vlans: z.array(z.object({ device: z.string(), link: z.string(), id: z.number().int().min(1).max(4094) })).default([]),
+  /** the node's addresses from IPAM, one per network of its profile (absent from servers before IPAM: none) */
+  addresses: z.array(DetailAddress).default([]),
+  /** `ip route add <to> via <via> dev <device>`; to is "default" or a CIDR */
+  routes: z.array(z.object({ to: z.string(), via: z.string(), device: z.string() })).default([]),
+  /** DNS servers, in order: the profile's networks' servers, without repeats */
+  dns: z.array(z.string()).default([]),
   iscsi: z
     .object({
       portal: z.string(),
@@ -75,6 +106,22 @@ export const Detail = z.object({
   labels: z.record(z.string(), z.string()),
 });
 export type Detail = z.infer<typeof Detail>;
+
+/**
+ * The node found another device answering for an address it was given (issue 16 item 1): a DHCPDECLINE
+ * (RFC 2131 §4.4.1) or an ARP probe / duplicate address detection that got an answer (RFC 5227, RFC 4862 §5.4).
+ * The server marks the address conflict and answers with the replacement.
+ */
+export const AddressConflict = z.strictObject({
+  address: z.string().min(2).max(64),
+  /** needed only when the node holds the same address on two networks */
+  network: z.string().max(63).optional(),
+  how: z.enum(['dhcp-decline', 'arp-probe', 'ipv6-dad', 'other']).default('other'),
+  /** what answered, e.g. the MAC in the ARP reply */
+  detail: z.string().max(512).optional(),
+});
+export type AddressConflict = z.infer<typeof AddressConflict>;
+export const AddressConflictResponse = z.object({ declined: z.string(), network: z.string(), replacement: DetailAddress });
 
 export const AgentEvent = z.strictObject({
   phase: PhaseName,

@@ -8,6 +8,7 @@ import {
   chooseAddress,
   chooseBondMembers,
   formatAddress,
+  networkPlan,
   networkProblems,
   parseAddress,
   parseCidr,
@@ -220,5 +221,45 @@ describe('bond members from LLDP', () => {
         if (choice.spread === 'two-switches') expect(chassis[0]).not.toBe(chassis[1]);
       }),
     );
+  });
+});
+
+describe('network plan (what detail hands the compute OS)', () => {
+  const prov = toNetwork(spec({ name: 'prov', cidr: '10.20.0.0/24', gateway: '10.20.0.1', dns: ['10.20.0.53'] }));
+  const storage = toNetwork(spec({ name: 'storage', cidr: 'fd00:30::/64', gateway: 'fd00:30::1', dns: ['10.20.0.53', 'fd00:30::53'], vlan: 30 }));
+  const mgmt = toNetwork(spec({ name: 'mgmt', cidr: '10.40.0.0/24', gateway: '10.40.0.1' }));
+  const nics = [
+    { name: 'eno1', mac: '52:54:00:00:00:01', switchChassis: 'sw-a' },
+    { name: 'eno2', mac: '52:54:00:00:00:02', switchChassis: 'sw-a' },
+    { name: 'eno3', mac: '52:54:00:00:00:03', switchChassis: 'sw-b' },
+  ];
+
+  it('bond from two switches, VLAN device, one default route per family from the first network with a gateway, DNS without repeats', () => {
+    const plan = networkPlan(nics, { name: 'bond0', mode: 'active-backup' }, [
+      { network: prov, interface: 'bond0', address: '10.20.0.7' },
+      { network: storage, interface: 'bond0', address: 'fd00:30::7' },
+      { network: mgmt, interface: 'eno2', address: '10.40.0.9' },
+    ]);
+    expect(plan).toEqual({
+      bond: { name: 'bond0', mode: 'active-backup', members: ['eno1', 'eno3'], spread: 'two-switches' },
+      vlans: [{ device: 'bond0.30', link: 'bond0', id: 30 }],
+      addresses: [
+        { network: 'prov', interface: 'bond0', device: 'bond0', address: '10.20.0.7/24', family: 4, gateway: '10.20.0.1' },
+        { network: 'storage', interface: 'bond0', device: 'bond0.30', address: 'fd00:30::7/64', family: 6, gateway: 'fd00:30::1', vlan: 30 },
+        { network: 'mgmt', interface: 'eno2', device: 'eno2', address: '10.40.0.9/24', family: 4, gateway: '10.40.0.1' },
+      ],
+      routes: [
+        { to: 'default', via: '10.20.0.1', device: 'bond0' },
+        { to: 'default', via: 'fd00:30::1', device: 'bond0.30' },
+      ],
+      dns: ['10.20.0.53', 'fd00:30::53'],
+    });
+  });
+
+  it('a one-NIC node gets no bond: the bond\'s addresses go on its NIC', () => {
+    const plan = networkPlan([nics[0]!], { name: 'bond0', mode: '802.3ad' }, [{ network: prov, interface: 'bond0', address: '10.20.0.7' }]);
+    expect(plan.bond).toBeUndefined();
+    expect(plan.addresses[0]).toMatchObject({ device: 'eno1', address: '10.20.0.7/24' });
+    expect(plan.routes).toEqual([{ to: 'default', via: '10.20.0.1', device: 'eno1' }]);
   });
 });

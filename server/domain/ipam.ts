@@ -314,3 +314,50 @@ export function chooseBondMembers(nics: readonly NicSeen[]): BondChoice {
   if (other) return { members: [key(first), key(other)], spread: 'two-switches' };
   return { members: [key(first), key(sorted[1]!)], spread: 'one-switch' };
 }
+
+// ---- what the compute OS configures ---------------------------------------------------------------------------
+
+export interface NodeAddress {
+  network: Network;
+  /** the allocation's interface key (profile `networks[].interface`) */
+  interface: string;
+  address: string;
+}
+
+export interface NetworkPlan {
+  bond?: { name: string; mode: BondMode; members: string[]; spread: BondChoice['spread'] };
+  vlans: { device: string; link: string; id: number }[];
+  addresses: { network: string; interface: string; device: string; address: string; family: Family; gateway?: string; vlan?: number }[];
+  routes: { to: string; via: string; device: string }[];
+  dns: string[];
+}
+
+/**
+ * What the node's compute OS sets up with iproute2, from its NICs (with LLDP neighbours), the profile's bond and
+ * the addresses IPAM gave it. The bond is built from two NICs when the node has two or more; an address whose
+ * interface key is the bond's name goes on the bond (or, on a one-NIC node, on that NIC), any other key names a
+ * NIC; a network with a VLAN puts it on <device>.<vlan>. The first network with a gateway, per address family, gives
+ * the default route (profile order: the operator lists the primary network first).
+ */
+export function networkPlan(nics: readonly NicSeen[], bond: { name: string; mode: BondMode }, addresses: readonly NodeAddress[]): NetworkPlan {
+  const choice = chooseBondMembers(nics);
+  const bonded = choice.members.length >= 2;
+  const base = (key: string) => (key === bond.name ? (bonded ? bond.name : (choice.members[0] ?? bond.name)) : key);
+  const plan: NetworkPlan = { vlans: [], addresses: [], routes: [], dns: [] };
+  if (bonded) plan.bond = { name: bond.name, mode: bond.mode, members: choice.members, spread: choice.spread };
+  const routed = new Set<Family>();
+  for (const a of addresses) {
+    const n = a.network;
+    const link = base(a.interface);
+    const device = n.vlan ? `${link}.${n.vlan}` : link;
+    if (n.vlan && !plan.vlans.some((v) => v.device === device)) plan.vlans.push({ device, link, id: n.vlan });
+    const gateway = n.gateway !== null ? formatAddress({ family: n.cidr.family, value: n.gateway }) : undefined;
+    plan.addresses.push({ network: n.name, interface: a.interface, device, address: withPrefix(n, a.address), family: n.cidr.family, ...(gateway ? { gateway } : {}), ...(n.vlan ? { vlan: n.vlan } : {}) });
+    if (gateway && !routed.has(n.cidr.family)) {
+      routed.add(n.cidr.family);
+      plan.routes.push({ to: 'default', via: gateway, device });
+    }
+    for (const d of n.dns) if (!plan.dns.includes(d)) plan.dns.push(d);
+  }
+  return plan;
+}

@@ -104,6 +104,7 @@ export function client(app: { request: (path: string, init?: RequestInit, env?: 
     post: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('POST', path, o),
     patch: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('PATCH', path, o),
     put: (path: string, o?: { token?: string; body?: unknown; raw?: string }) => call('PUT', path, o),
+    delete: (path: string, o?: { token?: string }) => call('DELETE', path, o),
   };
 }
 
