@@ -24,6 +24,7 @@ import { register as cluster } from './cli/cluster.ts';
 import { register as audit } from './cli/audit.ts';
 import { register as firmware } from './cli/firmware.ts';
 import { register as cabling } from './cli/cabling.ts';
+import { register as ipam } from './cli/ipam.ts';
 import { register as image } from './cli/image.ts';
 import { register as secrets } from './cli/secrets.ts';
 import { register as tokens } from './cli/tokens.ts';
@@ -33,7 +34,7 @@ import { register as retention } from './cli/retention.ts';
 import { KekMismatchError } from './store/keyring.ts';
 
 /** Command areas, in the order `bootfarm --help` lists them. One line per area. */
-const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, audit, firmware, cabling, image, tokens, secrets, retention, backup, completion];
+const AREAS: ((program: Command, ctx: CliContext) => void)[] = [serve, nodes, fleet, audit, firmware, cabling, ipam, image, tokens, secrets, retention, backup, completion];
 
 export { CliError };
 export type { ApiClient };
