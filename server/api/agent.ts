@@ -9,7 +9,7 @@ import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
 import { cablingResult, cablingSubjectOf, createCablingCheck, describeProblem, planKeys, type CablingResult } from '../domain/cabling.ts';
-import { networkPlan, type NodeAddress } from '../domain/ipam.ts';
+import { networkMismatch, networkPlan, type NodeAddress } from '../domain/ipam.ts';
 import { AppError } from '../errors.ts';
 import type { InterfaceRow, NodeRow } from '../store/nodes.ts';
 import type { IpamStore } from '../store/ipam.ts';
@@ -248,6 +248,20 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     return c.json(res);
   });
 
+  /** The heartbeat's report of what the compute OS configured against what detail handed out (the node's profile
+   * networks, its allocations, its bond): a difference is a node event, coalesced while it stays the same. */
+  async function compareConfigured(node: NodeRow, seen: NonNullable<HeartbeatRequest['network']>) {
+    const name = selectProfile(deps.config.profiles, node);
+    const profile = name ? deps.config.profiles[name] : undefined;
+    const held = await deps.ipam.nodeAddresses(node.uuid);
+    const wanted = (profile?.networks ?? []).flatMap((w) => held.filter((h) => h.network.name === w.name && h.interface === w.interface));
+    const plan = networkPlan(nicsOf(await nodes.interfaces(node.uuid)), bondOf(profile), wanted);
+    const mismatch = networkMismatch(plan, seen);
+    if (!mismatch) return;
+    const parts = [mismatch.missing.length ? `${mismatch.missing.length} address(es) not configured (${mismatch.missing.map((m) => `${m.address} on ${m.device}`).join(', ')})` : '', mismatch.unexpected.length ? `${mismatch.unexpected.length} not handed out (${mismatch.unexpected.map((m) => `${m.address} on ${m.device}`).join(', ')})` : '', mismatch.bond ? `bond ${mismatch.bond.seen ? `${mismatch.bond.seen.mode} [${mismatch.bond.seen.members.join(', ')}]` : 'absent'}, expected ${mismatch.bond.expected ? `${mismatch.bond.expected.mode} [${mismatch.bond.expected.members.join(', ')}]` : 'none'}` : ''].filter(Boolean);
+    await nodes.addEvent(node.uuid, { kind: 'ipam', reason: 'network-mismatch', actor: 'agent', data: { message: `the compute OS configured its network differently: ${parts.join('; ')}`, ...mismatch } }, { coalesce: true });
+  }
+
   // another device answers for an address the node was given (DHCPDECLINE, ARP probe, IPv6 DAD): the address is
   // marked conflict, out of every pool until an operator releases it, and the node gets the next free one
   app.post('/:uuid/addresses/conflict', async (c) => {
@@ -293,6 +307,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const body = await jsonBody(c, HeartbeatRequest);
     // what the heartbeat means for the lifecycle (installed, recover, old boot) lives in server/fleet/heartbeat.ts
     const res = await heartbeat(node, body);
+    if (body.network) await compareConfigured(node, body.network);
     // a buffered beat closes guessed stage-1 attempts at its flush (server/fleet/beats.ts), not per request
     if (res.buffered) agentUseRecorded(c);
     return c.json({ state: res.node.state, next: res.next });

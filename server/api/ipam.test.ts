@@ -11,6 +11,7 @@ const U1 = '1ba41000-0000-4000-8000-000000000001';
 const U2 = '1ba41000-0000-4000-8000-000000000002';
 const U3 = '1ba41000-0000-4000-8000-000000000003';
 const U4 = '1ba41000-0000-4000-8000-000000000004';
+const U5 = '1ba41000-0000-4000-8000-000000000005';
 
 /** two NICs on two switches, one unplugged NIC (captured shape: lldpcli -f json0, parsed as the agent does) */
 const facts = (uuid: string, macs: string[]) => ({
@@ -160,6 +161,28 @@ describe('GET /api/v1/agent/:uuid/detail', () => {
     const missing = await http.get(`/api/v1/agent/${U4}/detail`, { token: tok4 });
     expect(missing.status).toBe(409);
     expect(missing.json.error.message).toBe('profile broken names network(s) nowhere that IPAM does not have; create them (PUT /api/v1/networks/{name}) or fix the profile');
+  });
+
+  it('compares what the heartbeat says the compute OS configured with what it was handed: a difference is one event', async () => {
+    const token = await registered(U5, ['52:54:00:1b:00:51', '52:54:00:1b:00:52', '52:54:00:1b:00:53']);
+    const handed = Detail.parse((await http.get(`/api/v1/agent/${U5}/detail`, { token })).json);
+    const prof = await http.get(`/api/v1/agent/${U5}/profile`, { token });
+    expect(prof.status, prof.text).toBe(200);
+    const cred = /bootfarm\.token=(\S+)/.exec(prof.json.cmdline)![1]!;
+    const mismatches = async () => ((await http.get(`/api/v1/nodes/${U5}/events`, { token: TOKENS.viewer })).json.events as { reason: string; count: number; data: any }[]).filter((e) => e.reason === 'network-mismatch');
+    const right = { addresses: handed.addresses.map((a) => ({ device: a.device, address: a.address })), bond: { name: 'bond0', mode: 'active-backup', members: ['eth2', 'eth0'] } };
+    expect((await http.post(`/api/v1/agent/${U5}/heartbeat`, { token: cred, body: { uptimeSeconds: 5, network: right } })).status).toBe(200);
+    expect(await mismatches()).toEqual([]);
+    const wrong = { addresses: [{ device: 'bond0', address: '10.20.0.10/24' }], bond: { name: 'bond0', mode: '802.3ad', members: ['eth0', 'eth1'] } };
+    for (let i = 0; i < 2; i++) expect((await http.post(`/api/v1/agent/${U5}/heartbeat`, { token: cred, body: { uptimeSeconds: 35 + i, network: wrong } })).status).toBe(200);
+    const [event, ...more] = await mismatches();
+    expect(more).toEqual([]);
+    expect(event!.count).toBe(2);
+    expect(event!.data.message).toBe('the compute OS configured its network differently: 2 address(es) not configured (10.20.0.11/24 on bond0, fd00:30::5/64 on bond0.30); 1 not handed out (10.20.0.10/24 on bond0); bond 802.3ad [eth0, eth1], expected active-backup [eth0, eth2]');
+    // a body that is no network report is refused, naming the field
+    const bad = await http.post(`/api/v1/agent/${U5}/heartbeat`, { token: cred, body: { network: { addresses: [{ device: 'bond0' }] } } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/network\.addresses\.0\.address/);
   });
 
   it('refuses to delete a network in use unless forced', async () => {

@@ -139,12 +139,23 @@ export const InstalledRequest = z.strictObject({
 });
 export type InstalledRequest = z.infer<typeof InstalledRequest>;
 
+/** What the compute OS actually configured from its detail (issue 16 item 1), as `ip -j addr` / the bonding driver
+ * show it: the server compares it with what it handed out, and a difference is a node event. */
+export const ConfiguredNetwork = z.strictObject({
+  /** address/prefix per device, e.g. {device: "bond0", address: "10.20.0.7/24"} */
+  addresses: z.array(z.strictObject({ device: z.string().min(1).max(32), address: z.string().min(2).max(68) })).max(64),
+  bond: z.strictObject({ name: z.string().min(1).max(32), mode: z.string().max(32), members: z.array(z.string().min(1).max(32)).max(16) }).optional(),
+});
+export type ConfiguredNetwork = z.infer<typeof ConfiguredNetwork>;
+
 export const HeartbeatRequest = z.strictObject({
   uptimeSeconds: z.number().nonnegative().optional(),
   load1: z.number().nonnegative().optional(),
   iscsi: z.enum(['up', 'down', 'none']).optional(),
   kernelDigest: Digest.optional(),
   initrdDigest: Digest.optional(),
+  /** sent with the first heartbeat of a boot and whenever it changes (the server reads more for it) */
+  network: ConfiguredNetwork.optional(),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 

@@ -9,6 +9,9 @@ import {
   chooseBondMembers,
   formatAddress,
   networkPlan,
+  networkMismatch,
+  type Configured,
+  type NetworkMismatch,
   networkProblems,
   parseAddress,
   parseCidr,
@@ -261,5 +264,28 @@ describe('network plan (what detail hands the compute OS)', () => {
     expect(plan.bond).toBeUndefined();
     expect(plan.addresses[0]).toMatchObject({ device: 'eno1', address: '10.20.0.7/24' });
     expect(plan.routes).toEqual([{ to: 'default', via: '10.20.0.1', device: 'eno1' }]);
+  });
+});
+
+describe('what the node configured against what it was handed (heartbeat)', () => {
+  const prov = toNetwork(spec({ name: 'prov', cidr: 'fd00:20::/64', gateway: 'fd00:20::1' }));
+  const nics = [
+    { name: 'eno1', mac: 'm1', switchChassis: 'a' },
+    { name: 'eno2', mac: 'm2', switchChassis: 'b' },
+  ];
+  const plan = networkPlan(nics, { name: 'bond0', mode: '802.3ad' }, [{ network: prov, interface: 'bond0', address: 'fd00:20::7' }]);
+
+  it('no mismatch when it matches, in whatever spelling and order, with the kernel\'s own addresses beside', () => {
+    expect(networkMismatch(plan, { addresses: [{ device: 'bond0', address: 'FD00:20:0:0::7/64' }, { device: 'bond0', address: 'fe80::5054:ff:fe00:1/64' }, { device: 'lo', address: '127.0.0.1/8' }], bond: { name: 'bond0', mode: '802.3ad', members: ['eno2', 'eno1'] } })).toBeNull();
+  });
+
+  const cases: [string, Configured, Partial<NetworkMismatch>][] = [
+    ['address missing, another configured', { addresses: [{ device: 'bond0', address: 'fd00:20::8/64' }], bond: { name: 'bond0', mode: '802.3ad', members: ['eno1', 'eno2'] } }, { missing: [{ device: 'bond0', address: 'fd00:20::7/64' }], unexpected: [{ device: 'bond0', address: 'fd00:20::8/64' }] }],
+    ['right address, wrong prefix', { addresses: [{ device: 'bond0', address: 'fd00:20::7/128' }], bond: { name: 'bond0', mode: '802.3ad', members: ['eno1', 'eno2'] } }, { missing: [{ device: 'bond0', address: 'fd00:20::7/64' }] }],
+    ['bond in another mode', { addresses: [{ device: 'bond0', address: 'fd00:20::7/64' }], bond: { name: 'bond0', mode: 'balance-rr', members: ['eno1', 'eno2'] } }, { bond: { expected: { mode: '802.3ad', members: ['eno1', 'eno2'] }, seen: { mode: 'balance-rr', members: ['eno1', 'eno2'] } } }],
+    ['no bond at all', { addresses: [{ device: 'bond0', address: 'fd00:20::7/64' }] }, { bond: { expected: { mode: '802.3ad', members: ['eno1', 'eno2'] }, seen: null } }],
+  ];
+  it.each(cases)('mismatch: %s', (_, seen, expected) => {
+    expect(networkMismatch(plan, seen)).toMatchObject(expected);
   });
 });

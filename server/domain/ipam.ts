@@ -361,3 +361,47 @@ export function networkPlan(nics: readonly NicSeen[], bond: { name: string; mode
   }
   return plan;
 }
+
+/** What the compute OS reports it configured (server/contract/agent.ts ConfiguredNetwork). */
+export interface Configured {
+  addresses: { device: string; address: string }[];
+  bond?: { name: string; mode: string; members: string[] };
+}
+
+export interface NetworkMismatch {
+  /** handed out but not configured */
+  missing: { device: string; address: string }[];
+  /** configured but not handed out (link-local and loopback addresses are the kernel's, not counted) */
+  unexpected: { device: string; address: string }[];
+  bond?: { expected: { mode: string; members: string[] } | null; seen: { mode: string; members: string[] } | null };
+}
+
+/** "10.20.0.7/24" in canonical text (null when it is not address/prefix) */
+const canonicalPrefixed = (text: string): string | null => {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(text.trim());
+  const a = m ? canonicalAddress(m[1]!) : null;
+  return a ? `${a}/${Number(m![2])}` : null;
+};
+
+/** the kernel's own addresses (RFC 4291 link-local fe80::/10, loopback, RFC 3927 169.254/16) */
+const kernelOwn = (text: string) => {
+  const a = parseAddress(text.split('/')[0]!);
+  if (!a) return false;
+  if (a.family === 6) return a.value >> 118n === 0x3fan || a.value === 1n;
+  return a.value >> 24n === 127n || a.value >> 16n === 0xa9fen;
+};
+
+/**
+ * The difference between the plan the server handed out and what the node reports it configured (null: none).
+ * Addresses compare by canonical text and device; bond members as a set (the kernel lists them in its own order).
+ */
+export function networkMismatch(plan: NetworkPlan, seen: Configured): NetworkMismatch | null {
+  const key = (x: { device: string; address: string }) => `${x.device} ${canonicalPrefixed(x.address) ?? x.address.trim()}`;
+  const want = new Map(plan.addresses.map((a) => [key(a), { device: a.device, address: a.address }]));
+  const got = new Map(seen.addresses.filter((a) => !kernelOwn(a.address)).map((a) => [key(a), { device: a.device, address: a.address }]));
+  const out: NetworkMismatch = { missing: [...want].filter(([k]) => !got.has(k)).map(([, v]) => v), unexpected: [...got].filter(([k]) => !want.has(k)).map(([, v]) => v) };
+  const expected = plan.bond ? { mode: plan.bond.mode, members: [...plan.bond.members].sort() } : null;
+  const bond = seen.bond ? { mode: seen.bond.mode, members: [...seen.bond.members].sort() } : null;
+  if (JSON.stringify(expected) !== JSON.stringify(bond)) out.bond = { expected, seen: bond };
+  return out.missing.length || out.unexpected.length || out.bond ? out : null;
+}

@@ -25,6 +25,7 @@ import {
   type Holding,
   type Network,
   type NetworkSpec,
+  type NodeAddress,
 } from '../domain/ipam.ts';
 import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -259,6 +260,17 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
         const res = await allocateIn(tx, n, { nodeUuid, interface: row.interface!, macs: await macsOf(tx, nodeUuid) });
         return { declined: declined!, replacement: { network: n, ...res } };
       });
+    },
+
+    /** What a node holds (state allocated), with each network's numbers: read only, for comparing with what the
+     * node reports it configured. */
+    async nodeAddresses(uuid: string): Promise<NodeAddress[]> {
+      const rows = await db
+        .select({ a: allocations, n: networks })
+        .from(allocations)
+        .innerJoin(networks, eq(allocations.network, networks.name))
+        .where(and(eq(allocations.nodeUuid, uuid), eq(allocations.state, 'allocated')));
+      return rows.map((r) => ({ network: toNetwork(specOf(r.n)), interface: r.a.interface ?? '', address: r.a.address }));
     },
 
     /** The networks by name (for `detail`): the ones that exist. */
