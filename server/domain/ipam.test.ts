@@ -91,7 +91,10 @@ describe('address arithmetic', () => {
 function allocate(n: Network, rows: Holding[], req: AllocationRequest): string {
   const c = chooseAddress(n, rows, req);
   if (c.kind === 'new') rows.push({ address: c.address, nodeUuid: req.nodeUuid, interface: req.interface, mac: null, reserved: false, state: 'allocated' });
-  if (c.kind === 'reservation') Object.assign(rows.find((r) => r.address === c.address)!, { nodeUuid: req.nodeUuid, interface: req.interface });
+  if (c.kind === 'reservation') {
+    if (c.replaces) rows.splice(rows.findIndex((r) => r.address === c.replaces), 1);
+    Object.assign(rows.find((r) => r.address === c.address)!, { nodeUuid: req.nodeUuid, interface: req.interface });
+  }
   return c.address;
 }
 
@@ -177,6 +180,18 @@ describe('reservations and conflicts', () => {
     expect(allocate(n, rows, { nodeUuid: uuidOf(1), interface: 'bond0', macs: [] })).toBe('10.20.0.11');
     expect(allocate(n, rows, { nodeUuid: uuidOf(2), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toBe('10.20.0.10');
     expect(allocate(n, rows, { nodeUuid: uuidOf(2), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toBe('10.20.0.10');
+  });
+
+  it('a MAC reservation made after the node got a pool address replaces it once; a pin on the node stands', () => {
+    const rows: Holding[] = [];
+    expect(allocate(n, rows, { nodeUuid: uuidOf(1), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toBe('10.20.0.10');
+    rows.push({ address: '10.20.0.99', nodeUuid: null, interface: null, mac: '52:54:00:00:00:01', reserved: true, state: 'allocated' });
+    expect(chooseAddress(n, rows, { nodeUuid: uuidOf(1), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toEqual({ kind: 'reservation', address: '10.20.0.99', replaces: '10.20.0.10' });
+    expect(allocate(n, rows, { nodeUuid: uuidOf(1), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toBe('10.20.0.99');
+    expect(rows.map((r) => r.address)).toEqual(['10.20.0.99']);
+    // a second MAC reservation does not move a node that is now pinned
+    rows.push({ address: '10.20.0.98', nodeUuid: null, interface: null, mac: '52:54:00:00:00:01', reserved: true, state: 'allocated' });
+    expect(allocate(n, rows, { nodeUuid: uuidOf(1), interface: 'bond0', macs: ['52:54:00:00:00:01'] })).toBe('10.20.0.99');
   });
 
   it('an address in conflict is never handed out', () => {

@@ -205,8 +205,9 @@ export interface AllocationRequest {
 export type Choice =
   /** the node's interface already holds this address (a rebuild): nothing to write */
   | { kind: 'existing'; address: string }
-  /** a reservation for one of the node's MACs: bind it to the node and interface */
-  | { kind: 'reservation'; address: string }
+  /** a reservation for one of the node's MACs: bind it to the node and interface, freeing `replaces` (the address
+   * the interface held before the operator pinned the MAC) */
+  | { kind: 'reservation'; address: string; replaces: string | null }
   /** the first free address of the pool */
   | { kind: 'new'; address: string };
 
@@ -221,18 +222,21 @@ export const poolText = (n: Network) => `${formatAddress({ family: n.cidr.family
 
 /**
  * The address a node's interface gets on network `n`, given every row the network holds. The same request against
- * the same rows gives the same answer, so a rebuilt node asks again and keeps its address. Order: its own row,
- * then a reservation for one of its MACs, then the lowest address of the pool that no row holds and that is not
+ * the same rows gives the same answer, so a rebuilt node asks again and keeps its address. Order: its own pinned
+ * row, a reservation for one of its MACs, its own row, then the lowest address of the pool that no row holds and that is not
  * the gateway (`also` holds addresses the caller lost a race for since it read the rows).
  */
 export function chooseAddress(n: Network, rows: readonly Holding[], req: AllocationRequest, also: ReadonlySet<bigint> = new Set()): Choice {
   const own = rows.find((r) => r.nodeUuid === req.nodeUuid && r.interface === req.interface && r.state === 'allocated');
-  if (own) return { kind: 'existing', address: own.address };
+  // a pin on the node itself stands; a MAC reservation made since the node got a pool address takes its place (the
+  // operator asked for it), once, after which it is the node's own pinned row
+  if (own?.reserved) return { kind: 'existing', address: own.address };
   const macs = new Set(req.macs.map((m) => m.toLowerCase()));
   const pinned = rows
     .filter((r) => r.reserved && r.state === 'allocated' && r.nodeUuid === null && r.mac !== null && macs.has(r.mac))
     .sort((a, b) => compareAddresses(a.address, b.address))[0];
-  if (pinned) return { kind: 'reservation', address: pinned.address };
+  if (pinned) return { kind: 'reservation', address: pinned.address, replaces: own?.address ?? null };
+  if (own) return { kind: 'existing', address: own.address };
   const taken = new Set(also);
   for (const r of rows) {
     const a = parseAddress(r.address);

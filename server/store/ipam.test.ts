@@ -86,6 +86,15 @@ describe('reservations, release and conflicts', () => {
     expect((await ipam.allocate('res', uuidOf(1), 'bond0')).row.address).toBe('10.20.0.200');
   });
 
+  it('a MAC reservation for a node that already holds a pool address moves it there at its next allocation', async () => {
+    // .11 is free again: node 1's pin above moved it to .200
+    expect((await ipam.allocate('res', uuidOf(8), 'bond0')).row.address).toBe('10.20.0.11');
+    await ipam.reserve({ network: 'res', address: '10.20.0.150', mac: macOf(8) });
+    expect((await ipam.allocate('res', uuidOf(8), 'bond0')).row).toMatchObject({ address: '10.20.0.150', reserved: true, nodeUuid: uuidOf(8) });
+    expect((await ipam.allocations({ node: uuidOf(8) })).map((r) => r.address)).toEqual(['10.20.0.150']);
+    expect((await ipam.allocate('res', uuidOf(9), 'bond0')).row.address).toBe('10.20.0.11');
+  });
+
   it('refuses a reservation of a held address (409) or of no address of the network (400), naming it', async () => {
     await expect(ipam.reserve({ network: 'res', address: '10.20.0.200', nodeUuid: uuidOf(2) })).rejects.toMatchObject({ status: 409, message: `10.20.0.200 on network res is held by node ${uuidOf(1)} (bond0)` });
     await expect(ipam.reserve({ network: 'res', address: '10.99.0.1', nodeUuid: uuidOf(2) })).rejects.toMatchObject({ status: 400, message: '10.99.0.1 is not inside network res (10.20.0.0/24)' });

@@ -35,6 +35,9 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type NetworkRow = typeof networks.$inferSelect;
 export type AllocationRow = typeof allocations.$inferSelect;
 
+/** thrown inside a savepoint to roll it back when a reservation was claimed by another request first */
+const LOST = Symbol('lost race');
+
 /** attempts to insert before giving up: each lost race moves past one address another replica took */
 const MAX_ATTEMPTS = 64;
 
@@ -78,15 +81,19 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
         // bind the MAC's reservation to the node; a savepoint, so that losing it to a concurrent claim (unique
         // node/interface) leaves this transaction usable for the next attempt
         const claimed = await tx
-          .transaction(async (sp) =>
-            sp
+          .transaction(async (sp) => {
+            if (choice.replaces) await sp.delete(allocations).where(and(eq(allocations.network, n.name), eq(allocations.nodeUuid, req.nodeUuid), eq(allocations.interface, req.interface), eq(allocations.reserved, false)));
+            const done = await sp
               .update(allocations)
               .set({ nodeUuid: req.nodeUuid, interface: req.interface, updatedAt: now })
               .where(and(eq(allocations.network, n.name), eq(allocations.address, choice.address), isNull(allocations.nodeUuid)))
-              .returning(),
-          )
+              .returning();
+            // claimed by someone else meanwhile: undo the delete too
+            if (!done[0]) throw LOST;
+            return done;
+          })
           .catch((e: unknown) => {
-            if (pgErrorCode(e) === '23505') return [];
+            if (e === LOST || pgErrorCode(e) === '23505') return [];
             throw e;
           });
         if (claimed[0]) return { row: claimed[0], created: true };
