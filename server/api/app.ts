@@ -184,7 +184,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   app.route('/api/v1', auditRoutes(audit, requireRole));
   app.route('/api/v1', cablingRoutes({ store: cabling }, requireRole));
   app.route('/api/v1', ipamRoutes({ store: ipam }, requireRole));
-  app.route('/ui', uiRoutes(deps, requireRole));
+  app.route('/ui', uiRoutes({ ...deps, ipam }, requireRole));
   app.route('/', tokenRoutes({ store: tokenStore, clock: deps.clock, configured: deps.config.auth.tokens }, requireRole));
   app.get('/', (c) => c.redirect('/ui'));
 

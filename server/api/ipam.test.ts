@@ -185,6 +185,15 @@ describe('GET /api/v1/agent/:uuid/detail', () => {
     expect(bad.json.error.message).toMatch(/network\.addresses\.0\.address/);
   });
 
+  it('/ui/networks shows the networks and every address held, each node linked; a stranger is sent to the login', async () => {
+    const page = await http.get('/ui/networks', { token: TOKENS.viewer });
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/<tr data-network="prov"><td>prov<\/td><td class="mono">10\.20\.0\.0\/24<\/td><td class="mono">10\.20\.0\.1<\/td>/);
+    expect(page.text).toContain(`<a href="/ui/nodes/${U1}">${U1}</a>`);
+    expect(page.text).toContain('href="/ui/networks"');
+    expect((await t.app.request('/ui/networks')).status).toBe(302);
+  });
+
   it('refuses to delete a network in use unless forced', async () => {
     const r = await http.delete('/api/v1/networks/tiny', { token: TOKENS.admin });
     expect(r.status).toBe(409);

@@ -30,6 +30,9 @@ import { renderLoginPage } from './views/login.tsx';
 import { renderFleetPage } from './views/fleet.tsx';
 import { renderNodePage } from './views/node.tsx';
 import { renderImagesPage, type ImageSummary } from './views/images.tsx';
+import { renderNetworksPage } from './views/networks.tsx';
+import { networkView } from './ipam.ts';
+import { rowView } from '../store/ipam.ts';
 
 /** CSP and the usual headers for every dashboard page. The pages run no script (script-src 'none') and take their
  * styles only from the served stylesheet (style-src 'self': no <style>, no style attribute, so an injected one
@@ -270,6 +273,13 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
   }
 
   app.get('/images', async (c) => imagesPage(c, { ok: doneMessage(c) }));
+
+  // IPAM (issue 16 item 1), read only: the networks and every address held
+  app.get('/networks', async (c) => {
+    if (!deps.ipam) throw new AppError(409, 'not_configured', 'this server has no IPAM store');
+    const [networks, allocations] = await Promise.all([deps.ipam.listNetworks(), deps.ipam.allocations()]);
+    return c.html(await renderNetworksPage({ viewer: viewerOf(c), networks: networks.map(networkView), allocations: allocations.map(rowView) }));
+  });
 
   const imageForm = <S extends z.ZodType>(schema: S, act: (p: NonNullable<Deps['imageChannels']>, name: string, body: z.output<S>, actor: string, audit: AuditIntent) => Promise<unknown>, done: string) =>
     async function imageAction(c: Context) {

@@ -33,6 +33,7 @@ export function Page({ title, viewer, nav = true, children }: PropsWithChildren<
             <a href="/ui">Fleet</a>
             <a href="/ui/images">Images</a>
             <a href="/ui/firmware">Firmware</a>
+            <a href="/ui/networks">Networks</a>
             <a href="/api/v1/openapi.json">API</a>
             <a href="/ui/logout">Log out</a>
             {viewer && <span class="who">{`${viewer.name} (${viewer.role})`}</span>}
