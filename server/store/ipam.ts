@@ -61,9 +61,11 @@ export interface Allocated {
 export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
   /** inserts refused by a unique constraint because another request took the address or wrote the row first */
   const stats = { lostRaces: 0 };
-  const networkIn = async (tx: Pick<Db, 'select'>, name: string, { lock = false } = {}): Promise<NetworkRow> => {
+  /** `update`: the network itself changes (put, delete, reserve); `share`: an allocation must not race a change of
+   * the network's CIDR or pool, but allocations do not wait for each other */
+  const networkIn = async (tx: Pick<Db, 'select'>, name: string, { lock }: { lock?: 'update' | 'share' } = {}): Promise<NetworkRow> => {
     const q = tx.select().from(networks).where(eq(networks.name, name));
-    const [row] = lock ? await q.for('update') : await q;
+    const [row] = lock ? await q.for(lock) : await q;
     if (!row) throw notFound(`network ${name}`, { network: name });
     return row;
   };
@@ -167,7 +169,7 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
     /** Deletes a network; with allocations on it only when forced (they go with it). */
     async deleteNetwork(name: string, { force = false, audit }: { force?: boolean; audit?: AuditIntent } = {}): Promise<{ allocations: number }> {
       return db.transaction(async (tx) => {
-        const net = await networkIn(tx, name, { lock: true });
+        const net = await networkIn(tx, name, { lock: 'update' });
         const rows = await rowsOf(tx, name);
         if (rows.length && !force) throw new AppError(409, 'network_in_use', `network ${name} holds ${rows.length} address(es) (allocated, reserved or in conflict); release them or delete with force`, { network: name, allocations: rows.length });
         await tx.delete(networks).where(eq(networks.name, name));
@@ -190,7 +192,7 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
      */
     async allocate(network: string, nodeUuid: string, iface: string): Promise<Allocated> {
       return db.transaction(async (tx) => {
-        const n = toNetwork(specOf(await networkIn(tx, network)));
+        const n = toNetwork(specOf(await networkIn(tx, network, { lock: 'share' })));
         const res = await allocateIn(tx, n, { nodeUuid, interface: iface, macs: await macsOf(tx, nodeUuid) });
         return { network: n, ...res };
       });
@@ -205,7 +207,7 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
       const iface = nodeUuid ? (r.interface ?? 'bond0') : null;
       if (!nodeUuid === !mac) throw new AppError(400, 'validation_failed', 'a reservation names either a node (node, interface) or a MAC (mac), not both and not neither');
       return db.transaction(async (tx) => {
-        const n = toNetwork(specOf(await networkIn(tx, r.network, { lock: true })));
+        const n = toNetwork(specOf(await networkIn(tx, r.network, { lock: 'update' })));
         if (nodeUuid && !(await tx.select({ uuid: nodes.uuid }).from(nodes).where(eq(nodes.uuid, nodeUuid)))[0]) throw notFound(`node ${nodeUuid}`, { uuid: nodeUuid });
         const rows = await rowsOf(tx, r.network);
         const problem = reservationProblem(n, rows.map(holdingOf), { address, nodeUuid, interface: iface, mac });
@@ -257,7 +259,7 @@ export function createIpamStore(db: Db, { clock = systemClock }: { clock?: Clock
         if (held.length === 0) throw notFound(`address ${canonical} of node ${nodeUuid}${network ? ` on network ${network}` : ''}`, { address: canonical });
         if (held.length > 1) throw new AppError(400, 'validation_failed', `node ${nodeUuid} holds ${canonical} on networks ${held.map((h) => h.network).join(', ')}; name the network`);
         const row = held[0]!;
-        const n = toNetwork(specOf(await networkIn(tx, row.network, { lock: false })));
+        const n = toNetwork(specOf(await networkIn(tx, row.network, { lock: 'share' })));
         const now = clock.now();
         const [declined] = await tx
           .update(allocations)
