@@ -145,6 +145,8 @@ export const RetentionConfig = z
     /** data keys retired by `secrets rotate` this long ago that no sealed value names any more: deleted (each with
      * an audit row). The wait covers a replica that sealed a value with the old key just as the rotation committed. */
     dataKeysDays: Days(7),
+    /** captured serial console output (per node it is also bounded in bytes: console.maxBytes) */
+    consoleDays: Days(30),
   })
   .prefault({});
 export type RetentionConfig = z.infer<typeof RetentionConfig>;

@@ -49,6 +49,9 @@ import { retry } from './contract/backoff.ts';
 import { imagesMount } from './api/images.ts';
 import { fleetMount } from './api/fleet.ts';
 import { createFleetStore } from './store/fleet.ts';
+import { createConsoleStore } from './store/console.ts';
+import { createConsoleCollector } from './fleet/console.ts';
+import { consoleMount } from './api/console.ts';
 import { createBmcFactory } from './bmc/index.ts';
 import { startAdminListener, type AdminListener } from './admin-listener.ts';
 import { bootListenerFetch } from './api/listeners.ts';
@@ -155,6 +158,21 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     new Gauge({ name, help, registers: [metrics], collect() { this.set(pick()); } });
   const images = await createImages({ config: { dataDir: config.dataDir, images: imagesConfig }, db: db.db, log: log.child({ component: 'images' }), clock, metrics, breaker, transfer: budget.transfer });
   // bounded tables (issue 17 item 5): pruned by the leader, in short fenced batches
+  // serial consoles (issue 16 item 4): the leader reads booting nodes' consoles over IPMI SOL into a bounded store
+  const consoleStore = createConsoleStore(db.db, { clock, maxBytes: fleetConfig.console.maxBytesPerNode });
+  const consoles = createConsoleCollector({
+    config: fleetConfig.console,
+    listNodes: (states) => nodes.list({ state: states, limit: 100_000 }),
+    target: async (uuid) => {
+      const c = await bmcs.getCredentials(uuid);
+      if (!c || c.driver !== 'ipmi') return null;
+      const cipher = c.options?.cipherSuite;
+      return { address: c.address, port: c.port, username: c.username, password: c.password, cipherSuite: typeof cipher === 'number' ? cipher : undefined };
+    },
+    store: consoleStore,
+    logger: log.child({ component: 'console' }),
+    metrics,
+  });
   const retention = createRetention({ db: db.db, config: config.retention, clock, metrics, logger: log.child({ component: 'retention' }) });
   const fleet = createFleet({
     db,
@@ -170,6 +188,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
       { name: 'image-rollback', run: () => images.evaluateRollbacks() },
       { name: 'upload-expiry', run: () => images.sweepUploads() },
       retention.task,
+      { name: 'console-capture', run: () => consoles.reconcile(), release: (why) => consoles.release(why) },
     ],
   });
   // operators' power actions share the fleet's power-on pacer: a scripted power-on of a rack goes out in waves
@@ -180,7 +199,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   beats.start();
   const app = createApp(
     { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}), cabling },
-    { extra: [firmwareMount({ nodes, firmware, cabling, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), () => ({ at: '/', app: images.serveApp })] },
+    { extra: [firmwareMount({ nodes, firmware, cabling, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), consoleMount({ nodes, consoles: consoleStore, clock }), () => ({ at: '/', app: images.serveApp })] },
   );
 
   // with an admin listener, the boot listener keeps only what nodes use (server/api/listeners.ts)
@@ -245,6 +264,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
       bootBackend?.stop();
       await tftp?.stop();
       await fleet.stop();
+      await consoles.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections?.();

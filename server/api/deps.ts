@@ -7,6 +7,7 @@ import type { BmcStore } from '../store/bmcs.ts';
 import type { AuditIntent, AuditStore } from '../store/audit.ts';
 import type { CablingStore } from '../store/cabling.ts';
 import type { IpamStore } from '../store/ipam.ts';
+import type { ConsoleStore } from '../store/console.ts';
 import type { ImageCatalog } from '../domain/images.ts';
 import type { InspectionGate } from '../domain/inspection.ts';
 import type { Logger } from '../log.ts';
@@ -48,6 +49,8 @@ export interface Deps {
   cabling?: CablingStore;
   /** IPAM networks and allocations (server/store/ipam.ts); createApp makes one over `db` when not given */
   ipam?: IpamStore;
+  /** captured serial consoles (the node page shows the end); default: a store on deps.db */
+  consoles?: Pick<ConsoleStore, 'tail'>;
   /** the fleet-wide circuit breaker (server/store/fleet.ts BreakerState): the UI shows a banner while it is open */
   fleetBreaker?: () => Promise<{ open: boolean; reason: string | null; openedAt: Date | null }>;
   /** since when heartbeats have been watched without a gap (fleet.watchedSince): /ipxe counts silence from here */

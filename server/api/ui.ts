@@ -29,6 +29,7 @@ import { renderErrorPage } from './views/layout.tsx';
 import { renderLoginPage } from './views/login.tsx';
 import { renderFleetPage } from './views/fleet.tsx';
 import { renderNodePage } from './views/node.tsx';
+import { consoleLines, createConsoleStore } from '../store/console.ts';
 import { renderImagesPage, type ImageSummary } from './views/images.tsx';
 import { renderNetworksPage } from './views/networks.tsx';
 import { networkView } from './ipam.ts';
@@ -196,16 +197,20 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
 
   /** The timeline shows this many events, newest first. */
   const TIMELINE = 200;
+  const CONSOLE_LINES = 40;
+  const consoles = deps.consoles ?? createConsoleStore(deps.db.db, { clock: deps.clock });
   async function nodePage(c: Context, uuid: string, flash: { ok?: string | null; error?: string | null }, status = 200) {
     const node = await deps.nodes.require(uuid);
     // the newest page of the timeline, straight from the store (keyset pagination, newest first)
-    const [facts, ifs, conflicts, bmc, events, firmware] = await Promise.all([
+    const [facts, ifs, conflicts, bmc, events, firmware, tail] = await Promise.all([
       deps.nodes.latestFacts(uuid),
       deps.nodes.interfaces(uuid),
       deps.nodes.conflicts(uuid),
       deps.bmcs.get(uuid),
       deps.nodes.eventsPage(uuid, { limit: TIMELINE }),
       deps.firmwareCompliance?.(uuid) ?? null,
+      // the end of the console: enough for the last screenful of lines
+      consoles.tail(uuid, { bytes: 8192 }),
     ]);
     const viewer = viewerOf(c);
     const newest = events.rows;
@@ -225,6 +230,7 @@ export function uiRoutes(deps: Deps, requireRole: ReturnType<typeof createAdminA
       power: !!deps.power,
       firmware,
       flash,
+      console: { lines: consoleLines(tail.text).slice(-CONSOLE_LINES), bootAt: tail.bootAt },
     });
     return c.html(html, status as 200);
   }

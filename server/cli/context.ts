@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { createHttp, type ApiClient, type Call, type Fail } from './http.ts';
+import { createHttp, createTextStream, type ApiClient, type Call, type Fail } from './http.ts';
 
 /** A mistake the operator can fix (bad usage, bad config, an API error answer): printed without a stack
  * trace, exit code 2. */
@@ -46,6 +46,8 @@ export interface CliContext {
   api(): ApiClient;
   /** the lower-level caller (raw bodies, extra headers); errors carry status and body */
   http(): Call;
+  /** GET a text body as it arrives (a followed console) */
+  stream(path: string, onText: (text: string) => void): Promise<void>;
   fail: (message: string) => CliError;
   /** set by `serve`: main() must not exit when the command's action returns */
   keepRunning: boolean;
@@ -96,6 +98,10 @@ export function createContext(program: Command, o: ContextOptions = {}): CliCont
     progress: o.progress ?? process.stderr,
     globals,
     http,
+    stream: (path, onText) => {
+      const g = globals();
+      return createTextStream({ url: g.url, token: g.token, ca: g.ca, fetchImpl: o.fetchImpl, fail })(path, onText);
+    },
     api: () => {
       if (o.api) return o.api;
       const call = http();

@@ -5,6 +5,7 @@
 import { Agent, request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
+import { Readable } from 'node:stream';
 
 /** What a command family needs to call the admin API (its own module, so server/cli.ts and server/cli/*.ts do
  * not import each other). */
@@ -34,14 +35,12 @@ export function httpsFetch(caFile: string | undefined, fail: Fail): typeof fetch
   return (async (input: string | URL | Request, init: RequestInit = {}) =>
     new Promise<Response>((resolve, reject) => {
       const req = request(String(input), { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const headers = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-          resolve(new Response(res.statusCode === 204 || res.statusCode === 304 ? null : Buffer.concat(chunks), { status: res.statusCode ?? 502, headers }));
-        });
+        // the body as a stream, so a long response (`nodes console --follow`) is read as it arrives
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        const empty = res.statusCode === 204 || res.statusCode === 304;
+        if (empty) res.resume();
+        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status: res.statusCode ?? 502, headers }));
       });
       req.on('error', reject);
       if (init.body !== undefined && init.body !== null) req.end(init.body as string | Uint8Array);
@@ -86,5 +85,33 @@ export function createHttp({ url, token, ca, fetchImpl, fail }: { url: string; t
       throw fail(`${res.status} ${err?.code ?? ''}: ${err?.message ?? text}`, res.status, json);
     }
     return json as T;
+  };
+}
+
+/** GET a text body and hand it over as it arrives (a followed console); resolves when the server ends it. */
+export function createTextStream({ url, token, ca, fetchImpl, fail }: { url: string; token?: string | undefined; ca?: string | undefined; fetchImpl?: typeof fetch | undefined; fail: Fail }) {
+  const doFetch = fetchImpl ?? (url.startsWith('https:') ? httpsFetch(ca, fail) : fetch);
+  return async function stream(path: string, onText: (text: string) => void): Promise<void> {
+    let res: Response;
+    try {
+      res = await doFetch(url.replace(/\/+$/, '') + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    } catch (e) {
+      throw fail(connectionProblem(e, url));
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let err: { code?: string; message?: string } | undefined;
+      try {
+        err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      } catch {
+        err = undefined;
+      }
+      throw fail(`${res.status} ${err?.code ?? ''}: ${err?.message ?? text}`, res.status, text);
+    }
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) onText(decoder.decode(chunk, { stream: true }));
+    const rest = decoder.decode();
+    if (rest) onText(rest);
   };
 }

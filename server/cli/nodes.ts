@@ -12,7 +12,7 @@ export const NODE_ACTIONS = ['maintenance-on', 'maintenance-off', 'rebuild', 're
 export const POWER_ACTIONS = ['on', 'off', 'cycle', 'reset', 'soft', 'nmi', 'identify', 'bmc-reset', 'status'];
 
 export function register(program: Command, ctx: CliContext): void {
-  const nodes = program.command('nodes').description('nodes: list, show, events, lifecycle actions, BMC power');
+  const nodes = program.command('nodes').description('nodes: list, show, events, console, lifecycle actions, BMC power');
   const json = () => ctx.globals().json;
 
   nodes
@@ -67,6 +67,29 @@ export function register(program: Command, ctx: CliContext): void {
       if (json()) return ctx.out(JSON.stringify(list, null, 2));
       for (const e of list)
         ctx.out(`${e.at}  ${pad(e.kind, 11)}${e.fromState || e.toState ? pad(`${e.fromState ?? '∅'} → ${e.toState}`, 30) : pad('', 30)}${pad(e.actor, 16)}${e.reason ?? ''}`);
+    });
+
+  nodes
+    .command('console')
+    .description("a node's serial console as captured over IPMI SOL (the last bytes; --follow keeps printing)")
+    .argument('<uuid>', 'node UUID')
+    .option('--bytes <n>', 'how much of the end to print (default 65536)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of bytes, at least 1');
+      return n;
+    })
+    .option('-f, --follow', 'keep printing new output until interrupted')
+    .action(async (uuid: string, o: { bytes?: number; follow?: boolean }) => {
+      const q = new URLSearchParams({ ...(o.bytes ? { bytes: String(o.bytes) } : {}), ...(o.follow ? { follow: '1' } : {}) });
+      // whole lines go to out(); a partial line waits for its end (or for the stream to end)
+      let partial = '';
+      const take = (text: string) => {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop()!;
+        for (const l of lines) ctx.out(l.replace(/\r$/, ''));
+      };
+      await ctx.stream(`/api/v1/nodes/${enc(uuid)}/console${q.size ? `?${q}` : ''}`, take);
+      if (partial) ctx.out(partial.replace(/\r$/, ''));
     });
 
   nodes

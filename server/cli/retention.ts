@@ -14,7 +14,7 @@ const days = (d: unknown) => (d === 0 ? 'forever' : `${String(d)} d`);
 export function printRetention(s: RetentionStatus, out: Out): void {
   const c = s.settings;
   if (!c.enabled) out('retention: off (nothing is pruned)');
-  out(`kept: events ${days(c.eventsDays)}, facts ${days(c.factsDays)} (newest ${String(c.factsKeep)} per node always), leases ${days(c.leasesDays)}, boot attempts ${days(c.bootAttemptsDays)}, webhooks ${days(c.webhooksDays)}, rebuilds and firmware attempts ${days(c.repairsDays)}, audit and fleet history ${days(c.auditDays)}, retired data keys ${days(c.dataKeysDays)}`);
+  out(`kept: events ${days(c.eventsDays)}, facts ${days(c.factsDays)} (newest ${String(c.factsKeep)} per node always), leases ${days(c.leasesDays)}, boot attempts ${days(c.bootAttemptsDays)}, webhooks ${days(c.webhooksDays)}, rebuilds and firmware attempts ${days(c.repairsDays)}, audit and fleet history ${days(c.auditDays)}, retired data keys ${days(c.dataKeysDays)}, console output ${days(c.consoleDays)}`);
   out(`runs every ${String(c.intervalSeconds)} s on the leader, ${String(c.batchSize)} rows per statement, at most ${String(c.maxBatchesPerRun)} statements per table per run`);
   if (!s.lastRun) out('last run: none yet');
   else {

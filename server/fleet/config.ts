@@ -146,6 +146,25 @@ export const FleetConfig = z
         checkSeconds: seconds(5),
       })
       .prefault({}),
+    /**
+     * Serial console capture over IPMI SOL (fleet/console.ts, bmc/sol.ts): the leader keeps one SOL session open
+     * for each node in a booting state, at most maxSessions at once (the rest wait their turn; a session is an
+     * ipmitool process and an RMCP+ session the BMC must hold).
+     */
+    console: z
+      .object({
+        enabled: z.boolean().default(true),
+        maxSessions: z.number().int().min(0).max(1000).default(32),
+        /** the states whose boot is captured, most wanted first (the order decides who waits at maxSessions) */
+        states: z.array(z.enum(['rebuilding', 'provisioning', 'inspecting', 'firmware-updating', 'active', 'failed', 'ready'])).default(['rebuilding', 'provisioning', 'inspecting', 'firmware-updating']),
+        /** output kept per node (older chunks are deleted as new ones arrive) */
+        maxBytesPerNode: z.number().int().min(4096).max(64 * 1024 * 1024).default(256 * 1024),
+        /** console lines a node's `failed` transition event carries */
+        failureLines: z.number().int().min(0).max(200).default(20),
+        /** how often buffered output is written (one insert per node per flush, not one per read) */
+        flushMs: z.number().int().min(10).max(10_000).default(500),
+      })
+      .prefault({}),
   })
   .refine((c) => !c.webhooks.urls.length || !!c.webhooks.secret, { message: 'webhooks.secret is required when webhooks.urls is set', path: ['webhooks', 'secret'] });
 

@@ -32,6 +32,7 @@ import { createFleetMetrics, type FleetMetrics } from './metrics.ts';
 import { createPgLeaderElector, localLeader, type LeaderElector } from './leader.ts';
 import { createReplicaStore, type ReplicaPresence, type ReplicaStore } from '../store/replicas.ts';
 import { newReplicaId } from './replica.ts';
+import { createConsoleStore } from '../store/console.ts';
 
 export const ACTOR = 'fleet';
 
@@ -52,7 +53,7 @@ export interface FleetDeps {
   leader?: LeaderElector;
   /** other controllers that must run on the leader only (e.g. automatic image rollback), once per tick; `fence` is
    * the tick's leader epoch, for tasks that fence their writes (store/fence.ts run) */
-  leaderTasks?: { name: string; run: (now: Date, fence: Fence) => Promise<unknown> }[];
+  leaderTasks?: { name: string; run: (now: Date, fence: Fence) => Promise<unknown>; release?: (why: string) => Promise<void> }[];
   /** this controller's identity in fleet_control and the leader epoch (default host:pid:random, new for every process) */
   instanceId?: string;
   /** this replica as the replicas table lists it (upserted every tick, leader or not); its id is the instance id */
@@ -104,6 +105,28 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   const onResult = (ok: boolean) => metrics.webhookDeliveries.inc({ result: ok ? 'delivered' : 'failed' });
   const webhooks = createWebhooks({ store: fleetStore, config: config.webhooks, clock, fetch, onResult });
   const fences = createFenceStore(db.db);
+  const consoleStore = createConsoleStore(db.db, { clock, maxBytes: config.console.maxBytesPerNode });
+  /**
+   * The node's last console lines (fleet/console.ts captured them) for its `failed` event: what the machine said
+   * before it stopped answering. Best effort: an unreadable console never keeps a node from being failed.
+   */
+  async function consoleDetail(uuid: string): Promise<{ console?: string[] }> {
+    if (!config.console.failureLines) return {};
+    try {
+      const lines = await consoleStore.lastLines(uuid, config.console.failureLines);
+      return lines.length ? { console: lines } : {};
+    } catch (e) {
+      log.warn({ node: uuid, err: (e as Error).message }, 'console lines for the failure event not read');
+      return {};
+    }
+  }
+  /** a replica that does not lead (any more) lets go of what only the leader holds (console sessions) */
+  let releasedLead = true;
+  function releaseLeaderTasks(why: string): void {
+    if (releasedLead) return;
+    releasedLead = true;
+    for (const t of leaderTasks) void t.release?.(why).catch((e: Error) => log.warn({ task: t.name, err: e.message }, 'leader task not released'));
+  }
   const replicaStore = createReplicaStore(db.db);
   const goneAfterMs = config.replicas.missedTicks * config.tickSeconds * 1000;
   const plain: Writers = { nodes: store, fleet: fleetStore, webhooks, replicas: replicaStore };
@@ -172,6 +195,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
   /** a write refused by the fence: this replica is not the leader any more */
   function fenced(e: FencedError): never {
     elector?.stepDown(e.message);
+    releaseLeaderTasks(`fenced: ${e.message}`);
     metrics.setLeader(false);
     log.warn({ err: e.message }, 'fleet write refused by the leader epoch: stepping down');
     throw e;
@@ -302,7 +326,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       return node;
     }
     await fx(fence, (w) => w.fleet.finishRebuild(id, 'failed', failure, now));
-    const failed = await transitionAs(fence, uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt, step, cause: 'bmc', causeClass: CAUSE_CLASS.bmc });
+    const failed = await transitionAs(fence, uuid, { type: 'fail', reason: `rebuild attempt ${attempt} failed: ${failure}` }, actor, { attempt, step, cause: 'bmc', causeClass: CAUSE_CLASS.bmc, ...(await consoleDetail(uuid)) });
     metrics.rebuildsFailed.inc();
     return failed;
   }
@@ -384,7 +408,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       }
       case 'fail': {
         // cause + causeClass let the image rollback gate count only failures the image could have caused
-        const row = await transitionAs(fence, d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause, causeClass: CAUSE_CLASS[d.cause], observedSince: ctx.observedSince?.toISOString() ?? null, breakerOpen: ctx.breakerOpen }, { expect: d.expect });
+        const row = await transitionAs(fence, d.uuid, { type: 'fail', reason: d.reason }, ACTOR, { cause: d.cause, causeClass: CAUSE_CLASS[d.cause], observedSince: ctx.observedSince?.toISOString() ?? null, breakerOpen: ctx.breakerOpen, ...(await consoleDetail(d.uuid)) }, { expect: d.expect });
         await fx(fence, (w) => w.webhooks.emit({ event: 'failed', node: { uuid: d.uuid, state: row.state, labels: row.labels }, reason: d.reason, data: { cause: d.cause } }));
         metrics.failures.inc({ cause: d.cause });
         log.warn({ node: d.uuid, cause: d.cause, reason: d.reason }, 'node failed');
@@ -452,7 +476,11 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     const fence = elector.fence();
     metrics.setLeader(isLeader && !!fence, fence?.epoch);
     await presence(isLeader && !!fence);
-    if (!isLeader || !fence) return { leader: false, at, decisions: [], errors: [], stale: [] };
+    if (!isLeader || !fence) {
+      releaseLeaderTasks('not the leader');
+      return { leader: false, at, decisions: [], errors: [], stale: [] };
+    }
+    releasedLead = false;
     const errors: string[] = [];
     const stale: string[] = [];
     const decisions: Decision[] = [];
@@ -461,6 +489,7 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
     } catch (e) {
       if (!(e instanceof LostLeadership || e instanceof FencedError)) throw e;
       log.warn({ epoch: fence.epoch, err: (e as Error).message }, 'fleet tick stopped: leadership lost');
+      releaseLeaderTasks((e as Error).message);
       metrics.setLeader(false);
       return { leader: false, at, decisions, errors, stale, epoch: fence.epoch, lost: (e as Error).message };
     }
@@ -637,6 +666,8 @@ export function createFleet({ db, store, bmcStore, clock = systemClock, config: 
       stopped = true;
       for (const t of timers.splice(0)) clearInterval(t);
       await current?.catch(() => undefined);
+      releasedLead = false;
+      await Promise.all(leaderTasks.map((t) => t.release?.('shutting down').catch(() => undefined)));
       await elector?.stop();
       // leave the cluster view, so the leader does not hold heartbeat verdicts for a replica that stopped cleanly
       if (replica) await replicaStore.remove(replica.id).catch((e: Error) => log.warn({ err: e.message }, 'replica presence not removed'));

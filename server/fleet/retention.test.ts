@@ -195,9 +195,9 @@ describe('GET /api/v1/retention', () => {
       const lines: string[] = [];
       await runRetention([], { api: apiClient('http://bootfarm', TOKENS.admin, (async (u: string | URL | Request, init?: RequestInit) => full.app.request(String(u).replace('http://bootfarm', ''), init)) as typeof fetch), out: (l) => lines.push(l) });
       expect(lines).toEqual([
-        'kept: events 90 d, facts 90 d (newest 3 per node always), leases 7 d, boot attempts 30 d, webhooks 30 d, rebuilds and firmware attempts 90 d, audit and fleet history 365 d, retired data keys 7 d',
+        'kept: events 90 d, facts 90 d (newest 3 per node always), leases 7 d, boot attempts 30 d, webhooks 30 d, rebuilds and firmware attempts 90 d, audit and fleet history 365 d, retired data keys 7 d, console output 30 d',
         'runs every 3600 s on the leader, 4 rows per statement, at most 100 statements per table per run',
-        `last run: ${NOW.toISOString()} by test-leader (epoch ${res.json.lastRun.epoch}), 0 ms: events 12, facts 14, dhcp_leases 2, boot_attempts 2, fleet_webhook_deliveries 2, fleet_rebuilds 2, firmware_attempts 2, fleet_events 1, audit_log 1, data_keys 0`,
+        `last run: ${NOW.toISOString()} by test-leader (epoch ${res.json.lastRun.epoch}), 0 ms: events 12, facts 14, dhcp_leases 2, boot_attempts 2, fleet_webhook_deliveries 2, fleet_rebuilds 2, firmware_attempts 2, fleet_events 1, audit_log 1, data_keys 0, console_chunks 1`,
         `next run due: ${new Date(NOW.getTime() + 3600_000).toISOString()}`,
       ]);
     } finally {

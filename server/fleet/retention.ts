@@ -36,6 +36,7 @@ export function retentionCutoffs(config: RetentionConfig, now: Date): RetentionC
     fleet_events: ago(config.auditDays),
     audit_log: ago(config.auditDays),
     data_keys: ago(config.dataKeysDays),
+    console_chunks: ago(config.consoleDays),
     now,
   };
 }

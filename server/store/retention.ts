@@ -16,12 +16,14 @@
 //     fleet controller's backoff and the firmware report read them: store/fleet.ts rebuildRecords, firmware.ts);
 //   - data keys: the active key, legacy keys, and any key a sealed value still names (store/keyring.ts
 //     purgeRetiredKeys, which also writes an audit row per purged key).
+// console_chunks are bounded in bytes per node when written (store/console.ts); here old output of nodes that
+// stopped printing goes by age.
 import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
-import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetControl, fleetEvents, fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
+import { auditLog, bootAttempts, consoleChunks, dhcpLeases, events, facts, firmwareAttempts, fleetControl, fleetEvents, fleetRebuilds, fleetWebhookDeliveries } from '../db/schema/index.ts';
 import { purgeRetiredKeys } from './keyring.ts';
 
-export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_rebuilds', 'firmware_attempts', 'fleet_events', 'audit_log', 'data_keys'] as const;
+export const RETENTION_TABLES = ['events', 'facts', 'dhcp_leases', 'boot_attempts', 'fleet_webhook_deliveries', 'fleet_rebuilds', 'firmware_attempts', 'fleet_events', 'audit_log', 'data_keys', 'console_chunks'] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
 /** Per table: rows older than `before` may go (null: keep this table forever). */
@@ -39,6 +41,7 @@ export interface RetentionCutoffs {
   audit_log: Date | null;
   /** data keys retired before this and named by no sealed value go */
   data_keys: Date | null;
+  console_chunks: Date | null;
   /** the run's time: the audit rows of purged data keys carry it */
   now: Date;
 }
@@ -123,6 +126,10 @@ export function createRetentionStore(db: Db) {
       }
       case 'data_keys':
         return purgeRetiredKeys(db, { retiredBefore: before, limit, at: c.now });
+      case 'console_chunks': {
+        const pick: SQL = sql`select x.id from console_chunks x where x.at < ${at(before)} limit ${limit}`;
+        return ids(db.delete(consoleChunks).where(sql`${consoleChunks.id} in (${pick})`).returning({ k: consoleChunks.id }));
+      }
     }
   }
 

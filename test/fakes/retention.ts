@@ -5,7 +5,7 @@
 // purge has its own scenario, test/fakes/keyring.ts.
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../server/db/index.ts';
-import { auditLog, bootAttempts, dhcpLeases, events, facts, firmwareAttempts, fleetEvents, fleetRebuilds, fleetWebhookDeliveries, nodes } from '../../server/db/schema/index.ts';
+import { auditLog, bootAttempts, consoleChunks, dhcpLeases, events, facts, firmwareAttempts, fleetEvents, fleetRebuilds, fleetWebhookDeliveries, nodes } from '../../server/db/schema/index.ts';
 
 export const DAY = 86_400_000;
 export const T0 = new Date('2026-01-01T00:00:00Z');
@@ -23,16 +23,16 @@ export const RETENTION_FIXTURE = {
   B,
   C,
   /** the retention settings the counts below are for */
-  settings: { eventsDays: 90, factsDays: 90, factsKeep: 3, leasesDays: 7, bootAttemptsDays: 30, webhooksDays: 30, repairsDays: 90, auditDays: 365 },
+  settings: { eventsDays: 90, factsDays: 90, factsKeep: 3, leasesDays: 7, bootAttemptsDays: 30, webhooksDays: 30, repairsDays: 90, auditDays: 365, consoleDays: 30 },
   /** rows per table before a run */
   rows: { events: 18, facts: 21 },
   /** what one run at NOW prunes with the settings above */
-  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_rebuilds: 2, firmware_attempts: 2, fleet_events: 1, audit_log: 1, data_keys: 0 },
+  pruned: { events: 12, facts: 14, dhcp_leases: 2, boot_attempts: 2, fleet_webhook_deliveries: 2, fleet_rebuilds: 2, firmware_attempts: 2, fleet_events: 1, audit_log: 1, data_keys: 0, console_chunks: 1 },
 };
 
 /** The fixture: for each table, rows past their period and rows that must stay. */
 export async function seedRetention(db: Db): Promise<void> {
-  await db.execute(sql`truncate nodes, events, facts, dhcp_leases, audit_log, fleet_events, fleet_webhook_deliveries, fleet_rebuilds, firmware_attempts, boot_attempts, fleet_control cascade`);
+  await db.execute(sql`truncate nodes, events, facts, dhcp_leases, audit_log, fleet_events, fleet_webhook_deliveries, fleet_rebuilds, firmware_attempts, boot_attempts, console_chunks, fleet_control cascade`);
   await db.insert(nodes).values([A, B, C].map((uuid) => ({ uuid, state: 'active', stateSince: at(0), createdAt: at(0), updatedAt: at(0) })));
   // events: A has 10 old phase events, its only (old) transition, 3 recent ones, and an old event still repeating
   await db.insert(events).values([
@@ -89,6 +89,11 @@ export async function seedRetention(db: Db): Promise<void> {
     { nodeUuid: A, number: 1, baselineName: 'b', baselineVersion: 1, steps: [], createdAt: at(2), outcome: 'compliant', closedAt: at(2, 30) },
     { nodeUuid: A, number: 1, baselineName: 'b', baselineVersion: 2, steps: [], createdAt: at(3) },
     { nodeUuid: B, number: 1, baselineName: 'b', baselineVersion: 1, steps: [], createdAt: at(1), outcome: 'compliant', closedAt: at(1, 30) },
+  ]);
+  // console output: A's old boot goes, its recent one stays
+  await db.insert(consoleChunks).values([
+    { nodeUuid: A, bootAt: at(1), at: at(1), bytes: 4, data: 'old\n' },
+    { nodeUuid: A, bootAt: at(199), at: at(199), bytes: 4, data: 'new\n' },
   ]);
   await db.insert(fleetWebhookDeliveries).values([
     { event: 'failed', url: 'http://x', body: '{}', nextAttemptAt: at(1), deliveredAt: at(1), createdAt: at(1) },

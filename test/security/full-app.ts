@@ -12,6 +12,8 @@ import { bmcSetupMount } from '../../server/api/bmc-setup.ts';
 import { powerMount } from '../../server/api/power.ts';
 import { clusterMount } from '../../server/api/cluster.ts';
 import { createReplicaStore } from '../../server/store/replicas.ts';
+import { createConsoleStore } from '../../server/store/console.ts';
+import { consoleMount } from '../../server/api/console.ts';
 import { createBmcFactory, type BmcFactory } from '../../server/bmc/index.ts';
 import { FakeClock } from '../../server/clock.ts';
 import { parseSection, type Config } from '../../server/config.ts';
@@ -55,7 +57,7 @@ export async function createFullApp(
   const images = await createImages({ config: { dataDir: dir, images: parseSection('images', ImagesConfig, { gates: { minActiveNodes: 0 } }) }, db: db.db, log, clock });
   const app = createApp(
     { config, db, nodes, bmcs, images: catalog ?? images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, planSigner: TEST_PLAN_SIGNER, cabling },
-    { extra: [firmwareMount({ nodes, firmware, cabling, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), backupMount({ db, clock, log }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), () => ({ at: '/', app: images.serveApp }), ...extra] },
+    { extra: [firmwareMount({ nodes, firmware, cabling, clock, planSigner: TEST_PLAN_SIGNER }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets: keyring, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc }), secretsMount({ keyring }), backupMount({ db, clock, log }), clusterMount({ replicas: createReplicaStore(db.db), clock, goneAfterMs: 45_000 }), consoleMount({ nodes, consoles: createConsoleStore(db.db, { clock }), clock }), () => ({ at: '/', app: images.serveApp }), ...extra] },
   );
   return {
     app,

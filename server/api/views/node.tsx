@@ -1,6 +1,6 @@
 // /ui/nodes/:uuid: one node as an operator needs it — identity, actions (power through the BMC, lifecycle),
 // hardware facts, NICs with the switch port each one's LLDP neighbour reports, firmware, the timeline newest
-// first, and the console (none is captured yet: issue 16).
+// first, and the end of the serial console as IPMI SOL captured it (fleet/console.ts, issue 16 item 4).
 import type { Facts, LldpNeighbor, NicFacts } from '../../contract/facts.ts';
 import type { NodeCompliance } from '../../domain/firmware.ts';
 import type { ConflictRow, EventRow, FactsRow, InterfaceRow, NodeRow } from '../../store/nodes.ts';
@@ -27,6 +27,8 @@ export interface NodeView {
   /** compliance with the firmware baseline that matches the node; null when the server has no firmware area */
   firmware?: NodeCompliance | null;
   flash?: { ok?: string | null; error?: string | null };
+  /** the last lines of the serial console and the boot they belong to; null when nothing was captured */
+  console?: { lines: string[]; bootAt: Date | null } | null;
 }
 
 const bytes = (n: number | undefined) => (n === undefined ? '—' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MiB`);
@@ -240,7 +242,16 @@ export function NodePage(v: NodeView) {
       </table>
       {v.moreEvents && <p class="muted" id="timeline-more">Older events: <a href={`/api/v1/nodes/${node.uuid}/events`}>the events API</a>.</p>}
       <h2>Console</h2>
-      <pre class="console" id="console">no console captured</pre>
+      {v.console?.lines.length ? (
+        <>
+          <p class="muted" id="console-boot">
+            Boot of {v.console.bootAt ? isoMinute(v.console.bootAt) : '—'}; the whole capture: <a href={`/api/v1/nodes/${node.uuid}/console`}>the console API</a> or <code>bootfarm nodes console {node.uuid} --follow</code>.
+          </p>
+          <pre class="console" id="console">{v.console.lines.join('\n')}</pre>
+        </>
+      ) : (
+        <pre class="console" id="console">no console captured</pre>
+      )}
     </Page>
   );
 }

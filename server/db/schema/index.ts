@@ -11,3 +11,4 @@ export * from './tokens.ts';
 export * from './bmc-setups.ts';
 export * from './cabling.ts';
 export * from './ipam.ts';
+export * from './console.ts';
