@@ -189,6 +189,27 @@ function kernelPackage(explicit?: string): string {
   return name;
 }
 
+/**
+ * Where this machine keeps .debs outside any clone: apt's archive cache, then bootfarm's own store (written after a
+ * download). BOOTFARM_DEB_DIRS (colon-separated) replaces the list; the last entry is the one written.
+ */
+export function machineDebDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const dirs = (env.BOOTFARM_DEB_DIRS ?? '/var/cache/apt/archives:/var/cache/bootfarm/debs').split(':').filter(Boolean);
+  return dirs.length ? dirs : ['/var/cache/bootfarm/debs'];
+}
+
+/** SHA256 of name=version's .deb as the package lists give it (`apt-cache show`, offline). */
+export function indexSha256(name: string, version: string): string | undefined {
+  const r = spawnSync('apt-cache', ['show', `${name}=${version}`], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return parseIndexSha256(r.stdout);
+}
+
+/** The first stanza's SHA256 field (several stanzas when several lists carry the version: the same file). */
+export function parseIndexSha256(text: string): string | undefined {
+  return /^SHA256:\s*([0-9a-f]{64})\s*$/m.exec(text)?.[1];
+}
+
 interface Deb {
   name: string;
   version: string;
@@ -227,11 +248,16 @@ class PackageCache {
       const prefix = `${name}_${version.replace(/:/g, '%3a')}_`;
       return fs.readdirSync(this.debDir).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
     };
+    for (const [n, v] of versions) if (!fileOf(n, v)) this.fromMachineCache(n, v);
     const want = [...versions].filter(([n, v]) => !fileOf(n, v)).map(([n, v]) => `${n}=${v}`);
     if (want.length) {
       this.log(`apt-get download ${want.join(' ')}`);
       const r = spawnSync('apt-get', ['download', '-q', ...APT_RETRIES, ...want], { cwd: this.debDir, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`apt-get download failed: ${r.stderr.trim()}`);
+      for (const [n, v] of versions) {
+        const f = fileOf(n, v);
+        if (f) this.toMachineCache(f);
+      }
     }
     const out: Deb[] = [];
     for (const [name, version] of versions) {
@@ -252,6 +278,47 @@ class PackageCache {
       out.push(deb);
     }
     return out;
+  }
+
+  /**
+   * A .deb this machine already holds (apt's own archive cache, or the store an earlier build of any clone filled),
+   * taken only when its SHA-256 is the one the package lists name for name=version: the same file apt-get download
+   * would fetch. So a fresh clone builds without the mirror once this machine has built (or installed) the packages
+   * — a CI run on a day the resolver is down (2026-12-03), or an air-gapped builder seeded by hand.
+   */
+  private fromMachineCache(name: string, version: string): void {
+    const base = `${name}_${version.replace(/:/g, '%3a')}_`;
+    for (const dir of machineDebDirs()) {
+      let files: string[];
+      try {
+        files = fs.readdirSync(dir).filter((f) => f.startsWith(base) && f.endsWith('.deb'));
+      } catch {
+        continue;
+      }
+      for (const f of files) {
+        const src = path.join(dir, f);
+        const want = indexSha256(name, version);
+        if (!want || sha256File(src) !== want) continue;
+        fs.copyFileSync(src, path.join(this.debDir, f));
+        this.log(`${name}=${version}: from ${src} (sha256 matches the package index)`);
+        return;
+      }
+    }
+  }
+
+  /** Keeps a downloaded .deb in the machine's store (best effort: a read-only or foreign /var is no error). */
+  private toMachineCache(file: string): void {
+    const dir = machineDebDirs().at(-1)!;
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      const dest = path.join(dir, file);
+      if (!fs.existsSync(dest)) {
+        fs.copyFileSync(path.join(this.debDir, file), `${dest}.tmp`);
+        fs.renameSync(`${dest}.tmp`, dest);
+      }
+    } catch (e) {
+      this.log(`could not keep ${file} in ${dir}: ${(e as Error).message}`);
+    }
   }
 
   /** A field of the package's control file (read once at unpack time; RFC 822-style, continuation lines folded). */

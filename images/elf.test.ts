@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isElf, parseDependsField, parseDynamic, parseInterpreter } from './elf.ts';
-import { parsePolicy } from './build.ts';
+import { indexSha256, machineDebDirs, parseIndexSha256, parsePolicy } from './build.ts';
 
 // Real output: `readelf -dW usr/sbin/lldpcli` (lldpd 1.0.16-1+deb12u1) and `readelf -lW sbin/kexec`
 // (kexec-tools 1:2.0.25-3+deb12u3), both run on the unpacked Debian packages; `apt-cache policy` on Debian 12.
@@ -41,5 +42,21 @@ describe('Debian metadata', () => {
 
   it('leaves out packages without a candidate', () => {
     expect(parsePolicy('foo:\n  Installed: (none)\n  Candidate: (none)\n').has('foo')).toBe(false);
+  });
+
+  it('reads the .deb SHA-256 from apt-cache show, and the machine cache list from BOOTFARM_DEB_DIRS', () => {
+    const sha = 'd993666c87dd290d6df2a69bf0beba608c38b1157a5c97795d2011e51b0db96e';
+    expect(parseIndexSha256(`Package: dmidecode\nVersion: 3.4-1\nMD5sum: 0f\nSHA256: ${sha}\n\nPackage: dmidecode\nSHA256: ${'0'.repeat(64)}\n`)).toBe(sha);
+    expect(parseIndexSha256('Package: x\nSHA256: short\n')).toBeUndefined();
+    expect(machineDebDirs({})).toEqual(['/var/cache/apt/archives', '/var/cache/bootfarm/debs']);
+    expect(machineDebDirs({ BOOTFARM_DEB_DIRS: '/a::/b' })).toEqual(['/a', '/b']);
+    expect(machineDebDirs({ BOOTFARM_DEB_DIRS: '' })).toEqual(['/var/cache/bootfarm/debs']);
+  });
+
+  it('asks the real package lists (apt-cache show) for a version they carry, and gets nothing for one they do not', () => {
+    const v = parsePolicy(execFileSync('apt-cache', ['policy', 'dpkg'], { encoding: 'utf8' })).get('dpkg');
+    expect(v, 'apt-cache policy dpkg: no candidate (package lists empty? make deps runs apt-get update)').toBeTruthy();
+    expect(indexSha256('dpkg', v!)).toMatch(/^[0-9a-f]{64}$/);
+    expect(indexSha256('dpkg', '0.0-no-such-version')).toBeUndefined();
   });
 });
