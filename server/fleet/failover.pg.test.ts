@@ -6,7 +6,7 @@
 //   SIGSTOP of the leader        (its socket stays open: idle_session_timeout ends the session)
 // and, after SIGCONT, the paused leader finds its epoch stale and leads nothing. Numbers go to docs/ha.md; the
 // test asserts the order of events, never the speed (the machine is shared).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -30,6 +30,7 @@ interface Replica {
   id: string;
   proc: ChildProcess;
   lines: Line[];
+  errors: string[];
   state(): Line | undefined;
 }
 
@@ -49,8 +50,13 @@ function spawnReplica(id: string): Replica {
       buf = buf.slice(i + 1);
     }
   });
-  proc.stderr!.on('data', () => undefined);
-  const r = { id, proc, lines, state: () => lines.filter((l) => l.event === 'state').at(-1) };
+  // the replica's warnings (leadership lost, lock session errors): printed when the test fails, to say why
+  const errors: string[] = [];
+  proc.stderr!.on('data', (d: Buffer) => {
+    errors.push(...d.toString().split('\n').filter(Boolean));
+    errors.splice(0, Math.max(0, errors.length - 200));
+  });
+  const r = { id, proc, lines, errors, state: () => lines.filter((l) => l.event === 'state').at(-1) };
   replicas.push(r);
   return r;
 }
@@ -74,6 +80,7 @@ async function nextLeader(epoch: number, old?: Replica): Promise<{ r: Replica; l
 }
 
 const measured: Record<string, number> = {};
+let failed = false;
 
 beforeAll(async () => {
   pg = await startPostgres();
@@ -83,6 +90,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   for (const r of replicas) {
+    // eslint-disable-next-line no-console
+    if (failed) console.log(`${r.id} (pid ${r.proc.pid}) state lines:\n${r.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${r.errors.join('\n')}`);
     try {
       r.proc.kill('SIGCONT');
       r.proc.kill('SIGKILL');
@@ -96,6 +105,9 @@ afterAll(async () => {
 
 describe('leader failover between replica processes on one PostgreSQL', () => {
   it('kill -9, pg_terminate_backend and SIGSTOP of the leader each hand leadership to another replica with a new epoch; a resumed leader leads nothing', async () => {
+    onTestFailed(() => {
+      failed = true;
+    });
     const a = spawnReplica('replica-a');
     await until('replica-a to lead', () => !!a.state()?.leader, { limitMs: 120_000, pollMs: 20 });
     const b = spawnReplica('replica-b');

@@ -13,7 +13,11 @@
 //   - the network is cut: the server's TCP keepalives (tcp_keepalives_idle/interval/count = c, 1, 3) and
 //     tcp_user_timeout (3c) end the session. On this side a check that does not answer within c counts as a loss:
 //     the replica stops leading at once and drops the socket (postgres.js reconnects on the next check).
-// statement_timeout and idle_in_transaction_session_timeout bound everything else on the session.
+// statement_timeout and idle_in_transaction_session_timeout bound everything else on the session. The session's
+// statements carry no bind parameters (store/fence.ts "lockSql"): none is ever half-sent, which would leave the
+// backend "active" and out of reach of every one of those timeouts while a paused leader keeps the lock.
+// The old leader's own writes take the epoch row FOR SHARE: a transaction of a paused old leader that holds it
+// past the new holder's lock_timeout is ended by the new holder (fence.ts endStaleWriters) before it takes the epoch.
 //
 // A leader proves on every check that its *current* backend holds the lock (postgres.js reconnects silently, so a
 // flag is not enough) and that the epoch is still its own; otherwise it steps down and tries again like a follower.
@@ -21,7 +25,7 @@
 //
 // PGlite is embedded in one process: that process leads (it still takes an epoch, so fencing is the same code).
 import type { Logger } from 'pino';
-import { openSession, type Db } from '../db/index.ts';
+import { openSession, pgErrorCode, type Db } from '../db/index.ts';
 import { createFenceStore, type Fence, type FenceStore } from '../store/fence.ts';
 import { systemClock, type Clock } from '../clock.ts';
 
@@ -44,7 +48,8 @@ export function lockSessionSettings(checkSeconds: number): Record<string, string
   return {
     application_name: 'bootfarm-leader',
     statement_timeout: ms(c),
-    lock_timeout: ms(c),
+    // below the check's own bound (c): a wait for the epoch row ends with PostgreSQL's 55P03, not our timeout
+    lock_timeout: ms(c / 2),
     idle_in_transaction_session_timeout: ms(c),
     // a replica checks every c seconds: a session idle for 3c belongs to a paused or stalled process
     idle_session_timeout: ms(3 * c),
@@ -93,6 +98,7 @@ export async function createPgLeaderElector({ url, lockKey, holder, checkSeconds
   let fence: Fence | null = null;
   let stopped = false;
   let checking: Promise<boolean> | null = null;
+  let lastError = '';
   const set = (next: Fence | null, why: string) => {
     if (next?.epoch === fence?.epoch) return;
     const was = fence;
@@ -120,8 +126,22 @@ export async function createPgLeaderElector({ url, lockKey, holder, checkSeconds
     void old.destroy().catch(() => undefined);
   }
 
+  /** the epoch increment; when the old leader's open transaction holds the epoch row, its session is ended first */
+  async function takeEpoch(): Promise<number | null> {
+    try {
+      return await bounded(fences.takeEpoch(holder, clock.now(), { lockKey }));
+    } catch (e) {
+      if (pgErrorCode(e) !== '55P03') throw e;
+      const ended = await bounded(fences.endStaleWriters());
+      logger?.warn({ lockKey, ended }, "the epoch row was held by a transaction of the old leader: ended its session, taking the epoch again");
+      return await bounded(fences.takeEpoch(holder, clock.now(), { lockKey }));
+    }
+  }
+
   async function once(): Promise<boolean> {
     if (stopped) return false;
+    const previousError = lastError;
+    lastError = '';
     try {
       if (fence) {
         const v = await bounded(fences.verify(lockKey, fence));
@@ -129,7 +149,7 @@ export async function createPgLeaderElector({ url, lockKey, holder, checkSeconds
         set(null, v.held ? 'the leader epoch moved on' : 'the lock is not held by this session any more (connection lost and re-opened)');
         if (v.held) {
           // still our lock (an earlier epoch increment failed part-way): take a new epoch
-          const epoch = await bounded(fences.takeEpoch(holder, clock.now(), { lockKey }));
+          const epoch = await takeEpoch();
           if (epoch !== null) set({ epoch, holder }, 'new epoch on the lock this session holds');
           return !!fence;
         }
@@ -138,10 +158,14 @@ export async function createPgLeaderElector({ url, lockKey, holder, checkSeconds
         set(null, 'another replica holds the lock');
         return false;
       }
-      const epoch = await bounded(fences.takeEpoch(holder, clock.now(), { lockKey }));
+      const epoch = await takeEpoch();
       set(epoch === null ? null : { epoch, holder }, epoch === null ? 'lost the lock before taking an epoch' : 'pg_try_advisory_lock succeeded; epoch taken');
     } catch (e) {
-      set(null, `lock session error: ${(e as Error).message}`);
+      // a follower's failing checks must be visible too (set() logs only a change of leadership); once per new message
+      const message = (e as Error).message;
+      if (message !== previousError) logger?.warn({ lockKey, err: message }, 'fleet leader lock check failed');
+      lastError = message;
+      set(null, `lock session error: ${message}`);
       // a session that timed out may be stuck on a dead socket: start a fresh one (the old one's lock, if the
       // server still has it, goes with the server-side timeouts)
       if (/did not answer/.test((e as Error).message)) await reopen().catch(() => undefined);

@@ -12,6 +12,27 @@ import { fleetControl } from '../db/schema/index.ts';
 
 const CONTROL_ID = 'fleet';
 
+/*
+ * lockSql: the statements of the lock session (tryLock, verify, takeEpoch, unlock) carry no bind parameters; their
+ * values are written into the SQL as checked literals. postgres.js sends a statement with parameters that it has not
+ * prepared on this connection in two round trips (Parse+Describe+Flush, then Bind+Execute+Sync), and between them
+ * the backend is "active" waiting for the client: idle_session_timeout, idle_in_transaction_session_timeout and
+ * statement_timeout all leave it alone. A leader paused (SIGSTOP) in that gap — it happens right after a reconnect,
+ * when nothing is prepared yet — kept the lock for as long as it stayed paused: the failover test saw it 2 times in
+ * 25 (server/fleet/failover.pg.test.ts). A statement without parameters goes out in one write (Parse…Sync), so the
+ * server has either all of it or none, and the session is idle (its timeouts apply) whenever it is not executing.
+ */
+/** a bigint literal from a safe integer (the lock key) */
+function bigint(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`lock key ${n} is not an integer`);
+  return String(n);
+}
+/** a standard SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1: only ' is special) */
+function literal(v: string): string {
+  if (v.includes('\0')) throw new Error('a NUL character cannot be written into SQL');
+  return `'${v.replace(/'/g, "''")}'`;
+}
+
 /** What a leader holds: the epoch it took, and its replica id. */
 export interface Fence {
   epoch: number;
@@ -64,16 +85,38 @@ export function createFenceStore(db: Db) {
      * lock (the lock session calls this right after pg_try_advisory_lock): null when it does not.
      */
     async takeEpoch(holder: string, now: Date, { lockKey }: { lockKey?: number } = {}): Promise<number | null> {
-      return db.transaction(async (tx) => {
-        await tx.insert(fleetControl).values({ id: CONTROL_ID }).onConflictDoNothing();
-        const holds = lockKey === undefined ? undefined : sql`exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1 and pid = pg_backend_pid() and ((classid::bigint << 32) | objid::bigint) = ${lockKey}::bigint)`;
-        const [row] = await tx
-          .update(fleetControl)
-          .set({ leaderEpoch: sql`${fleetControl.leaderEpoch} + 1`, epochHolder: holder, epochAt: now })
-          .where(and(eq(fleetControl.id, CONTROL_ID), holds))
-          .returning({ epoch: fleetControl.leaderEpoch });
-        return row?.epoch ?? null;
-      });
+      // Two statements without bind parameters (see lockSql): the row exists (the first leader creates it), then
+      // one UPDATE takes the epoch, atomically, only while this session holds the lock.
+      await db.execute(sql.raw(`insert into fleet_control (id) values (${literal(CONTROL_ID)}) on conflict do nothing`));
+      const holds = lockKey === undefined ? '' : ` and exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1 and pid = pg_backend_pid() and ((classid::bigint << 32) | objid::bigint) = ${bigint(lockKey)}::bigint)`;
+      const [row] = rowsOf<{ epoch: string | number }>(
+        await db.execute(
+          sql.raw(
+            `update fleet_control set leader_epoch = leader_epoch + 1, epoch_holder = ${literal(holder)}, epoch_at = ${literal(now.toISOString())}::timestamptz where id = ${literal(CONTROL_ID)}${holds} returning leader_epoch as epoch`,
+          ),
+        ),
+      );
+      return row ? Number(row.epoch) : null;
+    },
+
+    /**
+     * The lock session holds the lock but its epoch increment waited out lock_timeout: a transaction of the old
+     * leader holds the epoch row (guardTx's FOR SHARE) and is not ending — a paused process that had sent the first
+     * half of a statement is "active", so no idle timeout of the server ends it (see lockSql). Only leader writes
+     * lock that row (and an operator's breaker switch, for milliseconds), and the old leader has lost the lock: end
+   * the sessions that hold it while waiting for their client. Returns the pids ended.
+     */
+    async endStaleWriters(): Promise<number[]> {
+      const rows = rowsOf<{ pid: number }>(
+        await db.execute(
+          sql.raw(
+            // MATERIALIZED: the filter runs first, pg_terminate_backend only on what it kept
+            // and only sessions waiting for their client (ClientRead): one that is executing is left to finish
+            `with w as materialized (select distinct l.pid from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'relation' and l.relation = 'fleet_control'::regclass and l.mode in ('RowShareLock', 'RowExclusiveLock') and l.granted and l.pid <> pg_backend_pid() and a.wait_event_type = 'Client' and a.wait_event = 'ClientRead') select pid from w where pg_terminate_backend(pid)`,
+          ),
+        ),
+      );
+      return rows.map((r) => Number(r.pid));
     },
 
     /** Throws FencedError unless `fence` is the current epoch (a read: for checks before a side effect outside the database, e.g. a BMC call). */
@@ -100,21 +143,23 @@ export function createFenceStore(db: Db) {
     // ---- the leader lock, on the lock session (server/fleet/leader.ts) ----
 
     async tryLock(key: number): Promise<boolean> {
-      return !!rowsOf<{ ok: boolean }>(await db.execute(sql`select pg_try_advisory_lock(${key}::bigint) as ok`))[0]?.ok;
+      return !!rowsOf<{ ok: boolean }>(await db.execute(sql.raw(`select pg_try_advisory_lock(${bigint(key)}::bigint) as ok`)))[0]?.ok;
     },
     /** Does this session (its current backend) hold the lock, and is `fence` still the current epoch? */
     async verify(key: number, fence: Fence | null): Promise<{ held: boolean; current: boolean }> {
       const [row] = rowsOf<{ held: boolean; epoch: string | number | null; holder: string | null }>(
-        await db.execute(sql`
+        await db.execute(
+          sql.raw(`
           select exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1
-                   and pid = pg_backend_pid() and ((classid::bigint << 32) | objid::bigint) = ${key}::bigint) as held,
-                 (select leader_epoch from fleet_control where id = ${CONTROL_ID}) as epoch,
-                 (select epoch_holder from fleet_control where id = ${CONTROL_ID}) as holder`),
+                   and pid = pg_backend_pid() and ((classid::bigint << 32) | objid::bigint) = ${bigint(key)}::bigint) as held,
+                 (select leader_epoch from fleet_control where id = ${literal(CONTROL_ID)}) as epoch,
+                 (select epoch_holder from fleet_control where id = ${literal(CONTROL_ID)}) as holder`),
+        ),
       );
       return { held: !!row?.held, current: !!fence && Number(row?.epoch) === fence.epoch && row?.holder === fence.holder };
     },
     async unlock(key: number): Promise<void> {
-      await db.execute(sql`select pg_advisory_unlock(${key}::bigint)`);
+      await db.execute(sql.raw(`select pg_advisory_unlock(${bigint(key)}::bigint)`));
     },
   };
   return store;

@@ -15,7 +15,7 @@ const id = process.env.REPLICA_ID ?? `replica-${process.pid}`;
 const print = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ id, pid: process.pid, at: Date.now(), ...o })}\n`);
 
 const handle = await createDb({ url, maxConnections: 3, migrate: false });
-const log = createLogger({ level: 'warn', destination: process.stderr as never });
+const log = createLogger({ level: 'info', destination: process.stderr as never });
 const fleet = createFleet({
   db: handle,
   store: createNodeStore(handle.db),
