@@ -4,6 +4,7 @@ export * from './firmware.ts';
 export * from './fleet.ts';
 export * from './images.ts';
 export * from './leases.ts';
+export * from './leases6.ts';
 export * from './sessions.ts';
 export * from './uploads.ts';
 export * from './secrets.ts';
