@@ -402,13 +402,21 @@ export function createResponder6({ config, serverDuid, backend, leases, logger =
       }
       if (mine === 0) noBinding.push(ia.iaid);
     }
+    let refused: Lease6[] = [];
     try {
-      if (changed.length) await leases.saveMany(changed.map(toLease));
+      if (changed.length) refused = (await leases.saveMany(changed.map(toLease))) ?? [];
     } catch (err) {
       stats.storeErrors++;
       logger.error({ err: String(err) }, 'DHCPv6 lease change not saved');
     }
     for (const e of changed) {
+      // a shared store refuses a Release of an address another replica has since bound to someone else (this
+      // table still showed the sender's lapsed lease): learn the holder rather than offer its address as free
+      const holder = refused.find((h) => h.address === bigToIp6(e.address));
+      if (holder) {
+        set({ address: e.address, duid: holder.duid, iaid: holder.iaid, mac: holder.mac, state: holder.state, expiresAt: holder.expiresAt.getTime(), pool: holder.pool });
+        continue;
+      }
       if (decline) {
         const old = byAddr.get(e.address);
         if (old) byIa.delete(iaKey(old.duid, old.iaid));
