@@ -1,5 +1,6 @@
 // DHCPv6 wiring in startServer (issue 19 item 3): off unless `dhcp6.enabled`; when enabled, the server answers a
-// Solicit through the real BootBackend (PGlite registry) on loopback, counts it on /metrics, and stop() closes the socket.
+// Solicit through the real BootBackend (PGlite registry) on loopback, binds into dhcp6_leases (the database-backed
+// Lease6Store, not the in-memory one), counts it on /metrics, and stop() closes the socket.
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { afterAll, expect, it } from 'vitest';
 import { MsgType, decodeDhcp6, encodeDhcp6, findOption } from '../boot/dhcp6/packet.ts';
 import { duidLlOf, msg6 } from '../test/support/dhcp/fakes6.ts';
 import { parseConfig } from './config.ts';
+import { dhcp6Leases } from './db/schema/index.ts';
 import { silentLogger } from './log.ts';
 import { type Running, startServer } from './main.ts';
 
@@ -45,12 +47,20 @@ it('dhcp6.enabled: a Solicit on [::1] gets an Advertise with a pool address and 
     const ia = findOption(d.message.options, 'iaNa')!;
     expect(findOption(ia.options, 'iaAddr')!.address).toBe('::10');
     expect(findOption(d.message.options, 'bootfileUrl')!.url).toBe('http://[::1]:8080/ipxe.efi');
+    // a Rapid Commit Solicit binds at once: the binding is in the database before the Reply leaves
+    const bound = new Promise<Buffer>((resolve) => s.once('message', resolve));
+    s.send(encodeDhcp6(msg6({ type: MsgType.SOLICIT, duid: duidLlOf('02:bf:00:00:09:02'), rapidCommit: true, ias: [{ iaid: 3 }] })), port, '::1');
+    const r = decodeDhcp6(await bound);
+    expect(r.ok && r.message.type).toBe(MsgType.REPLY);
+    expect(await server.db.db.select({ address: dhcp6Leases.address, duid: dhcp6Leases.duid, iaid: dhcp6Leases.iaid, state: dhcp6Leases.state }).from(dhcp6Leases)).toEqual([
+      { address: '::11', duid: '0003000102bf00000902', iaid: 3, state: 'bound' },
+    ]);
   } finally {
     s.close();
   }
   // the counters are on /metrics (server/dhcp6-metrics.ts)
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  expect(text).toMatch(/^bootfarm_dhcp6_messages_total\{[^}]*event="replied"[^}]*\} 1$/m);
+  expect(text).toMatch(/^bootfarm_dhcp6_messages_total\{[^}]*event="replied"[^}]*\} 2$/m);
   await server.stop();
   server = undefined;
   // the port is free again: another socket binds it

@@ -14,11 +14,12 @@ import { clusterMount } from './api/cluster.ts';
 import { createBeatBuffer } from './fleet/beats.ts';
 import { createBeatMetrics } from './fleet/beats-metrics.ts';
 import { createDhcpServer, DhcpConfigSchema, type DhcpServer } from '../boot/dhcp/index.ts';
-import { createDhcp6Server, Dhcp6ConfigSchema, type Dhcp6Server, MemoryLease6Store } from '../boot/dhcp6/index.ts';
+import { createDhcp6Server, Dhcp6ConfigSchema, type Dhcp6Server } from '../boot/dhcp6/index.ts';
 import { createDhcpLatency, registerDhcpMetrics } from './dhcp-metrics.ts';
 import { registerDhcp6Metrics } from './dhcp6-metrics.ts';
 import { createTftpDuration, registerTftpMetrics } from './tftp-metrics.ts';
 import { createLeaseDbStore } from './store/leases.ts';
+import { createLease6DbStore } from './store/leases6.ts';
 import { createBootBackend } from './boot-backend.ts';
 import { createMacChanges } from './store/mac-changes.ts';
 import { createDb, type DbHandle } from './db/index.ts';
@@ -240,15 +241,14 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
     registerDhcpMetrics(metrics, { mode: dhcpConfig.mode, responder: dhcp.responder, socketDrops: () => dhcp!.socketDrops() });
     log.info({ mode: dhcpConfig.mode, interface: dhcpConfig.interface, serverIp: dhcpConfig.serverIp }, 'DHCP serving');
   }
-  // DHCPv6 likewise only when enabled. Its leases are in memory (boot/dhcp6/leases.ts says what a database-backed store
-  // needs): after a restart clients keep their addresses through Renew/Rebind, but an Advertise may offer an address
-  // another client holds until that client renews; and replicas must not both serve one segment.
+  // DHCPv6 likewise only when enabled. Its leases are in dhcp6_leases (server/store/leases6.ts): a restart keeps them,
+  // and replicas serving one link share them, the store refusing a binding of an address another replica's client holds.
   let dhcp6: Dhcp6Server | undefined;
   if (dhcp6Config?.enabled) {
-    dhcp6 = createDhcp6Server({ ...dhcp6Config, backend: bootBackend!, leases: new MemoryLease6Store(), logger: log.child({ component: 'dhcp6' }) });
+    dhcp6 = createDhcp6Server({ ...dhcp6Config, backend: bootBackend!, leases: createLease6DbStore(db.db), logger: log.child({ component: 'dhcp6' }) });
     await dhcp6.start();
     registerDhcp6Metrics(metrics, dhcp6);
-    log.info({ interface: dhcp6Config.interface, serverAddress: dhcp6Config.serverAddress, serverDuid: dhcp6.serverDuid(), leases: 'memory' }, 'DHCPv6 serving (leases in memory, not shared between replicas)');
+    log.info({ interface: dhcp6Config.interface, serverAddress: dhcp6Config.serverAddress, serverDuid: dhcp6.serverDuid() }, 'DHCPv6 serving');
   }
 
   return {
