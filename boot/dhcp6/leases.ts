@@ -3,13 +3,12 @@
 //
 // Why not the DHCPv4 store: a DHCPv6 lease belongs to an IA, keyed by (client DUID, IAID) (RFC 8415 §6.1, §12),
 // not to a MAC: a client need not reveal its MAC at all (DUID-UUID from iPXE and EDK2), and one client may hold
-// several IA_NAs. server/db's dhcp_leases table has `mac NOT NULL` and no DUID/IAID columns, so a DB-backed
-// store needs a migration: a table dhcp6_leases (address text primary key, duid text, iaid bigint, mac text
-// null, state, expires_at, pool) with a unique index on (duid, iaid, address), and the same conditional upsert
-// as server/store/leases.ts (a binding replaces only the same client's, a released or an expired row) so
-// replicas sharing it never hand one address to two clients. Until then MemoryLease6Store below is what main
-// wires: leases are lost on restart, and clients keep their addresses anyway because a Renew or Rebind of a
-// free in-range address is honoured (responder.ts).
+// several IA_NAs. server/store/leases6.ts implements this seam on its own table, dhcp6_leases (address primary
+// key, DUID, IAID, nullable MAC), and is what server/main.ts wires. Replicas serving one link share it: a write
+// replaces a row only when it is the same IA's, released or expired (declines excepted: they give the address to
+// nobody), so saveMany's result names the holders of the addresses it refused and the responder answers
+// NoAddrsAvail (or lifetimes 0 on a Renew). Each replica's table learns the others' leases at load() and on such a
+// refusal only (no refresh on change, as for DHCPv4). MemoryLease6Store below serves unit tests and benches.
 
 export type Lease6State = 'bound' | 'released' | 'declined';
 
@@ -30,8 +29,10 @@ export interface Lease6Store {
   /** every stored lease (expired ones too: a returning client gets its old address back) */
   loadAll(): Promise<Lease6[]>;
   /**
-   * Insert or replace by address, in one write. A shared store returns the current holders of the addresses it
-   * refused (another replica's unexpired binding); the responder then answers NoAddrsAvail for that IA.
+   * Insert or replace by address, in one write. A binding or a release is a claim: it must not replace another
+   * IA's unexpired, unreleased lease (another replica bound the address meanwhile). A shared store returns the
+   * current holders of the addresses it refused; the responder answers NoAddrsAvail for a refused binding and
+   * learns the holder of a refused release. A store only one responder writes returns nothing.
    */
   saveMany(leases: Lease6[]): Promise<Lease6[] | void>;
   /** delete leases that expired before `before`; returns how many */
