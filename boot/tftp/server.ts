@@ -8,6 +8,7 @@
 // function, and this file is the thin socket layer. Files come from an injected
 // `open(path)` (source.ts) so the image store can serve them as well as the filesystem.
 import dgram from 'node:dgram';
+import { listenAddresses, peerLabel, type Family } from './address.ts';
 import { ErrorCode, Opcode, decodePacket, encodeError, encodeOack } from './codec.ts';
 import { negotiateOptions, normalisePath } from './negotiate.ts';
 import { createReader, type OpenFn } from './source.ts';
@@ -24,7 +25,8 @@ export interface TftpLogger {
 const silentLogger: TftpLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface TftpServerOptions {
-  address?: string;
+  /** one address or several, IPv4 and/or IPv6, each with its own socket on `port` (config.ts: `address`) */
+  address?: string | readonly string[];
   port?: number;
   open: OpenFn;
   logger?: TftpLogger;
@@ -60,8 +62,9 @@ export interface TftpStats {
 }
 
 export interface TftpServer {
-  /** Bind and serve; resolves with the bound address (port 0 picks a free port). */
-  start(): Promise<{ address: string; port: number }>;
+  /** Bind and serve; resolves with the first bound address and every listening socket. Port 0 picks a free port
+   * for the first address, and the others bind the same one. */
+  start(): Promise<{ address: string; port: number; listening: { address: string; family: Family; port: number }[] }>;
   /** Close the listening socket and abort every transfer in progress. */
   stop(): Promise<void>;
   readonly stats: Readonly<TftpStats>;
@@ -100,31 +103,36 @@ export function createTftpServer({
     refusedBy: { not_found: 0, write: 0, mode: 0, path: 0, open_error: 0, busy: 0 },
   };
   const active = new Map<string, Active>(); // key: peer "address:port" (the client's TID)
-  let main: dgram.Socket | null = null;
+  const wanted = listenAddresses(address);
+  // The listening sockets, one per configured address; emptied by stop(), so a late reply goes nowhere.
+  const listeners = new Set<dgram.Socket>();
 
-  function reply(peer: dgram.RemoteInfo, code: ErrorCode, message: string): void {
-    const pkt = encodeError(code, message);
-    main?.send(pkt, peer.port, peer.address);
+  /** Answers a request from the socket it arrived on (an error reply is not a transfer, so no new TID). */
+  function replyVia(via: dgram.Socket, peer: dgram.RemoteInfo, code: ErrorCode, message: string): void {
+    if (listeners.has(via)) via.send(encodeError(code, message), peer.port, peer.address);
   }
 
-  async function handleRequest(msg: Buffer, peer: dgram.RemoteInfo): Promise<void> {
+  /** A request on `via`, a listening socket of `family` bound to `local` (an address or the family's wildcard). */
+  async function handleRequest(msg: Buffer, peer: dgram.RemoteInfo, via: dgram.Socket, family: Family, local: string): Promise<void> {
     const pkt = decodePacket(msg);
-    const who = { peer: `${peer.address}:${peer.port}` };
+    // normalised ([fd5b::5]:1234; a v4-mapped client as plain IPv4), so one client reads the same on either socket
+    const who = { peer: peerLabel(peer.address, peer.port) };
+    const reply = (code: ErrorCode, message: string) => replyVia(via, peer, code, message);
     if (pkt.op === 'invalid') {
       stats.malformedPackets++;
       logger.debug({ ...who, reason: pkt.reason }, 'tftp: malformed request');
-      return reply(peer, ErrorCode.IllegalOperation, pkt.reason);
+      return reply(ErrorCode.IllegalOperation, pkt.reason);
     }
     if (pkt.op === 'wrq') {
       stats.requestsRefused++;
       stats.refusedBy.write++;
       logger.warn({ ...who, file: pkt.filename }, 'tftp: write request refused');
-      return reply(peer, ErrorCode.AccessViolation, 'read-only server');
+      return reply(ErrorCode.AccessViolation, 'read-only server');
     }
     if (pkt.op !== 'rrq') {
       // DATA/ACK/ERROR/OACK on the request port belong to no transfer (RFC 1350: unknown TID).
       stats.malformedPackets++;
-      if (pkt.op !== 'error') reply(peer, ErrorCode.UnknownTid, 'no transfer on this port');
+      if (pkt.op !== 'error') reply(ErrorCode.UnknownTid, 'no transfer on this port');
       return;
     }
     const key = who.peer;
@@ -135,14 +143,14 @@ export function createTftpServer({
       // netascii would rewrite line ends, changing the size we announce; boot files are binary.
       stats.requestsRefused++;
       stats.refusedBy.mode++;
-      return reply(peer, ErrorCode.IllegalOperation, `mode ${pkt.mode} not supported, use octet`);
+      return reply(ErrorCode.IllegalOperation, `mode ${pkt.mode} not supported, use octet`);
     }
     const path = normalisePath(pkt.filename);
     if (!path.ok) {
       stats.requestsRefused++;
       stats.refusedBy.path++;
       logger.warn({ ...who, file: JSON.stringify(pkt.filename), reason: path.reason }, 'tftp: path refused');
-      return reply(peer, ErrorCode.AccessViolation, 'access violation');
+      return reply(ErrorCode.AccessViolation, 'access violation');
     }
     if (active.size >= maxTransfers) {
       // Silence rather than an error: PXE firmware gives up on an error but retries on silence.
@@ -161,7 +169,7 @@ export function createTftpServer({
       stats.activeTransfers = active.size;
       stats.refusedBy.open_error++;
       logger.error({ ...who, file: path.path, err }, 'tftp: open failed');
-      return reply(peer, ErrorCode.NotDefined, 'cannot open file');
+      return reply(ErrorCode.NotDefined, 'cannot open file');
     }
     if (file === null || entry.aborted) {
       active.delete(key);
@@ -171,13 +179,17 @@ export function createTftpServer({
         stats.requestsRefused++;
         stats.refusedBy.not_found++;
         logger.info({ ...who, file: path.path }, 'tftp: file not found');
-        reply(peer, ErrorCode.FileNotFound, 'file not found');
+        reply(ErrorCode.FileNotFound, 'file not found');
       }
       return;
     }
-    const neg = negotiateOptions(pkt.options, file.size, { maxBlksize, maxWindow });
-    // RFC 1350: each transfer gets its own port (TID); replies come from it, not from port 69.
-    const sock = dgram.createSocket('udp4');
+    // An IPv6 header is 20 bytes longer than an IPv4 one: the same cap would send frames 20 bytes larger, which a
+    // 1500-byte link only carries fragmented (and firewalls often drop IPv6 fragments).
+    const neg = negotiateOptions(pkt.options, file.size, { maxBlksize: family === 6 ? Math.max(8, maxBlksize - 20) : maxBlksize, maxWindow });
+    // RFC 1350: each transfer gets its own port (TID); replies come from it, not from port 69. Same family as the
+    // request and bound to the address it was sent to (when that is known, i.e. not a wildcard), so the client
+    // sees the address it asked and its firewall or NAT lets the reply in.
+    const sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
     entry.socket = sock;
     const reader = createReader(file);
     const started = Date.now();
@@ -246,7 +258,7 @@ export function createTftpServer({
       logger.warn({ ...who, err }, 'tftp: transfer socket error');
       transfer.abort('socket error');
     });
-    sock.bind({ address: main?.address().address ?? address, port: 0 }, () => {
+    sock.bind({ address: local, port: 0 }, () => {
       if (entry.aborted) return;
       sock.connect(peer.port, peer.address, () => {
         if (entry.aborted) return;
@@ -261,22 +273,40 @@ export function createTftpServer({
     get stats() {
       return { ...stats, failedBy: { ...stats.failedBy }, refusedBy: { ...stats.refusedBy } };
     },
-    start() {
-      return new Promise((resolve, reject) => {
-        const sock = dgram.createSocket('udp4');
-        sock.once('error', reject);
-        sock.on('message', (msg, peer) => {
-          handleRequest(msg, peer).catch((err: unknown) => logger.error({ err }, 'tftp: request handler failed'));
-        });
-        sock.bind({ address, port }, () => {
-          sock.off('error', reject);
-          sock.on('error', (err) => logger.error({ err }, 'tftp: socket error'));
-          main = sock;
+    async start() {
+      const listening: { address: string; family: Family; port: number }[] = [];
+      let bound = port;
+      try {
+        for (const want of wanted) {
+          // ipv6Only: '::' must not take IPv4 too (it would depend on the bindv6only sysctl, and hold the IPv4
+          // port that a '0.0.0.0' in the same list binds next): address.ts
+          const sock = dgram.createSocket({ type: want.family === 6 ? 'udp6' : 'udp4', ipv6Only: want.family === 6 });
+          await new Promise<void>((resolve, reject) => {
+            sock.once('error', reject);
+            sock.bind({ address: want.address, port: bound }, () => {
+              sock.off('error', reject);
+              resolve();
+            });
+          }).catch((err: unknown) => {
+            sock.close(); // never bound: nothing to wait for
+            throw err;
+          });
           const a = sock.address();
+          bound = a.port; // port 0: the first socket's pick, for all
+          sock.on('error', (err) => logger.error({ err, address: a.address }, 'tftp: socket error'));
+          sock.on('message', (msg, peer) => {
+            handleRequest(msg, peer, sock, want.family, a.address).catch((err: unknown) => logger.error({ err }, 'tftp: request handler failed'));
+          });
+          listeners.add(sock);
+          listening.push({ address: a.address, family: want.family, port: a.port });
           logger.info({ address: a.address, port: a.port }, 'tftp: listening');
-          resolve({ address: a.address, port: a.port });
-        });
-      });
+        }
+      } catch (err) {
+        // all or nothing: a server half listening would look healthy while one family's clients time out
+        await closeListeners();
+        throw err;
+      }
+      return { address: listening[0]!.address, port: bound, listening };
     },
     async stop() {
       for (const entry of active.values()) {
@@ -285,9 +315,13 @@ export function createTftpServer({
       }
       active.clear();
       stats.activeTransfers = 0;
-      const sock = main;
-      main = null;
-      if (sock) await new Promise<void>((r) => sock.close(() => r()));
+      await closeListeners();
     },
   };
+
+  async function closeListeners(): Promise<void> {
+    const socks = [...listeners];
+    listeners.clear();
+    await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
 }
