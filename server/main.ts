@@ -33,6 +33,7 @@ import { createBmcSetupStore } from './store/bmc-setups.ts';
 import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
+import { dhcp6TftpWarning } from './boot-paths.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
 import { createBootBudget } from './images/budget.ts';
@@ -117,6 +118,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const tftpConfig = config.tftp === undefined ? undefined : parseSection('tftp', tftpConfigSchema, config.tftp);
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
   for (const w of boundaryWarnings(config)) log.warn(w);
+  // UEFI PXE over IPv6 gets dhcp6's tftp:// URL: say so at start if our TFTP server does not serve it
+  const tftp6 = dhcp6TftpWarning(dhcp6Config, tftpConfig);
+  if (tftp6) log.warn(tftp6);
   const db = await connectWithRetry(config, log);
   // the shared keyring: a KEK that does not match the database's data keys stops the start here (KekMismatchError)
   const secrets = createKeyring(db.db, { kek: kek.kek, previousKeks: kek.previous, clock });
@@ -228,9 +232,10 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   let tftp: TftpServer | undefined;
   if (tftpConfig?.enabled) {
     tftp = createTftpServer({ ...tftpConfig, open: createFsOpener(tftpConfig), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
-    await tftp.start();
+    const { listening } = await tftp.start();
     registerTftpMetrics(metrics, tftp);
-    log.info({ address: tftpConfig.address, port: tftpConfig.port }, 'TFTP serving');
+    // one socket per address, IPv4 and IPv6 apart (boot/tftp/address.ts)
+    log.info({ listening: listening.map((l) => (l.family === 6 ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`)) }, 'TFTP serving');
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;

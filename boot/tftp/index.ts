@@ -3,5 +3,6 @@
 export { createTftpServer, type TftpServer, type TftpServerOptions, type TftpStats, type TftpLogger, type RefusalCause } from './server.ts';
 export { createFsOpener, DEFAULT_IPXE_FILES, type FsOpenerOptions } from './fs-open.ts';
 export { tftpConfigSchema, type TftpConfig } from './config.ts';
+export { clientAddress, listenAddresses, listensOn, parseListenAddress, peerLabel, type Family, type ListenAddress } from './address.ts';
 export type { OpenFn, OpenedFile } from './source.ts';
 export type { FailureCause } from './transfer.ts';
