@@ -65,7 +65,7 @@ export interface TftpServer {
   /** Bind and serve; resolves with the first bound address and every listening socket. Port 0 picks a free port
    * for the first address, and the others bind the same one. */
   start(): Promise<{ address: string; port: number; listening: { address: string; family: Family; port: number }[] }>;
-  /** Close the listening socket and abort every transfer in progress. */
+  /** Close every listening socket and abort every transfer in progress. */
   stop(): Promise<void>;
   readonly stats: Readonly<TftpStats>;
 }
