@@ -3,7 +3,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/index.ts';
-import { auditLog, dhcpLeases, interfaces } from '../db/schema/index.ts';
+import { auditLog, dhcp6Leases, dhcpLeases, interfaces } from '../db/schema/index.ts';
 import { startPostgres, type PgCluster } from '../../test/harness/postgres.ts';
 import { FakeClock } from '../clock.ts';
 import { createSecrets } from '../secrets.ts';
@@ -36,8 +36,15 @@ it('enrolls an inventory in one transaction and deletes a node with its leases a
   expect((await nodes.require(u(1))).labels).toEqual({ rack: 'r1' });
 
   await h.db.insert(dhcpLeases).values({ ip: '10.6.1.2', mac: '52:54:00:ee:00:02', state: 'bound', expiresAt: new Date('2030-01-01T00:00:00Z'), pool: 'p' });
+  // DHCPv6: one lease of its MAC goes with it; one whose client revealed no MAC (DUID-UUID) and another node's stay
+  await h.db.insert(dhcp6Leases).values([
+    { address: 'fd5b::12', duid: '00030001525400ee0003', iaid: 1, mac: '52:54:00:ee:00:03', state: 'bound', expiresAt: new Date('2030-01-01T00:00:00Z'), pool: 'p6' },
+    { address: 'fd5b::13', duid: '0004aabbccdd', iaid: 1, mac: null, state: 'bound', expiresAt: new Date('2030-01-01T00:00:00Z'), pool: 'p6' },
+    { address: 'fd5b::11', duid: '00030001525400ee0001', iaid: 1, mac: '52:54:00:ee:00:01', state: 'bound', expiresAt: new Date('2030-01-01T00:00:00Z'), pool: 'p6' },
+  ]);
   const r = await inv.deleteNode(u(2), { force: false, actor: 'api:admin' });
-  expect(r).toEqual({ uuid: u(2), state: 'discovered', removed: { interfaces: 2, leases: 1, bootAttempts: 0, facts: 0, events: 1, bmc: false, conflictsClosed: 0 } });
+  expect(r).toEqual({ uuid: u(2), state: 'discovered', removed: { interfaces: 2, leases: 2, bootAttempts: 0, facts: 0, events: 1, bmc: false, conflictsClosed: 0 } });
+  expect((await h.db.select({ a: dhcp6Leases.address }).from(dhcp6Leases)).map((x) => x.a).sort()).toEqual(['fd5b::11', 'fd5b::13']);
   expect(await h.db.select().from(interfaces).where(eq(interfaces.nodeUuid, u(2)))).toEqual([]);
   expect(await h.db.select().from(dhcpLeases)).toEqual([]);
   expect((await h.db.select().from(auditLog)).map((a) => [a.action, a.target])).toEqual([

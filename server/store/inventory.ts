@@ -3,7 +3,7 @@
 import { and, count, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/index.ts';
 import { pgErrorCode } from '../db/index.ts';
-import { bmcs, bootAttempts, conflicts, dhcpLeases, events, facts, interfaces, nodes } from '../db/schema/index.ts';
+import { bmcs, bootAttempts, conflicts, dhcp6Leases, dhcpLeases, events, facts, interfaces, nodes } from '../db/schema/index.ts';
 import { writeAuditAs, type AuditIntent } from './audit.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { deleteRefusal, type InventoryRow, type RowError } from '../domain/inventory.ts';
@@ -92,7 +92,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
     },
 
     /**
-     * Forget a node: its interfaces, DHCP leases (by its MACs), boot attempts, node credential, facts, events and BMC
+     * Forget a node: its interfaces, DHCP and DHCPv6 leases (by its MACs), boot attempts, node credential, facts, events and BMC
      * go with it; other nodes' open conflicts naming it are closed. The audit row (who, the node as it was without
      * its credential hash, what went with it; action node.delete or node.delete.forced) is in audit_log. Refused for a node that runs or is booting unless forced (domain/inventory.ts).
      */
@@ -108,7 +108,13 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
         const [bmc] = await tx.select({ driver: bmcs.driver, address: bmcs.address, port: bmcs.port }).from(bmcs).where(eq(bmcs.nodeUuid, uuid));
         const n = async (table: typeof bootAttempts | typeof facts | typeof events) => (await tx.select({ n: count() }).from(table).where(eq(table.nodeUuid, uuid)))[0]!.n;
         const counts = { bootAttempts: await n(bootAttempts), facts: await n(facts), events: await n(events) };
-        const leases = macs.length ? await tx.delete(dhcpLeases).where(inArray(dhcpLeases.mac, macs)).returning({ ip: dhcpLeases.ip }) : [];
+        // DHCPv4 and DHCPv6 leases of its MACs (a DHCPv6 lease whose client never revealed a MAC stays until it expires)
+        const leases = macs.length
+          ? [
+              ...(await tx.delete(dhcpLeases).where(inArray(dhcpLeases.mac, macs)).returning({ ip: dhcpLeases.ip })),
+              ...(await tx.delete(dhcp6Leases).where(inArray(dhcp6Leases.mac, macs)).returning({ ip: dhcp6Leases.address })),
+            ]
+          : [];
         const closed = await tx
           .update(conflicts)
           .set({ resolvedAt: now })
