@@ -4,10 +4,12 @@
 // attempt's token; compute OS: its node credential).
 import type { z } from 'zod';
 import {
+  AddressConflictResponse,
   Detail,
   HeartbeatResponse,
   Profile,
   RegisterResponse,
+  type AddressConflict,
   type AgentEvent,
   type HeartbeatRequest,
   type InstalledRequest,
@@ -141,6 +143,8 @@ export function createAgentClient({ server, token, fetch: f = globalThis.fetch, 
     events: (uuid: string, events: AgentEvent[]) => call('POST', `${u(uuid)}/events`, events.length === 1 ? events[0] : { events }, undefined),
     installed: (uuid: string, req: InstalledRequest) => call('POST', `${u(uuid)}/installed`, req, undefined),
     heartbeat: (uuid: string, req: HeartbeatRequest) => call('POST', `${u(uuid)}/heartbeat`, req, HeartbeatResponse),
+    /** another host answered for an address the detail gave (ARP probe, IPv6 DAD): the server marks it and hands a replacement */
+    addressConflict: (uuid: string, req: AddressConflict) => call('POST', `${u(uuid)}/addresses/conflict`, req, AddressConflictResponse),
     firmwarePlan: (uuid: string) => call('GET', `${u(uuid)}/firmware`, undefined, FirmwarePlan),
     /** the plan's exact bytes and its signature header, for verification before anything is parsed or run */
     firmwarePlanSigned: async (uuid: string) => {
