@@ -85,13 +85,16 @@ describe('compiled bootfarm-agent', () => {
     const cmdline = join(dir, 'cmdline-compute');
     const k = 'c'.repeat(64);
     writeFileSync(cmdline, `bootfarm.server=${url} bootfarm.token=per-boot bootfarm.uuid=${UUID} bootfarm.mode=compute bootfarm.kernel=${k} bootfarm.heartbeat=1\n`);
-    const r = await runBinary(['--cmdline', cmdline, '--max-heartbeats', '2']);
+    // --dry-run: compute mode applies the detail's network (hostname included); this machine must keep its own
+    const r = await runBinary(['--cmdline', cmdline, '--max-heartbeats', '2', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(srv.got.installed).toHaveLength(1);
     expect(srv.got.installed[0]!.kernelDigest).toBe(k);
     expect(srv.got.installed[0]!.bootId).toMatch(/^[0-9a-f-]{36}$/); // this machine's real /proc boot_id
     expect(srv.got.heartbeats).toHaveLength(2);
     expect(srv.got.heartbeats[0]!.uptimeSeconds).toBeGreaterThan(0);
+    expect(r.stdout).toContain('dry-run: hostname hv-test-01');
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-planned']);
   });
 
   it('exits 2 with usage on a bad flag and 1 with a clear message on a bad command line', async () => {

@@ -174,7 +174,8 @@ describe('compiled bootfarm-agent against the real server', () => {
   it('compute: installed + heartbeats with the printed command line; the node is active, with its whole timeline', async () => {
     expect(computeCmdline).not.toBe('');
     writeFileSync(join(dir, 'cmdline-compute'), `${computeCmdline}\n`);
-    const r = await runBinary(['--cmdline', join(dir, 'cmdline-compute'), '--max-heartbeats', '2'], {});
+    // --dry-run: compute mode applies the detail's network (hostname included); this machine must keep its own
+    const r = await runBinary(['--cmdline', join(dir, 'cmdline-compute'), '--max-heartbeats', '2', '--dry-run'], {});
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/installed: reported \(boot [0-9a-f-]{36}\)/);
 
@@ -188,6 +189,7 @@ describe('compiled bootfarm-agent against the real server', () => {
       ...['stage1-started', 'facts-collected', 'registered', 'firmware-check', 'firmware-updating', 'firmware-updated'],
       ...['facts-collected', 'registered', 'profile-fetched', 'image-downloaded', 'kexec-started'],
       'compute-started',
+      'network-planned',
     ]);
     expect(events.filter((e) => e.kind === 'transition').map((e) => e.toState)).toEqual(['discovered', 'inspecting', 'firmware-updating', 'inspecting', 'ready', 'provisioning', 'active']);
     expect(events.find((e) => e.data?.phase === 'facts-collected')?.data?.data).toMatchObject({ failedProbes: expect.arrayContaining(['lldp']) });

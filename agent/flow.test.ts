@@ -7,7 +7,8 @@ import type { Exec } from './exec.ts';
 import { iscsiState, runAgent, redactCmdline, type FlowDeps } from './flow.ts';
 import type { FirmwareStep } from './firmware/index.ts';
 import { DigestMismatchError } from './kexec/index.ts';
-import { FixtureExec } from '../test/support/agent/fixtures.ts';
+import { FixtureExec, fixture } from '../test/support/agent/fixtures.ts';
+import { FakeIp } from '../test/support/agent/fake-ip.ts';
 import { createTestServer, freePort, sha256, type TestServer } from '../test/support/agent/test-server.ts';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
@@ -242,11 +243,12 @@ describe('compute flow against a test server', () => {
   function deps(cmdline: string, extra: Partial<FlowDeps> = {}): FlowDeps {
     writeFileSync(join(dir, 'cmdline'), cmdline);
     return {
-      exec: new FixtureExec({}).exec,
+      // ip, arping and hostname answered from captures: the compute flow applies the detail's network first
+      exec: new FakeIp().exec,
       fetch: (i, init) => fetch(i, init),
       sleep: fakeSleep().sleep,
       now: () => new Date(),
-      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent' },
+      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf') },
       log: () => {},
       print: () => {},
       ...extra,
@@ -265,9 +267,11 @@ describe('compute flow against a test server', () => {
     expect(r).toEqual({ outcome: 'heartbeats-done', beats: 3 });
     expect(srv.got.installed).toEqual([{ kernelDigest: k, initrdDigest: i, bootId: '9f0c6a43-5a8b-4a55-9f0e-3c1e5b0f7d21' }]);
     expect(srv.got.heartbeats).toHaveLength(3);
-    expect(srv.got.heartbeats[0]).toEqual({ uptimeSeconds: 123.45, load1: 0.42, iscsi: 'none', kernelDigest: k, initrdDigest: i });
+    expect(srv.got.heartbeats[0]).toEqual({ uptimeSeconds: 123.45, load1: 0.42, iscsi: 'none', kernelDigest: k, initrdDigest: i, network: { addresses: [] } });
     expect(s.calls).toEqual([15000, 15000]);
-    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started']);
+    // the test server's detail has a hostname and nothing else to configure; the read-back goes with the first beat only
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-configured']);
+    expect(srv.got.heartbeats.map((h) => h.network)).toEqual([{ addresses: [] }, undefined, undefined]);
   });
 
   it('reboots (dry run: prints) when a heartbeat answer says reboot', async () => {
@@ -276,8 +280,8 @@ describe('compute flow against a test server', () => {
     const printed: string[] = [];
     const r = await runAgent(deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.dryrun=1`, { mode: 'compute', print: (l) => printed.push(l) }));
     expect(r.outcome).toBe('reboot');
-    expect(printed).toEqual(['dry-run: reboot -f']);
-    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'reboot-requested']);
+    expect(printed).toEqual(['dry-run: hostname hv-test-01', 'dry-run: reboot -f']);
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-planned', 'reboot-requested']);
   });
 
   it('keeps beating when the server refuses installed', async () => {
@@ -305,6 +309,111 @@ describe('compute flow against a test server', () => {
     const r = await runAgent(deps(`bootfarm.server=http://127.0.0.1:${port} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`, { sleep: s.sleep, maxHeartbeats: 4, log: (l) => logged.push(l), backoff: { baseMs: 1, capMs: 1 } }));
     expect(r).toEqual({ outcome: 'heartbeats-done', beats: 2 });
     expect(logged.filter((l) => l.startsWith('heartbeat:'))).toHaveLength(2);
+  });
+});
+
+describe('compute flow: the network from the detail (issue 16 item 1)', () => {
+  let dir: string;
+  let srv: TestServer;
+  let url: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bfagent-net-'));
+  });
+  afterEach(async () => {
+    await srv?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const prod = (address: string) => ({ network: 'prod', interface: 'bfnc0', device: 'bfnc0', address, family: 4 as const, gateway: '10.77.0.1' });
+  /** the captured fresh namespace with IPv4 addresses on bfnc0, as `ip -j addr show` prints them */
+  const addrsOnNic = (...addrs: string[]) =>
+    JSON.stringify(
+      (JSON.parse(fixture('ip-j-addr-fresh.json')) as { ifname: string }[]).map((l) =>
+        l.ifname !== 'bfnc0' ? l : { ...l, addr_info: addrs.map((a) => ({ family: 'inet', local: a.split('/')[0], prefixlen: Number(a.split('/')[1]), scope: 'global', label: 'bfnc0', valid_life_time: 4294967295, preferred_life_time: 4294967295 })) },
+      ),
+    );
+  function deps(fake: FakeIp, extra: Partial<FlowDeps> = {}): FlowDeps {
+    writeFileSync(join(dir, 'cmdline'), `bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`);
+    return {
+      exec: fake.exec,
+      fetch: (i, init) => fetch(i, init),
+      sleep: fakeSleep().sleep,
+      now: () => new Date(),
+      paths: { cmdline: join(dir, 'cmdline'), bootId: '/nonexistent', uptime: '/nonexistent', loadavg: '/nonexistent', productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf') },
+      log: () => {},
+      print: () => {},
+      backoff: { baseMs: 1, capMs: 1 },
+      ...extra,
+    };
+  }
+
+  it('applies the detail before installed; an answered ARP probe goes to the server and its replacement is used; the read-back rides the first beat and the one after a change', async () => {
+    srv = createTestServer({
+      token: 't',
+      uuid: UUID,
+      detail: { hostname: 'hv-r12-08', addresses: [prod('10.77.0.9/24')], routes: [{ to: 'default', via: '10.77.0.1', device: 'bfnc0' }], dns: ['10.77.0.53'] },
+      replacements: [prod('10.77.0.10/24')],
+    });
+    url = await srv.listen(await freePort());
+    const fake = new FakeIp({ arping: { '10.77.0.9': 'arping-D-reply' } });
+    const exec: Exec = async (cmd, args, o) => {
+      const r = await fake.exec(cmd, args, o);
+      if (`${cmd} ${args.join(' ')}` === 'ip addr add 10.77.0.10/24 dev bfnc0') fake.addr = addrsOnNic('10.77.0.10/24');
+      return r;
+    };
+    // someone adds an address by hand while the agent waits for its second beat
+    const s = fakeSleep((_ms, n) => void (n === 1 && (fake.addr = addrsOnNic('10.77.0.10/24', '10.77.0.99/24'))));
+    const r = await runAgent(deps(fake, { exec, sleep: s.sleep, maxHeartbeats: 3 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 3 });
+    expect(srv.got.requests.filter((x) => !x.endsWith('/events') && !x.endsWith('/heartbeat'))).toEqual([
+      `GET /api/v1/agent/${UUID}/detail`,
+      `POST /api/v1/agent/${UUID}/addresses/conflict`,
+      `POST /api/v1/agent/${UUID}/installed`,
+    ]);
+    expect(srv.got.conflicts).toEqual([{ address: '10.77.0.9', network: 'prod', how: 'arp-probe', detail: 'answered by 06:72:6d:72:e3:ca' }]);
+    // two rounds; FakeIp does not simulate the kernel, so the second re-plans the link and route against the same capture
+    expect(fake.changes).toEqual([
+      'ip link set bfnc0 up',
+      'ip -4 route replace default via 10.77.0.1 dev bfnc0',
+      'ip link set bfnc0 up',
+      'ip addr add 10.77.0.10/24 dev bfnc0',
+      'ip -4 route replace default via 10.77.0.1 dev bfnc0',
+    ]);
+    expect(fake.changes).not.toContain('ip addr add 10.77.0.9/24 dev bfnc0');
+    expect(fake.hostname).toBe('hv-r12-08');
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 10.77.0.53\n');
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'address-conflict', 'network-configured']);
+    expect(srv.got.events[1]!.message).toBe('10.77.0.9/24 on bfnc0 is in use by another host (arp-probe: answered by 06:72:6d:72:e3:ca); the server replaced it with 10.77.0.10/24');
+    expect(srv.got.heartbeats.map((h) => h.network)).toEqual([
+      { addresses: [{ device: 'bfnc0', address: '10.77.0.10/24' }] },
+      { addresses: [{ device: 'bfnc0', address: '10.77.0.10/24' }, { device: 'bfnc0', address: '10.77.0.99/24' }] },
+      undefined,
+    ]);
+  });
+
+  it('a network that cannot be applied is an event, and the heartbeats go on (busybox ip: no -j)', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID, detail: { addresses: [prod('10.77.0.9/24')] } });
+    url = await srv.listen(await freePort());
+    const fake = new FakeIp({ fail: { 'ip -j -d link show': { exitCode: 1, stderr: "ip: invalid option -- 'j'\n" } } });
+    const r = await runAgent(deps(fake, { maxHeartbeats: 2 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 2 });
+    const failed = srv.got.events.find((e) => e.phase === 'network-failed');
+    expect(failed?.message).toMatch(/reading the network state: ip -j -d link show: exit 1: ip: invalid option -- 'j'/);
+    expect(fake.changes).toEqual([]);
+    expect(srv.got.installed).toHaveLength(1);
+    expect(srv.got.heartbeats.map((h) => h.network)).toEqual([undefined, undefined]);
+  });
+
+  it('retries the detail through a 503; a conflict the server cannot replace is reported and the beats go on', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID, detailFailures: 2, detail: { addresses: [prod('10.77.0.9/24')] } });
+    url = await srv.listen(await freePort());
+    const fake = new FakeIp({ arping: { '10.77.0.9': 'arping-D-reply' } });
+    const r = await runAgent(deps(fake, { maxHeartbeats: 1, attempts: 3 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 1 });
+    expect(srv.got.requests.filter((x) => x.endsWith('/detail'))).toHaveLength(3);
+    expect(srv.got.events.find((e) => e.phase === 'network-failed')?.message).toMatch(/asking the server for a replacement of 10\.77\.0\.9\/24: .*409 pool_exhausted/);
+    expect(fake.changes).not.toContain('ip addr add 10.77.0.9/24 dev bfnc0');
+    expect(srv.got.heartbeats[0]!.network).toEqual({ addresses: [] });
   });
 });
 

@@ -2,7 +2,8 @@
 //
 // stage1:  cmdline → facts → register (retry) → pending BMC setup → firmware step (→ fresh facts → register again,
 //          or reboot) → profile + detail → download + sha256 → kexec
-// compute: cmdline → installed (retry) → heartbeat every N seconds
+// compute: cmdline → detail (retry) → network from the detail (agent/network) → installed (retry) → heartbeat every
+//          N seconds, carrying what the network read back as when it is the first or has changed
 //
 // Each step is reported to POST /api/v1/agent/:uuid/events so the server keeps a timeline of the boot.
 import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { parseBootif } from './facts/nics.ts';
 import { bmcSetupStep } from './bmc/index.ts';
 import { defaultFirmwareStep, type FirmwareStep } from './firmware/index.ts';
 import { downloadVerified, kexecBoot } from './kexec/index.ts';
+import { applyNetwork, configuredFrom, readState, type ApplyOptions, type ApplyResult } from './network/index.ts';
 import { retry, type Sleep } from './retry.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -34,6 +36,8 @@ export interface FlowPaths extends FactPaths {
   loadavg: string;
   /** open-iscsi sessions (scsi_transport_iscsi): one directory per session with a `targetname` file */
   iscsiSessions: string;
+  /** compute mode writes the detail's DNS servers here */
+  resolvConf: string;
 }
 
 export const DEFAULT_PATHS: FlowPaths = {
@@ -43,6 +47,7 @@ export const DEFAULT_PATHS: FlowPaths = {
   uptime: '/proc/uptime',
   loadavg: '/proc/loadavg',
   iscsiSessions: '/sys/class/iscsi_session',
+  resolvConf: '/etc/resolv.conf',
   sysNet: '/sys/class/net',
   cpuinfo: '/proc/cpuinfo',
   meminfo: '/proc/meminfo',
@@ -74,6 +79,8 @@ export interface FlowDeps {
   backoff?: { baseMs?: number; capMs?: number };
   /** how long to wait before registering again when the server says hold */
   holdSeconds?: number;
+  /** compute mode: how the network is applied (tests: arping through busybox, short DAD waits) */
+  network?: Pick<ApplyOptions, 'arping' | 'arpingCount' | 'dadTimeoutMs' | 'dadPollMs' | 'maxConflicts'>;
   /** compute mode: stop after this many heartbeat attempts (tests); forever by default */
   maxHeartbeats?: number;
 }
@@ -295,6 +302,10 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
   reporter.setUuid(uuid);
   await reporter.report('compute-started', `bootfarm-agent ${AGENT_VERSION}`, { agentVersion: AGENT_VERSION });
 
+  // the network before installed: "installed" should mean the node is on its networks, and a failure to configure
+  // them is reported but never stops the heartbeats (the server's network-mismatch event shows the operator)
+  const detail = await computeNetwork(ctx, client, reporter, uuid);
+
   const bootId = await readOr(ctx.paths.bootId);
   const digests = { ...(cfg.kernelDigest ? { kernelDigest: cfg.kernelDigest } : {}), ...(cfg.initrdDigest ? { initrdDigest: cfg.initrdDigest } : {}) };
   try {
@@ -308,17 +319,23 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
 
   const every = (cfg.heartbeatSeconds ?? 30) * 1000;
   let beats = 0;
+  /** the read-back the server last accepted: sent again only when it changes (HeartbeatRequest.network) */
+  let lastNetwork: string | undefined;
   for (let sent = 1; ; sent++) {
     const uptime = Number((await readOr(ctx.paths.uptime))?.split(/\s+/)[0]);
     const load1 = Number((await readOr(ctx.paths.loadavg))?.split(/\s+/)[0]);
+    const network = detail ? await readConfigured(ctx, detail) : undefined;
+    const changed = network && JSON.stringify(network) !== lastNetwork ? network : undefined;
     try {
       const res = await client.heartbeat(uuid, {
         ...(Number.isFinite(uptime) ? { uptimeSeconds: uptime } : {}),
         ...(Number.isFinite(load1) ? { load1 } : {}),
         iscsi: await iscsiState(ctx.paths.iscsiSessions, cfg.iscsiTarget),
         ...digests,
+        ...(changed ? { network: changed } : {}),
       });
       beats++;
+      if (changed) lastNetwork = JSON.stringify(changed);
       if (res.next === 'reboot') {
         await reporter.report('reboot-requested', `the server asked for a reboot (state ${res.state})`);
         if (ctx.dryRun) ctx.print(`dry-run: ${commandLine('reboot', ['-f'])}`);
@@ -332,4 +349,66 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
     if (ctx.maxHeartbeats !== undefined && sent >= ctx.maxHeartbeats) return { outcome: 'heartbeats-done', beats };
     await ctx.sleep(every);
   }
+}
+
+/** what the kernel has on the detail's devices now; undefined (and logged) when it cannot be read */
+async function readConfigured(ctx: Ctx, detail: Detail) {
+  try {
+    return configuredFrom(await readState(ctx.exec), detail);
+  } catch (err) {
+    ctx.log(`network read-back: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/**
+ * Fetches the detail and applies its network. Returns the detail as applied (conflicted addresses replaced), or
+ * undefined when there is none to compare against (the server refused the detail).
+ */
+async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnType<typeof createReporter>, uuid: string): Promise<Detail | undefined> {
+  let detail: Detail;
+  try {
+    detail = await retry(() => client.detail(uuid), retryOpts(ctx, 'detail'));
+  } catch (err) {
+    // e.g. 409 network_missing: the profile names a network IPAM does not have; the node stays on its boot lease
+    await reporter.report('network-failed', `detail: ${(err as Error).message}`);
+    return undefined;
+  }
+  let r: ApplyResult;
+  try {
+    r = await applyNetwork(detail, {
+      ...ctx.network,
+      exec: ctx.exec,
+      sleep: ctx.sleep,
+      resolvConf: ctx.paths.resolvConf,
+      dryRun: ctx.dryRun,
+      print: ctx.print,
+      onConflict: async (c) => {
+        const res = await retry(
+          () => client.addressConflict(uuid, { address: c.address.split('/')[0]!, how: c.how, ...(c.network ? { network: c.network } : {}), ...(c.detail ? { detail: c.detail } : {}) }),
+          { ...retryOpts(ctx, 'address conflict'), attempts: Math.min(ctx.attempts ?? 5, 5) },
+        );
+        await reporter.report('address-conflict', `${c.address} on ${c.device} is in use by another host (${c.how}${c.detail ? `: ${c.detail}` : ''}); the server replaced it with ${res.replacement.address}`, {
+          address: c.address,
+          device: c.device,
+          how: c.how,
+          ...(c.network ? { network: c.network } : {}),
+          replacement: res.replacement.address,
+        });
+        return res.replacement;
+      },
+    });
+  } catch (err) {
+    // applyNetwork accumulates its failures; this is for the unforeseen, which must not stop the heartbeats either
+    await reporter.report('network-failed', `network: ${(err as Error).message}`);
+    return detail;
+  }
+  const data = { ran: r.ran, ...(r.configured ? { configured: r.configured } : {}), ...(r.conflicts.length ? { conflicts: r.conflicts } : {}) };
+  if (r.failures.length) {
+    await reporter.report('network-failed', r.failures.map((f) => `${f.command}: ${f.error}`).join('; '), { ...data, failures: r.failures });
+  } else {
+    const addrs = r.detail.addresses.map((a) => `${a.address} on ${a.device}`).join(', ') || 'no addresses';
+    await reporter.report(ctx.dryRun ? 'network-planned' : 'network-configured', `${r.ran.length} command(s)${ctx.dryRun ? ' printed' : ''}; ${addrs}`, data);
+  }
+  return r.detail;
 }

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { z } from 'zod';
-import { AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type AgentEvent, type Profile, type RegisterResponse } from '../../../server/contract/agent.ts';
+import { AddressConflict, AgentEvents, HeartbeatRequest, InstalledRequest, RegisterRequest, type AgentEvent, type Detail, type DetailAddress, type Profile, type RegisterResponse } from '../../../server/contract/agent.ts';
 
 export interface TestServerOptions {
   token: string;
@@ -25,6 +25,12 @@ export interface TestServerOptions {
   profileFailures?: number;
   /** answer installed with 409 invalid_transition, as the server does when the node is not provisioning */
   refuseInstalled?: boolean;
+  /** merged into the detail (default: hostname hv-test-01, nothing to configure) */
+  detail?: Partial<Detail>;
+  /** fail the first N detail requests with 503 */
+  detailFailures?: number;
+  /** answers to successive address conflicts, in order; none left is 409 pool_exhausted */
+  replacements?: DetailAddress[];
 }
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -48,13 +54,16 @@ export function createTestServer(o: TestServerOptions) {
     events: [] as AgentEvent[],
     installed: [] as InstalledRequest[],
     heartbeats: [] as HeartbeatRequest[],
+    conflicts: [] as AddressConflict[],
     /** "METHOD path" of every request, in order */
     requests: [] as string[],
   };
   let profileFailures = o.profileFailures ?? 0;
+  let detailFailures = o.detailFailures ?? 0;
+  const replacements = [...(o.replacements ?? [])];
   let baseUrl = '';
   const app = new Hono();
-  const fail = (c: Context, status: 400 | 401 | 404 | 503, code: string, message: string, details?: unknown) => c.json({ error: { code, message, ...(details ? { details } : {}) } }, status);
+  const fail = (c: Context, status: 400 | 401 | 404 | 409 | 503, code: string, message: string, details?: unknown) => c.json({ error: { code, message, ...(details ? { details } : {}) } }, status);
 
   app.use('*', async (c, next) => {
     got.requests.push(`${c.req.method} ${c.req.path}`);
@@ -103,7 +112,25 @@ export function createTestServer(o: TestServerOptions) {
     };
     return c.json(p);
   });
-  app.get('/api/v1/agent/:uuid/detail', (c) => node(c) ?? c.json({ uuid: o.uuid, hostname: 'hv-test-01', interfaces: [], labels: { rack: 'r12' } }));
+  app.get('/api/v1/agent/:uuid/detail', (c) => {
+    const nf = node(c);
+    if (nf) return nf;
+    if (detailFailures > 0) {
+      detailFailures--;
+      return fail(c, 503, 'unavailable', 'restarting');
+    }
+    return c.json({ uuid: o.uuid, hostname: 'hv-test-01', interfaces: [], labels: { rack: 'r12' }, ...o.detail });
+  });
+  app.post('/api/v1/agent/:uuid/addresses/conflict', async (c) => {
+    const nf = node(c);
+    if (nf) return nf;
+    const b = await body(c, AddressConflict);
+    if (b instanceof Response) return b;
+    got.conflicts.push(b);
+    const replacement = replacements.shift();
+    if (!replacement) return fail(c, 409, 'pool_exhausted', `network ${b.network ?? '?'} has no free address`);
+    return c.json({ declined: b.address, network: replacement.network, replacement });
+  });
   app.post('/api/v1/agent/:uuid/installed', async (c) => {
     const nf = node(c);
     if (nf) return nf;
