@@ -66,7 +66,7 @@ export interface ApplyResult {
   configured?: ConfiguredNetwork;
 }
 
-type Probe = { free: true } | { free: false; detail?: string } | { error: string };
+type Probe = { free: true } | { free: false; detail?: string } | { error: string; command: string };
 
 /** RFC 5227 probe through arping; exported for the netns test. */
 export async function arpProbe(exec: Exec, device: string, address: string, { arping = ['arping'], count = 2 }: { arping?: string[]; count?: number } = {}): Promise<Probe> {
@@ -75,7 +75,7 @@ export async function arpProbe(exec: Exec, device: string, address: string, { ar
   const reply = /reply from \S+ \[([0-9a-f:]+)\]/i.exec(r.stdout);
   if (r.exitCode === 0) return { free: true };
   if (r.exitCode === 1 && reply) return { free: false, detail: `answered by ${reply[1]}` };
-  return { error: new ExecError(r).message };
+  return { error: new ExecError(r).message, command: r.command };
 }
 
 const same = (a: string, b: string) => (canonicalPrefixed(a) ?? a) === (canonicalPrefixed(b) ?? b);
@@ -95,7 +95,7 @@ async function runSteps(steps: Step[], detail: Detail, o: ApplyOptions): Promise
       const p = await arpProbe(o.exec, s.adds.device, bareAddress(s.adds.address), { arping: o.arping, count: o.arpingCount });
       if ('error' in p) {
         // no probe is no reason to stay off the network: add it, and say it went unchecked
-        out.failures.push({ command: 'arping', error: `${s.adds.address} on ${s.adds.device} was not checked for a conflict: ${p.error}` });
+        out.failures.push({ command: p.command, error: `${s.adds.address} on ${s.adds.device} was not checked for a conflict: ${p.error}` });
       } else if (!p.free) {
         const network = networkOf(s.adds.device, s.adds.address);
         out.found.push({ device: s.adds.device, address: s.adds.address, family: 4, how: 'arp-probe', ...(network ? { network } : {}), ...(p.detail ? { detail: p.detail } : {}) });

@@ -186,7 +186,7 @@ describe('arpProbe on captured busybox arping -D results', () => {
     expect(await arpProbe(fake.exec, 'bfna0', '10.77.0.9')).toEqual({ free: false, detail: 'answered by 06:72:6d:72:e3:ca' });
     expect(await arpProbe(fake.exec, 'bfna0', '10.77.0.50')).toEqual({ free: true });
     const nodev = new FakeIp({ arping: { '10.77.0.50': 'arping-D-nodev' } });
-    expect(await arpProbe(nodev.exec, 'nosuch', '10.77.0.50')).toEqual({ error: 'arping -D -c 2 -I nosuch 10.77.0.50: exit 2: arping: interface nosuch not found: No such device' });
+    expect(await arpProbe(nodev.exec, 'nosuch', '10.77.0.50')).toEqual({ command: 'arping -D -c 2 -I nosuch 10.77.0.50', error: 'arping -D -c 2 -I nosuch 10.77.0.50: exit 2: arping: interface nosuch not found: No such device' });
   });
 });
 
