@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -248,7 +248,7 @@ describe('compute flow against a test server', () => {
       fetch: (i, init) => fetch(i, init),
       sleep: fakeSleep().sleep,
       now: () => new Date(),
-      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf') },
+      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf'), networkApplied: join(dir, 'network-applied') },
       log: () => {},
       print: () => {},
       ...extra,
@@ -339,7 +339,7 @@ describe('compute flow: the network from the detail (issue 16 item 1)', () => {
       fetch: (i, init) => fetch(i, init),
       sleep: fakeSleep().sleep,
       now: () => new Date(),
-      paths: { cmdline: join(dir, 'cmdline'), bootId: '/nonexistent', uptime: '/nonexistent', loadavg: '/nonexistent', productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf') },
+      paths: { cmdline: join(dir, 'cmdline'), bootId: '/nonexistent', uptime: '/nonexistent', loadavg: '/nonexistent', productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf'), networkApplied: join(dir, 'network-applied') },
       log: () => {},
       print: () => {},
       backoff: { baseMs: 1, capMs: 1 },
@@ -382,6 +382,8 @@ describe('compute flow: the network from the detail (issue 16 item 1)', () => {
     expect(fake.changes).not.toContain('ip addr add 10.77.0.9/24 dev bfnc0');
     expect(fake.hostname).toBe('hv-r12-08');
     expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 10.77.0.53\n');
+    // the marker that stops udhcpc's hook from flushing the applied addresses on a renew
+    expect(JSON.parse(readFileSync(join(dir, 'network-applied'), 'utf8')).addresses).toEqual(['10.77.0.10/24 bfnc0']);
     expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'address-conflict', 'network-configured']);
     expect(srv.got.events[1]!.message).toBe('10.77.0.9/24 on bfnc0 is in use by another host (arp-probe: answered by 06:72:6d:72:e3:ca); the server replaced it with 10.77.0.10/24');
     expect(srv.got.heartbeats.map((h) => h.network)).toEqual([
@@ -400,6 +402,8 @@ describe('compute flow: the network from the detail (issue 16 item 1)', () => {
     const failed = srv.got.events.find((e) => e.phase === 'network-failed');
     expect(failed?.message).toMatch(/reading the network state: ip -j -d link show: exit 1: ip: invalid option -- 'j'/);
     expect(fake.changes).toEqual([]);
+    // nothing applied: udhcpc keeps applying the boot lease
+    expect(existsSync(join(dir, 'network-applied'))).toBe(false);
     expect(srv.got.installed).toHaveLength(1);
     expect(srv.got.heartbeats.map((h) => h.network)).toEqual([undefined, undefined]);
   });

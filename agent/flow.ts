@@ -38,6 +38,9 @@ export interface FlowPaths extends FactPaths {
   iscsiSessions: string;
   /** compute mode writes the detail's DNS servers here */
   resolvConf: string;
+  /** written once the detail's addresses are applied: udhcpc's hook (images/rootfs/common/etc/udhcpc/default.script)
+   * then stops re-applying the boot lease, which would flush them */
+  networkApplied: string;
 }
 
 export const DEFAULT_PATHS: FlowPaths = {
@@ -48,6 +51,7 @@ export const DEFAULT_PATHS: FlowPaths = {
   loadavg: '/proc/loadavg',
   iscsiSessions: '/sys/class/iscsi_session',
   resolvConf: '/etc/resolv.conf',
+  networkApplied: '/run/bootfarm-init/network-applied',
   sysNet: '/sys/class/net',
   cpuinfo: '/proc/cpuinfo',
   meminfo: '/proc/meminfo',
@@ -402,6 +406,13 @@ async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnTyp
     // applyNetwork accumulates its failures; this is for the unforeseen, which must not stop the heartbeats either
     await reporter.report('network-failed', `network: ${(err as Error).message}`);
     return detail;
+  }
+  // only once some of the detail's addresses are really on the node: a network that could not be applied at all
+  // leaves the node on its boot lease, which udhcpc must keep renewing
+  if (!ctx.dryRun && r.configured?.addresses.length) {
+    await writeFile(ctx.paths.networkApplied, `${JSON.stringify({ at: ctx.now().toISOString(), addresses: r.detail.addresses.map((a) => `${a.address} ${a.device}`) })}\n`).catch((err: Error) =>
+      ctx.log(`network: ${ctx.paths.networkApplied}: ${err.message} (a DHCP renew on the boot NIC may undo the addresses)`),
+    );
   }
   const data = { ran: r.ran, ...(r.configured ? { configured: r.configured } : {}), ...(r.conflicts.length ? { conflicts: r.conflicts } : {}) };
   if (r.failures.length) {

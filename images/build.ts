@@ -126,12 +126,17 @@ export const IMAGE_SPECS: Record<ImageName, ImageSpec> = {
       { pkg: 'ethtool', from: 'sbin/ethtool' },
       { pkg: 'kexec-tools', from: 'sbin/kexec' },
       { pkg: 'util-linux', from: 'bin/lsblk' },
+      // the agent applies the node's network with iproute2 and reads it back as JSON (agent/network): busybox's ip
+      // has no -j, no bond and no vlan. Debian 12's iproute2 ships bin/ip (sbin/ip is a link to it); installed as
+      // sbin/ip so it takes the applet's path: /init's PATH puts /sbin before /bin, and tools go in before applets
+      { pkg: 'iproute2', from: 'bin/ip', to: 'sbin/ip' },
     ],
     links: [
       { path: 'sbin/mkfs.ext4', target: 'mke2fs' },
       { path: 'sbin/fsck.ext4', target: 'e2fsck' },
     ],
-    modules: { required: [...VIRTIO, ...ISCSI_EXT4], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI] },
+    // bonding and 8021q: the detail's bond and vlans (agent/network); modules in Debian's amd64 kernel, not built in
+    modules: { required: [...VIRTIO, ...ISCSI_EXT4, 'bonding', '8021q'], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI] },
     cmdline: 'console=ttyS0 bootfarm.mode=compute',
   },
 };

@@ -11,14 +11,15 @@
 // Not here: a bond (this kernel has no bonding module: "Unknown device type"; network.test.ts plans and parses one
 // from a hand-written fixture). A vlan: this kernel has no 8021q module either; the test checks which, and without
 // it asserts that the vlan steps fail with the kernel's words and everything else still applies.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Detail, DetailAddress } from '../../server/contract/agent.ts';
 import { spawnExec, type Exec } from '../exec.ts';
 import { requireCommand } from '../../test/harness/require.ts';
-import { Lab, ip, sh, sweepLeftovers } from '../../test/support/dhcp/netns.ts';
+import { Lab, ip, repoRoot, sh, sweepLeftovers } from '../../test/support/dhcp/netns.ts';
 import { applyNetwork, configuredFrom, planNetwork, readState, type FoundConflict } from './index.ts';
 
 const PREFIX = 'bfnet';
@@ -150,5 +151,31 @@ describe('applyNetwork in a namespace', () => {
     expect(left).toEqual([]);
     // two DAD waits (the duplicate, then its replacement): seconds, bounded by dadTimeoutMs each
     expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('udhcpc\'s hook leaves the applied network alone once the agent\'s marker exists (and flushes it without)', async () => {
+    const run = join(dir, 'run');
+    mkdirSync(run, { recursive: true });
+    const resolv = join(dir, 'hook-resolv.conf');
+    writeFileSync(resolv, 'nameserver 10.78.0.53\n');
+    const v4 = async () => (await readState(nodeExec)).addresses.filter((a) => a.device === NIC && a.family === 4).map((a) => a.address);
+    // the hook writes /etc/resolv.conf and runs hostname: in a private mount + UTS namespace, over a file of ours
+    const renew = () =>
+      execFileSync('ip', ['netns', 'exec', N, 'unshare', '-m', '-u', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec busybox sh "$1" renew', resolv, join(repoRoot, 'images/rootfs/common/etc/udhcpc/default.script')], {
+        encoding: 'utf8',
+        timeout: 15_000,
+        env: { ...process.env, interface: NIC, ip: '10.78.0.50', mask: '24', router: '10.78.0.1', BOOTFARM_INIT_RUN: run },
+      });
+    const before = await v4();
+    expect(before).toEqual(['10.78.0.9/24']);
+    writeFileSync(join(run, 'network-applied'), '{}\n');
+    expect(renew()).toMatch(/dhcp renew on \S+ ignored: the agent configured the network/);
+    expect(await v4()).toEqual(before);
+    expect(readFileSync(resolv, 'utf8')).toBe('nameserver 10.78.0.53\n');
+    // without the marker: what a renew did to the agent's addresses before it existed
+    rmSync(join(run, 'network-applied'));
+    renew();
+    expect(await v4()).toEqual(['10.78.0.50/24']);
+    expect(readFileSync(resolv, 'utf8')).toBe('');
   });
 });
