@@ -184,13 +184,17 @@ describe('compiled bootfarm-agent against the real server', () => {
     expect(list.nodes.map((n) => [n.uuid, n.state])).toEqual([[UUID, 'active']]);
     expect(list.nodes[0]!.lastHeartbeat).not.toBeNull();
     const events = (await api.get(`/api/v1/nodes/${UUID}/events?limit=1000`, { token: TOKENS.viewer })).json.events.slice().reverse() as { kind: string; actor: string; reason: string | null; toState: string | null; data: { phase?: string; message?: string; data?: Record<string, unknown> } | null }[];
-    const agent = events.filter((e) => e.actor === 'agent' && e.data?.message !== undefined).map((e) => e.data!.phase);
+    const agent = events.filter((e) => e.actor === 'agent' && e.kind !== 'ipam' && e.data?.message !== undefined).map((e) => e.data!.phase);
     expect(agent).toEqual([
       ...['stage1-started', 'facts-collected', 'registered', 'firmware-check', 'firmware-updating', 'firmware-updated'],
       ...['facts-collected', 'registered', 'profile-fetched', 'image-downloaded', 'kexec-started'],
       'compute-started',
       'network-planned',
     ]);
+    // the dry run printed the detail's bond (this machine's eth0 + ifb0, from its facts) instead of making it: the
+    // heartbeat's read-back says so, and the server's comparison turns that into a network-mismatch event
+    expect(events.find((e) => e.data?.phase === 'network-planned')?.data?.data?.['ran']).toEqual(expect.arrayContaining(['ip link add bond0 type bond mode 802.3ad miimon 100']));
+    expect(events.filter((e) => e.reason === 'network-mismatch').map((e) => e.data?.message)).toEqual([expect.stringMatching(/^the compute OS configured its network differently: bond absent, expected 802\.3ad/)]);
     expect(events.filter((e) => e.kind === 'transition').map((e) => e.toState)).toEqual(['discovered', 'inspecting', 'firmware-updating', 'inspecting', 'ready', 'provisioning', 'active']);
     expect(events.find((e) => e.data?.phase === 'facts-collected')?.data?.data).toMatchObject({ failedProbes: expect.arrayContaining(['lldp']) });
     // the token is on the timeline nowhere (the agent redacts the cmdline it reports)

@@ -224,9 +224,12 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     return out;
   }
 
+  // Stage-1 reads it before kexec; the compute OS reads it with its node credential to apply its network (issue 16
+  // item 1, agent/network). The iSCSI block (CHAP password) stays stage-1's: the compute OS logs in with what its
+  // kernel command line carries, and a long-lived credential need not read the secret again.
   app.get('/:uuid/detail', async (c) => {
     const uuid = uuidParam(c);
-    const node = await authedNode(c, uuid);
+    const { node, kind } = await agentAuth(c, nodes, uuid, 'either');
     const name = selectProfile(deps.config.profiles, node);
     const profile = name ? deps.config.profiles[name] : undefined;
     const ifs = await nodes.interfaces(uuid);
@@ -242,7 +245,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
       addresses: plan.addresses,
       routes: plan.routes,
       dns: plan.dns,
-      ...(iscsi ? { iscsi } : {}),
+      ...(iscsi && kind === 'stage1' ? { iscsi } : {}),
       labels: node.labels,
     };
     return c.json(res);

@@ -202,7 +202,6 @@ describe('each credential only where it belongs', () => {
     const stage1Calls: [string, () => Promise<{ status: number; json: any }>][] = [
       ['register', () => node.post('/api/v1/agent/register', { token: credential, body: { facts: sampleFacts(U, { macs: ['52:54:00:7e:03:01'] }) } })],
       ['profile', () => node.get(`/api/v1/agent/${U}/profile`, { token: credential })],
-      ['detail', () => node.get(`/api/v1/agent/${U}/detail`, { token: credential })],
     ];
     for (const [name, call] of stage1Calls) {
       const r = await call();
@@ -211,6 +210,8 @@ describe('each credential only where it belongs', () => {
     // events take either: stage-1 reports its steps, the compute OS its errors
     expect((await node.post(`/api/v1/agent/${U}/events`, { token: stage1, body: { phase: 'kexec-started' } })).status).toBe(202);
     expect((await node.post(`/api/v1/agent/${U}/events`, { token: credential, body: { phase: 'compute-started' } })).status).toBe(202);
+    // detail takes either: the compute OS applies its network from it (issue 16 item 1)
+    expect((await node.get(`/api/v1/agent/${U}/detail`, { token: credential })).json).toMatchObject({ uuid: U, addresses: [] });
     expect((await node.post(`/api/v1/agent/${U}/installed`, { token: credential, body: {} })).json).toEqual({ state: 'active' });
     // the compute OS is up: the stage-1 token is over
     expect((await node.post(`/api/v1/agent/${U}/events`, { token: stage1, body: { phase: 'late' } })).status).toBe(403);
@@ -247,6 +248,29 @@ describe('each credential only where it belongs', () => {
     expect(refused.text).toContain('boot attempts from other addresses are open');
     // the real node's stage-1 is untouched
     expect((await node.post('/api/v1/agent/register', { token: retried, body: { facts: sampleFacts(U, { macs: ['52:54:00:7e:04:01'] }) } })).status).toBe(200);
+  });
+});
+
+describe('detail with the node credential', () => {
+  it('has the network but not the iSCSI block: the CHAP password stays with stage-1 (the compute OS has it on its command line)', async () => {
+    const db2 = await createTestDb();
+    try {
+      const iscsi = { portal: '10.0.0.5:3260', lun: 1, chapUser: 'node', chapPassword: 'chap-secret-123' };
+      const t2 = createTestApp(db2, { clock: new FakeClock('2026-01-01T00:00:00Z'), config: testConfig({ profiles: { default: { iscsi } } }) });
+      const U = nextUuid();
+      const node = client(t2.app, { from: NODE_IP });
+      const stage1 = await bootToken(t2.app, U, { from: NODE_IP });
+      await node.post('/api/v1/agent/register', { token: stage1, body: { facts: sampleFacts(U, { macs: ['52:54:00:7e:04:01'] }) } });
+      expect((await node.get(`/api/v1/agent/${U}/detail`, { token: stage1 })).json.iscsi).toMatchObject({ chapPassword: 'chap-secret-123' });
+      const credential = credentialOf((await node.get(`/api/v1/agent/${U}/profile`, { token: stage1 })).json.cmdline);
+      const r = await node.get(`/api/v1/agent/${U}/detail`, { token: credential });
+      expect(r.status).toBe(200);
+      expect(r.json.hostname).toEqual(expect.any(String));
+      expect(r.json).not.toHaveProperty('iscsi');
+      expect(r.text).not.toContain('chap-secret-123');
+    } finally {
+      await db2.close();
+    }
   });
 });
 
