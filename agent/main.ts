@@ -9,7 +9,7 @@ import { firmwareUpdateStep } from './firmware/index.ts';
 import { AGENT_VERSION, runAgent } from './flow.ts';
 
 const USAGE = `usage: bootfarm-agent [--dry-run] [--mode stage1|compute] [--cmdline FILE] [--work-dir DIR] [--lldp-socket SOCK]
-  --dry-run      print the kexec (or reboot) commands instead of running them (also: bootfarm.dryrun=1)
+  --dry-run      print the kexec, reboot and network (ip, hostname) commands instead of running them (also: bootfarm.dryrun=1)
   --cmdline      read the kernel command line from FILE instead of /proc/cmdline
   --max-heartbeats N   compute mode: stop after N heartbeats`;
 
