@@ -49,6 +49,8 @@ export const AgentConfig = z.object({
   lldpCaptureSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
   lldpWaitSeconds: z.coerce.number().int().nonnegative().max(300).optional(),
   iscsiTarget: z.string().optional(),
+  /** compute: the iSCSI portal (host[:port]) the disk comes over; its path is never cut by the network plan */
+  iscsiPortal: z.string().optional(),
   /** checked when a plan arrives (server/contract/plan-signature.ts verifyPlan): a bad key refuses the plan, not the boot */
   planKey: z.string().optional(),
 });
@@ -73,6 +75,7 @@ export function parseAgentCmdline(text: string): AgentConfig {
     lldpCaptureSeconds: m.get('bootfarm.lldpcapture') || undefined,
     lldpWaitSeconds: m.get('bootfarm.lldpwait') || undefined,
     iscsiTarget: m.get('bootfarm.iscsi.target') || undefined,
+    iscsiPortal: m.get('bootfarm.iscsi.portal') || undefined,
     planKey: m.get('bootfarm.planKey') || undefined,
   };
   if (raw['server'] === undefined) throw new CmdlineError('bootfarm.server= is missing from the kernel command line');

@@ -308,7 +308,7 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
 
   // the network before installed: "installed" should mean the node is on its networks, and a failure to configure
   // them is reported but never stops the heartbeats (the server's network-mismatch event shows the operator)
-  const detail = await computeNetwork(ctx, client, reporter, uuid);
+  const detail = await computeNetwork(ctx, client, reporter, uuid, bootDestinations(cfg));
 
   const bootId = await readOr(ctx.paths.bootId);
   const digests = { ...(cfg.kernelDigest ? { kernelDigest: cfg.kernelDigest } : {}), ...(cfg.initrdDigest ? { initrdDigest: cfg.initrdDigest } : {}) };
@@ -365,11 +365,26 @@ async function readConfigured(ctx: Ctx, detail: Detail) {
   }
 }
 
+/** The addresses the compute OS must keep reaching whatever the plan says: the server's and the iSCSI portal's. */
+export function bootDestinations(cfg: Pick<AgentConfig, 'server' | 'iscsiPortal'>): string[] {
+  const out: string[] = [];
+  const host = (h: string) => h.replace(/^\[(.*)\]$/, '$1');
+  try {
+    out.push(host(new URL(cfg.server).hostname));
+  } catch {}
+  if (cfg.iscsiPortal) {
+    // host, host:port, [v6] or [v6]:port (iscsistart -a/-p; images/rootfs/compute/lib/bootfarm/iscsi.sh)
+    const m = /^\[([^\]]+)\](?::\d+)?$/.exec(cfg.iscsiPortal) ?? /^([^:]+)(?::\d+)?$/.exec(cfg.iscsiPortal);
+    out.push(m ? m[1]! : cfg.iscsiPortal);
+  }
+  return [...new Set(out)];
+}
+
 /**
  * Fetches the detail and applies its network. Returns the detail as applied (conflicted addresses replaced), or
  * undefined when there is none to compare against (the server refused the detail).
  */
-async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnType<typeof createReporter>, uuid: string): Promise<Detail | undefined> {
+async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnType<typeof createReporter>, uuid: string, keep: string[]): Promise<Detail | undefined> {
   let detail: Detail;
   try {
     detail = await retry(() => client.detail(uuid), retryOpts(ctx, 'detail'));
@@ -382,6 +397,7 @@ async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnTyp
   try {
     r = await applyNetwork(detail, {
       ...ctx.network,
+      keep,
       exec: ctx.exec,
       sleep: ctx.sleep,
       resolvConf: ctx.paths.resolvConf,

@@ -178,4 +178,21 @@ describe('applyNetwork in a namespace', () => {
     expect(await v4()).toEqual(['10.78.0.50/24']);
     expect(readFileSync(resolv, 'utf8')).toBe('');
   });
+
+  it('keeps the boot path: the address the node reaches its server from is not deleted (ip route get on the real kernel), and goes without keep', async () => {
+    ip('-n', N, '-4', 'addr', 'flush', 'dev', NIC, 'scope', 'global');
+    ip('-n', N, 'addr', 'add', '10.78.0.60/24', 'dev', NIC); // the boot lease: primary, so the kernel's source for the peer
+    const onBoot: Detail = { ...detail(), vlans: [], hostname: '', dns: [], routes: [], addresses: [addr(NIC, '10.78.0.61/24', 4)] };
+    const v4 = async () => (await readState(nodeExec)).addresses.filter((a) => a.device === NIC && a.family === 4).map((a) => a.address).sort();
+    const kept = await applyNetwork(onBoot, { ...opts(), keep: ['10.78.0.1'] });
+    expect(kept.failures).toEqual([{ command: `ip addr del 10.78.0.60/24 dev ${NIC}`, error: expect.stringMatching(/^not run: 10\.78\.0\.60\/24 on \S+ is the address the node reaches 10\.78\.0\.1 from/) }]);
+    expect(kept.ran).not.toContain(`ip addr del 10.78.0.60/24 dev ${NIC}`);
+    expect(await v4()).toEqual(['10.78.0.60/24', '10.78.0.61/24']);
+    // the kernel still reaches the server from the boot address
+    expect(JSON.parse(ip('-n', N, '-j', 'route', 'get', '10.78.0.1'))[0]).toMatchObject({ dev: NIC, prefsrc: '10.78.0.60' });
+    // without a destination to keep, the plan deletes it (what it did before)
+    const gone = await applyNetwork(onBoot, opts());
+    expect(gone.failures).toEqual([]);
+    expect(await v4()).toEqual(['10.78.0.61/24']);
+  });
 });

@@ -14,7 +14,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import type { ConfiguredNetwork, Detail, DetailAddress } from '../../server/contract/agent.ts';
 import { commandLine, ExecError, run, type Exec } from '../exec.ts';
 import type { Sleep } from '../retry.ts';
-import { planNetwork, type Step } from './plan.ts';
+import { planNetwork, type BootPath, type Step } from './plan.ts';
 import { bareAddress, canonicalPrefixed, configuredFrom, parseIpAddr, readState, type NetState } from './state.ts';
 
 export interface FoundConflict {
@@ -52,6 +52,8 @@ export interface ApplyOptions {
   /** how long to wait for IPv6 DAD to finish (no carrier keeps an address tentative for ever) */
   dadTimeoutMs?: number;
   dadPollMs?: number;
+  /** IP addresses whose path must survive the plan: the server's and the iSCSI portal's (plan.ts BootPath) */
+  keep?: string[];
 }
 
 export interface ApplyResult {
@@ -91,6 +93,10 @@ async function runSteps(steps: Step[], detail: Detail, o: ApplyOptions): Promise
   const dad: NonNullable<Step['adds']>[] = [];
   const networkOf = (device: string, address: string) => detail.addresses.find((a) => a.device === device && same(a.address, address))?.network;
   for (const s of steps) {
+    if (s.refused) {
+      out.failures.push({ command: commandLine('ip', s.args), error: `not run: ${s.refused}` });
+      continue;
+    }
     if (s.adds?.family === 4) {
       const p = await arpProbe(o.exec, s.adds.device, bareAddress(s.adds.address), { arping: o.arping, count: o.arpingCount });
       if ('error' in p) {
@@ -141,6 +147,40 @@ export function resolvConfText(dns: readonly string[]): string {
   return `# written by bootfarm-agent from the node's detail (GET /api/v1/agent/:uuid/detail)\n${dns.map((d) => `nameserver ${d}\n`).join('')}`;
 }
 
+/**
+ * `ip -j route get` of each destination: the device, source address and gateway the kernel uses for it now. A
+ * destination it cannot route is left out (nothing of it to protect); a host name is not resolved here.
+ */
+export async function routesTo(exec: Exec, destinations: readonly string[]): Promise<BootPath[]> {
+  const out: BootPath[] = [];
+  for (const d of destinations) {
+    if (!canonicalPrefixed(`${d}/0`)) continue;
+    const r = await exec('ip', ['-j', 'route', 'get', d], { timeoutMs: 5000 });
+    if (r.exitCode !== 0) continue;
+    out.push(...parseRouteGet(r.stdout, d));
+  }
+  return out;
+}
+
+/** `ip -j route get` output → BootPath (exported for tests) */
+export function parseRouteGet(text: string, destination: string): BootPath[] {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(rows)) return [];
+  return rows
+    .filter((r): r is Record<string, unknown> => !!r && typeof r === 'object' && typeof (r as Record<string, unknown>)['dev'] === 'string')
+    .map((r) => ({
+      destination,
+      device: r['dev'] as string,
+      ...(typeof r['prefsrc'] === 'string' ? { source: r['prefsrc'] } : {}),
+      ...(typeof r['gateway'] === 'string' ? { via: r['gateway'] } : {}),
+    }));
+}
+
 export async function applyNetwork(detail: Detail, o: ApplyOptions): Promise<ApplyResult> {
   const { exec, maxConflicts = 3, resolvConf = '/etc/resolv.conf', print = () => {} } = o;
   let d = detail;
@@ -156,13 +196,20 @@ export async function applyNetwork(detail: Detail, o: ApplyOptions): Promise<App
     }
   };
 
+  const bootPaths = await routesTo(exec, o.keep ?? []);
+
   rounds: for (let round = 0; ; round++) {
     failures = [];
     const state = await read();
     if (!state) break;
-    const steps = planNetwork(d, state);
+    const steps = planNetwork(d, state, bootPaths);
     if (o.dryRun) {
       for (const s of steps) {
+        if (s.refused) {
+          failures.push({ command: commandLine('ip', s.args), error: `not run: ${s.refused}` });
+          print(`dry-run: refused: ${commandLine('ip', s.args)}: ${s.refused}`);
+          continue;
+        }
         ran.push(commandLine('ip', s.args));
         print(`dry-run: ${commandLine('ip', s.args)}`);
       }

@@ -12,6 +12,8 @@ import { commandLine, type Exec } from '../exec.ts';
 import { FakeIp } from '../../test/support/agent/fake-ip.ts';
 import { fixture } from '../../test/support/agent/fixtures.ts';
 import { applyNetwork, arpProbe, canonicalPrefixed, configuredFrom, parseIpAddr, parseIpLink, parseIpRoute, planNetwork, type NetState } from './index.ts';
+import { parseRouteGet } from './apply.ts';
+import { bootDestinations } from '../flow.ts';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
 
@@ -177,6 +179,54 @@ describe('planNetwork', () => {
     const a = (address: string, family: 4 | 6): DetailAddress => ({ network: 'n', interface: 'bfna0', device: 'bfna0', address, family });
     const d = { addresses: [a('10.77.0.7/24', 4), a('fd00:77::7/64', 6), a('fd00:77::9/64', 6)], vlans: [], routes: [{ to: 'default', via: '10.77.0.1', device: 'bfna0' }] };
     expect(planNetwork(d, s).map((x) => commandLine('ip', x.args))).toEqual(['ip addr del fd00:77::9/64 dev bfna0', 'ip addr add fd00:77::9/64 dev bfna0']);
+  });
+});
+
+describe('the boot path (the server and the iSCSI portal) is never cut', () => {
+  // the compute OS's disk is an iSCSI session over the boot NIC's DHCP address: enslaving that NIC, deleting that
+  // address or moving the default route the server is reached through would take the node's disk away
+  const overBoot = { ...BONDED, bond: { ...BONDED.bond!, members: ['eno1', 'eno3'] } };
+  const path = [{ destination: '192.168.50.5', device: 'eno3', source: '192.168.50.23' }];
+
+  it('a bond member that carries the boot path is refused (with the reason); the bond runs on the others', () => {
+    const steps = planNetwork(overBoot, bareState(), path);
+    expect(steps.filter((s) => !s.refused).map((s) => commandLine('ip', s.args))).not.toContain('ip link set eno3 master bond0');
+    expect(steps.filter((s) => !s.refused).map((s) => commandLine('ip', s.args))).not.toContain('ip link set eno3 down');
+    expect(steps.filter((s) => s.refused).map((s) => [commandLine('ip', s.args), s.refused])).toEqual([
+      ['ip link set eno3 master bond0', expect.stringMatching(/^eno3 carries the boot path to 192\.168\.50\.5 \(from 192\.168\.50\.23\): enslaving it to bond0 would cut/)],
+    ]);
+    expect(steps.map((s) => commandLine('ip', s.args))).toContain('ip link set eno1 master bond0');
+    // without a boot path on it, the same member is enslaved
+    expect(planNetwork(overBoot, bareState()).map((s) => commandLine('ip', s.args))).toContain('ip link set eno3 master bond0');
+  });
+
+  it('the boot address is not deleted from a device the detail configures, and a default route the server is reached through is not replaced', () => {
+    const onBoot: Detail = { ...BONDED, bond: undefined, vlans: [], addresses: [{ network: 'prod', interface: 'eno3', device: 'eno3', address: '10.20.0.7/24', family: 4 }], routes: [{ to: 'default', via: '10.20.0.1', device: 'eno3' }] };
+    const routed = [{ destination: '10.99.0.5', device: 'eno3', source: '192.168.50.23', via: '192.168.50.1' }];
+    const steps = planNetwork(onBoot, bareState(), routed);
+    expect(steps.filter((s) => !s.refused).map((s) => commandLine('ip', s.args))).toEqual(['ip addr add 10.20.0.7/24 dev eno3']);
+    expect(steps.filter((s) => s.refused).map((s) => commandLine('ip', s.args))).toEqual(['ip addr del 192.168.50.23/24 dev eno3', 'ip -4 route replace default via 10.20.0.1 dev eno3']);
+    // nothing to protect: the lease goes and the route is replaced, as before
+    expect(planNetwork(onBoot, bareState()).map((s) => commandLine('ip', s.args))).toEqual(['ip addr del 192.168.50.23/24 dev eno3', 'ip addr add 10.20.0.7/24 dev eno3', 'ip -4 route replace default via 10.20.0.1 dev eno3']);
+  });
+
+  it('an address it holds in the subnet of one it deletes is put back (the kernel drops the secondaries with their primary)', () => {
+    const d: Detail = { ...BONDED, bond: undefined, vlans: [], routes: [], addresses: [{ network: 'prod', interface: 'eno3', device: 'eno3', address: '192.168.50.61/24', family: 4 }] };
+    const st = bareState();
+    st.addresses.push({ device: 'eno3', address: '192.168.50.61/24', family: 4, scope: 'global', dynamic: false, tentative: false, dadfailed: false });
+    expect(planNetwork(d, st).map((s) => commandLine('ip', s.args))).toEqual(['ip addr del 192.168.50.23/24 dev eno3', 'ip addr replace 192.168.50.61/24 dev eno3']);
+    // another subnet is not touched
+    st.addresses[1] = { ...st.addresses[1]!, address: '10.9.0.61/24' };
+    expect(planNetwork({ ...d, addresses: [{ ...d.addresses[0]!, address: '10.9.0.61/24' }] }, st).map((s) => commandLine('ip', s.args))).toEqual(['ip addr del 192.168.50.23/24 dev eno3']);
+  });
+
+  it('reads ip -j route get, and takes the destinations from the command line', () => {
+    expect(parseRouteGet('[{"dst":"10.99.0.5","gateway":"192.168.50.1","dev":"eno3","prefsrc":"192.168.50.23","flags":[],"uid":0,"cache":[]}]', '10.99.0.5')).toEqual([{ destination: '10.99.0.5', device: 'eno3', source: '192.168.50.23', via: '192.168.50.1' }]);
+    expect(parseRouteGet('[{"dst":"fd5b::1","dev":"lo","prefsrc":"fd5b::1","flags":[]}]', 'fd5b::1')).toEqual([{ destination: 'fd5b::1', device: 'lo', source: 'fd5b::1' }]);
+    expect(parseRouteGet('not json', 'x')).toEqual([]);
+    expect(bootDestinations({ server: 'http://192.168.50.5:8080', iscsiPortal: '192.168.50.6:3260' })).toEqual(['192.168.50.5', '192.168.50.6']);
+    expect(bootDestinations({ server: 'http://[fd5b::1]:8080', iscsiPortal: '[fd5b::6]:3260' })).toEqual(['fd5b::1', 'fd5b::6']);
+    expect(bootDestinations({ server: 'http://192.168.50.5', iscsiPortal: '192.168.50.5' })).toEqual(['192.168.50.5']);
   });
 });
 
