@@ -91,7 +91,7 @@ it('warns at start when DHCPv6 hands out a tftp:// URL on this host that bootfar
   const lines: Record<string, unknown>[] = [];
   const config = parseConfig({
     dataDir: dir,
-    http: { host: '127.0.0.1', port: 0 },
+    http: { host: '::1', port: 0 }, // and the HTTP listener on an IPv6 literal: its URL needs brackets
     auth: { tokens: [{ name: 'admin', role: 'admin', token: 'main-tftp6-admin-token-0123456789' }] },
     fleet: { enabled: false },
     tftp: { address: '127.0.0.1', port: dhcp6Port + 1 }, // IPv4 only: the default tftp://[::1] is not served
@@ -102,6 +102,9 @@ it('warns at start when DHCPv6 hands out a tftp:// URL on this host that bootfar
   expect(warnings.map((l) => [l['level'], l['msg']])).toEqual([
     [40, "dhcp6 hands UEFI PXE over IPv6 tftp://[::1]/…, but bootfarm's TFTP server listens on 127.0.0.1 only: add '::1' (or '::') to tftp.address, or point dhcp6.tftpBase at the TFTP server that serves it"],
   ]);
+  expect(server.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+  expect(lines.find((l) => l['msg'] === 'bootfarm serving')?.['url']).toBe(server.url);
+  expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   await server.stop();
   server = undefined;
 }, 120_000);

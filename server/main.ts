@@ -218,7 +218,9 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
-  const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
+  // a wildcard is reached on loopback; an IPv6 literal goes in brackets (RFC 3986 §3.2.2)
+  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host === '::' ? '::1' : config.http.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let admin: AdminListener | undefined;
   try {
     if (config.admin) admin = await startAdminListener({ config: config.admin, fetch: app.fetch, log });
