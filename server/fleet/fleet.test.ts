@@ -272,7 +272,7 @@ describe('fleet controller with real ipmi_sim BMCs', () => {
     const uuid = uuidOf(1, 'ffffffff');
     await bootToActive(t.store, uuid);
     const fleet = fleetFor(baseConfig({ rebuild: { enabled: false }, webhooks: { urls: [hook.url], secret: SECRET, backoffBaseSeconds: 5 } }));
-    hook.script.push(500, 503);
+    hook.scriptFor.set(uuid, [500, 503]);
     const before = hook.received.length;
     // no heartbeat, a tick every 15 s (a clock jump without ticks would be a control-plane outage, judged by no one)
     for (let i = 0; i < 40 && (await t.store.require(uuid)).state !== 'failed'; i++) {

@@ -45,17 +45,25 @@ export interface WebhookReceiver {
   received: { body: string; event: string; delivery: string; signed: boolean }[];
   /** HTTP statuses to answer with, in order; 200 after the list runs out */
   script: number[];
+  /** the same per node (body.node.uuid), taken before `script`: another node's pending delivery (one an earlier
+   * test left due) cannot eat a status meant for this node's */
+  scriptFor: Map<string, number[]>;
   close(): Promise<void>;
 }
 
 export async function startWebhookReceiver(secret: string): Promise<WebhookReceiver> {
-  const r: Omit<WebhookReceiver, 'url' | 'close'> = { received: [], script: [] };
+  const r: Omit<WebhookReceiver, 'url' | 'close'> = { received: [], script: [], scriptFor: new Map() };
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
       r.received.push({ body, event: String(req.headers['x-bootfarm-event']), delivery: String(req.headers['x-bootfarm-delivery']), signed: verifySignature(secret, body, req.headers[SIGNATURE_HEADER] as string | undefined) });
-      res.writeHead(r.script.shift() ?? 200);
+      let node: string | undefined;
+      try {
+        node = (JSON.parse(body) as { node?: { uuid?: string } }).node?.uuid;
+      } catch {}
+      const mine = node === undefined ? undefined : r.scriptFor.get(node);
+      res.writeHead((mine?.length ? mine.shift() : r.script.shift()) ?? 200);
       res.end();
     });
   });
