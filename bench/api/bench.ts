@@ -7,6 +7,8 @@
 //   /ipxe/<uuid>    of nodes in stage-1 (each opens a boot attempt), against /boot.ipxe (no database) as the bound
 // Prints req/s, p50 and p99 per case and the ratios. Rounds alternate between the two servers (shared machine).
 //   node --import tsx bench/api/bench.ts [--nodes 300] [--concurrency 32] [--requests 4000] [--rounds 3] [--only pglite|postgres]
+//     [--profile FILE]  a CPU profile of the coalescing server during the last round's heartbeats, to FILE-<db>.cpuprofile
+//                       (Chrome DevTools or speedscope; bench/api/profile-summary.ts prints self time by package)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'node:http';
@@ -15,7 +17,7 @@ import { startPostgres } from '../../test/harness/postgres.ts';
 import { sampleFacts } from '../../test/fakes/app.ts';
 
 const { values } = parseArgs({
-  options: { nodes: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '32' }, requests: { type: 'string', default: '4000' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' } },
+  options: { nodes: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '32' }, requests: { type: 'string', default: '4000' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' }, profile: { type: 'string' } },
 });
 const N = Number(values.nodes);
 const C = Number(values.concurrency);
@@ -25,18 +27,28 @@ const ROUNDS = Number(values.rounds);
 interface Srv {
   port: number;
   child: ChildProcess;
+  toggleProfile(want: 'PROFILING' | 'PROFILED'): Promise<void>;
 }
 
-async function startServer(opts: { url?: string; flushSeconds: number }): Promise<Srv> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/api/server.ts', JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startServer(opts: { url?: string; flushSeconds: number }, profile?: string): Promise<Srv> {
+  const env = profile ? { ...process.env, BENCH_PROFILE: profile } : process.env;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/api/server.ts', JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  const lines = createInterface({ input: child.stdout! });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (c) => reject(new Error(`bench server exited ${c}`)));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.on('line', (l) => {
       const m = /^READY (\d+)$/.exec(l);
       if (m) resolve(Number(m[1]));
     });
   });
-  return { port, child };
+  /** SIGUSR2 toggles the server's profiler (bench/api/server.ts); resolves when it says it did */
+  const toggleProfile = (want: 'PROFILING' | 'PROFILED') =>
+    new Promise<void>((resolve) => {
+      const on = (l: string) => l === want && (lines.off('line', on), resolve());
+      lines.on('line', on);
+      child.kill('SIGUSR2');
+    });
+  return { port, child, toggleProfile };
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: C * 2 });
@@ -113,7 +125,8 @@ const fmt = (r: ReturnType<typeof summary>) => `${r.rps.toFixed(0).padStart(6)} 
 
 async function benchOn(name: string, url: (tag: string) => Promise<string | undefined>) {
   const before = await startServer({ url: await url('before'), flushSeconds: 0 });
-  const after = await startServer({ url: await url('after'), flushSeconds: 2 });
+  const profile = values.profile ? `${values.profile}-${name.toLowerCase()}.cpuprofile` : undefined;
+  const after = await startServer({ url: await url('after'), flushSeconds: 2 }, profile);
   try {
     const t0 = performance.now();
     const [sb, sa] = [await seed(before.port), await seed(after.port)];
@@ -121,7 +134,13 @@ async function benchOn(name: string, url: (tag: string) => Promise<string | unde
     const res: Record<string, Result[]> = { hbBefore: [], hbAfter: [], ipxe: [], bootIpxe: [] };
     for (let round = 0; round < ROUNDS; round++) {
       res.hbBefore!.push(await load(R, (i) => { const n = sb.active[i % N]!; return call(before.port, 'POST', `/api/v1/agent/${n.uuid}/heartbeat`, { token: n.cred, body: { uptimeSeconds: i, kernelDigest: 'a'.repeat(64) } }); }));
+      const profiled = profile && round === ROUNDS - 1;
+      if (profiled) await after.toggleProfile('PROFILING');
       res.hbAfter!.push(await load(R, (i) => { const n = sa.active[i % N]!; return call(after.port, 'POST', `/api/v1/agent/${n.uuid}/heartbeat`, { token: n.cred, body: { uptimeSeconds: i, kernelDigest: 'a'.repeat(64) } }); }));
+      if (profiled) {
+        await after.toggleProfile('PROFILED');
+        console.log(`${name}: profile of the last round's coalesced heartbeats in ${profile}`);
+      }
       res.ipxe!.push(await load(Math.floor(R / 2), (i) => call(after.port, 'GET', `/ipxe/${sa.stage1[i % N]}?mac=${macOf(N + (i % N))}`)));
       res.bootIpxe!.push(await load(R, () => call(after.port, 'GET', '/boot.ipxe')));
     }

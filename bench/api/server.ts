@@ -35,5 +35,25 @@ const stop = async () => {
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
+// bench.ts --profile: SIGUSR2 starts a CPU profile of this process, the next one writes it to $BENCH_PROFILE,
+// so the profile holds one load phase and not the seeding before it
+if (process.env.BENCH_PROFILE) {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  let on = false;
+  process.on('SIGUSR2', () => {
+    on = !on;
+    void (on
+      ? session.post('Profiler.start').then(() => process.stdout.write('PROFILING\n'))
+      : session.post('Profiler.stop').then(({ profile }) => {
+          writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
+          process.stdout.write('PROFILED\n');
+        }));
+  });
+}
 process.stdin.on('close', () => void stop());
 process.stdin.resume();
