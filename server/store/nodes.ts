@@ -139,6 +139,7 @@ export function factsHash(f: Facts): string {
 const lifecycleOf = (r: NodeRow) => ({ state: r.state, heldFrom: r.heldFrom, stateReason: r.stateReason, rebuildAttempts: r.rebuildAttempts });
 
 export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock } = {}) {
+  let byUuid: { execute(p: { uuid: string }): Promise<NodeRow[]> } | undefined;
   async function lockNode(tx: Tx, uuid: string): Promise<NodeRow> {
     const [row] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
     if (!row) throw notFound(`node ${uuid}`);
@@ -179,7 +180,10 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     db,
 
     async get(uuid: string): Promise<NodeRow | null> {
-      const [row] = await db.select().from(nodes).where(eq(nodes.uuid, uuid));
+      // prepared once: every agent call reads its node here, and building the select of the row's columns anew each
+      // time was a fifth of a heartbeat's CPU (BENCHMARKS.md "Agent API hot paths", profile)
+      byUuid ??= db.select().from(nodes).where(eq(nodes.uuid, sql.placeholder('uuid'))).prepare('bootfarm_node_by_uuid');
+      const [row] = await byUuid.execute({ uuid });
       return row ?? null;
     },
 
