@@ -220,12 +220,16 @@ export async function agentAuth(c: Context, nodes: AgentAuthStore, uuid: string,
   if (cred.kind === 'invalid') throw new AppError(403, 'forbidden', `not a valid credential for node ${uuid}: ${cred.why}`);
   if (scope !== 'either' && cred.kind !== scope) throw new AppError(403, 'forbidden', SCOPE_TEXT[scope]);
   if (cred.kind === 'node') {
-    c.set(AGENT_USE as never, { kind: 'node', uuid } satisfies AgentUse as never);
+    nodeCredentialAccepted(c, uuid);
     return { node, kind: 'node' };
   }
   c.set(AGENT_USE as never, { kind: 'stage1', attempt: cred.attempt } satisfies AgentUse as never);
   return { node, kind: 'stage1', attempt: cred.attempt };
 }
+
+/** The node credential of `uuid` was accepted (by agentAuth, or a heartbeat checked against a cached row):
+ * recordAgentUse closes the node's guessed stage-1 attempts after a successful response. */
+export const nodeCredentialAccepted = (c: Context, uuid: string) => c.set(AGENT_USE as never, { kind: 'node', uuid } satisfies AgentUse as never);
 
 /** The node a stage-1 call (firmware, BMC setup, register …) is about, its boot token checked. */
 export async function agentNode(c: Context, nodes: AgentAuthStore, uuid: string): Promise<NodeRow> {

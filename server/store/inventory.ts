@@ -8,6 +8,7 @@ import { writeAuditAs, type AuditIntent } from './audit.ts';
 import type { NodeState } from '../contract/lifecycle.ts';
 import { deleteRefusal, type InventoryRow, type RowError } from '../domain/inventory.ts';
 import { AppError, notFound } from '../errors.ts';
+import { nodeWritten } from './node-writes.ts';
 import { systemClock, type Clock } from '../clock.ts';
 
 export interface InventoryStoreOptions {
@@ -98,7 +99,8 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
      */
     async deleteNode(uuid: string, { force, actor, audit: intent }: { force: boolean; actor: string; audit?: AuditIntent }): Promise<DeleteResult> {
       const now = clock.now();
-      return db.transaction(async (tx) => {
+      // counted once the transaction is over: a cached row of this node (server/api/beat-cache.ts) is dropped
+      const done = db.transaction(async (tx) => {
         const [node] = await tx.select().from(nodes).where(eq(nodes.uuid, uuid)).for('update');
         if (!node) throw notFound(`node ${uuid}`);
         const refusal = deleteRefusal(node.state as NodeState, force);
@@ -127,6 +129,7 @@ export function createInventoryStore(db: Db, { clock = systemClock, seal }: Inve
         await writeAuditAs(tx, intent, { actor, action: 'node.delete', target: { kind: 'node', id: uuid } }, { action: force ? 'node.delete.forced' : 'node.delete', before: { node: { ...before, hadCredential: !!node.credentialHash }, macs, leases: leases.map((l) => l.ip), bmc: bmc ?? null }, after: { removed } }, now);
         return { uuid, state: node.state, removed };
       });
+      return done.finally(() => nodeWritten(uuid));
     },
   };
 }

@@ -13,6 +13,7 @@ import { AppError, notFound } from '../errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { deriveNodeCredential, hashToken, newToken, tokenMatches } from '../secrets.ts';
 import { writeAudit, type AuditIntent } from './audit.ts';
+import { nodeWritten } from './node-writes.ts';
 
 export type NodeRow = typeof nodes.$inferSelect;
 export type BootAttemptRow = typeof bootAttempts.$inferSelect;
@@ -561,6 +562,26 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
         return done.length;
       });
     },
+  };
+  // the changes a cached node row (server/api/beat-cache.ts) must not outlive: state, credential, digests. Counted
+  // when the call is over (its transaction committed), also when it threw: a count too many only costs a read.
+  for (const name of ['transition', 'issueNodeCredential', 'expectBoot', 'touch'] as const) {
+    const call = store[name] as (uuid: string, ...rest: never[]) => Promise<unknown>;
+    (store as Record<string, unknown>)[name] = async (uuid: string, ...rest: never[]) => {
+      try {
+        return await call(uuid, ...rest);
+      } finally {
+        nodeWritten(uuid);
+      }
+    };
+  }
+  const register = store.register;
+  store.register = async (input, actor) => {
+    try {
+      return await register(input, actor);
+    } finally {
+      nodeWritten(input.facts.system.uuid);
+    }
   };
   return store;
 }
