@@ -33,9 +33,12 @@ const { values, positionals } = parseArgs({ allowPositionals: true, options: { t
 if (!positionals[0]) throw new Error('usage: profile-summary.ts FILE.cpuprofile [--top N]');
 const p = JSON.parse(readFileSync(positionals[0], 'utf8')) as Profile;
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
-// each sample's time is the delta to the next sample (the last one gets the profile's end)
+// Samples are counted, not weighted by the time to the next one: on a loaded machine the process is descheduled
+// between samples, and that gap (up to tens of ms) would go to whichever function happened to be sampled before
+// it. The profiler ticks only while the thread runs, so counts follow CPU time.
+const interval = (p.endTime - p.startTime) / p.samples.length;
 const self = new Map<number, number>();
-p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i + 1] ?? 0)));
+for (const id of p.samples) self.set(id, (self.get(id) ?? 0) + interval);
 
 const places = new Map<string, number>();
 const fns = new Map<string, number>();
@@ -55,7 +58,7 @@ for (const [id, us] of self) {
 }
 const pct = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)} %`;
 const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
-console.log(`${positionals[0]}: ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s, busy ${(busy / 1e6).toFixed(1)} s, idle ${(idle / 1e6).toFixed(1)} s`);
+console.log(`${positionals[0]}: ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s, ${p.samples.length} samples, ${((100 * busy) / (busy + idle)).toFixed(0)} % of them busy`);
 console.log('self time by place (share of busy):');
 for (const [k, us] of top(places, 20)) console.log(`  ${pct(us)}  ${k}`);
 console.log(`top ${values.top} functions by self time:`);
