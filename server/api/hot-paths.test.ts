@@ -1,7 +1,8 @@
 // Hot paths of a boot storm and a large fleet (issue 15 item 4), counted in statements so they cannot regress:
-// every statement drizzle sends is seen through createDb's onQuery. A steady-state heartbeat reads its node and
-// writes nothing (the beat waits in server/fleet/beats.ts for one batched statement); /ipxe, registration and a
-// stage-1 call stay within a fixed number of statements whatever the fleet size. Counting, not timing: the
+// every statement drizzle sends is seen through createDb's onQuery. A steady-state heartbeat reads its node (within
+// 5 s of the node's last beat not even that: beat-cache.test.ts) and writes nothing (the beat waits in
+// server/fleet/beats.ts for one batched statement); /ipxe, registration and a stage-1 call stay within a fixed
+// number of statements whatever the fleet size. Counting, not timing: the
 // speed is measured by bench/api.ts (make bench-api), never asserted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
