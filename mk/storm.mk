@@ -7,13 +7,20 @@
 # and the byte bound of this machine measured in the same run (bench/storm/run.ts, BENCHMARKS.md "Boot storm").
 # Needs root (network namespaces). STORM_ARGS e.g. "--concurrency 100 --db pg --store s3 --images DIR --publish".
 # Not part of `make test` or `make bench`: it moves ~150 MB per node (150 GB for N=1000) twice.
-.PHONY: bench-api storm
+# `make bench-fleet` (issue 15 item 5): 10,000 nodes with interfaces, facts and events; the node list (first, deep,
+# filtered, default page) and the dashboard's fleet page over HTTP against /boot.ipxe, p99 against 200 ms, and the
+# server's memory per 1,000 nodes, on PGlite and PostgreSQL (bench/api/fleet-list.ts; ~1-2 min).
+# FLEET_BENCH_ARGS e.g. "--nodes 10000 --requests 100 --concurrency 1 --only pglite".
+.PHONY: bench-api bench-fleet storm
 N ?= 1000
 
 bench-api: deps
 	node --import tsx bench/api/bench.ts $(API_BENCH_ARGS)
 
+bench-fleet: deps
+	node --import tsx bench/api/fleet-list.ts $(FLEET_BENCH_ARGS)
+
 storm: deps
 	node --import tsx bench/storm/run.ts --nodes $(N) $(STORM_ARGS)
 
-bench: bench-api
+bench: bench-api bench-fleet

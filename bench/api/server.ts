@@ -3,6 +3,9 @@
 // (test/fakes/app.ts FixedCatalog: no image store in the way), per-source rate limits off (every request comes
 // from 127.0.0.1), heartbeats buffered for `flushSeconds` (0: written one by one, the behaviour before issue 15).
 //   node --import tsx bench/api/server.ts '{"url":"postgres://…"|undefined,"flushSeconds":2}'  → prints "READY <port>"
+// With "seed": N (bench/api/fleet-list.ts) the server writes N nodes (bench/api/fleet-seed.ts) before READY and
+// prints its memory before and after ("MEM <tag> <rss> <heapUsed>", bytes, after a GC when run with --expose-gc);
+// SIGUSR1 prints it again ("MEM now …"): the load generator cannot read another process's memoryUsage().
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createDb } from '../../server/db/index.ts';
@@ -12,7 +15,7 @@ import { createBeatBuffer, type BeatBuffer } from '../../server/fleet/beats.ts';
 import { systemClock } from '../../server/clock.ts';
 import { tuneHttpServer } from '../../server/images/serve.ts';
 
-const opts = JSON.parse(process.argv[2] ?? '{}') as { url?: string; flushSeconds: number; extra?: Record<string, unknown> };
+const opts = JSON.parse(process.argv[2] ?? '{}') as { url?: string; flushSeconds: number; extra?: Record<string, unknown>; seed?: number };
 const db = opts.url ? await createDb({ url: opts.url, maxConnections: 10 }) : await createTestDb();
 const config = testConfig({
   http: { publicUrl: 'http://127.0.0.1:8080' },
@@ -26,6 +29,20 @@ const server = createAdaptorServer({ fetch: t.app.fetch }) as Server;
 tuneHttpServer(server);
 await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => r()));
 const port = (server.address() as { port: number }).port;
+const mem = (tag: string) => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  process.stdout.write(`MEM ${tag} ${m.rss} ${m.heapUsed}\n`);
+};
+if (opts.seed) {
+  const { seedFleet } = await import('./fleet-seed.ts');
+  mem('before');
+  const t0 = performance.now();
+  await seedFleet(db, opts.seed);
+  process.stdout.write(`SEEDED ${opts.seed} ${Math.round(performance.now() - t0)}\n`);
+  mem('seeded');
+  process.on('SIGUSR1', () => mem('now'));
+}
 process.stdout.write(`READY ${port}\n`);
 const stop = async () => {
   server.close();
