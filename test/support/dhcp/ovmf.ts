@@ -33,6 +33,8 @@ export interface OvmfBoot {
   qemu: Proc;
   dnsmasq?: Proc;
   serialLog: string;
+  /** performance.now() when QEMU was started (power-on); the times in BootTimings count from it */
+  poweredOn: number;
   /** resolves once iPXE fetched /boot.ipxe (or, with until 'binary', once the firmware fetched ipxe.efi), with
    * when each step happened (bootScript is NaN when not waited for) */
   timings(timeoutMs: number, until?: 'script' | 'binary'): Promise<BootTimings>;
@@ -101,6 +103,7 @@ export async function startOvmfBoot({ mode, boot, mac = '52:54:00:bf:00:19' }: O
       qemu,
       dnsmasq,
       serialLog,
+      poweredOn: t0,
       async timings(timeoutMs, until = 'script') {
         const limit = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${until === 'script' ? '/boot.ipxe' : 'ipxe.efi'} within ${timeoutMs} ms`)), timeoutMs).unref());
         const last = await Promise.race([until === 'script' ? bootScript : binaryFetched, limit]);
