@@ -7,17 +7,18 @@
 // (Debian's OVMF.fd), same NIC (virtio-net, no option ROM), same 256 MB, TCG (no KVM here).
 // Times are ms from QEMU's start (power-on) to: our DHCP server logging its first DHCPOFFER; the boot file served
 // whole (bootfarm's TFTP "transfer complete", or the HTTP server's response 'finish' after the body); the iPXE
-// banner on the serial console (polled every 50 ms); iPXE's GET /boot.ipxe. The measurement stops at the iPXE
+// banner on the serial console (polled every 50 ms); the offer to iPXE's own DHCP (the second DHCPOFFER); iPXE's
+// GET /boot.ipxe. The measurement stops at the iPXE
 // script: no stage-1 kernel could be built (the Debian mirror was down), and what follows the script is the same
 // for both paths anyway.
-//   node --import tsx bench/boot/uefi-paths.ts [--runs 3]
+//   node --import tsx bench/boot/uefi-paths.ts [--runs 3] [--show-serial]
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { requireCommand, requireFiles } from '../../test/harness/require.ts';
 import { type OvmfBoot, startOvmfBoot } from '../../test/support/dhcp/ovmf.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '240' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '240' }, 'show-serial': { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const timeoutMs = Number(values.timeout) * 1000;
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number ≥ 1, got ${values.runs}`);
@@ -32,6 +33,8 @@ interface Run {
   offer: number;
   served: number;
   banner: number;
+  /** iPXE's own DHCP: the second DHCPOFFER (the firmware took the first) */
+  ipxeOffer: number;
   script: number;
   /** how the boot file went out, from the serving process's own log */
   how: string;
@@ -56,6 +59,9 @@ function serialText(v: OvmfBoot): string {
 async function bootOnce(path: Path): Promise<Run> {
   const v = (current = await startOvmfBoot({ mode: 'full', boot: path }));
   const t0 = v.poweredOn;
+  let offers = 0;
+  const ipxeOffer = v.dhcp.waitFor((l) => l.includes('"DHCPOFFER"') && ++offers === 2, timeoutMs).then(() => Math.round(performance.now() - t0));
+  ipxeOffer.catch(() => undefined);
   let banner = Number.NaN;
   const poll = setInterval(() => {
     if (Number.isNaN(banner) && BANNER.test(serialText(v))) banner = Math.round(performance.now() - t0);
@@ -70,7 +76,9 @@ async function bootOnce(path: Path): Promise<Run> {
     // the two paths must really differ in transport, or the comparison is meaningless
     if (path === 'pxe' && !tftp.includes('TFTP done ipxe.efi')) throw new Error(`pxe run: ipxe.efi did not come over TFTP: ${v.files.lines.join(' | ')}`);
     if (path === 'http' && (tftp.length > 0 || !sent)) throw new Error(`http run: expected ipxe.efi over HTTP and no TFTP: ${v.files.lines.join(' | ')}`);
-    return { offer: t.firstOffer, served: t.binaryFetched, banner, script: t.bootScript, how: path === 'pxe' ? 'TFTP done ipxe.efi' : sent! };
+    if (values['show-serial']) console.log(`--- ${path}: serial console from the iPXE banner on\n${serialText(v).split(BANNER)[1]?.trim().slice(0, 1500)}\n---`);
+    const second = await Promise.race([ipxeOffer, Promise.resolve(Number.NaN)]);
+    return { offer: t.firstOffer, served: t.binaryFetched, banner, ipxeOffer: second, script: t.bootScript, how: path === 'pxe' ? 'TFTP done ipxe.efi' : sent! };
   } finally {
     clearInterval(poll);
     await v.cleanup();
@@ -94,7 +102,7 @@ for (let i = 0; i < runs; i++) {
     try {
       const r = await bootOnce(path);
       results[path].push(r);
-      console.log(`${path.padEnd(4)} run ${i + 1}: offer ${sec(r.offer)} s  file served ${sec(r.served)} s  iPXE banner ${sec(r.banner)} s  /boot.ipxe ${sec(r.script)} s   (${r.how}; ${load()})`);
+      console.log(`${path.padEnd(4)} run ${i + 1}: offer ${sec(r.offer)} s  file served ${sec(r.served)} s  iPXE banner ${sec(r.banner)} s  iPXE's offer ${sec(r.ipxeOffer)} s  /boot.ipxe ${sec(r.script)} s   (${r.how}; ${load()})`);
     } catch (err) {
       // one failed boot is reported, not fatal: the other runs still say something
       failures.push((err as Error).message);
@@ -102,11 +110,11 @@ for (let i = 0; i < runs; i++) {
     }
   }
 }
-console.log(`\nmedian (s from power-on)     offer  served  banner  /boot.ipxe   n`);
+console.log(`\nmedian (s from power-on)     offer  served  banner  iPXE offer  /boot.ipxe   n`);
 for (const path of paths) {
   const rs = results[path];
   const m = (k: keyof Omit<Run, 'how'>) => sec(median(rs.map((r) => r[k])));
-  console.log(`${path === 'pxe' ? 'UEFI PXE (TFTP)     ' : 'UEFI HTTP boot      '}        ${m('offer')} ${m('served')} ${m('banner')}     ${m('script')}   ${rs.length}`);
+  console.log(`${path === 'pxe' ? 'UEFI PXE (TFTP)     ' : 'UEFI HTTP boot      '}        ${m('offer')} ${m('served')} ${m('banner')}     ${m('ipxeOffer')}     ${m('script')}   ${rs.length}`);
 }
 const ratio = median(results.http.map((r) => r.script)) / median(results.pxe.map((r) => r.script));
 console.log(`HTTP/TFTP, time to /boot.ipxe (medians): ${Number.isNaN(ratio) ? '—' : ratio.toFixed(2)}`);
