@@ -11,14 +11,14 @@
 // GET /boot.ipxe. The measurement stops at the iPXE
 // script: no stage-1 kernel could be built (the Debian mirror was down), and what follows the script is the same
 // for both paths anyway.
-//   node --import tsx bench/boot/uefi-paths.ts [--runs 3] [--show-serial]
+//   node --import tsx bench/boot/uefi-paths.ts [--runs 3] [--show-serial] [--ra]
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { requireCommand, requireFiles } from '../../test/harness/require.ts';
 import { type OvmfBoot, startOvmfBoot } from '../../test/support/dhcp/ovmf.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '240' }, 'show-serial': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '240' }, 'show-serial': { type: 'boolean', default: false }, ra: { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const timeoutMs = Number(values.timeout) * 1000;
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number ≥ 1, got ${values.runs}`);
@@ -57,7 +57,7 @@ function serialText(v: OvmfBoot): string {
 }
 
 async function bootOnce(path: Path): Promise<Run> {
-  const v = (current = await startOvmfBoot({ mode: 'full', boot: path }));
+  const v = (current = await startOvmfBoot({ mode: 'full', boot: path, ra: values.ra }));
   const t0 = v.poweredOn;
   let offers = 0;
   const ipxeOffer = v.dhcp.waitFor((l) => l.includes('"DHCPOFFER"') && ++offers === 2, timeoutMs).then(() => Math.round(performance.now() - t0));
@@ -93,7 +93,7 @@ const median = (xs: number[]) => {
 };
 const sec = (ms: number) => (Number.isNaN(ms) ? '   —  ' : `${(ms / 1000).toFixed(2).padStart(6)}`);
 
-console.log(`UEFI PXE (TFTP) vs UEFI HTTP boot, OVMF ${statSync('/usr/share/ovmf/OVMF.fd').size} B, ipxe.efi ${statSync('/usr/lib/ipxe/ipxe.efi').size} B on both paths, ${runs} run(s) each`);
+console.log(`UEFI PXE (TFTP) vs UEFI HTTP boot, OVMF ${statSync('/usr/share/ovmf/OVMF.fd').size} B, ipxe.efi ${statSync('/usr/lib/ipxe/ipxe.efi').size} B on both paths, ${runs} run(s) each, ${values.ra ? 'radvd on the link (prefix, router lifetime 0)' : 'no router advertisement on the link'}`);
 console.log(`before: ${load()}`);
 const results: Record<Path, Run[]> = { pxe: [], http: [] };
 const failures: string[] = [];

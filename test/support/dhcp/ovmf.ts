@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, type Proc, ip, repoRoot } from './netns.ts';
+import { Lab, type Proc, ip, repoRoot, sh } from './netns.ts';
 
 const OVMF = '/usr/share/ovmf/OVMF.fd';
 
@@ -18,6 +18,9 @@ export interface OvmfBootOptions {
   mode: 'full' | 'proxy';
   boot: 'http' | 'pxe';
   mac?: string;
+  /** radvd on the link with a prefix and router lifetime 0 (test/e2e/services.ts): Debian's iPXE 1.0.0 otherwise
+   * spends ~16 s in "Configuring" waiting for IPv6 before it fetches /boot.ipxe (bench/boot/uefi-paths.ts) */
+  ra?: boolean;
 }
 
 /** ms after QEMU was started (power-on) */
@@ -41,7 +44,7 @@ export interface OvmfBoot {
   cleanup(): Promise<void>;
 }
 
-export async function startOvmfBoot({ mode, boot, mac = '52:54:00:bf:00:19' }: OvmfBootOptions): Promise<OvmfBoot> {
+export async function startOvmfBoot({ mode, boot, mac = '52:54:00:bf:00:19', ra = false }: OvmfBootOptions): Promise<OvmfBoot> {
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), 'bfovmf-'));
   const cleanup = async () => {
@@ -68,6 +71,14 @@ export async function startOvmfBoot({ mode, boot, mac = '52:54:00:bf:00:19' }: O
     }
     ip('-n', S, 'addr', 'add', `${net}.1/24`, 'dev', served);
     ip('-n', S, 'link', 'set', tap, 'up');
+    if (ra) {
+      const conf = join(dir, 'radvd.conf');
+      // not a default router, only an autonomous prefix: iPXE's autoconfiguration finishes at once (RFC 4861 6.2.1)
+      writeFileSync(conf, `interface ${served} {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd71::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n`);
+      ip('-n', S, 'addr', 'add', 'fd71::1/64', 'dev', served, 'nodad');
+      sh('ip', ['netns', 'exec', S, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+      lab.run(S, ['radvd', '-n', '-C', conf, '-p', join(dir, 'radvd.pid'), '-m', 'stderr']);
+    }
     const config = join(dir, 'dhcp.json');
     writeFileSync(
       config,
