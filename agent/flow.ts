@@ -57,6 +57,8 @@ export const DEFAULT_PATHS: FlowPaths = {
   meminfo: '/proc/meminfo',
   ipmiDevice: '/dev/ipmi0',
   productUuid: '/sys/class/dmi/id/product_uuid',
+  efi: '/sys/firmware/efi',
+  lockdown: '/sys/kernel/security/lockdown',
 };
 
 export interface FlowDeps {

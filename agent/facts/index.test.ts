@@ -36,8 +36,11 @@ describe('collectFacts', () => {
   it('goes on when probes fail, and takes the UUID from the command line when SMBIOS has none', async () => {
     // this machine really has no SMBIOS: the dmidecode fixture is its real failure (exit 1)
     const fx = new FixtureExec({ dmidecode: 'dmidecode-host-nodmi' });
-    const { facts, failures } = await collectFacts({ exec: fx.exec, uuidHint: 'AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE', paths: { productUuid: '/nonexistent' } });
+    const { facts, failures } = await collectFacts({ exec: fx.exec, uuidHint: 'AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE', paths: { productUuid: '/nonexistent', efi: '/nonexistent', lockdown: '/nonexistent' } });
     expect(facts.system).toEqual({ uuid: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee' });
+    // no /sys/firmware/efi is a legacy BIOS boot; no lockdown file leaves the kernel section out, not "none"
+    expect(facts.firmware).toEqual({ secureBoot: 'not-uefi' });
+    expect(facts.kernel).toBeUndefined();
     const byProbe = Object.fromEntries(failures.map((f) => [f.probe, f]));
     expect(byProbe['dmidecode']).toMatchObject({ command: 'dmidecode', exitCode: 1, stderr: expect.stringContaining('/dev/mem') });
     expect(byProbe['lsblk']?.message).toMatch(/ENOENT/);

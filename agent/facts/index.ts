@@ -11,6 +11,7 @@ import { captureLldp } from './lldp-capture.ts';
 import { collectDisks } from './lsblk.ts';
 import { collectNics } from './nics.ts';
 import { collectCpu, collectMeminfo } from './proc.ts';
+import { readLockdown, readSecureBoot } from './secureboot.ts';
 
 export interface FactPaths {
   sysNet: string;
@@ -20,6 +21,10 @@ export interface FactPaths {
   ipmiDevice: string;
   /** the kernel's copy of the SMBIOS UUID, used when dmidecode fails */
   productUuid: string;
+  /** UEFI firmware directory (efivars under it); absent on a legacy BIOS boot */
+  efi: string;
+  /** securityfs lockdown file */
+  lockdown: string;
 }
 
 export const DEFAULT_FACT_PATHS: FactPaths = {
@@ -28,6 +33,8 @@ export const DEFAULT_FACT_PATHS: FactPaths = {
   meminfo: '/proc/meminfo',
   ipmiDevice: '/dev/ipmi0',
   productUuid: '/sys/class/dmi/id/product_uuid',
+  efi: '/sys/firmware/efi',
+  lockdown: '/sys/kernel/security/lockdown',
 };
 
 export interface CollectOptions {
@@ -146,5 +153,10 @@ export async function collectFacts({ exec, paths: p = {}, uuidHint, bootMac, lld
     if (mc) Object.assign(bmc, mc);
   }
   if (Object.keys(bmc).length) facts.bmc = bmc;
+
+  // neither reader throws: a doubt is 'unknown' (Secure Boot) or an absent field (lockdown)
+  facts.firmware = { secureBoot: await readSecureBoot(paths.efi) };
+  const lockdown = await readLockdown(paths.lockdown);
+  if (lockdown) facts.kernel = { lockdown };
   return { facts, failures };
 }

@@ -90,6 +90,21 @@ export const DiskFacts = z.looseObject({
   rotational: z.boolean().optional(),
 });
 
+/** UEFI Secure Boot as read from efivars (agent/facts/secureboot.ts): 'unknown' when the variables cannot be read. */
+export const SecureBootState = z.enum(['enabled', 'disabled', 'setup-mode', 'not-uefi', 'unknown']);
+export type SecureBootState = z.infer<typeof SecureBootState>;
+/** The active mode of /sys/kernel/security/lockdown (kernel_lockdown(7)). */
+export const LockdownMode = z.enum(['none', 'integrity', 'confidentiality']);
+export type LockdownMode = z.infer<typeof LockdownMode>;
+
+export const FirmwareFacts = z.looseObject({
+  secureBoot: SecureBootState.optional(),
+});
+
+export const KernelFacts = z.looseObject({
+  lockdown: LockdownMode.optional(),
+});
+
 export const Facts = z.looseObject({
   system: SystemFacts,
   bios: BiosFacts.optional(),
@@ -102,6 +117,8 @@ export const Facts = z.looseObject({
   nics: z.array(NicFacts).max(256).default([]),
   lldp: z.array(LldpNeighbor).max(256).optional(),
   disks: z.array(DiskFacts).max(256).optional(),
+  firmware: FirmwareFacts.optional(),
+  kernel: KernelFacts.optional(),
 });
 export type Facts = z.infer<typeof Facts>;
 
