@@ -65,7 +65,8 @@ describe('stage-1 flow against a test server', () => {
       sleep: fakeSleep().sleep,
       now: () => new Date('2026-11-21T08:00:00Z'),
       random: () => 0.5,
-      paths: { cmdline: join(dir, 'cmdline'), workDir: join(dir, 'work') },
+      // no efi directory and no lockdown file: a BIOS boot of an unlocked kernel, whatever this machine is
+      paths: { cmdline: join(dir, 'cmdline'), workDir: join(dir, 'work'), efi: join(dir, 'efi'), lockdown: join(dir, 'lockdown') },
       log: (l) => logged.push(l),
       print: (l) => printed.push(l),
       ...extra,
@@ -217,6 +218,65 @@ describe('stage-1 flow against a test server', () => {
       ['kexec', '-e'],
     ]);
     expect(srv.got.events.at(-1)?.phase).toBe('agent-error');
+  });
+
+  describe('kexec on a locked-down kernel', () => {
+    const ok = { exitCode: 0, signal: null, stdout: '', stderr: '', timedOut: false };
+    /** kexec calls are recorded; `kexec -s` answers with `loadResult` */
+    function kexecExec(loadResult: { exitCode: number; stderr: string }) {
+      const base = qemuNode();
+      const ran: string[][] = [];
+      const exec: Exec = async (cmd, args, opts) => {
+        if (cmd !== 'kexec') return base.exec(cmd, args, opts);
+        ran.push([cmd, ...args]);
+        return { ...ok, command: [cmd, ...args].join(' '), ...(args[0] === '-s' ? loadResult : {}) };
+      };
+      return { exec, ran };
+    }
+    /** efivarfs as the kernel shows it: attribute word 0x06, then the UINT8 value */
+    function secureBoot(value: number) {
+      mkdirSync(join(dir, 'efi', 'efivars'), { recursive: true });
+      writeFileSync(join(dir, 'efi', 'efivars', 'SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c'), Uint8Array.of(6, 0, 0, 0, value));
+    }
+    const load = (fileLoad: boolean) => [
+      'kexec',
+      ...(fileLoad ? ['-s'] : []),
+      '-l',
+      join(dir, 'work', 'kernel'),
+      `--initrd=${join(dir, 'work', 'initrd')}`,
+      expect.stringMatching(/^--append=console=ttyS0 /),
+    ];
+
+    const cases: Array<[string, () => void, boolean]> = [
+      ['lockdown=integrity: kexec -s (kexec_file_load)', () => writeFileSync(join(dir, 'lockdown'), 'none [integrity] confidentiality\n'), true],
+      ['lockdown=confidentiality: kexec -s', () => writeFileSync(join(dir, 'lockdown'), 'none integrity [confidentiality]\n'), true],
+      ['Secure Boot enabled, no lockdown file: kexec -s', () => secureBoot(1), true],
+      ['Secure Boot disabled and lockdown=none: plain kexec -l', () => (secureBoot(0), writeFileSync(join(dir, 'lockdown'), '[none] integrity confidentiality\n')), false],
+    ];
+    it.each(cases)('%s', async (_name, setup, fileLoad) => {
+      await start();
+      setup();
+      const { exec, ran } = kexecExec({ exitCode: 0, stderr: '' });
+      await expect(runAgent(deps({ exec }))).rejects.toThrow(/kexec -e returned/);
+      expect(ran).toEqual([load(fileLoad), ['kexec', '-e']]);
+      expect(srv.got.events.find((e) => e.phase === 'kexec-started')?.data?.['fileLoad']).toBe(fileLoad);
+    });
+
+    it('reports kexec-refused with the reason and the missing fallback when kexec_file_load rejects an unsigned kernel, and does not kexec -e', async () => {
+      await start();
+      secureBoot(1);
+      writeFileSync(join(dir, 'lockdown'), 'none [integrity] confidentiality\n');
+      // kexec-tools 2.0.x on a lockdown kernel given an unsigned bzImage: kexec_file_load fails with EKEYREJECTED
+      const { exec, ran } = kexecExec({ exitCode: 255, stderr: 'kexec_file_load failed: Key was rejected by service\n' });
+      await expect(runAgent(deps({ exec }))).rejects.toThrow(/kexec_file_load\) refused the compute kernel/);
+      expect(ran).toEqual([load(true)]);
+      const ev = srv.got.events.find((e) => e.phase === 'kexec-refused')!;
+      expect(ev.message).toMatch(/^kexec -s \(kexec_file_load\) refused the compute kernel: Secure Boot is enabled and kernel lockdown is integrity, so kexec_load is not allowed/);
+      expect(ev.message).toContain('Key was rejected by service');
+      expect(ev.message).toMatch(/BMC-driven reboot into the compute kernel, is not implemented yet$/);
+      expect(ev.data).toMatchObject({ secureBoot: 'enabled', lockdown: 'integrity' });
+      expect(srv.got.events.at(-1)?.phase).toBe('agent-error');
+    });
   });
 
   it('fails clearly without bootfarm.server=', async () => {

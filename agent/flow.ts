@@ -18,7 +18,8 @@ import { normalizeUuid } from './facts/dmidecode.ts';
 import { parseBootif } from './facts/nics.ts';
 import { bmcSetupStep } from './bmc/index.ts';
 import { defaultFirmwareStep, type FirmwareStep } from './firmware/index.ts';
-import { downloadVerified, kexecBoot } from './kexec/index.ts';
+import { downloadVerified, kexecBoot, KexecRefusedError } from './kexec/index.ts';
+import { kexecNeedsSignedLoad } from './facts/secureboot.ts';
 import { applyNetwork, configuredFrom, readState, type ApplyOptions, type ApplyResult } from './network/index.ts';
 import { retry, type Sleep } from './retry.ts';
 
@@ -275,8 +276,22 @@ async function runStage1(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
     const i = await retry(() => downloadVerified(ctx.fetch, profile.initrd.url, profile.initrd.sha256, initrd), dl);
     await report('image-downloaded', `kernel ${k.bytes} B, initrd ${i.bytes} B, sha256 verified`, { kernelBytes: k.bytes, initrdBytes: i.bytes, ms: Date.now() - t1 });
 
-    await report('kexec-started', ctx.dryRun ? 'dry run: printing the kexec commands' : 'kexec -l; kexec -e', { cmdline: redactCmdline(profile.cmdline), dryRun: ctx.dryRun });
-    await kexecBoot(ctx.exec, { kernel, initrd, cmdline: profile.cmdline }, { dryRun: ctx.dryRun, print: ctx.print });
+    // the facts of this boot say whether the running kernel refuses kexec_load (agent/facts/secureboot.ts)
+    const lockdown = { secureBoot: facts.firmware?.secureBoot, lockdown: facts.kernel?.lockdown };
+    const fileLoad = kexecNeedsSignedLoad(lockdown);
+    await report('kexec-started', ctx.dryRun ? 'dry run: printing the kexec commands' : fileLoad ? 'kexec -s -l (kexec_file_load: locked-down kernel); kexec -e' : 'kexec -l; kexec -e', {
+      cmdline: redactCmdline(profile.cmdline),
+      dryRun: ctx.dryRun,
+      fileLoad,
+    });
+    try {
+      await kexecBoot(ctx.exec, { kernel, initrd, cmdline: profile.cmdline, fileLoad }, { dryRun: ctx.dryRun, print: ctx.print, lockdown });
+    } catch (err) {
+      if (err instanceof KexecRefusedError) {
+        await report('kexec-refused', err.message, { ...lockdown, fallback: 'bmc-reboot (not implemented)' }).catch(() => undefined);
+      }
+      throw err;
+    }
     return { outcome: 'kexec', dryRun: ctx.dryRun, profile, detail };
   } catch (err) {
     await report('agent-error', (err as Error).message).catch(() => undefined);

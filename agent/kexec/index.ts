@@ -1,6 +1,7 @@
 // Download the compute kernel and initrd, check their sha256 against the profile (the server's images are
 // content-addressed, so the digest is the name), then hand over with kexec: `kexec -l` loads the new kernel,
 // `kexec -e` jumps into it without going through firmware again (minutes saved per boot on real servers).
+// Under Secure Boot or kernel lockdown the load is `kexec -s -l` (kexec_file_load), the only one such a kernel allows.
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import type { Fetch } from '../client.ts';
@@ -57,26 +58,64 @@ export interface KexecPlan {
   kernel: string;
   initrd: string;
   cmdline: string;
+  /**
+   * Load with kexec_file_load(2) (`kexec -s`): the only load a locked-down kernel allows (kernel_lockdown(7) refuses
+   * kexec_load(2) in integrity and confidentiality mode), and it verifies the new kernel's signature itself.
+   */
+  fileLoad?: boolean | undefined;
 }
 
-export function kexecCommands({ kernel, initrd, cmdline }: KexecPlan): Array<[string, string[]]> {
+/** What made the agent choose kexec_file_load: named in the event when the load is refused. */
+export interface KexecLockdown {
+  secureBoot?: string | undefined;
+  lockdown?: string | undefined;
+}
+
+/** A locked-down kernel would not load the compute kernel: it is not signed with a key this kernel trusts. */
+export class KexecRefusedError extends Error {
+  override name = 'KexecRefusedError';
+  // the same kernel will be refused again
+  readonly retryable = false;
+}
+
+export function kexecCommands({ kernel, initrd, cmdline, fileLoad = false }: KexecPlan): Array<[string, string[]]> {
   return [
-    ['kexec', ['-l', kernel, `--initrd=${initrd}`, `--append=${cmdline}`]],
+    ['kexec', [...(fileLoad ? ['-s'] : []), '-l', kernel, `--initrd=${initrd}`, `--append=${cmdline}`]],
     ['kexec', ['-e']],
   ];
 }
 
+/** Why the load was refused, for the event log and the operator. */
+export function kexecRefusedMessage(why: KexecLockdown, detail: string): string {
+  const reasons = [why.secureBoot === 'enabled' ? 'Secure Boot is enabled' : '', why.lockdown && why.lockdown !== 'none' ? `kernel lockdown is ${why.lockdown}` : ''].filter(Boolean).join(' and ');
+  return (
+    `kexec -s (kexec_file_load) refused the compute kernel: ${reasons || 'the kernel is locked down'}, so kexec_load is not allowed ` +
+    `and kexec_file_load accepts only a kernel signed with a key this kernel trusts; is the image's kernel signed? (${detail}). ` +
+    `The fallback, a BMC-driven reboot into the compute kernel, is not implemented yet`
+  );
+}
+
 /**
  * Loads and executes the new kernel. With `dryRun` the commands are printed (shell-quoted, one a line) and
- * nothing runs. `kexec -e` does not return when it works; if it returns, that is an error.
+ * nothing runs. `kexec -e` does not return when it works; if it returns, that is an error. With `plan.fileLoad`
+ * a failed load is a KexecRefusedError naming `lockdown` (what made us choose kexec_file_load).
  */
-export async function kexecBoot(exec: Exec, plan: KexecPlan, { dryRun = false, print = (l: string) => console.log(l) }: { dryRun?: boolean; print?: (line: string) => void } = {}): Promise<void> {
+export async function kexecBoot(
+  exec: Exec,
+  plan: KexecPlan,
+  { dryRun = false, print = (l: string) => console.log(l), lockdown = {} }: { dryRun?: boolean; print?: (line: string) => void; lockdown?: KexecLockdown } = {},
+): Promise<void> {
   const [load, go] = kexecCommands(plan);
   if (dryRun) {
     for (const [cmd, args] of [load!, go!]) print(`dry-run: ${commandLine(cmd, args)}`);
     return;
   }
-  await run(exec, load![0], load![1], { timeoutMs: 120_000 });
+  try {
+    await run(exec, load![0], load![1], { timeoutMs: 120_000 });
+  } catch (err) {
+    if (!plan.fileLoad) throw err;
+    throw new KexecRefusedError(kexecRefusedMessage(lockdown, (err as Error).message), { cause: err });
+  }
   await run(exec, go![0], go![1], { timeoutMs: 60_000 });
   throw new Error('kexec -e returned: the new kernel did not start');
 }
