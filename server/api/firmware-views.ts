@@ -8,7 +8,7 @@ import type { FirmwareReportData } from '../domain/firmware-report.ts';
 
 // ---- CSV (RFC 4180) ---------------------------------------------------------------------------------------
 
-const CSV_HEADER = ['uuid', 'hostname', 'model', 'node_state', 'firmware_state', 'baseline', 'baseline_version', 'policy', 'component', 'devices', 'current', 'required', 'status', 'detail', 'facts_at', 'cabling_state', 'cabling_policy', 'cabling_detail'];
+const CSV_HEADER = ['uuid', 'hostname', 'model', 'node_state', 'firmware_state', 'baseline', 'baseline_version', 'policy', 'component', 'devices', 'current', 'required', 'status', 'detail', 'facts_at', 'secure_boot', 'cabling_state', 'cabling_policy', 'cabling_detail'];
 
 /** RFC 4180 §2: fields with a comma, quote or line break are quoted, quotes doubled, lines end in CRLF. Cells
  * that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) get a leading ' — facts come from
@@ -25,7 +25,8 @@ export function reportCsv(report: FirmwareReportData): string {
     const b = r.compliance.baseline;
     const base = [r.uuid, r.hostname, r.model, r.nodeState, r.compliance.state, b?.name, b?.version, b?.policy];
     // cabling beside firmware (issue 16 item 5): compliant | failed | unplanned, the policy, what is wrong
-    const tail = [r.factsAt?.toISOString(), r.cabling?.status ?? 'unplanned', r.cabling?.policy, r.cabling?.reason?.replace(/^cabling: /, '')];
+    // secure_boot: firmware.secureBoot from the latest facts (issue 19); empty when the agent did not report it
+    const tail = [r.factsAt?.toISOString(), r.secureBoot, r.cabling?.status ?? 'unplanned', r.cabling?.policy, r.cabling?.reason?.replace(/^cabling: /, '')];
     if (r.compliance.components.length === 0) lines.push([...base, '', '', '', '', r.compliance.state, r.compliance.state === 'unmanaged' ? 'no baseline matches' : '', ...tail].map(csvCell).join(','));
     for (const c of r.compliance.components) lines.push([...base, c.component, c.devices.join(' '), c.current, c.required, c.status, c.detail, ...tail].map(csvCell).join(','));
   }

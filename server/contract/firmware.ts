@@ -100,6 +100,11 @@ export const Baseline = z
     /** enforce: update attempts before the node is quarantined */
     maxAttempts: z.number().int().min(1).max(20).default(3),
     components: z.array(BaselineComponent).min(1).max(64),
+    /**
+     * required: a node whose latest facts do not say firmware.secureBoot 'enabled' is not compliant (issue 19).
+     * It is a check, never an update: no package turns Secure Boot on, so under enforce such a node is quarantined.
+     */
+    secureBoot: z.enum(['required']).optional(),
   })
   .superRefine((b, ctx) => {
     const seen = new Map<string, number>();

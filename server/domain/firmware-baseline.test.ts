@@ -33,6 +33,14 @@ function errorsOf(text: string, source = 'b.yaml'): string[] {
 }
 
 describe('parseBaselineDocument', () => {
+  it('reads secureBoot: required, and names the line of any other value', () => {
+    expect(parseBaselineDocument(GOOD, 'r650.yaml')[0]!.secureBoot).toBeUndefined();
+    expect(parseBaselineDocument(`${GOOD}secureBoot: required\n`, 'r650.yaml')[0]!.secureBoot).toBe('required');
+    // "yes" is not a policy: a typo must not silently drop the requirement
+    const [err] = errorsOf(`${GOOD}secureBoot: yes\n`);
+    expect(err).toMatch(/^b\.yaml:18:13: secureBoot: Invalid input: expected "required"/);
+  });
+
   it('reads a YAML baseline with defaults filled in', () => {
     const [b] = parseBaselineDocument(GOOD, 'r650.yaml');
     expect(b).toMatchObject({ name: 'r650-2026q3', policy: 'enforce', maxAttempts: 2 });

@@ -7,7 +7,7 @@ import { complianceRows, filterReport, reportOptions, type ReportNode } from './
 const NOW = new Date('2026-03-01T12:00:00Z');
 const r650: StoredBaseline = { spec: Baseline.parse({ name: 'r650', selector: { manufacturer: 'Dell Inc.', product: 'PowerEdge R650' }, components: [{ type: 'bios', minimum: '2.0' }, { type: 'bmc', minimum: '7.0' }] }), version: 3 };
 
-const node = (uuid: string, over: Partial<ReportNode> & { bios?: string; bmc?: string } = {}): ReportNode => ({
+const node = (uuid: string, over: Partial<ReportNode> & { bios?: string; bmc?: string; secureBoot?: string } = {}): ReportNode => ({
   uuid,
   hostname: `h-${uuid}`,
   state: 'active',
@@ -21,6 +21,7 @@ const node = (uuid: string, over: Partial<ReportNode> & { bios?: string; bmc?: s
     bios: { vendor: 'Dell Inc.', version: over.bios ?? '2.1' },
     bmc: { firmwareVersion: over.bmc ?? '7.1' },
     nics: [],
+    ...(over.secureBoot ? { firmware: { secureBoot: over.secureBoot } } : {}),
   },
   ...over,
 });
@@ -39,6 +40,45 @@ describe('complianceRows', () => {
     const [row] = complianceRows([node('x', { facts: { system: 'garbage' } })], [r650]);
     expect(row!.model).toBe('Dell Inc. PowerEdge R650');
     expect(row!.compliance.state).toBe('unknown');
+  });
+});
+
+describe('Secure Boot in the report (issue 19)', () => {
+  const strict: StoredBaseline = { spec: Baseline.parse({ ...r650.spec, name: 'r650-sb', secureBoot: 'required' }), version: 1 };
+
+  it('shows each node’s Secure Boot state from its facts, with or without a baseline requiring it', () => {
+    const rows = complianceRows([node('a', { secureBoot: 'enabled' }), node('b', { secureBoot: 'disabled' }), node('c')], [r650]);
+    expect(rows.map((r) => [r.uuid, r.secureBoot, r.compliance.state])).toEqual([
+      ['a', 'enabled', 'compliant'],
+      ['b', 'disabled', 'compliant'],
+      ['c', null, 'compliant'],
+    ]);
+    // r650 does not require it: no secure-boot component
+    expect(rows[1]!.compliance.components.map((c) => c.component)).toEqual(['bios', 'bmc']);
+  });
+
+  const cases: Array<[string, string | undefined, string, string | undefined]> = [
+    ['enabled complies', 'enabled', 'compliant', undefined],
+    ['disabled does not', 'disabled', 'outdated', 'Secure Boot is disabled; the baseline requires it enabled'],
+    ['setup mode (no Platform Key) does not', 'setup-mode', 'outdated', 'Secure Boot is setup-mode; the baseline requires it enabled'],
+    ['a legacy BIOS boot does not', 'not-uefi', 'outdated', 'Secure Boot is not-uefi; the baseline requires it enabled'],
+    ['a state the agent could not read is unknown', 'unknown', 'unknown', 'Secure Boot is unknown; the baseline requires it enabled'],
+    ['facts from an agent that does not report it are unknown', undefined, 'unknown', 'firmware.secureBoot missing from facts (agent too old?); the baseline requires Secure Boot enabled'],
+  ];
+  it.each(cases)('secureBoot: required — %s', (_name, reported, state, detail) => {
+    const [row] = complianceRows([node('x', reported ? { secureBoot: reported } : {})], [strict]);
+    expect(row!.compliance.state).toBe(state);
+    const sb = row!.compliance.components.find((c) => c.component === 'secure-boot');
+    expect(sb).toMatchObject({ type: 'secure-boot', current: reported ?? null, required: 'enabled', status: state, updatable: false });
+    expect(sb!.detail).toBe(detail);
+  });
+
+  it('the component filter can pick secure-boot alone', () => {
+    const rows = complianceRows([node('a', { secureBoot: 'enabled' }), node('b', { secureBoot: 'disabled', bios: '1.0' })], [strict]);
+    expect(filterReport(rows, { component: 'secure-boot' }, NOW).nodes.map((r) => [r.uuid, r.compliance.state])).toEqual([
+      ['a', 'compliant'],
+      ['b', 'outdated'],
+    ]);
   });
 });
 

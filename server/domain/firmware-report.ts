@@ -55,7 +55,7 @@ function rowOf<B extends StoredBaseline>(n: ReportNode, baselines: readonly B[],
   const id = facts ? identityFromFacts(facts) : { manufacturer: n.manufacturer, product: n.product };
   const baseline = selectBaseline(baselines, id);
   const attempt = baseline && n.attempt ? n.attempt : null;
-  return { uuid: n.uuid, hostname: n.hostname, model: modelOf(id), nodeState: n.state, labels: n.labels, compliance: evaluateCompliance(baseline, facts, attempt), factsAt: n.factsAt, cabling: cablingResult(cablingPlans, n.uuid, n.labels, n.facts) };
+  return { uuid: n.uuid, hostname: n.hostname, model: modelOf(id), nodeState: n.state, labels: n.labels, compliance: evaluateCompliance(baseline, facts, attempt), secureBoot: facts?.firmware?.secureBoot ?? null, factsAt: n.factsAt, cabling: cablingResult(cablingPlans, n.uuid, n.labels, n.facts) };
 }
 
 /** The report for a filter: label and model narrow the slice, component narrows each row to that component,

@@ -145,6 +145,15 @@ describe('decideGate', () => {
     ['enforce without an update package: quarantine at once', spec('enforce', false), old, 0, 'quarantine', /bios 1\.2\.0 → ≥ 1\.4\.9 has no update package/],
     ['enforce with an unreadable version: quarantine', spec('enforce'), facts({ bios: '1.4.9' }), 0, 'quarantine', /bmc version unknown \(bmc\.firmwareVersion missing/],
   ];
+  it('enforce with secureBoot: required quarantines a node with Secure Boot off, naming it, and plans no step for it', () => {
+    const b = stored({ ...spec('enforce').spec, secureBoot: 'required' });
+    const d = decide(b, { ...current, firmware: { secureBoot: 'disabled' } }, 0);
+    expect(d.verdict).toEqual({ action: 'quarantine', reason: 'firmware (baseline r650 v1, enforce): secure-boot: Secure Boot is disabled; the baseline requires it enabled' });
+    expect(decide(b, { ...current, firmware: { secureBoot: 'enabled' } }, 0).verdict.action).toBe('ready');
+    // report policy: the node boots on and the reason says why it is not compliant
+    expect(decide(stored({ ...spec('report').spec, secureBoot: 'required' }), { ...current, firmware: { secureBoot: 'setup-mode' } }, 0).verdict.reason).toMatch(/secure-boot setup-mode → enabled/);
+  });
+
   it.each(cases)('%s', (_name, b, f, n, action, reason) => {
     const d = decide(b, f, n);
     expect(d.verdict.action).toBe(action);
@@ -167,6 +176,7 @@ describe('summarize', () => {
     nodeState: 'active',
     labels: {},
     factsAt: null,
+    secureBoot: null,
     compliance: { state, baseline: null, components: comps.map(([component, status]) => ({ component, status, factStatus: 'compliant', type: 'bios', devices: [], current: null, required: '', updatable: false })) },
   });
   it('computes percent compliant by model and component; unmanaged counts against the total', () => {

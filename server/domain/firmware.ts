@@ -2,7 +2,7 @@
 // components stands against that baseline, and what the inspection gate does about it. No storage, no time,
 // no HTTP: the store supplies baselines and attempts, the API and the gate call these functions.
 import type { CablingResult } from './cabling.ts';
-import type { Facts } from '../contract/facts.ts';
+import type { Facts, SecureBootState } from '../contract/facts.ts';
 import {
   componentId,
   type Baseline,
@@ -76,9 +76,12 @@ export interface AttemptSummary {
   outcome: 'open' | 'closed' | 'gave-up';
 }
 
+/** The component id a baseline's `secureBoot: required` adds to each node's compliance. */
+export const SECURE_BOOT_COMPONENT = 'secure-boot';
+
 export interface ComponentCompliance {
   component: string;
-  type: BaselineComponent['type'];
+  type: BaselineComponent['type'] | typeof SECURE_BOOT_COMPONENT;
   /** nic: the interfaces that matched */
   devices: string[];
   current: string | null;
@@ -132,6 +135,20 @@ function evaluateComponent(c: BaselineComponent, facts: Facts | null): Omit<Comp
 }
 
 /**
+ * `secureBoot: required`: only 'enabled' complies. disabled, setup-mode (no Platform Key: nothing is verified)
+ * and not-uefi are `outdated`; a state the agent could not read, or facts from an agent too old to report it,
+ * are `unknown`. Both are non-compliant and the detail names what the node said.
+ */
+function evaluateSecureBoot(facts: Facts | null): Omit<ComponentCompliance, 'status'> {
+  const base = { component: SECURE_BOOT_COMPONENT, type: SECURE_BOOT_COMPONENT, devices: [] as string[], required: 'enabled', updatable: false } as const;
+  if (!facts) return { ...base, current: null, factStatus: 'unknown', detail: 'no facts reported yet' };
+  const state = facts.firmware?.secureBoot;
+  if (state === undefined) return { ...base, current: null, factStatus: 'unknown', detail: 'firmware.secureBoot missing from facts (agent too old?); the baseline requires Secure Boot enabled' };
+  if (state === 'enabled') return { ...base, current: state, factStatus: 'compliant' };
+  return { ...base, current: state, factStatus: state === 'unknown' ? 'unknown' : 'outdated', detail: `Secure Boot is ${state}; the baseline requires it enabled` };
+}
+
+/**
  * A node's compliance from its latest facts. The facts alone decide compliant / outdated / unknown; an attempt
  * only adds "updating" (a plan is out) or "failed" (the agent reported a failing command, or the gate gave up)
  * to components that the facts still show as not compliant — the server never takes a version from the agent's
@@ -140,8 +157,9 @@ function evaluateComponent(c: BaselineComponent, facts: Facts | null): Omit<Comp
 export function evaluateCompliance(baseline: StoredBaseline | null, facts: Facts | null, attempt: AttemptSummary | null = null): NodeCompliance {
   if (!baseline) return { state: 'unmanaged', baseline: null, components: [] };
   const applicable = baseline.spec.components.filter((c) => !(c.optional && facts && !facts.nics.some((n) => nicMatches(c, n))));
-  const components = applicable.map((c): ComponentCompliance => {
-    const e = evaluateComponent(c, facts);
+  const evaluated = applicable.map((c) => evaluateComponent(c, facts));
+  if (baseline.spec.secureBoot === 'required') evaluated.push(evaluateSecureBoot(facts));
+  const components = evaluated.map((e): ComponentCompliance => {
     let status: ComponentStatus = e.factStatus;
     if (attempt && e.factStatus !== 'compliant' && attempt.components.includes(e.component)) {
       const result = attempt.results?.find((r) => r.component === e.component);
@@ -186,7 +204,8 @@ export function decideGate(baseline: StoredBaseline | null, compliance: NodeComp
   if (baseline.spec.policy === 'report') return { verdict: { action: 'ready', reason: `firmware not compliant with ${label} (policy report): ${summary}` }, steps: [] };
   const stuck = bad.filter((c) => c.factStatus === 'unknown' || !c.updatable);
   if (stuck.length) {
-    const why = stuck.map((c) => (c.factStatus === 'unknown' ? `${c.component} version unknown${c.detail ? ` (${c.detail})` : ''}` : `${c.component} ${showCurrent(c)} → ${c.required} has no update package`)).join('; ');
+    // Secure Boot has no update package by design: its detail says what the node reported and what is required
+    const why = stuck.map((c) => (c.component === SECURE_BOOT_COMPONENT ? `${c.component}: ${c.detail}` : c.factStatus === 'unknown' ? `${c.component} version unknown${c.detail ? ` (${c.detail})` : ''}` : `${c.component} ${showCurrent(c)} → ${c.required} has no update package`)).join('; ');
     return { verdict: { action: 'quarantine', reason: `firmware (${label}, enforce): ${why}` }, steps: [] };
   }
   if (attemptsSoFar >= baseline.spec.maxAttempts) {
@@ -224,6 +243,8 @@ export interface ReportRow {
   nodeState: string;
   labels: Record<string, string>;
   compliance: NodeCompliance;
+  /** firmware.secureBoot from the latest facts, shown whether or not a baseline requires it; null: not reported */
+  secureBoot: SecureBootState | null;
   factsAt: Date | null;
   /** cabling compliance beside firmware (issue 16 item 5): the node's plan against its latest LLDP facts */
   cabling?: CablingResult;

@@ -235,8 +235,8 @@ describe('policy report', () => {
     const res = await api.get('/api/v1/reports/firmware?format=csv', { token: TOKENS.viewer });
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = res.text.split('\r\n');
-    expect(lines[0]).toBe('uuid,hostname,model,node_state,firmware_state,baseline,baseline_version,policy,component,devices,current,required,status,detail,facts_at,cabling_state,cabling_policy,cabling_detail');
-    expect(lines).toContain(`${UUID_A},,Dell Inc. PowerEdge R650,ready,outdated,r650,2,report,bios,,1.2.0,≥ 1.4.9,outdated,,2026-11-21T08:06:00.000Z,unplanned,,`);
+    expect(lines[0]).toBe('uuid,hostname,model,node_state,firmware_state,baseline,baseline_version,policy,component,devices,current,required,status,detail,facts_at,secure_boot,cabling_state,cabling_policy,cabling_detail');
+    expect(lines).toContain(`${UUID_A},,Dell Inc. PowerEdge R650,ready,outdated,r650,2,report,bios,,1.2.0,≥ 1.4.9,outdated,,2026-11-21T08:06:00.000Z,,unplanned,,`);
     // a would-be formula gets a leading ', quotes are doubled and the field quoted (RFC 4180 §2.6-2.7)
     expect(res.text).toContain(`,"'=HYPERLINK(""http://evil.example/"") <img src=x onerror=""document.title='pwned'"">&""Box'",ready,unmanaged,`);
   });

@@ -83,6 +83,8 @@ function Rows({ report }: { report: FirmwareReportData }) {
             <td>{r.nodeState}</td>
             <td>{b ? `${b.name} v${b.version} (${b.policy})` : '—'}</td>
             <td class="cabling" data-cabling={r.cabling?.status ?? 'unplanned'} title={r.cabling?.reason ?? ''}>{cablingText(r)}</td>
+            {/* from the latest facts, whether or not the baseline requires it (issue 19); — : not reported */}
+            <td class="secure-boot" data-secure-boot={r.secureBoot ?? 'not-reported'}>{r.secureBoot ?? '—'}</td>
           </>
         );
         if (r.compliance.state === 'unmanaged')
@@ -148,7 +150,7 @@ export function FirmwarePage({ report, options, viewer }: { report: FirmwareRepo
       {bad.length ? (
         <table id="noncompliant">
           <thead>
-            <tr><th>Node</th><th>Model</th><th>Node state</th><th>Baseline</th><th>Cabling</th><th>Component</th><th>Current → required</th><th>Status</th><th>Links</th></tr>
+            <tr><th>Node</th><th>Model</th><th>Node state</th><th>Baseline</th><th>Cabling</th><th>Secure Boot</th><th>Component</th><th>Current → required</th><th>Status</th><th>Links</th></tr>
           </thead>
           <tbody><Rows report={report} /></tbody>
         </table>
