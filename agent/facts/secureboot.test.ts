@@ -27,7 +27,8 @@ describe('readSecureBoot', () => {
     ['SecureBoot=1, user mode: enabled', { SecureBoot: efiVar(1), SetupMode: efiVar(0) }, 'enabled'],
     ['SecureBoot=0: disabled', { SecureBoot: efiVar(0), SetupMode: efiVar(0) }, 'disabled'],
     ['SetupMode=1 (no Platform Key enrolled): setup-mode', { SecureBoot: efiVar(0), SetupMode: efiVar(1) }, 'setup-mode'],
-    ['no SecureBoot variable (firmware without Secure Boot): disabled', {}, 'disabled'],
+    ['no SecureBoot variable among others (firmware without Secure Boot): disabled', { BootOrder: Uint8Array.of(7, 0, 0, 0, 1, 0) }, 'disabled'],
+    ['an empty efivars directory (efivarfs not mounted on sysfs): unknown', {}, 'unknown'],
     ['a truncated SecureBoot file (attributes only): unknown', { SecureBoot: Uint8Array.of(0x06, 0, 0, 0) }, 'unknown'],
     ['an empty SecureBoot file: unknown', { SecureBoot: new Uint8Array(0) }, 'unknown'],
     ['a value that is neither 0 nor 1: unknown', { SecureBoot: efiVar(7) }, 'unknown'],
@@ -46,7 +47,7 @@ describe('readSecureBoot', () => {
   });
 
   it('says unknown, without throwing, when the variable is a directory (EISDIR)', async () => {
-    const efiDir = await efi({});
+    const efiDir = await efi({ BootOrder: Uint8Array.of(7, 0, 0, 0, 1, 0) });
     await mkdir(join(efiDir, 'efivars', `SecureBoot-${EFI_GLOBAL_VARIABLE}`));
     expect(await readSecureBoot(efiDir)).toBe('unknown');
   });

@@ -1,6 +1,6 @@
 // UEFI Secure Boot and kernel lockdown, read from sysfs: no tool needed, and what stage-1 must know before it
 // kexecs (a locked-down kernel refuses kexec_load; see agent/kexec) and what the firmware compliance report shows.
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import type { LockdownMode, SecureBootState } from '../../server/contract/facts.ts';
 
 /**
@@ -53,11 +53,14 @@ async function isDir(path: string): Promise<boolean> {
 export async function readSecureBoot(efi = DEFAULT_SECURE_BOOT_PATHS.efi): Promise<SecureBootState> {
   if (!(await isDir(efi))) return 'not-uefi';
   const efivars = `${efi}/efivars`;
-  // efivarfs not mounted: UEFI, but we cannot tell
-  if (!(await isDir(efivars))) return 'unknown';
+  // efivarfs not mounted: UEFI, but we cannot tell. An unmounted efivars is an empty directory on sysfs, and a
+  // mounted one is never empty on real firmware (BootOrder, Boot####, …): treat empty as not mounted, or every
+  // such node would pass as 'disabled' for want of a SecureBoot file.
+  if (!(await isDir(efivars)) || (await readdir(efivars)).length === 0) return 'unknown';
   const setup = await readVar(efivars, 'SetupMode');
   if (typeof setup === 'object' && setup.value === 1) return 'setup-mode';
   const sb = await readVar(efivars, 'SecureBoot');
+  // efivars has variables but no SecureBoot: firmware without Secure Boot support, which verifies nothing
   if (sb === 'absent') return 'disabled';
   if (sb === 'unreadable') return 'unknown';
   if (sb.value === 1) return 'enabled';

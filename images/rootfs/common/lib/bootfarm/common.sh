@@ -18,6 +18,10 @@ bf_early() {
   mkdir -p /dev/pts /dev/shm
   bf_mounted /dev/pts || mount -t devpts -o nosuid,noexec,gid=5,mode=620 devpts /dev/pts
   bf_mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
+  # The agent reads Secure Boot from efivars and the lockdown mode from securityfs (agent/facts/secureboot.ts).
+  # Read-only, and a kernel without either (BIOS boot, no CONFIG_SECURITYFS) just fails quietly: the facts say so.
+  [ -d /sys/firmware/efi/efivars ] && ! bf_mounted /sys/firmware/efi/efivars && mount -t efivarfs -o ro,nosuid,nodev,noexec efivarfs /sys/firmware/efi/efivars 2>/dev/null || :
+  [ -d /sys/kernel/security ] && ! bf_mounted /sys/kernel/security && mount -t securityfs -o nosuid,nodev,noexec securityfs /sys/kernel/security 2>/dev/null || :
   mkdir -p /run/bootfarm-init /run/lldpd /var/log /var/lib/bootfarm /tmp
   chmod 1777 /tmp
   [ -e /dev/null ] || mknod -m 666 /dev/null c 1 3
