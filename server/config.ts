@@ -34,6 +34,9 @@ export const ProfileConfig = z.strictObject({
   /** appended to the image's default kernel command line */
   cmdline: z.string().default(''),
   heartbeatIntervalSeconds: z.coerce.number().int().min(1).max(3600).default(30),
+  /** how the node's firmware boots stage-1 (issue 19 item 1): `ipxe` (iPXE, /ipxe/<uuid>) or `shim-grub` (Secure
+   * Boot: shimx64.efi → grubnetx64.efi → /grub/<uuid>.cfg, docs/secure-boot.md) */
+  bootloader: z.enum(['ipxe', 'shim-grub']).default('ipxe'),
   /** iSCSI storage for the compute OS: target name is `${targetPrefix}${uuid}` */
   iscsi: z
     .strictObject({
