@@ -14,6 +14,7 @@ import { clientAddressResolver, resolveClient, staleRequestGuard, trustedNetwork
 import { rateLimit } from './ratelimit.ts';
 import { baseUrlOf } from './url.ts';
 import { renderRetryScript } from '../../boot/ipxe/script.ts';
+import { renderGrubRetryConfig } from '../../boot/grub/script.ts';
 import { uiRoutes, uiSecurityHeaders } from './ui.ts';
 import { createSessionStore } from '../store/sessions.ts';
 import { createTokenStore } from '../store/tokens.ts';
@@ -49,6 +50,7 @@ export function isPublicPath(path: string): boolean {
     path === '/' ||
     path === '/boot.ipxe' ||
     path.startsWith('/ipxe/') ||
+    path.startsWith('/grub/') ||
     path.startsWith('/api/v1/agent/') ||
     path.startsWith('/images/') ||
     path.startsWith('/ui/static/') ||
@@ -84,7 +86,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   });
   // a node's request that sat in a paused or stalled replica past its client's patience does nothing (trusted.ts)
   const stale = staleRequestGuard({ trustedProxies: deps.config.http.trustedProxies, maxAgeSeconds: deps.config.http.maxRequestAgeSeconds, now: () => deps.clock.now().getTime() });
-  for (const path of ['/boot.ipxe', '/ipxe/*', '/api/v1/agent/*']) app.use(path, stale);
+  for (const path of ['/boot.ipxe', '/ipxe/*', '/grub/*', '/api/v1/agent/*']) app.use(path, stale);
   // admin surface (issue 13 item 6): 401 before any route reads the path, query or body, so an unauthenticated
   // caller cannot tell a bad request from a good one, nor an existing node from a missing one; the dashboard
   // gets its CSP and security headers; /metrics optionally needs a viewer token
@@ -162,7 +164,8 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // the boot network boundary, then per-source limits (server/api/trusted.ts, ratelimit.ts)
   app.use(resolveClient(clientAddress));
   // agent calls passed the same check in adminGate above
-  for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, bootNetwork);
+  // the GRUB configs of the Secure Boot path are the same boot scripts in another language: same boundary and limits
+  for (const path of ['/boot.ipxe', '/ipxe/*', '/grub/*']) app.use(path, bootNetwork);
   // the iPXE binary for UEFI HTTP boot comes from the boot network too, like the scripts it then fetches
   app.use(async function bootBinaryNetwork(c, next) {
     return BOOT_BINARY_PATH.test(c.req.path) ? bootNetwork(c, next) : next();
@@ -179,12 +182,14 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
       } catch {
         return errorResponse(c, new AppError(429, 'rate_limited', `too many boot requests; try again in ${seconds} s`, undefined, { 'retry-after': String(seconds) }));
       }
-      return new Response(renderRetryScript({ message: 'busy: too many boot requests from this address', seconds, retryUrl: `${base}/boot.ipxe` }), {
+      const message = 'busy: too many boot requests from this address';
+      const body = c.req.path.startsWith('/grub/') ? renderGrubRetryConfig({ message, seconds, retryUrl: `${base}/grub/grub.cfg` }) : renderRetryScript({ message, seconds, retryUrl: `${base}/boot.ipxe` });
+      return new Response(body, {
         headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'retry-after': String(seconds) },
       });
     },
   });
-  for (const path of ['/boot.ipxe', '/ipxe/*']) app.use(path, ipxeLimited);
+  for (const path of ['/boot.ipxe', '/ipxe/*', '/grub/*']) app.use(path, ipxeLimited);
   app.use('/api/v1/agent/*', rateLimit(limits.agent, { clock: deps.clock, clientAddress, maxSources: limits.maxSources }));
   // after a successful agent call: slide the stage-1 token's expiry, or close guessed attempts (docs/security-model.md)
   app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
