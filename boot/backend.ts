@@ -11,6 +11,8 @@ export interface DhcpHost {
   hostname?: string;
   /** false: stay silent (e.g. retired / explicitly ignored machines) */
   allowBoot: boolean;
+  /** the profile's boot loader (issue 19 item 1): a UEFI `shim-grub` node is handed shim, not iPXE; absent: ipxe */
+  bootloader?: 'ipxe' | 'shim-grub';
 }
 
 export interface BootBackend {

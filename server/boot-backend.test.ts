@@ -44,12 +44,31 @@ it('answers DHCP from a MAC table loaded in one query, refreshed on time and on 
 it('keeps serving the last table when a reload fails', async () => {
   let fail = false;
   let t = 0;
-  const backend = createBootBackend({ nodes: { macTable: async () => (fail ? Promise.reject(new Error('db down')) : [{ mac: 'aa:bb:cc:dd:ee:ff', state: 'active', hostname: null, labels: {} }]) }, now: () => t });
+  const backend = createBootBackend({ nodes: { macTable: async () => (fail ? Promise.reject(new Error('db down')) : [{ mac: 'aa:bb:cc:dd:ee:ff', state: 'active', hostname: null, labels: {}, profile: null }]) }, now: () => t });
   try {
     expect(await backend.dhcpHost('AA:BB:CC:DD:EE:FF')).toMatchObject({ allowBoot: true });
     fail = true;
     t += 60_000;
     expect(await backend.dhcpHost('aa:bb:cc:dd:ee:ff')).toMatchObject({ allowBoot: true });
+  } finally {
+    backend.stop();
+  }
+});
+
+it('hands DHCP the boot loader of the node\'s profile, and says nothing for ipxe', async () => {
+  const nodes = createNodeStore(db.db);
+  const profiles: Record<string, 'ipxe' | 'shim-grub'> = { sb: 'shim-grub', plain: 'ipxe' };
+  const backend = createBootBackend({ nodes, bootloaderOf: (n) => (n.labels.secure === 'yes' ? 'shim-grub' : profiles[n.profile ?? ''] ?? 'ipxe') });
+  try {
+    const U = '31313131-0000-4000-8000-000000000009';
+    await nodes.register({ facts: sampleFacts(U, { macs: ['52:54:00:31:00:09'] }) as never, failures: [] }, 'test');
+    expect(await backend.dhcpHost('52:54:00:31:00:09')).toEqual({ mac: '52:54:00:31:00:09', allowBoot: true });
+    await nodes.touch(U, { profile: 'sb' });
+    await backend.refresh();
+    expect((await backend.dhcpHost('52:54:00:31:00:09'))!.bootloader).toBe('shim-grub');
+    await nodes.touch(U, { profile: 'plain' });
+    await backend.refresh();
+    expect(await backend.dhcpHost('52:54:00:31:00:09')).not.toHaveProperty('bootloader');
   } finally {
     backend.stop();
   }

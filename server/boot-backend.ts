@@ -18,11 +18,12 @@ import type { Logger } from './log.ts';
 
 type Row = Awaited<ReturnType<NodeStore['macTable']>>[number];
 
-const toHost = (mac: string, r: Row): DhcpHost => {
+const toHost = (mac: string, r: Row, bootloaderOf: BootBackendOptions['bootloaderOf']): DhcpHost => {
   const hostname = r.hostname ?? r.labels['bootfarm.io/hostname'];
   const ipv4 = r.labels['bootfarm.io/ipv4'];
   const ipv6 = r.labels['bootfarm.io/ipv6'];
-  return { mac, allowBoot: r.state !== 'retired', ...(hostname ? { hostname } : {}), ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) };
+  const bootloader = bootloaderOf?.(r);
+  return { mac, allowBoot: r.state !== 'retired', ...(hostname ? { hostname } : {}), ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), ...(bootloader && bootloader !== 'ipxe' ? { bootloader } : {}) };
 };
 
 export interface CachedBootBackend extends BootBackend {
@@ -46,9 +47,11 @@ export interface BootBackendOptions {
   missRefreshMs?: number;
   log?: Logger;
   now?: () => number;
+  /** the boot loader of the node's profile (server/domain/profiles.ts selectProfile); absent: every node gets iPXE */
+  bootloaderOf?: (node: { profile: string | null; labels: Record<string, string> }) => 'ipxe' | 'shim-grub';
 }
 
-export function createBootBackend({ nodes, changes, listen = true, refreshMs = changes ? 60_000 : 10_000, pollMs = 5_000, missRefreshMs = 2_000, log, now = Date.now }: BootBackendOptions): CachedBootBackend {
+export function createBootBackend({ nodes, changes, listen = true, refreshMs = changes ? 60_000 : 10_000, pollMs = 5_000, missRefreshMs = 2_000, log, now = Date.now, bootloaderOf }: BootBackendOptions): CachedBootBackend {
   let table = new Map<string, Row>();
   let loadedAt = -Infinity;
   let loading: Promise<void> | null = null;
@@ -128,7 +131,7 @@ export function createBootBackend({ nodes, changes, listen = true, refreshMs = c
         await refresh();
         row = table.get(key);
       }
-      return row ? toHost(mac, row) : null;
+      return row ? toHost(mac, row, bootloaderOf) : null;
     },
     refresh,
     ready,

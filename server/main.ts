@@ -33,6 +33,7 @@ import { createBmcSetupStore } from './store/bmc-setups.ts';
 import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
+import { selectProfile } from './domain/profiles.ts';
 import { dhcp6TftpWarning } from './boot-paths.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
@@ -241,7 +242,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   }
   // DHCP binds privileged ports on a named interface: only when configured (never by default on `make run`)
   let dhcp: DhcpServer | undefined;
-  const bootBackend = dhcpConfig?.enabled || dhcp6Config?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }) }) : undefined;
+  const bootBackend = dhcpConfig?.enabled || dhcp6Config?.enabled ? createBootBackend({ nodes, changes: createMacChanges(db), log: log.child({ component: 'boot-backend' }), bootloaderOf: (n) => config.profiles[selectProfile(config.profiles, n) ?? '']?.bootloader ?? 'ipxe' }) : undefined;
   if (dhcpConfig?.enabled) {
     dhcp = createDhcpServer({ ...dhcpConfig, backend: bootBackend!, leases: createLeaseDbStore(db.db), logger: log.child({ component: 'dhcp' }), onHandled: createDhcpLatency(metrics) });
     await dhcp.start();

@@ -24,6 +24,24 @@ describe('chooseBootfile', () => {
     expect(chooseBootfile(client, urls)).toEqual(want);
   });
 
+  // issue 19 item 1: a node whose profile says bootloader: shim-grub
+  const shimCases: [string, Parameters<typeof chooseBootfile>[0], ReturnType<typeof chooseBootfile>][] = [
+    ['x64 UEFI PXE (arch 7) gets the signed shim over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'shimx64.efi', via: 'tftp' }],
+    ['x64 UEFI PXE (arch 9) gets the signed shim over TFTP', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 9 }, { file: 'shimx64.efi', via: 'tftp' }],
+    ['UEFI HTTP boot gets the shim by URL and option 60 HTTPClient', { isIpxe: false, isPxe: false, isHttpClient: true, arch: 16 }, { file: 'http://10.0.0.1:8080/shimx64.efi', via: 'http', vendorClass: 'HTTPClient' }],
+    ['BIOS has no Secure Boot: still undionly.kpxe', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 0 }, { file: 'undionly.kpxe', via: 'tftp' }],
+    ['iPXE (e.g. the node was booted by hand into iPXE) still gets the script', { isIpxe: true, isPxe: true, isHttpClient: false, arch: 7 }, { file: 'http://10.0.0.1:8080/boot.ipxe', via: 'http' }],
+    ['ia32 UEFI is still not served', { isIpxe: false, isPxe: true, isHttpClient: false, arch: 6 }, null],
+  ];
+  it.each(shimCases)('shim-grub: %s', (_name, client, want) => {
+    expect(chooseBootfile(client, urls, 'shim-grub')).toEqual(want);
+  });
+
+  it('ipxe (the default) is exactly today\'s choice for every case', () => {
+    for (const [, client, want] of [...cases, ...shimCases.slice(3)]) expect(chooseBootfile(client, urls, 'ipxe')).toEqual(want);
+    expect(chooseBootfile(classify(fixturePacket('ovmf-pxe-discover.hex')), urls, 'shim-grub')?.file).toBe('shimx64.efi');
+  });
+
   it('uses the configured UEFI binary', () => {
     expect(chooseBootfile({ isIpxe: false, isPxe: true, isHttpClient: false, arch: 7 }, { ...urls, uefi: 'ipxe.efi' })?.file).toBe('ipxe.efi');
   });

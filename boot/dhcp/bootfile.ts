@@ -12,6 +12,9 @@ export interface BootUrls {
   uefiHttp: string;
   /** path of the iPXE script on the HTTP server */
   script: string;
+  /** the signed shim (shim-signed's shimx64.efi.signed) for UEFI nodes whose profile says `bootloader: shim-grub`,
+   * over TFTP or HTTP; shim then loads grubx64.efi from the same place (docs/secure-boot.md) */
+  secureBoot: string;
 }
 
 export const defaultBootUrls = (httpBase: string): BootUrls => ({
@@ -20,6 +23,7 @@ export const defaultBootUrls = (httpBase: string): BootUrls => ({
   uefi: 'snponly.efi',
   uefiHttp: 'ipxe.efi',
   script: 'boot.ipxe',
+  secureBoot: 'shimx64.efi',
 });
 
 export interface Bootfile {
@@ -44,17 +48,20 @@ export interface Bootfile {
  * 4. BIOS PXE (arch 0) → undionly.kpxe over TFTP.
  * Anything else (ia32 EFI, ARM, non-PXE clients) gets no bootfile. The per-node decision (known, allowed to
  * boot) is the responder's and the same for every kind of client.
+ * `loader` is the node's profile's boot loader: `shim-grub` swaps the x64 UEFI iPXE (cases 2 and 3) for the signed
+ * shim, which Secure Boot firmware will run; BIOS has no Secure Boot, and an unknown node (no profile yet) gets iPXE.
  */
-export function chooseBootfile(client: Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>, urls: BootUrls): Bootfile | null {
+export function chooseBootfile(client: Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>, urls: BootUrls, loader: 'ipxe' | 'shim-grub' = 'ipxe'): Bootfile | null {
+  const shim = loader === 'shim-grub';
   switch (true) {
     case client.isIpxe:
       return { file: `${urls.httpBase}/${urls.script}`, via: 'http' };
     case client.isHttpClient && client.arch === Arch.EFI_X64_HTTP:
-      return { file: `${urls.httpBase}/${urls.uefiHttp}`, via: 'http', vendorClass: 'HTTPClient' };
+      return { file: `${urls.httpBase}/${shim ? urls.secureBoot : urls.uefiHttp}`, via: 'http', vendorClass: 'HTTPClient' };
     case client.isHttpClient:
       return null;
     case client.isPxe && (client.arch === Arch.EFI_X64 || client.arch === Arch.EFI_BC):
-      return { file: urls.uefi, via: 'tftp' };
+      return { file: shim ? urls.secureBoot : urls.uefi, via: 'tftp' };
     case client.isPxe && (client.arch === Arch.BIOS || client.arch === undefined):
       // PXE 2.1 ROMs predating RFC 4578 send no option 93: they are BIOS
       return { file: urls.bios, via: 'tftp' };

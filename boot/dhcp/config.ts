@@ -51,8 +51,10 @@ export const DhcpConfigSchema = z
         uefi: z.string().default('snponly.efi'),
         uefiHttp: z.string().default('ipxe.efi'),
         script: z.string().default('boot.ipxe'),
+        /** UEFI nodes whose profile says `bootloader: shim-grub` (docs/secure-boot.md) */
+        secureBoot: z.string().default('shimx64.efi'),
       })
-      .default({ bios: 'undionly.kpxe', uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe' }),
+      .default({ bios: 'undionly.kpxe', uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe', secureBoot: 'shimx64.efi' }),
     pools: z.array(DhcpPoolSchema).default([]),
     /** full mode, machine unknown to the backend: serve it (from pools open to unknown clients) or stay silent */
     unknownClients: z.enum(['serve', 'ignore']).default('serve'),

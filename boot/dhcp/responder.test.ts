@@ -364,6 +364,20 @@ describe('proxy mode', () => {
     expect(await strict.handle(fixturePacket('ovmf-http-discover.hex'), local)).toBeNull();
   });
 
+  it('hands a node whose profile says shim-grub the signed shim, in proxy and in full mode (issue 19 item 1)', async () => {
+    const pxe = classify(fixturePacket('ovmf-pxe-discover.hex')).mac;
+    const http = classify(fixturePacket('ovmf-http-discover.hex')).mac;
+    const backend = new FixedBackend([{ mac: pxe, allowBoot: true, bootloader: 'shim-grub' }, { mac: http, allowBoot: true, bootloader: 'shim-grub' }]);
+    const proxy = setup({ mode: 'proxy', pools: [] }, { backend }).r;
+    expect((await proxy.handle(fixturePacket('ovmf-pxe-discover.hex'), local))!.packet.file).toBe('shimx64.efi');
+    expect((await proxy.handle(fixturePacket('ovmf-http-discover.hex'), local))!.packet.file).toBe('http://10.0.0.1:8080/shimx64.efi');
+    const full = setup({}, { backend }).r;
+    expect((await full.handle(fixturePacket('ovmf-pxe-discover.hex'), local))!.packet.file).toBe('shimx64.efi');
+    // the same packets from a node without the option: today's files
+    const plain = setup({ mode: 'proxy', pools: [] }).r;
+    expect((await plain.handle(fixturePacket('ovmf-pxe-discover.hex'), local))!.packet.file).toBe('snponly.efi');
+  });
+
   it('answers PXE clients with boot info only (no address), discovery control 8, UUID echoed', async () => {
     const { r } = setup({ mode: 'proxy', pools: [] });
     const offer = await r.handle(fixturePacket('ovmf-pxe-discover.hex'), local);

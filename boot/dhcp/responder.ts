@@ -243,8 +243,8 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   }
 
   /** Boot fields for PXE / HTTP / iPXE clients; returns false when this client gets no bootfile. */
-  function addBoot(reply: Reply, c: ClientInfo): boolean {
-    const boot = chooseBootfile(c, urls);
+  function addBoot(reply: Reply, c: ClientInfo, host: DhcpHost | null): boolean {
+    const boot = chooseBootfile(c, urls, host?.bootloader);
     if (!boot) return false;
     const { packet, } = reply;
     // a URL longer than the 128-byte file field (RFC 2131 §2) goes only in option 67, which UEFI HTTP boot
@@ -309,9 +309,9 @@ export function createResponder({ config, backend, leases, logger = silentLogger
   }
 
   // ---------------------------------------------------------------- proxyDHCP (PXE spec 2.1 §2.5)
-  function proxyReply(req: DhcpPacket, c: ClientInfo, type: number, r: Received): Reply | null {
+  function proxyReply(req: DhcpPacket, c: ClientInfo, type: number, r: Received, host: DhcpHost | null): Reply | null {
     const reply = baseReply(req, c, type, r);
-    if (!addBoot(reply, c)) return null;
+    if (!addBoot(reply, c, host)) return null;
     const o = reply.packet.options;
     // A proxy offer identifies itself with option 60 PXEClient, echoes the client UUID, and sets
     // PXE_DISCOVERY_CONTROL (sub-option 6) = 8: "use the bootfile in this packet, skip boot server discovery".
@@ -330,11 +330,11 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     if (!found.host && config.unknownClients === 'ignore') return silent(c, 'unknown machine');
     switch (c.messageType) {
       case MessageType.DISCOVER:
-        return r.on === 'dhcp' ? proxyReply(req, c, MessageType.OFFER, r) : null;
+        return r.on === 'dhcp' ? proxyReply(req, c, MessageType.OFFER, r, found.host) : null;
       case MessageType.REQUEST:
       case MessageType.INFORM:
         // on 4011 the client asks us directly; on 67 only when it selected our offer
-        if (r.on === 'pxe' || c.serverId === config.serverIp) return proxyReply(req, c, MessageType.ACK, r);
+        if (r.on === 'pxe' || c.serverId === config.serverIp) return proxyReply(req, c, MessageType.ACK, r, found.host);
         return silent(c, 'request for another server');
       default:
         return silent(c, 'not handled in proxy mode');
@@ -404,7 +404,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
     reply.packet.yiaddr = intToIp(ip);
     reply.packet.ciaddr = req.ciaddr;
     addNetwork(reply, pool, host, pool.leaseSeconds);
-    addBoot(reply, c);
+    addBoot(reply, c, host);
     return finish(req, reply);
   }
 
@@ -436,7 +436,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
           const reply = baseReply(req, c, MessageType.OFFER, r);
           reply.packet.yiaddr = intToIp(ip);
           addNetwork(reply, pool, host, pool.leaseSeconds);
-          addBoot(reply, c);
+          addBoot(reply, c, host);
           logger.debug({ mac: c.mac, ip: intToIp(ip) }, 'DHCPOFFER');
           return finish(req, reply);
         }
@@ -501,7 +501,7 @@ export function createResponder({ config, backend, leases, logger = silentLogger
         const reply = baseReply(req, c, MessageType.ACK, r);
         reply.packet.ciaddr = req.ciaddr;
         addNetwork(reply, pool, host);
-        addBoot(reply, c);
+        addBoot(reply, c, host);
         return finish(req, reply);
       }
 

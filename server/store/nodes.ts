@@ -539,8 +539,8 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
     },
 
     /** Every known MAC with what DHCP needs of its node: one query for the boot backend's snapshot. */
-    async macTable(): Promise<{ mac: string; state: string; hostname: string | null; labels: Record<string, string> }[]> {
-      return db.select({ mac: interfaces.mac, state: nodes.state, hostname: nodes.hostname, labels: nodes.labels }).from(interfaces).innerJoin(nodes, eq(nodes.uuid, interfaces.nodeUuid));
+    async macTable(): Promise<{ mac: string; state: string; hostname: string | null; labels: Record<string, string>; profile: string | null }[]> {
+      return db.select({ mac: interfaces.mac, state: nodes.state, hostname: nodes.hostname, labels: nodes.labels, profile: nodes.profile }).from(interfaces).innerJoin(nodes, eq(nodes.uuid, interfaces.nodeUuid));
     },
 
     /** Nodes whose MAC is known: DHCP reservations ask this. */
