@@ -102,6 +102,12 @@ export const BootBudgetConfig = z.strictObject({
 export type BootBudgetConfig = z.infer<typeof BootBudgetConfig>;
 
 /** docs/security-model.md: when /ipxe opens a stage-1 boot attempt and how long its token lives */
+/** Debian's signed shim (package shim-signed) and signed network GRUB (package grub-efi-amd64-signed) */
+export const SecureBootConfig = z.strictObject({
+  shim: z.string().min(1).default('/usr/lib/shim/shimx64.efi.signed'),
+  grub: z.string().min(1).default('/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'),
+});
+
 export const BootAttemptsConfig = z.strictObject({
   /** a stage-1 token expires this long after its attempt opened or was last used */
   tokenTtlSeconds: z.coerce.number().int().min(60).max(86_400).default(1800),
@@ -213,6 +219,9 @@ export const ConfigSchema = z.strictObject({
       attempts: BootAttemptsConfig.default(BootAttemptsConfig.parse({})),
       /** concurrent stage-1 downloads and registrations per replica (BootBudgetConfig) */
       budget: BootBudgetConfig.prefault({}),
+      /** the signed binaries of the Secure Boot path (profiles with `bootloader: shim-grub`, docs/secure-boot.md),
+       * served over TFTP and HTTP as shimx64.efi and grubx64.efi (the name shim loads next to itself) */
+      secureBoot: SecureBootConfig.prefault({}),
       /** new (`discovered`) nodes enrolled per minute, all sources together; more get a retry script and no row */
       discoveredPerMinute: z.coerce.number().int().min(1).default(120),
       /** per source address (server/api/ratelimit.ts); perMinute 0 turns one off */
@@ -225,7 +234,7 @@ export const ConfigSchema = z.strictObject({
         })
         .default({ ...DEFAULT_RATE_LIMITS, maxSources: 65536 }),
     })
-    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), budget: BootBudgetConfig.parse({}), discoveredPerMinute: 120, rateLimit: { ...DEFAULT_RATE_LIMITS, maxSources: 65536 } }),
+    .default({ stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200 console=tty0' }, retrySeconds: 30, trustedNetworks: [], attempts: BootAttemptsConfig.parse({}), budget: BootBudgetConfig.parse({}), secureBoot: SecureBootConfig.parse({}), discoveredPerMinute: 120, rateLimit: { ...DEFAULT_RATE_LIMITS, maxSources: 65536 } }),
   /** the dashboard's sessions and login limits (server/api/ui.ts) */
   ui: UiConfig,
   /** `requireToken: true` puts /metrics behind a viewer token (Prometheus: `authorization: {credentials_file}`) */

@@ -34,6 +34,7 @@ import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
 import { selectProfile } from './domain/profiles.ts';
+import { secureBootDefaults, secureBootWarnings, withGrubConfig } from './secure-boot.ts';
 import { dhcp6TftpWarning } from './boot-paths.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
@@ -120,6 +121,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   const imagesConfig = parseSection('images', ImagesConfig, config.images);
   for (const w of boundaryWarnings(config)) log.warn(w);
   // UEFI PXE over IPv6 gets dhcp6's tftp:// URL: say so at start if our TFTP server does not serve it
+  for (const w of secureBootWarnings(config)) log.warn(w);
   const tftp6 = dhcp6TftpWarning(dhcp6Config, tftpConfig);
   if (tftp6) log.warn(tftp6);
   const db = await connectWithRetry(config, log);
@@ -204,7 +206,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   beatMetrics.attach(beats);
   beats.start();
   const app = createApp(
-    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener(tftpConfig ?? {}), cabling },
+    { config, db, nodes, beats, budget, bmcs, images: images.catalog, inspection: createFirmwareGate({ store: firmware }), log, clock, metrics, rebuild: fleet.rebuild, fleetBreaker: fleet.breaker, fleetWatchedSince: fleet.watchedSince, power: createPowerControl({ nodes, bmcs, createBmc: pacedBmcs }), imageChannels: images.pipeline, firmwareCompliance: (uuid) => nodeCompliance(firmware, uuid), planSigner, bootFiles: createFsOpener({ ...(tftpConfig ?? {}), defaults: secureBootDefaults(config) }), cabling },
     { extra: [firmwareMount({ nodes, firmware, cabling, clock, metrics, planSigner }), bmcSetupMount({ nodes, bmcs, setups: createBmcSetupStore(db.db, { secrets, clock }), clock, createBmc, log }), imagesMount(images), powerMount({ nodes, bmcs, createBmc: pacedBmcs }), fleetMount({ fleet, nodes }), clusterMount({ replicas: fleet.replicas, clock, goneAfterMs: fleet.goneAfterMs }), secretsMount({ keyring: secrets }), backupMount({ db, clock, log }), retentionMount({ retention }), consoleMount({ nodes, consoles: consoleStore, clock }), () => ({ at: '/', app: images.serveApp })] },
   );
 
@@ -234,7 +236,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   fleet.start();
   let tftp: TftpServer | undefined;
   if (tftpConfig?.enabled) {
-    tftp = createTftpServer({ ...tftpConfig, open: createFsOpener(tftpConfig), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
+    tftp = createTftpServer({ ...tftpConfig, open: withGrubConfig(createFsOpener({ ...tftpConfig, defaults: secureBootDefaults(config) }), config.http.publicUrl ?? dhcpConfig?.httpBase), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
     const { listening } = await tftp.start();
     registerTftpMetrics(metrics, tftp);
     // one socket per address, IPv4 and IPv6 apart (boot/tftp/address.ts)

@@ -25,12 +25,15 @@ export interface FsOpenerOptions {
   root?: string | undefined;
   files?: Readonly<Record<string, string>>;
   ipxeDefaults?: boolean;
+  /** more built-in names, like the iPXE ones: a file in the root of the same name wins (e.g. the Secure Boot
+   * path's shimx64.efi and grubx64.efi, server/secure-boot.ts) */
+  defaults?: Readonly<Record<string, string>>;
 }
 
 /** Read-ahead per stream: four windows of 16 × 1468-byte blocks, in one syscall. */
 const READ_AHEAD = 128 * 1024;
 
-export function createFsOpener({ root, files = {}, ipxeDefaults = true }: FsOpenerOptions = {}): OpenFn {
+export function createFsOpener({ root, files = {}, ipxeDefaults = true, defaults = {} }: FsOpenerOptions = {}): OpenFn {
   const named = (entries: Readonly<Record<string, string>>): Map<string, string> => {
     const map = new Map<string, string>();
     for (const [name, file] of Object.entries(entries)) {
@@ -40,7 +43,7 @@ export function createFsOpener({ root, files = {}, ipxeDefaults = true }: FsOpen
     return map;
   };
   const configured = named(files);
-  const builtIn = named(ipxeDefaults ? DEFAULT_IPXE_FILES : {});
+  const builtIn = named({ ...(ipxeDefaults ? DEFAULT_IPXE_FILES : {}), ...defaults });
   const rootReal = root === undefined ? undefined : realpath(root).catch(() => path.resolve(root));
 
   /** the real path of a name under the root, or null when it is missing or would leave the root */

@@ -10,6 +10,7 @@ import { agentRoutes } from './agent.ts';
 import { bearer, createAdminAuth, recordAgentUse } from './auth.ts';
 import { bootRoutes } from './boot.ts';
 import { BOOT_BINARY_PATH, bootFileRoutes } from './bootfiles.ts';
+import { missingSecureBootFile } from '../secure-boot.ts';
 import { clientAddressResolver, resolveClient, staleRequestGuard, trustedNetworks } from './trusted.ts';
 import { rateLimit } from './ratelimit.ts';
 import { baseUrlOf } from './url.ts';
@@ -194,7 +195,7 @@ export function createApp(deps: Deps, { extra = [] as ((requireRole: RequireRole
   // after a successful agent call: slide the stage-1 token's expiry, or close guessed attempts (docs/security-model.md)
   app.use('/api/v1/agent/*', recordAgentUse(deps.nodes));
   app.route('/', bootRoutes(deps));
-  if (deps.bootFiles) app.route('/', bootFileRoutes({ open: deps.bootFiles, log: deps.log }));
+  if (deps.bootFiles) app.route('/', bootFileRoutes({ open: deps.bootFiles, log: deps.log, missing: (name) => missingSecureBootFile(deps.config, name) }));
   app.route('/api/v1/agent', agentRoutes({ ...deps, cabling, ipam }));
   app.route('/api/v1', adminRoutes(deps, requireRole));
   app.route('/api/v1', auditRoutes(audit, requireRole));

@@ -12,6 +12,7 @@ import { bootNetworkConfig, createTestApp, loopbackServers } from '../../test/fa
 import type { DbHandle } from '../db/index.ts';
 import { isBootListenerPath } from './listeners.ts';
 import { isPublicPath } from './app.ts';
+import { secureBootDefaults } from '../secure-boot.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'bfbootfiles-'));
 const binary = randomBytes(300_000); // larger than one stream chunk
@@ -72,5 +73,29 @@ describe('GET /ipxe.efi for UEFI HTTP boot', () => {
       expect(isBootListenerPath(p), p).toBe(true);
     }
     for (const p of ['/x/ipxe.efi', '/ipxe.efi/x', '/.efi', '/ipxe.efix']) expect(isBootListenerPath(p), p).toBe(false);
+  });
+});
+
+describe('the Secure Boot binaries (issue 19 item 1)', () => {
+  it('serves shimx64.efi and grubx64.efi from boot.secureBoot, and a 404 that names the missing package', async () => {
+    const sb = mkdtempSync(join(tmpdir(), 'bfsecureboot-'));
+    try {
+      const shim = randomBytes(1000);
+      writeFileSync(join(sb, 'shimx64.efi.signed'), shim);
+      const base = bootNetworkConfig();
+      const config = { ...base, boot: { ...base.boot, secureBoot: { shim: join(sb, 'shimx64.efi.signed'), grub: join(sb, 'grubnetx64.efi.signed') } } };
+      const url = await servers.listen(createTestApp(db, { config, bootFiles: createFsOpener({ root: dir, ipxeDefaults: false, defaults: secureBootDefaults(config) }) }).app.fetch);
+      const got = await fetch(`${url}/shimx64.efi`);
+      expect(got.status).toBe(200);
+      expect(Buffer.from(await got.arrayBuffer()).equals(shim)).toBe(true);
+      const missing = await fetch(`${url}/grubx64.efi`);
+      expect(missing.status).toBe(404);
+      expect(((await missing.json()) as any).error.message).toBe(`no boot file named grubx64.efi: ${join(sb, 'grubnetx64.efi.signed')} is missing; install the Debian package grub-efi-amd64-signed or set boot.secureBoot.grub`);
+      // other names keep the plain message
+      expect(((await (await fetch(`${url}/nothere.efi`)).json()) as any).error.message).toBe('no boot file named nothere.efi');
+      expect(isBootListenerPath('/grub/grub.cfg') && isPublicPath('/grub/grub.cfg')).toBe(true);
+    } finally {
+      rmSync(sb, { recursive: true, force: true });
+    }
   });
 });

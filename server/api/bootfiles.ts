@@ -13,13 +13,14 @@ import type { Logger } from '../log.ts';
 /** The paths this module answers (also used by the boot listener's allowlist and the public-path check). */
 export const BOOT_BINARY_PATH = /^\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.efi$/;
 
-export function bootFileRoutes({ open, log }: { open: OpenFn; log: Logger }) {
+/** `missing(name)`: what a 404 says for a name whose absence has a known cause (server/secure-boot.ts) */
+export function bootFileRoutes({ open, log, missing = () => null }: { open: OpenFn; log: Logger; missing?: (name: string) => string | null }) {
   const app = new Hono();
   // hono answers HEAD with the GET handler (and drops the body); c.req.method still says HEAD
   app.get('/:name{[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\.efi}', async function bootBinary(c) {
     const name = c.req.param('name');
     const file = await open(name);
-    if (!file) throw new AppError(404, 'not_found', `no boot file named ${name}`);
+    if (!file) throw new AppError(404, 'not_found', missing(name) ?? `no boot file named ${name}`);
     // UEFI HTTP boot takes the image type from Content-Type before the URL's extension (UEFI 2.x §24.7.2)
     const headers = { 'content-type': 'application/efi', 'content-length': String(file.size), 'cache-control': 'no-cache' };
     const stream = file.stream ?? Readable.from(readAll(file));

@@ -5,7 +5,7 @@
 // the same path the router matches.
 
 const BOOT_EXACT = new Set(['/boot.ipxe', '/healthz', '/readyz', '/metrics']);
-const BOOT_PREFIXES = ['/ipxe/', '/api/v1/agent/', '/images/'];
+const BOOT_PREFIXES = ['/ipxe/', '/grub/', '/api/v1/agent/', '/images/'];
 /** UEFI HTTP boot's iPXE binary (server/api/bootfiles.ts), e.g. /ipxe.efi */
 const BOOT_BINARY = /^\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.efi$/;
 
