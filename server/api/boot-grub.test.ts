@@ -138,6 +138,25 @@ describe('trust rules are those of /ipxe', () => {
   });
 });
 
+describe('the per-source rate limit of /ipxe covers /grub', () => {
+  it('over the limit a GRUB client gets a GRUB wait-and-retry config, not an iPXE script', async () => {
+    const db2 = await createTestDb();
+    try {
+      const base = testConfig();
+      const config = { ...base, boot: { ...base.boot, rateLimit: { ...base.boot.rateLimit, ipxe: { perMinute: 1, burst: 1 } } } };
+      const node = client(createTestApp(db2, { config }).app, { from: NODE_IP });
+      expect((await node.get('/grub/grub.cfg')).text).toContain('smbios');
+      const limited = await node.get(`/grub/${nextUuid()}.cfg`);
+      expect(limited.headers.get('retry-after')).not.toBeNull();
+      expect(limited.text).toMatch(/^# bootfarm: waiting\n/);
+      expect(limited.text).toContain("configfile '(http,10.0.0.1:8080)/grub/grub.cfg'");
+      expect(limited.text).not.toContain('#!ipxe');
+    } finally {
+      await db2.close();
+    }
+  });
+});
+
 describe('profile option bootloader', () => {
   it('defaults to ipxe and accepts shim-grub only', () => {
     expect(testConfig().profiles.default!.bootloader).toBe('ipxe');
