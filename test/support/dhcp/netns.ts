@@ -3,6 +3,8 @@
 // is removed by cleanup(), which tests call in afterAll (also on failure).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const repoRoot = new URL('../../../', import.meta.url).pathname;
 
@@ -70,18 +72,65 @@ export function run(ns: string, cmd: string[], opts: { cwd?: string } = {}): Pro
 
 export const suffix = () => randomBytes(2).toString('hex');
 
-/** Namespaces and links created through this object are deleted by cleanup(). */
+/**
+ * Who made each namespace: one file per namespace, holding the PID of the test process. A run killed before its
+ * afterAll (vitest stopped, a worker crashed) leaves namespaces that no name-based sweep can attribute (the default
+ * suffix is random): the next Lab sweeps every namespace whose maker is dead (sweepOrphans).
+ */
+export const NETNS_OWNERS = '/run/bootfarm-test-netns';
+
+/** Deletes the namespaces (and kills the processes in them) whose maker, as NETNS_OWNERS records it, is dead. */
+export function sweepOrphans(dir = NETNS_OWNERS): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const owner = Number(readFileSync(join(dir, name), 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) continue;
+    for (const pid of sh('ip', ['netns', 'pids', name], { allowFail: true }).split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    sh('ip', ['netns', 'delete', name], { allowFail: true });
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Namespaces and links created through this object are deleted by cleanup(); a killed run's, by the next Lab. */
 export class Lab {
   /** a suffix for every name made here; pass one built from the pid to find a leftover's owner (sweepLeftovers) */
   constructor(
     readonly id = suffix(),
     readonly prefix = 'bfdhcp',
-  ) {}
+    private readonly owners = NETNS_OWNERS,
+  ) {
+    sweepOrphans(owners);
+  }
   private readonly namespaces: string[] = [];
   private readonly procs: Proc[] = [];
 
   ns(role: string): string {
     const name = `${this.prefix}-${role}-${this.id}`;
+    mkdirSync(this.owners, { recursive: true });
+    writeFileSync(join(this.owners, name), `${process.pid}\n`);
     ip('netns', 'add', name);
     this.namespaces.push(name);
     ip('-n', name, 'link', 'set', 'lo', 'up');
@@ -108,7 +157,10 @@ export class Lab {
   async cleanup(): Promise<void> {
     await Promise.all(this.procs.map((p) => p.stop().catch(() => undefined)));
     // deleting a namespace deletes the veth ends inside it
-    for (const n of this.namespaces) sh('ip', ['netns', 'delete', n], { allowFail: true });
+    for (const n of this.namespaces) {
+      sh('ip', ['netns', 'delete', n], { allowFail: true });
+      rmSync(join(this.owners, n), { force: true });
+    }
   }
 }
 
@@ -120,19 +172,11 @@ export const hasCommand = (cmd: string): boolean => sh('sh', ['-c', `command -v 
  * touched, so parallel runs keep theirs. Returns the names removed.
  */
 export function sweepLeftovers(prefix: string): string[] {
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
   const re = new RegExp(`^(${prefix}-[a-z0-9]+-(\\d+))\\b`);
   const removed: string[] = [];
   for (const line of sh('ip', ['netns', 'list'], { allowFail: true }).split('\n')) {
     const m = re.exec(line.trim());
-    if (!m || alive(Number(m[2]))) continue;
+    if (!m || pidAlive(Number(m[2]))) continue;
     for (const pid of sh('ip', ['netns', 'pids', m[1]!], { allowFail: true }).split(/\s+/).filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
