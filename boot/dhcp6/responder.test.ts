@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BrokenBackend, FixedBackend, fakeClock, recordingLogger } from '../../test/support/dhcp/fakes.ts';
-import { BrokenLease6Store, MsgType, duidLlOf, duidUuid, golden6, linkLocalOf, msg6 } from '../../test/support/dhcp/fakes6.ts';
+import { BrokenLease6Store, HeldAddresses, MsgType, OP6_TYPE, duidLlOf, duidUuid, golden6, iaAddrs, linkLocalOf, msg6 } from '../../test/support/dhcp/fakes6.ts';
 import type { DhcpHost } from '../backend.ts';
 import { chooseBootUrl6, clientMac } from './bootfile.ts';
 import { type Dhcp6ConfigInput, Dhcp6ConfigSchema } from './config.ts';
@@ -51,8 +51,6 @@ const client = (reply: Reply6 | null): Dhcp6ClientMessage => {
   if (!m) throw new Error('no client message in the reply');
   return m;
 };
-const iaAddrs = (m: Dhcp6ClientMessage) =>
-  m.options.flatMap((o) => (o.kind === 'iaNa' ? o.options.flatMap((x) => (x.kind === 'iaAddr' ? [{ iaid: o.iaid, ...x }] : [])) : []));
 const statusOf = (opts: Option6[]) => findOption(opts, 'statusCode')?.status;
 const iaStatus = (m: Dhcp6ClientMessage, iaid: number) => {
   const ia = m.options.find((o) => o.kind === 'iaNa' && o.iaid === iaid);
@@ -421,27 +419,17 @@ describe('property: random exchanges from a few clients on a small pool', () => 
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
         const { send, clock, lines } = setup({ pools: [{ prefix: 'fd5b:0:0:1::/64', range: { start: 'fd5b:0:0:1::100', end: 'fd5b:0:0:1::103' } }], validSeconds: 3600, preferredSeconds: 1800, declineSeconds: 60 });
-        /** what each IA was last told it holds, with its expiry (ms) */
-        const held = new Map<string, { address: string; until: number }>();
+        const held = new HeldAddresses();
         for (const o of ops) {
           clock.advance(o.advance * 1000);
           const key = `${o.who}/${o.iaid}`;
-          const mine = held.get(key)?.address;
+          const mine = held.mine(key);
           const duid = duids[o.who]!;
-          const type = { solicit: MsgType.SOLICIT, rapid: MsgType.SOLICIT, request: MsgType.REQUEST, renew: MsgType.RENEW, rebind: MsgType.REBIND, release: MsgType.RELEASE, decline: MsgType.DECLINE }[o.kind];
+          const type = OP6_TYPE[o.kind];
           const serverDuid = ['request', 'renew', 'release', 'decline'].includes(o.kind) ? SERVER_DUID : undefined;
           const reply = await send(msg6({ type, duid, serverDuid, rapidCommit: o.kind === 'rapid', ias: [{ iaid: o.iaid, addrs: mine ? [mine] : [] }] }));
-          if (o.kind === 'release' || o.kind === 'decline') {
-            if (reply && mine) held.delete(key);
-            continue;
-          }
-          const m = reply && innermost(reply.message);
-          if (!m || m.type !== MsgType.REPLY) continue;
-          for (const a of iaAddrs(m)) {
-            if (a.valid > 0) held.set(key, { address: a.address, until: clock.now() + a.valid * 1000 });
-            else if (held.get(key)?.address === a.address) held.delete(key);
-          }
-          const live = [...held.values()].filter((h) => h.until > clock.now()).map((h) => h.address);
+          held.record(key, o.kind, reply, clock.now());
+          const live = held.live(clock.now());
           expect(new Set(live).size).toBe(live.length);
         }
         expect(lines.filter((l) => l.level === 'error')).toEqual([]);

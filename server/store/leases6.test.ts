@@ -10,7 +10,7 @@ import type { Lease6 } from '../../boot/dhcp6/leases.ts';
 import { type Dhcp6ClientMessage, type Duid, innermost } from '../../boot/dhcp6/packet.ts';
 import { type Reply6, createResponder6 } from '../../boot/dhcp6/responder.ts';
 import { FixedBackend, fakeClock, recordingLogger } from '../../test/support/dhcp/fakes.ts';
-import { MsgType, duidLlOf, linkLocalOf, msg6 } from '../../test/support/dhcp/fakes6.ts';
+import { HeldAddresses, MsgType, OP6_TYPE, duidLlOf, iaAddrs, linkLocalOf, msg6 } from '../../test/support/dhcp/fakes6.ts';
 import { type DbHandle, createDb } from '../db/index.ts';
 import { createLease6DbStore } from './leases6.ts';
 
@@ -116,7 +116,6 @@ const SERVER_2 = duidLlOf('02:bf:00:00:00:f2');
 const config = (range: { start: string; end: string }) =>
   Dhcp6ConfigSchema.parse({ enabled: true, interface: 'bf6s0', serverAddress: 'fd5b:0:0:1::1', httpBase: 'http://[fd5b:0:0:1::1]:8080', pools: [{ prefix: 'fd5b:0:0:1::/64', range }], preferredSeconds: 1800, validSeconds: 3600, declineSeconds: 60 });
 const macOf = (i: number) => `02:bf:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-const iaAddrs = (m: Dhcp6ClientMessage) => m.options.flatMap((o) => (o.kind === 'iaNa' ? o.options.flatMap((x) => (x.kind === 'iaAddr' ? [{ iaid: o.iaid, ...x }] : [])) : []));
 const clientOf = (reply: Reply6 | null): Dhcp6ClientMessage => {
   const m = reply && innermost(reply.message);
   if (!m) throw new Error('no reply');
@@ -185,32 +184,22 @@ describe('property: random exchanges through two replicas sharing the store', ()
         const clock = fakeClock(Date.now());
         const range = { start: 'fd5b:0:0:1::100', end: 'fd5b:0:0:1::103' };
         const reps = [replica(SERVER_1, range, clock), replica(SERVER_2, range, clock)];
-        /** what each IA was last told it holds, with its expiry (ms) */
-        const held = new Map<string, { address: string; until: number }>();
+        const held = new HeldAddresses();
         /** which replica each client last got an Advertise or Reply from: its Request, Renew, Release go there */
         const serverOf = new Map<number, number>();
         for (const o of ops) {
           clock.advance(o.advance * 1000);
           const key = `${o.who}/${o.iaid}`;
-          const mine = held.get(key)?.address;
+          const mine = held.mine(key);
           const named = ['request', 'renew', 'release', 'decline'].includes(o.kind);
           const at = named ? (serverOf.get(o.who) ?? o.at) : o.at;
-          const type = { solicit: MsgType.SOLICIT, rapid: MsgType.SOLICIT, request: MsgType.REQUEST, renew: MsgType.RENEW, rebind: MsgType.REBIND, release: MsgType.RELEASE, decline: MsgType.DECLINE }[o.kind];
+          const type = OP6_TYPE[o.kind];
           const mac = macOf(0x300 + o.who);
           const reply = await send(reps[at]!, msg6({ type, duid: duids[o.who], serverDuid: named ? reps[at]!.serverDuid : undefined, rapidCommit: o.kind === 'rapid', ias: [{ iaid: o.iaid, addrs: mine ? [mine] : [] }] }), mac);
           if (reply) serverOf.set(o.who, at);
-          if (o.kind === 'release' || o.kind === 'decline') {
-            if (reply && mine) held.delete(key);
-            continue;
-          }
-          const m = reply && innermost(reply.message);
-          if (!m || m.type !== MsgType.REPLY) continue;
-          for (const a of iaAddrs(m)) {
-            if (a.valid > 0) held.set(key, { address: a.address, until: clock.now() + a.valid * 1000 });
-            else if (held.get(key)?.address === a.address) held.delete(key);
-          }
-          const live = [...held.values()].filter((x) => x.until > clock.now()).map((x) => x.address);
-          expect(new Set(live).size, JSON.stringify([...held])).toBe(live.length);
+          held.record(key, o.kind, reply, clock.now());
+          const live = held.live(clock.now());
+          expect(new Set(live).size, JSON.stringify([...held.held])).toBe(live.length);
         }
         expect(reps.flatMap((r) => r.lines.filter((l) => l.level === 'error'))).toEqual([]);
       }),

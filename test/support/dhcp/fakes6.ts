@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Lease6Store } from '../../../boot/dhcp6/leases.ts';
-import { type Dhcp6ClientMessage, type Dhcp6Message, type Duid, type Option6, MsgType, decodeDhcp6, encodeDhcp6, isRelay } from '../../../boot/dhcp6/packet.ts';
+import { type Dhcp6ClientMessage, type Dhcp6Message, type Duid, type Option6, MsgType, decodeDhcp6, encodeDhcp6, innermost, isRelay } from '../../../boot/dhcp6/packet.ts';
 import type { Reply6 } from '../../../boot/dhcp6/responder.ts';
 
 /** A store whose writes fail: the responder must stay silent rather than Reply with an unsaved binding. */
@@ -92,4 +92,37 @@ export function golden6(name: string, reply: Reply6 | null): [string, string] {
     writeFileSync(path, actual);
   }
   return [actual, existsSync(path) ? readFileSync(path, 'utf8') : ''];
+}
+
+/** The IA_NA addresses of a client-side message (Advertise, Reply), each with its IAID. */
+export const iaAddrs = (m: Dhcp6ClientMessage) =>
+  m.options.flatMap((o) => (o.kind === 'iaNa' ? o.options.flatMap((x) => (x.kind === 'iaAddr' ? [{ iaid: o.iaid, ...x }] : [])) : []));
+
+export type ClientOp6 = 'solicit' | 'rapid' | 'request' | 'renew' | 'rebind' | 'release' | 'decline';
+export const OP6_TYPE: Record<ClientOp6, number> = { solicit: MsgType.SOLICIT, rapid: MsgType.SOLICIT, request: MsgType.REQUEST, renew: MsgType.RENEW, rebind: MsgType.REBIND, release: MsgType.RELEASE, decline: MsgType.DECLINE };
+
+/**
+ * What clients believe they hold, for the "no address held twice" properties: key (client/IAID) → address and expiry
+ * (ms). `record` applies one exchange's outcome; `live` is what is held at `now`.
+ */
+export class HeldAddresses {
+  readonly held = new Map<string, { address: string; until: number }>();
+  mine(key: string): string | undefined {
+    return this.held.get(key)?.address;
+  }
+  record(key: string, kind: ClientOp6, reply: Reply6 | null | undefined, now: number): void {
+    if (kind === 'release' || kind === 'decline') {
+      if (reply && this.mine(key)) this.held.delete(key);
+      return;
+    }
+    const m = reply && innermost(reply.message);
+    if (!m || m.type !== MsgType.REPLY) return;
+    for (const a of iaAddrs(m)) {
+      if (a.valid > 0) this.held.set(key, { address: a.address, until: now + a.valid * 1000 });
+      else if (this.held.get(key)?.address === a.address) this.held.delete(key);
+    }
+  }
+  live(now: number): string[] {
+    return [...this.held.values()].filter((x) => x.until > now).map((x) => x.address);
+  }
 }
