@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentApiError } from './client.ts';
 import type { Exec } from './exec.ts';
-import { iscsiState, runAgent, redactCmdline, type FlowDeps } from './flow.ts';
+import { iscsiState, networkRetryDelay, NETWORK_RETRY_CAP_MS, runAgent, redactCmdline, type FlowDeps } from './flow.ts';
 import type { FirmwareStep } from './firmware/index.ts';
 import { DigestMismatchError } from './kexec/index.ts';
 import { FixtureExec, fixture } from '../test/support/agent/fixtures.ts';
@@ -478,6 +478,168 @@ describe('compute flow: the network from the detail (issue 16 item 1)', () => {
     expect(srv.got.events.find((e) => e.phase === 'network-failed')?.message).toMatch(/asking the server for a replacement of 10\.77\.0\.9\/24: .*409 pool_exhausted/);
     expect(fake.changes).not.toContain('ip addr add 10.77.0.9/24 dev bfnc0');
     expect(srv.got.heartbeats[0]!.network).toEqual({ addresses: [] });
+  });
+});
+
+describe('compute flow: a network not in place is tried again on a later beat', () => {
+  let dir: string;
+  let srv: TestServer;
+  let url: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bfagent-netretry-'));
+  });
+  afterEach(async () => {
+    await srv?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const BEAT = 30_000;
+  const prod = (address: string) => ({ network: 'prod', interface: 'bfnc0', device: 'bfnc0', address, family: 4 as const, gateway: '10.77.0.1' });
+  const addrsOnNic = (...addrs: string[]) =>
+    JSON.stringify(
+      (JSON.parse(fixture('ip-j-addr-fresh.json')) as { ifname: string }[]).map((l) =>
+        l.ifname !== 'bfnc0' ? l : { ...l, addr_info: addrs.map((a) => ({ family: 'inet', local: a.split('/')[0], prefixlen: Number(a.split('/')[1]), scope: 'global', label: 'bfnc0', valid_life_time: 4294967295, preferred_life_time: 4294967295 })) },
+      ),
+    );
+  /** FakeIp whose `ip addr add` and `ip link set bfnc0 up` land in its next read, so a second plan sees the first one's work */
+  function kernelish(init: ConstructorParameters<typeof FakeIp>[0] = {}, have: string[] = []) {
+    const fake = new FakeIp({ ...init, addr: addrsOnNic(...have) });
+    const exec: Exec = async (cmd, args, o) => {
+      const r = await fake.exec(cmd, args, o);
+      const line = `${cmd} ${args.join(' ')}`;
+      const m = /^ip addr add (\S+) dev bfnc0$/.exec(line);
+      if (m) fake.addr = addrsOnNic(...(have = [...have, m[1]!]));
+      if (line === 'ip link set bfnc0 up') fake.link = JSON.stringify((JSON.parse(fixture('ip-j-d-link-fresh.json')) as { ifname: string; flags: string[] }[]).map((l) => (l.ifname === 'bfnc0' ? { ...l, flags: [...l.flags, 'UP'] } : l)));
+      return r;
+    };
+    return { fake, exec };
+  }
+  /** the heartbeat loop's clock: each sleep moves it on, so "ten beats later" is ten sleeps later */
+  function clocked(onSleep?: (n: number) => Promise<void> | void) {
+    let t = Date.parse('2026-12-03T12:00:00Z');
+    const s = fakeSleep(async (ms, n) => {
+      t += ms;
+      await onSleep?.(n);
+    });
+    return { sleep: s.sleep, now: () => new Date(t) };
+  }
+  function deps(exec: Exec, extra: Partial<FlowDeps> = {}): FlowDeps {
+    writeFileSync(join(dir, 'cmdline'), `bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`);
+    return {
+      exec,
+      fetch: (i, init) => fetch(i, init),
+      sleep: fakeSleep().sleep,
+      now: () => new Date(),
+      random: () => 0.5,
+      paths: { cmdline: join(dir, 'cmdline'), bootId: '/nonexistent', uptime: '/nonexistent', loadavg: '/nonexistent', productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf'), networkApplied: join(dir, 'network-applied') },
+      log: () => {},
+      print: () => {},
+      attempts: 1,
+      backoff: { baseMs: 1, capMs: 1 },
+      ...extra,
+    };
+  }
+  /** the heartbeat number (1-based) before which each detail request went, from the server's request log */
+  const detailBeats = () => {
+    const out: number[] = [];
+    let beats = 0;
+    for (const r of srv.got.requests) {
+      if (r.endsWith('/heartbeat')) beats++;
+      if (r.endsWith('/detail')) out.push(beats + 1);
+    }
+    return out;
+  };
+
+  it('server down at bring-up, up later: the detail is fetched and applied about ten beats on, and the read-back follows', async () => {
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    srv = createTestServer({ token: 't', uuid: UUID, detail: { hostname: 'hv-r12-08', addresses: [prod('10.77.0.9/24')], dns: ['10.77.0.53'] } });
+    // down for the bring-up (detail, installed) and the first three beats
+    const clock = clocked(async (n) => void (n === 3 && (await srv.listen(port))));
+    const { fake, exec } = kernelish();
+    const r = await runAgent(deps(exec, { ...clock, maxHeartbeats: 14 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 11 });
+    // the bring-up request and beats 1–3 went to a server that was down; the retry goes before the 11th beat (random
+    // 0.5: ×1.0), the 8th the server saw
+    expect(detailBeats()).toEqual([8]);
+    expect(fake.changes).toContain('ip addr add 10.77.0.9/24 dev bfnc0');
+    expect(fake.hostname).toBe('hv-r12-08');
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 10.77.0.53\n');
+    expect(JSON.parse(readFileSync(join(dir, 'network-applied'), 'utf8')).addresses).toEqual(['10.77.0.9/24 bfnc0']);
+    // the bring-up events were kept and posted once the server answered
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-failed', 'agent-error', 'network-configured']);
+    // beats 4–10 reached the server without a read-back (nothing applied to read back); the 11th carries it
+    const network = srv.got.heartbeats.map((h) => h.network);
+    expect(network.slice(0, 7)).toEqual(Array(7).fill(undefined));
+    expect(network[7]).toEqual({ addresses: [{ device: 'bfnc0', address: '10.77.0.9/24' }] });
+    expect(network.slice(8)).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('a detail that keeps failing (5xx) is asked for ever less often, one request per try, and applied once it answers', async () => {
+    url = `http://127.0.0.1:${await freePort()}`;
+    srv = createTestServer({ token: 't', uuid: UUID, detailFailures: 3, detail: { addresses: [prod('10.77.0.9/24')] } });
+    url = await srv.listen(Number(new URL(url).port));
+    const { fake, exec } = kernelish();
+    const r = await runAgent(deps(exec, { ...clocked(), maxHeartbeats: 80 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 80 });
+    // bring-up, then 10, 20 and 40 beats apart: the fourth request is answered, and nothing is fetched after it
+    expect(detailBeats()).toEqual([1, 11, 31, 71]);
+    expect(fake.changes.filter((c) => c.startsWith('ip addr add'))).toEqual(['ip addr add 10.77.0.9/24 dev bfnc0']);
+    expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-failed', 'network-configured']);
+  });
+
+  it('a network applied at bring-up is never fetched again: no re-fetch storm', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID, detail: { addresses: [prod('10.77.0.9/24')] } });
+    url = await srv.listen(await freePort());
+    const { exec } = kernelish();
+    const r = await runAgent(deps(exec, { ...clocked(), maxHeartbeats: 200 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 200 });
+    expect(detailBeats()).toEqual([1]);
+  });
+
+  it('a step refused for the boot path is not run on the retry; once nothing else is missing the agent stops asking', async () => {
+    // the boot lease 192.168.50.23 on bfnc0 is the address the node reaches its server from (ip route get)
+    srv = createTestServer({ token: 't', uuid: UUID, detail: { addresses: [prod('10.77.0.9/24')] } });
+    url = await srv.listen(await freePort());
+    const { fake, exec: inner } = kernelish({ arping: { '10.77.0.9': 'arping-D-reply' } }, ['192.168.50.23/24']);
+    const routeGet = JSON.stringify([{ dst: '127.0.0.1', dev: 'bfnc0', prefsrc: '192.168.50.23', flags: [], uid: 0, cache: [] }]);
+    const exec: Exec = async (cmd, args, o) => {
+      if (`${cmd} ${args.join(' ')}` === 'ip -j route get 127.0.0.1') return { command: 'ip -j route get 127.0.0.1', exitCode: 0, signal: null, stdout: routeGet, stderr: '', timedOut: false };
+      // the ARP probe finds 10.77.0.9 taken at bring-up only (the squatter has gone by the retry)
+      if (cmd === 'arping' && detailBeats().length > 1) fake.arping = {};
+      return inner(cmd, args, o);
+    };
+    const r = await runAgent(deps(exec, { ...clocked(), maxHeartbeats: 40 }));
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 40 });
+    // bring-up: the address conflicted (no replacement: 409) and the boot address's delete was refused; the retry on
+    // beat 11 adds the address; the check on beat 31 finds only the refused step left, and the agent stops there
+    expect(detailBeats()).toEqual([1, 11, 31]);
+    expect(fake.changes).not.toContain('ip addr del 192.168.50.23/24 dev bfnc0');
+    expect(fake.changes.filter((c) => c.startsWith('ip addr add'))).toEqual(['ip addr add 10.77.0.9/24 dev bfnc0']);
+    const failed = srv.got.events.filter((e) => e.phase === 'network-failed').map((e) => e.message);
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toMatch(/not run: 192\.168\.50\.23\/24 on bfnc0 is the address the node reaches 127\.0\.0\.1 from: it stays; conflict on 10\.77\.0\.9\/24: .*409 pool_exhausted/);
+    expect(failed[1]).toBe('ip addr del 192.168.50.23/24 dev bfnc0: not run: 192.168.50.23/24 on bfnc0 is the address the node reaches 127.0.0.1 from: it stays');
+  });
+});
+
+describe('networkRetryDelay', () => {
+  it('is about ten beats, doubles with each failed try, and stops at the cap', () => {
+    expect([0, 1, 2, 3].map((n) => networkRetryDelay(n, 30_000, () => 0.5))).toEqual([300_000, 600_000, 1_200_000, 2_400_000]);
+    expect(networkRetryDelay(30, 30_000, () => 0.5)).toBe(NETWORK_RETRY_CAP_MS);
+    expect(networkRetryDelay(0, 30_000, () => 0)).toBe(150_000);
+    expect(networkRetryDelay(0, 30_000, () => 0.999999)).toBe(450_000);
+  });
+
+  it('spreads 1,000 nodes that failed together over ten-odd beats instead of one', () => {
+    const perBeat = new Map<number, number>();
+    for (let i = 0; i < 1000; i++) {
+      const beat = Math.floor(networkRetryDelay(0, 30_000, () => i / 1000) / 30_000);
+      perBeat.set(beat, (perBeat.get(beat) ?? 0) + 1);
+    }
+    expect(Math.min(...perBeat.keys())).toBe(5);
+    expect(Math.max(...perBeat.keys())).toBe(14);
+    expect(Math.max(...perBeat.values())).toBeLessThanOrEqual(100);
   });
 });
 

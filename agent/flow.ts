@@ -3,7 +3,9 @@
 // stage1:  cmdline → facts → register (retry) → pending BMC setup → firmware step (→ fresh facts → register again,
 //          or reboot) → profile + detail → download + sha256 → kexec
 // compute: cmdline → detail (retry) → network from the detail (agent/network) → installed (retry) → heartbeat every
-//          N seconds, carrying what the network read back as when it is the first or has changed
+//          N seconds, carrying what the network read back as when it is the first or has changed; a network that
+//          was not put in place (detail refused, a step failed or refused) is fetched and applied again on a later
+//          beat (networkRetryDelay)
 //
 // Each step is reported to POST /api/v1/agent/:uuid/events so the server keeps a timeline of the boot.
 import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
@@ -20,13 +22,32 @@ import { bmcSetupStep } from './bmc/index.ts';
 import { defaultFirmwareStep, type FirmwareStep } from './firmware/index.ts';
 import { downloadVerified, kexecBoot, KexecRefusedError } from './kexec/index.ts';
 import { kexecNeedsSignedLoad } from './facts/secureboot.ts';
-import { applyNetwork, configuredFrom, readState, type ApplyOptions, type ApplyResult } from './network/index.ts';
+import { applyNetwork, configuredFrom, pendingChanges, readState, type ApplyOptions, type ApplyResult } from './network/index.ts';
+import { backoffDelay as plainBackoff } from '../server/contract/backoff.ts';
 import { retry, type Sleep } from './retry.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
 /** registrations in one boot that may end in "update firmware" before the agent gives up */
 export const MAX_FIRMWARE_ROUNDS = 25;
+
+/** compute mode: heartbeats between the network's bring-up and the first time a network not in place is tried again */
+export const NETWORK_RETRY_BEATS = 10;
+/** …and no two tries further apart than this, however many failed: a fixed profile is picked up within the hour */
+export const NETWORK_RETRY_CAP_MS = 60 * 60_000;
+
+/**
+ * How long after the previous try (0 = bring-up) the compute agent fetches the detail and applies it again, when the
+ * network is not in place: NETWORK_RETRY_BEATS heartbeat intervals, doubling with each further failure up to
+ * NETWORK_RETRY_CAP_MS, spread uniformly over ×0.5–1.5. The spread is what matters after a fleet-wide failure
+ * (a rack whose profile names a network IPAM lacks: 409 for all; a detail that failed during an outage where the
+ * attempts are bounded): once it is fixed, a thousand nodes must not all ask again on the same beat. The spread
+ * keeps a floor (unlike the full jitter of retry()) so a node does not re-fetch on the very next beat.
+ */
+export function networkRetryDelay(retry: number, everyMs: number, random: () => number): number {
+  const base = NETWORK_RETRY_BEATS * everyMs;
+  return Math.round(plainBackoff(retry, { baseMs: base, capMs: Math.max(base, NETWORK_RETRY_CAP_MS) }) * (0.5 + random()));
+}
 
 export interface FlowPaths extends FactPaths {
   cmdline: string;
@@ -325,7 +346,10 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
 
   // the network before installed: "installed" should mean the node is on its networks, and a failure to configure
   // them is reported but never stops the heartbeats (the server's network-mismatch event shows the operator)
-  const detail = await computeNetwork(ctx, client, reporter, uuid, bootDestinations(cfg));
+  const keep = bootDestinations(cfg);
+  const first = await computeNetwork(ctx, client, reporter, uuid, keep);
+  /** the detail as last applied: what the heartbeat's read-back is taken against */
+  let detail = first.detail;
 
   const bootId = await readOr(ctx.paths.bootId);
   const digests = { ...(cfg.kernelDigest ? { kernelDigest: cfg.kernelDigest } : {}), ...(cfg.initrdDigest ? { initrdDigest: cfg.initrdDigest } : {}) };
@@ -342,7 +366,16 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
   let beats = 0;
   /** the read-back the server last accepted: sent again only when it changes (HeartbeatRequest.network) */
   let lastNetwork: string | undefined;
+  const random = ctx.random ?? Math.random;
+  let netRetries = 0;
+  let netRetryAt = first.inPlace ? Infinity : ctx.now().getTime() + networkRetryDelay(0, every, random);
   for (let sent = 1; ; sent++) {
+    if (ctx.now().getTime() >= netRetryAt) {
+      const again = await computeNetwork(ctx, client, reporter, uuid, keep, { again: true });
+      detail = again.detail ?? detail;
+      netRetryAt = again.inPlace ? Infinity : ctx.now().getTime() + networkRetryDelay(++netRetries, every, random);
+      if (!again.inPlace) ctx.log(`network: not in place; next try in ${Math.round((netRetryAt - ctx.now().getTime()) / 1000)} s`);
+    }
     const uptime = Number((await readOr(ctx.paths.uptime))?.split(/\s+/)[0]);
     const load1 = Number((await readOr(ctx.paths.loadavg))?.split(/\s+/)[0]);
     const network = detail ? await readConfigured(ctx, detail) : undefined;
@@ -397,18 +430,41 @@ export function bootDestinations(cfg: Pick<AgentConfig, 'server' | 'iscsiPortal'
   return [...new Set(out)];
 }
 
+interface ComputeNetwork {
+  /** the detail as applied (conflicted addresses replaced); absent when the server refused it or could not be reached */
+  detail?: Detail;
+  /** every change the detail asks for that may be made was made: no reason to fetch it again */
+  inPlace: boolean;
+}
+
 /**
- * Fetches the detail and applies its network. Returns the detail as applied (conflicted addresses replaced), or
- * undefined when there is none to compare against (the server refused the detail).
+ * Fetches the detail and applies its network. At bring-up the fetch has the agent's usual patience (the server may
+ * be restarting). `again` is a later heartbeat's retry: one request (a server still down costs one request and
+ * never holds up the beats), failures logged rather than reported again, and nothing applied when the kernel already
+ * has what the detail asks for (pendingChanges). Applying plans against the kernel as it is now, with the boot path
+ * protected as at bring-up (applyNetwork's keep): a retry never runs what bring-up refused.
  */
-async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnType<typeof createReporter>, uuid: string, keep: string[]): Promise<Detail | undefined> {
+async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnType<typeof createReporter>, uuid: string, keep: string[], { again = false } = {}): Promise<ComputeNetwork> {
   let detail: Detail;
   try {
-    detail = await retry(() => client.detail(uuid), retryOpts(ctx, 'detail'));
+    detail = await retry(() => client.detail(uuid), { ...retryOpts(ctx, 'detail'), ...(again ? { attempts: 1 } : {}) });
   } catch (err) {
     // e.g. 409 network_missing: the profile names a network IPAM does not have; the node stays on its boot lease
-    await reporter.report('network-failed', `detail: ${(err as Error).message}`);
-    return undefined;
+    if (again) ctx.log(`network retry: detail: ${(err as Error).message}`);
+    else await reporter.report('network-failed', `detail: ${(err as Error).message}`);
+    return { inPlace: false };
+  }
+  if (again) {
+    let pending: string[] | undefined;
+    try {
+      pending = await pendingChanges(detail, { exec: ctx.exec, keep, resolvConf: ctx.paths.resolvConf });
+    } catch (err) {
+      ctx.log(`network retry: ${(err as Error).message}`);
+    }
+    if (pending?.length === 0) {
+      ctx.log('network retry: the detail\'s network is in place; nothing to apply');
+      return { detail, inPlace: true };
+    }
   }
   let r: ApplyResult;
   try {
@@ -438,7 +494,7 @@ async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnTyp
   } catch (err) {
     // applyNetwork accumulates its failures; this is for the unforeseen, which must not stop the heartbeats either
     await reporter.report('network-failed', `network: ${(err as Error).message}`);
-    return detail;
+    return { detail, inPlace: false };
   }
   // only once some of the detail's addresses are really on the node: a network that could not be applied at all
   // leaves the node on its boot lease, which udhcpc must keep renewing
@@ -454,5 +510,5 @@ async function computeNetwork(ctx: Ctx, client: AgentClient, reporter: ReturnTyp
     const addrs = r.detail.addresses.map((a) => `${a.address} on ${a.device}`).join(', ') || 'no addresses';
     await reporter.report(ctx.dryRun ? 'network-planned' : 'network-configured', `${r.ran.length} command(s)${ctx.dryRun ? ' printed' : ''}; ${addrs}`, data);
   }
-  return r.detail;
+  return { detail: r.detail, inPlace: r.failures.length === 0 };
 }

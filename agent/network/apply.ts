@@ -10,7 +10,7 @@
 //   IPv6: duplicate address detection runs in the kernel once the address is added (RFC 4862 §5.4); the address is
 //         `tentative` meanwhile and `dadfailed` (still tentative) when another node has it. Measured on this
 //         machine's 6.18 kernel: a duplicate was flagged dadfailed about 1–2 s after `ip addr add` (dad_transmits 1).
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { ConfiguredNetwork, Detail, DetailAddress } from '../../server/contract/agent.ts';
 import { commandLine, ExecError, run, type Exec } from '../exec.ts';
 import type { Sleep } from '../retry.ts';
@@ -179,6 +179,22 @@ export function parseRouteGet(text: string, destination: string): BootPath[] {
       ...(typeof r['prefsrc'] === 'string' ? { source: r['prefsrc'] } : {}),
       ...(typeof r['gateway'] === 'string' ? { via: r['gateway'] } : {}),
     }));
+}
+
+/**
+ * What applying `detail` would change now, without changing anything: the `ip` commands the planner would run (its
+ * refused steps left out: applying would not run them either, so they are no reason to apply again), `hostname X`
+ * when the hostname differs, and `write <resolvConf>` when it does not hold the detail's DNS servers. Empty means the
+ * kernel already has the detail's network, as far as it can be had without touching the boot path. Throws when the
+ * state cannot be read (the caller then applies, which reports why).
+ */
+export async function pendingChanges(detail: Detail, o: Pick<ApplyOptions, 'exec' | 'keep' | 'resolvConf'>): Promise<string[]> {
+  const { exec, resolvConf = '/etc/resolv.conf' } = o;
+  const steps = planNetwork(detail, await readState(exec), await routesTo(exec, o.keep ?? []));
+  const out = steps.filter((s) => !s.refused).map((s) => commandLine('ip', s.args));
+  if (detail.hostname && (await exec('hostname', [])).stdout.trim() !== detail.hostname) out.push(commandLine('hostname', [detail.hostname]));
+  if (detail.dns.length && (await readFile(resolvConf, 'utf8').catch(() => undefined)) !== resolvConfText(detail.dns)) out.push(`write ${resolvConf}`);
+  return out;
 }
 
 export async function applyNetwork(detail: Detail, o: ApplyOptions): Promise<ApplyResult> {
