@@ -1,6 +1,6 @@
 // The DHCP MAC table across replicas on one REAL PostgreSQL (Debian's server, test/harness/postgres.ts): two
 // replicas, each its own connection pool, store and boot backend. What replica A changes — a node registered
-// with its MACs, a reservation (labels), a retirement, a deletion — replica B answers from its in-memory table
+// with its MACs, a reservation (labels), a profile assignment (shim-grub), a retirement, a deletion — replica B answers from its in-memory table
 // without waiting for its periodic reload (set to an hour here, as is the miss reload): by LISTEN/NOTIFY, and
 // with notifications off, by polling the change counter every 200 ms. Times are printed, not asserted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,11 +46,18 @@ async function seen(label: string, t0: number, check: () => Promise<boolean>) {
 }
 
 describe('the boot backend across two replicas', () => {
-  it('LISTEN/NOTIFY: a MAC registered, reserved, retired and deleted through A is answered accordingly by B', async () => {
+  it('LISTEN/NOTIFY: a MAC registered, reserved, given a shim-grub profile, retired and deleted through A is answered accordingly by B', async () => {
     const { a, b, storeA } = await replicas('macs_notify');
     let loads = 0;
     const storeB = createNodeStore(b.db);
-    const backendB = createBootBackend({ nodes: { macTable: () => (loads++, storeB.macTable()) }, changes: createMacChanges(b), refreshMs: HOUR, missRefreshMs: HOUR, pollMs: HOUR });
+    const backendB = createBootBackend({
+      nodes: { macTable: () => (loads++, storeB.macTable()) },
+      changes: createMacChanges(b),
+      refreshMs: HOUR,
+      missRefreshMs: HOUR,
+      pollMs: HOUR,
+      bootloaderOf: (n) => (n.profile === 'secure' ? 'shim-grub' : 'ipxe'),
+    });
     backends.push(backendB);
     await backendB.ready;
     const U = 'ac000000-0000-4000-8000-000000000001';
@@ -68,6 +75,11 @@ describe('the boot backend across two replicas', () => {
     await storeA.setLabels(U, { 'bootfarm.io/ipv4': '10.7.0.50', 'bootfarm.io/hostname': 'hv-ac' }, 'test');
     await seen('notify: reservation', t0, async () => (await backendB.dhcpHost(mac))?.ipv4 === '10.7.0.50');
     expect(await backendB.dhcpHost(mac)).toEqual({ mac, allowBoot: true, hostname: 'hv-ac', ipv4: '10.7.0.50' });
+
+    // an explicit profile assignment (migration 0024): B hands the node shim-grub without its hourly reload
+    t0 = performance.now();
+    await storeA.touch(U, { profile: 'secure' });
+    await seen('notify: profile', t0, async () => (await backendB.dhcpHost(mac))?.bootloader === 'shim-grub');
 
     t0 = performance.now();
     await storeA.transition(U, { type: 'retire' }, 'test');

@@ -1,7 +1,8 @@
 // What tells a replica that the MAC table it answers DHCP from is stale (issue 14 item 4). A trigger on
-// interfaces and nodes (migration 0011_mac_changes) bumps the sequence bootfarm_mac_changes and notifies channel
-// bootfarm_macs when anything DHCP answers from changes: an interface registered or moved, a node's state,
-// hostname or labels (reservations are labels), a node deleted. The notification is delivered at commit; the
+// interfaces and nodes (migrations 0011_mac_changes, 0024_watch_node_profile) bumps the sequence
+// bootfarm_mac_changes and notifies channel bootfarm_macs when anything DHCP answers from changes: an interface
+// registered or moved, a node's state, hostname, labels (reservations are labels) or profile (the boot loader), a
+// node deleted. The notification is delivered at commit; the
 // sequence moves at once, so a poll that sees it move may still read the old rows — the boot backend reads once
 // more on the next poll (server/boot-backend.ts).
 import { sql } from 'drizzle-orm';
