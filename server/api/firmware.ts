@@ -70,7 +70,17 @@ export async function nodeCompliance(firmware: FirmwareStore, uuid: string): Pro
   return (await fleetRows(firmware, { uuid }))[0]?.compliance ?? null;
 }
 
-const BaselineListItem = z.object({ name: z.string(), version: z.number(), policy: z.string(), selector: z.record(z.string(), z.string()), components: z.number(), updatedAt: z.string(), updatedBy: z.string() });
+const BaselineListItem = z.object({
+  name: z.string(),
+  version: z.number(),
+  policy: z.string(),
+  selector: z.record(z.string(), z.string()),
+  components: z.number(),
+  /** the baseline's Secure Boot requirement (contract Baseline.secureBoot); null: none */
+  secureBoot: z.enum(['required']).nullable(),
+  updatedAt: z.string(),
+  updatedBy: z.string(),
+});
 
 export const FIRMWARE_ROUTES: RouteDoc[] = [
   { method: 'get', path: '/api/v1/firmware/baselines', summary: 'List firmware baselines', tag: 'firmware', auth: 'viewer', response: z.object({ baselines: z.array(BaselineListItem) }) },
@@ -96,7 +106,18 @@ export function firmwareRoutes(deps: FirmwareApiDeps, requireRole: RequireRole):
   app.get('/api/v1/firmware/baselines', requireRole('viewer'), async (c) => {
     const list = await firmware.listBaselines();
     return c.json({
-      baselines: list.map((b) => ({ name: b.spec.name, version: b.version, policy: b.spec.policy, selector: b.spec.selector, components: b.spec.components.length, updatedAt: b.updatedAt.toISOString(), updatedBy: b.updatedBy })),
+      // secureBoot is listed explicitly (null when absent): it decides compliance as much as the components do, and a
+      // list that leaves it out shows a Secure-Boot-requiring baseline as the same as one that does not
+      baselines: list.map((b) => ({
+        name: b.spec.name,
+        version: b.version,
+        policy: b.spec.policy,
+        selector: b.spec.selector,
+        components: b.spec.components.length,
+        secureBoot: b.spec.secureBoot ?? null,
+        updatedAt: b.updatedAt.toISOString(),
+        updatedBy: b.updatedBy,
+      })),
     });
   });
 

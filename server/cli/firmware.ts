@@ -11,7 +11,7 @@ import { BaselineDocumentError, parseBaselineDocument } from '../domain/firmware
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
 
 interface BaselineList {
-  baselines: { name: string; version: number; policy: string; selector: Record<string, string>; components: number; updatedAt: string; updatedBy: string }[];
+  baselines: { name: string; version: number; policy: string; selector: Record<string, string>; components: number; secureBoot?: 'required' | null; updatedAt: string; updatedBy: string }[];
 }
 
 export function register(program: Command, ctx: CliContext, readFile: ReadFile = readUtf8): void {
@@ -42,8 +42,9 @@ export function register(program: Command, ctx: CliContext, readFile: ReadFile =
     .action(async () => {
       const res = (await ctx.api().get('/api/v1/firmware/baselines')) as BaselineList;
       if (json()) return out(JSON.stringify(res.baselines, null, 2));
-      out(`${pad('NAME', 24)}${pad('VERSION', 9)}${pad('POLICY', 9)}${pad('SELECTOR', 48)}${pad('COMPONENTS', 12)}UPDATED`);
-      for (const b of res.baselines) out(`${pad(b.name, 24)}${pad(b.version, 9)}${pad(b.policy, 9)}${pad(Object.values(b.selector).join(' / '), 48)}${pad(b.components, 12)}${b.updatedAt} by ${b.updatedBy}`);
+      out(`${pad('NAME', 24)}${pad('VERSION', 9)}${pad('POLICY', 9)}${pad('SELECTOR', 48)}${pad('COMPONENTS', 12)}${pad('SECUREBOOT', 12)}UPDATED`);
+      // a server older than the secureBoot column sends none: shown as "-" like a baseline without the requirement
+      for (const b of res.baselines) out(`${pad(b.name, 24)}${pad(b.version, 9)}${pad(b.policy, 9)}${pad(Object.values(b.selector).join(' / '), 48)}${pad(b.components, 12)}${pad(b.secureBoot ?? '-', 12)}${b.updatedAt} by ${b.updatedBy}`);
     });
 
   baseline
