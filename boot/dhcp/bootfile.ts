@@ -35,8 +35,20 @@ export interface Bootfile {
   vendorClass?: 'HTTPClient';
 }
 
+/** Which of the boot files (the keys of BootUrls) a client gets, and how; the URL or TFTP name is the protocol's. */
+export interface BootDecision {
+  file: 'script' | 'bios' | 'uefi' | 'uefiHttp' | 'secureBoot';
+  via: 'tftp' | 'http';
+  /** UEFI HTTP boot only accepts an offer that carries vendor class "HTTPClient" (UEFI 2.5+ §24.7) */
+  vendorClass?: 'HTTPClient';
+}
+
+/** What decideBootfile needs to know of a client; DHCPv6 (boot/dhcp6/bootfile.ts) says it from option 61 alone. */
+export type BootClient = Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>;
+
 /**
- * The order of these cases is the whole point:
+ * The decision DHCPv4 (chooseBootfile) and DHCPv6 (boot/dhcp6 chooseBootUrl6) share, so that neither can hand
+ * a shim-grub node iPXE, nor iPXE its own binary, where the other does not. The order of these cases is the whole point:
  * 1. iPXE first. QEMU's ROM iPXE and an undionly.kpxe we chained send identical DHCP requests, and both
  *    also say PXEClient and arch 0. Were the arch checked first, iPXE would be handed undionly.kpxe
  *    again and chain-load itself forever; the user class "iPXE" is what breaks the loop.
@@ -51,21 +63,28 @@ export interface Bootfile {
  * `loader` is the node's profile's boot loader: `shim-grub` swaps the x64 UEFI iPXE (cases 2 and 3) for the signed
  * shim, which Secure Boot firmware will run; BIOS has no Secure Boot, and an unknown node (no profile yet) gets iPXE.
  */
-export function chooseBootfile(client: Pick<ClientInfo, 'isIpxe' | 'isHttpClient' | 'isPxe' | 'arch'>, urls: BootUrls, loader: 'ipxe' | 'shim-grub' = 'ipxe'): Bootfile | null {
+export function decideBootfile(client: BootClient, loader: 'ipxe' | 'shim-grub' = 'ipxe'): BootDecision | null {
   const shim = loader === 'shim-grub';
   switch (true) {
     case client.isIpxe:
-      return { file: `${urls.httpBase}/${urls.script}`, via: 'http' };
+      return { file: 'script', via: 'http' };
     case client.isHttpClient && client.arch === Arch.EFI_X64_HTTP:
-      return { file: `${urls.httpBase}/${shim ? urls.secureBoot : urls.uefiHttp}`, via: 'http', vendorClass: 'HTTPClient' };
+      return { file: shim ? 'secureBoot' : 'uefiHttp', via: 'http', vendorClass: 'HTTPClient' };
     case client.isHttpClient:
       return null;
     case client.isPxe && (client.arch === Arch.EFI_X64 || client.arch === Arch.EFI_BC):
-      return { file: shim ? urls.secureBoot : urls.uefi, via: 'tftp' };
+      return { file: shim ? 'secureBoot' : 'uefi', via: 'tftp' };
     case client.isPxe && (client.arch === Arch.BIOS || client.arch === undefined):
       // PXE 2.1 ROMs predating RFC 4578 send no option 93: they are BIOS
-      return { file: urls.bios, via: 'tftp' };
+      return { file: 'bios', via: 'tftp' };
     default:
       return null;
   }
+}
+
+/** DHCPv4: the decision as the `file` field wants it, a URL for HTTP and a bare TFTP name (next-server says where). */
+export function chooseBootfile(client: BootClient, urls: BootUrls, loader: 'ipxe' | 'shim-grub' = 'ipxe'): Bootfile | null {
+  const d = decideBootfile(client, loader);
+  if (!d) return null;
+  return { file: d.via === 'http' ? `${urls.httpBase}/${urls[d.file]}` : urls[d.file], via: d.via, ...(d.vendorClass ? { vendorClass: d.vendorClass } : {}) };
 }

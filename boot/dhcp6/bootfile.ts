@@ -1,5 +1,6 @@
 // What a DHCPv6 client is told to boot (RFC 5970 option 59), and who it is. Pure: a parsed message in, values out.
 import { Arch } from '../dhcp/classify.ts';
+import { decideBootfile } from '../dhcp/bootfile.ts';
 import { type Dhcp6ClientMessage, type Duid, type Option6, findOption, ip6ToBuffer } from './packet.ts';
 
 /** RFC 8415 §21.15 User Class, §21.14 Rapid Commit, RFC 6939 client link-layer address (from a relay). */
@@ -16,6 +17,8 @@ export interface Boot6Urls {
   uefi: string;
   uefiHttp: string;
   script: string;
+  /** the signed shim for x64 UEFI nodes whose profile says `bootloader: shim-grub` (docs/secure-boot.md) */
+  secureBoot: string;
 }
 
 export interface Boot6 {
@@ -86,25 +89,26 @@ export const rawOption = (m: { options: Option6[] }, code: number): Buffer | und
 };
 
 /**
- * The boot-file URL for a client, or null. The order matters as in boot/dhcp/bootfile.ts:
+ * The boot-file URL for a client, or null: DHCPv4's decision (boot/dhcp/bootfile.ts decideBootfile), so the order
+ * and the boot loader are the same on both protocols:
  * 1. iPXE first: once loaded it asks again with the same arch as the firmware; handing it the binary again would
  *    chain-load forever. Its user class "iPXE" gets the script.
  * 2. UEFI HTTP boot (arch 16, x64): the URL of the x64 iPXE over HTTP, with vendor class HTTPClient.
  * 3. UEFI PXE (arch 7, or 9 which x64 firmware also sends): EDK2's PXE over IPv6 loads only tftp:// URLs
  *    (RFC 5970 §3.1 allows any scheme; the firmware does not), so the EFI iPXE over TFTP.
- * BIOS PXE (arch 0) has no IPv6 (PXE 2.1 is IPv4 only) and other arches get nothing: we ship only x64 iPXE.
+ * In 2 and 3 a known node whose profile says `shim-grub` (`loader`, from the boot backend) gets the signed shim
+ * instead, as over IPv4. BIOS PXE (arch 0) has no IPv6 (PXE 2.1 is IPv4 only) and other arches get nothing: we
+ * ship only x64 iPXE.
+ *
+ * DHCPv6 has no option 60 to say PXEClient or HTTPClient: option 61 (RFC 5970 §3.3) is sent only by network-boot
+ * firmware, and its value says which kind (15, 16: UEFI HTTP boot, IANA "Processor Architecture Types").
  */
-export function chooseBootUrl6(client: Pick<Client6, 'isIpxe' | 'arch'>, urls: Boot6Urls): Boot6 | null {
-  switch (true) {
-    case client.isIpxe:
-      return { url: `${urls.httpBase}/${urls.script}` };
-    case client.arch === Arch.EFI_X64_HTTP:
-      return { url: `${urls.httpBase}/${urls.uefiHttp}`, vendorClass: 'HTTPClient' };
-    case client.arch === Arch.EFI_X64 || client.arch === Arch.EFI_BC:
-      return { url: `${urls.tftpBase}/${urls.uefi}` };
-    default:
-      return null;
-  }
+export function chooseBootUrl6(client: Pick<Client6, 'isIpxe' | 'arch'>, urls: Boot6Urls, loader: 'ipxe' | 'shim-grub' = 'ipxe'): Boot6 | null {
+  const isHttpClient = client.arch === Arch.EFI_IA32_HTTP || client.arch === Arch.EFI_X64_HTTP;
+  const d = decideBootfile({ isIpxe: client.isIpxe, isHttpClient, isPxe: client.arch !== undefined && client.arch !== Arch.BIOS && !isHttpClient, arch: client.arch }, loader);
+  // 'bios' cannot come back (arch 0 is not a PXE client here); were it to, there is no BIOS file over IPv6
+  if (!d || d.file === 'bios') return null;
+  return { url: `${d.via === 'http' ? urls.httpBase : urls.tftpBase}/${urls[d.file]}`, ...(d.vendorClass ? { vendorClass: d.vendorClass } : {}) };
 }
 
 export function describeClient(m: Dhcp6ClientMessage, duidHex: string, duid: Duid, mac: string | undefined): Client6 {

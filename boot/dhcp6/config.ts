@@ -77,8 +77,10 @@ export const Dhcp6ConfigSchema = z
         uefi: z.string().default('snponly.efi'),
         uefiHttp: z.string().default('ipxe.efi'),
         script: z.string().default('boot.ipxe'),
+        /** what a shim-grub node is handed instead of the x64 UEFI iPXE, as `dhcp.bootfiles.secureBoot` over IPv4 */
+        secureBoot: z.string().default('shimx64.efi'),
       })
-      .default({ uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe' }),
+      .default({ uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe', secureBoot: 'shimx64.efi' }),
     /** empty: stateless service only (Information-Request: DNS and boot-file URL, no addresses) */
     pools: z.array(Dhcp6PoolSchema).default([]),
     /** a machine unknown to the backend (or whose MAC cannot be told from its messages): serve it or stay silent */

@@ -7,6 +7,7 @@ import { BrokenBackend, FixedBackend, fakeClock, recordingLogger } from '../../t
 import { BrokenLease6Store, HeldAddresses, MsgType, OP6_TYPE, duidLlOf, duidUuid, golden6, iaAddrs, linkLocalOf, msg6 } from '../../test/support/dhcp/fakes6.ts';
 import type { DhcpHost } from '../backend.ts';
 import { chooseBootUrl6, clientMac } from './bootfile.ts';
+import { decideBootfile } from '../dhcp/bootfile.ts';
 import { type Dhcp6ConfigInput, Dhcp6ConfigSchema } from './config.ts';
 import { type Lease6Store, MemoryLease6Store } from './leases.ts';
 import { type Dhcp6ClientMessage, type Dhcp6Message, type Duid, type Option6, decodeDhcp6, encodeDhcp6, findOption, innermost, isRelay } from './packet.ts';
@@ -116,8 +117,8 @@ describe('real captures: the dhclient -6 SOLICIT and the dhcrelay RELAY-FORW of 
 });
 
 describe('boot-file URL (RFC 5970 option 59) by client architecture (option 61) and user class', () => {
-  const urls = { httpBase: 'http://[fd5b::1]:8080', tftpBase: 'tftp://[fd5b::1]', uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe' };
-  it.each([
+  const urls = { httpBase: 'http://[fd5b::1]:8080', tftpBase: 'tftp://[fd5b::1]', uefi: 'snponly.efi', uefiHttp: 'ipxe.efi', script: 'boot.ipxe', secureBoot: 'shimx64.efi' };
+  const cases: [string, { isIpxe: boolean; arch: number | undefined }, ReturnType<typeof chooseBootUrl6>][] = [
     ['iPXE gets the script', { isIpxe: true, arch: 7 }, { url: 'http://[fd5b::1]:8080/boot.ipxe' }],
     ['UEFI HTTP boot x64 (16) gets iPXE over HTTP, with vendor class HTTPClient', { isIpxe: false, arch: 16 }, { url: 'http://[fd5b::1]:8080/ipxe.efi', vendorClass: 'HTTPClient' }],
     ['UEFI PXE x64 (7) gets the EFI iPXE over TFTP', { isIpxe: false, arch: 7 }, { url: 'tftp://[fd5b::1]/snponly.efi' }],
@@ -125,8 +126,60 @@ describe('boot-file URL (RFC 5970 option 59) by client architecture (option 61) 
     ['BIOS (0): PXE 2.1 has no IPv6, nothing', { isIpxe: false, arch: 0 }, null],
     ['arm64 UEFI (11): we ship no arm64 iPXE, nothing', { isIpxe: false, arch: 11 }, null],
     ['no arch, not iPXE: an OS client, nothing', { isIpxe: false, arch: undefined }, null],
-  ])('%s', (_name, c, want) => {
+    ['UEFI HTTP boot ia32 (15): we ship no ia32 iPXE, nothing', { isIpxe: false, arch: 15 }, null],
+  ];
+  it.each(cases)('%s', (_name, c, want) => {
     expect(chooseBootUrl6(c, urls)).toEqual(want);
+  });
+
+  // issue 19 item 1 over IPv6: a known node whose profile says bootloader: shim-grub, as boot/dhcp/bootfile.test.ts
+  const shimCases: [string, { isIpxe: boolean; arch: number | undefined }, ReturnType<typeof chooseBootUrl6>][] = [
+    ['UEFI PXE x64 (7) gets the signed shim over TFTP', { isIpxe: false, arch: 7 }, { url: 'tftp://[fd5b::1]/shimx64.efi' }],
+    ['UEFI PXE arch 9 likewise', { isIpxe: false, arch: 9 }, { url: 'tftp://[fd5b::1]/shimx64.efi' }],
+    ['UEFI HTTP boot x64 (16) gets the shim by URL, with vendor class HTTPClient', { isIpxe: false, arch: 16 }, { url: 'http://[fd5b::1]:8080/shimx64.efi', vendorClass: 'HTTPClient' }],
+    // iPXE already running (the node was booted some other way) goes on to the script; shim is only for the firmware
+    ['iPXE still gets the script', { isIpxe: true, arch: 7 }, { url: 'http://[fd5b::1]:8080/boot.ipxe' }],
+    ['BIOS (0): still nothing', { isIpxe: false, arch: 0 }, null],
+    ['arm64 UEFI (11): still nothing', { isIpxe: false, arch: 11 }, null],
+  ];
+  it.each(shimCases)('shim-grub: %s', (_name, c, want) => {
+    expect(chooseBootUrl6(c, urls, 'shim-grub')).toEqual(want);
+  });
+
+  it("is DHCPv4's decision: the same file key for the same kind of client, whatever the loader", () => {
+    // DHCPv4 clients as classify() describes them: option 60 says PXEClient or HTTPClient, option 93 the arch
+    const v4 = { 7: { isPxe: true, isHttpClient: false }, 9: { isPxe: true, isHttpClient: false }, 16: { isPxe: false, isHttpClient: true } } as const;
+    for (const loader of ['ipxe', 'shim-grub'] as const) {
+      for (const arch of [7, 9, 16] as const) {
+        const d4 = decideBootfile({ isIpxe: false, ...v4[arch], arch }, loader)!;
+        const want = `${d4.via === 'http' ? urls.httpBase : urls.tftpBase}/${urls[d4.file as keyof typeof urls]}`;
+        expect(chooseBootUrl6({ isIpxe: false, arch }, urls, loader)?.url).toBe(want);
+      }
+    }
+  });
+
+  it('a known shim-grub node gets the shim in Advertise and Reply; an unknown client and an iPXE-loader node get iPXE', async () => {
+    const { send } = setup({}, { hosts: [{ mac: CLIENT_MAC, allowBoot: true, bootloader: 'shim-grub' }, { mac: '02:bf:00:00:01:02', allowBoot: true }] });
+    const adv = client(await send(msg6({ type: MsgType.SOLICIT, duid: CLIENT, arch: 7, oro: [59], ias: [{ iaid: 1 }] })));
+    expect(findOption(adv.options, 'bootfileUrl')!.url).toBe('tftp://[fd5b:0:0:1::1]/shimx64.efi');
+    const address = iaAddrs(adv)[0]!.address;
+    const rep = client(await send(msg6({ type: MsgType.REQUEST, duid: CLIENT, arch: 7, oro: [59], serverDuid: SERVER_DUID, ias: [{ iaid: 1, addrs: [address] }] })));
+    expect(rep.type).toBe(MsgType.REPLY);
+    expect(findOption(rep.options, 'bootfileUrl')!.url).toBe('tftp://[fd5b:0:0:1::1]/shimx64.efi');
+    // UEFI HTTP boot from the same node: EDK2 sends DUID-UUID, so its MAC comes from the EUI-64 link-local source
+    const http = client(await send(msg6({ type: MsgType.SOLICIT, duid: duidUuid('5a1c0b5e00000000000000000000abcd'), arch: 16, oro: [59], ias: [{ iaid: 7 }] })));
+    expect(findOption(http.options, 'bootfileUrl')!.url).toBe('http://[fd5b:0:0:1::1]:8080/shimx64.efi');
+    expect(findOption(http.options, 'vendorClass')!.data.map(String)).toEqual(['HTTPClient']);
+    const known = client(await send(msg6({ type: MsgType.SOLICIT, duid: OTHER, arch: 7, oro: [59], ias: [{ iaid: 1 }] }), { address: linkLocalOf('02:bf:00:00:01:02', 'bf6s0'), port: 546 }));
+    expect(findOption(known.options, 'bootfileUrl')!.url).toBe('tftp://[fd5b:0:0:1::1]/snponly.efi');
+    const unknown = client(await send(msg6({ type: MsgType.SOLICIT, duid: duidLlOf('02:bf:00:00:09:09'), arch: 7, oro: [59], ias: [{ iaid: 1 }] }), { address: linkLocalOf('02:bf:00:00:09:09', 'bf6s0'), port: 546 }));
+    expect(findOption(unknown.options, 'bootfileUrl')!.url).toBe('tftp://[fd5b:0:0:1::1]/snponly.efi');
+  });
+
+  it('bootfiles.secureBoot from the config', async () => {
+    const { send } = setup({ bootfiles: { secureBoot: 'shim/shimx64.efi' } }, { hosts: [{ mac: CLIENT_MAC, allowBoot: true, bootloader: 'shim-grub' }] });
+    const adv = client(await send(msg6({ type: MsgType.SOLICIT, duid: CLIENT, arch: 7, oro: [59], ias: [{ iaid: 1 }] })));
+    expect(findOption(adv.options, 'bootfileUrl')!.url).toBe('tftp://[fd5b:0:0:1::1]/shim/shimx64.efi');
   });
 
   it('UEFI PXE Solicit (arch 7, ORO 59): option 59 is the TFTP URL on the server address', async () => {

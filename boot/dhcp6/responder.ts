@@ -180,7 +180,7 @@ export function createResponder6({ config, serverDuid, backend, leases, logger =
   function addConfig(reply: Dhcp6ClientMessage, ctx: Ctx, pool: Pool6 | undefined): void {
     const dns = (pool ?? ctx.linkPools[0])?.dns ?? [];
     if (dns.length && ctx.client.oro.includes(23)) reply.options.push({ kind: 'dnsServers', servers: dns });
-    const boot = chooseBootUrl6(ctx.client, urls);
+    const boot = chooseBootUrl6(ctx.client, urls, ctx.host?.bootloader);
     if (!boot) return;
     if (!ctx.client.oro.includes(59) && ctx.client.arch === undefined && !ctx.client.isIpxe) return;
     reply.options.push({ kind: 'bootfileUrl', url: boot.url });
