@@ -1,7 +1,8 @@
 # Shared steps of the stage-1 and compute /init (busybox ash). Sourced, never run.
 # Every step prints one "bootfarm: …" line on the console; tests and operators read those lines.
 # Nothing here reboots: a node that fails keeps a console and says why (a reboot loop hides the error and
-# hammers the DHCP/TFTP/HTTP servers of the whole rack).
+# hammers the DHCP/TFTP/HTTP servers of the whole rack). A step that waits on a server (DHCP, iSCSI) is tried again
+# in place by bf_until, with a console one keypress away; a failed agent waits for a person (bf_rescue).
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 AGENT=/bin/bootfarm-agent
@@ -206,6 +207,42 @@ bf_rescue() {
   bf_log "rescue console on $(cat /sys/class/tty/console/active 2>/dev/null): the node will not reboot by itself; 'exit' retries"
   bf_console
   bf_log "rescue console closed: retrying"
+}
+
+# Runs "$@" until it succeeds. For the steps that depend on a server rather than on this node: the DHCP lease and
+# the iSCSI login. That server may be restarting or failing over (a replica cut off from PostgreSQL does not answer
+# DHCP), and a node left in a console for it waits for a person who is not there at 3 a.m. (the HA rack lost a node
+# that way). The first failure is reported as bf_rescue reports it (console line + agent-error event, best effort);
+# then the wait between tries doubles from BF_RETRY_FIRST (5 s) to BF_RETRY_MAX (60 s), spread over ×0.5–1.5 so a
+# rack that lost its server together does not come back in step. Enter on the console opens the rescue shell.
+# $2 is expanded after each failure ('$BF_ISCSI_ERROR' names the error the step just set).
+bf_until() {
+  bfu_stage="$1"; bfu_why="$2"; shift 2
+  bfu_wait="${BF_RETRY_FIRST:-5}"; bfu_tries=0
+  until "$@"; do
+    bfu_tries=$((bfu_tries + 1))
+    eval "bfu_msg=\"$bfu_why\""
+    if [ "$bfu_tries" = 1 ]; then
+      echo
+      bf_log "FAILED at $bfu_stage: $bfu_msg"
+      bf_post_error "$bfu_stage" "$bfu_msg"
+    else
+      bf_log "$bfu_stage still failing (try $bfu_tries): $bfu_msg"
+    fi
+    bfu_secs=$((bfu_wait / 2 + ${RANDOM:-0} % (bfu_wait + 1)))
+    bf_log "trying $bfu_stage again in $bfu_secs s; press Enter for a rescue shell"
+    bfu_start=$(cut -d. -f1 /proc/uptime)
+    if read -t "$bfu_secs" _ 2>/dev/null; then
+      bf_console
+    else
+      # no console input at all (stdin at EOF) returns at once: still wait, never spin
+      bfu_left=$((bfu_start + bfu_secs - $(cut -d. -f1 /proc/uptime)))
+      [ "$bfu_left" -gt 0 ] && sleep "$bfu_left"
+    fi
+    bfu_wait=$((bfu_wait * 2))
+    [ "$bfu_wait" -gt "${BF_RETRY_MAX:-60}" ] && bfu_wait="${BF_RETRY_MAX:-60}"
+  done
+  [ "$bfu_tries" = 0 ] || bf_log "$bfu_stage: ok after $((bfu_tries + 1)) tries"
 }
 
 # A shell on the console. cttyhack gives it the real console as its controlling tty (job control, ^C) on ttyS0 or

@@ -73,3 +73,9 @@ bf_mount_state() {
   fi
   bf_log "iscsi: $BF_ISCSI_DEV mounted at $STATE_DIR"
 }
+
+# The login and the state mount as one step for bf_until: a retry after a failed mount does not log in again
+# (the session is recorded in /run/bootfarm-init/iscsi.session).
+bf_iscsi_and_state() {
+  bf_iscsi_login && bf_mount_state
+}
