@@ -118,12 +118,23 @@ export interface DbHandle {
  *   idle_in_transaction_session_timeout  the server ends a session idle inside a transaction, releasing its locks
  *   lock_timeout                         a writer waiting on a row lock gives up (503 to the client, who retries)
  *   statement_timeout                    no request-path statement runs unbounded
+ *   tcp_keepalives_* / tcp_user_timeout  the server's side of a cut network. A replica cut off (iptables DROP, a
+ *       dead switch) cannot tell PostgreSQL it is gone: its FIN never arrives. A backend waiting for that client
+ *       outside the states the timeouts above cover (mid-protocol, or blocked sending a result) would keep its
+ *       transaction and row locks until the kernel's defaults give up (keepalive 2 h, retransmission ~15 min); the
+ *       HA rack saw a node's row locked for 8 minutes after its leader was cut off. Probes after 10 s idle, 3 s
+ *       apart, 3 lost = gone (~19 s); unacknowledged data for 30 s = gone. The leader's lock session has its own,
+ *       tighter values (server/fleet/leader.ts).
  * Long maintenance work (backup, restore, migrations) runs on its own session with its own settings.
  */
 export const POOL_SESSION_SETTINGS = {
   idle_in_transaction_session_timeout: 15_000,
   lock_timeout: 10_000,
   statement_timeout: 60_000,
+  tcp_keepalives_idle: 10,
+  tcp_keepalives_interval: 3,
+  tcp_keepalives_count: 3,
+  tcp_user_timeout: 30_000,
 } as const;
 
 export async function createDb({ url, dataDir = 'memory://', maxConnections = 10, migrate = true, loadDataDir, onQuery, sessionSettings = {} }: DbOptions = {}): Promise<DbHandle> {

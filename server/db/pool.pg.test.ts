@@ -15,17 +15,19 @@ afterAll(() => pg?.stop());
 const rowsOf = <T>(r: unknown): T[] => (Array.isArray(r) ? (r as T[]) : (((r as { rows?: T[] }).rows ?? []) as T[]));
 
 describe('pooled PostgreSQL sessions', () => {
-  it('every pooled connection carries the idle-in-transaction, lock and statement timeouts', async () => {
+  it('every pooled connection carries the idle-in-transaction, lock and statement timeouts, and server-side TCP keepalives', async () => {
     const url = await pg.createDatabase('poolset');
     const h = await createDb({ url, maxConnections: 3 });
     try {
       // several connections at once, so more than the first one is checked
       const shows = await Promise.all(
-        [0, 1, 2].map(() => h.db.execute(sql`select current_setting('idle_in_transaction_session_timeout') as idle, current_setting('lock_timeout') as lock, current_setting('statement_timeout') as stmt, pg_backend_pid() as pid, pg_sleep(0.2)`)),
+        [0, 1, 2].map(() => h.db.execute(sql`select current_setting('idle_in_transaction_session_timeout') as idle, current_setting('lock_timeout') as lock, current_setting('statement_timeout') as stmt, current_setting('tcp_keepalives_idle') as ka_idle, current_setting('tcp_keepalives_interval') as ka_int, current_setting('tcp_keepalives_count') as ka_count, current_setting('tcp_user_timeout') as user_timeout, inet_client_addr() is not null as tcp, pg_backend_pid() as pid, pg_sleep(0.2)`)),
       );
-      const rows = shows.map((r) => rowsOf<{ idle: string; lock: string; stmt: string; pid: number }>(r)[0]!);
+      const rows = shows.map((r) => rowsOf<{ idle: string; lock: string; stmt: string; ka_idle: string; ka_int: string; ka_count: string; user_timeout: string; tcp: boolean; pid: number }>(r)[0]!);
       expect(new Set(rows.map((r) => r.pid)).size).toBe(3);
       for (const r of rows) expect([r.idle, r.lock, r.stmt]).toEqual(['15s', '10s', '1min']);
+      // the server's side of a cut network: over TCP (on a Unix socket PostgreSQL reads these as 0)
+      for (const r of rows) expect([r.tcp, r.ka_idle, r.ka_int, r.ka_count, r.user_timeout]).toEqual([true, '10', '3', '3', '30000']);
       expect(POOL_SESSION_SETTINGS.idle_in_transaction_session_timeout).toBe(15_000);
     } finally {
       await h.close();

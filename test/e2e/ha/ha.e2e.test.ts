@@ -50,7 +50,10 @@ describe('HA rack: 3 replicas behind HAProxy, PostgreSQL, Ceph RGW; 2 QEMU + 200
 
   it('every node reaches active, none is rebuilt, no registration is lost, no address is shared, one leader at a time', async () => {
     const h = ha!;
-    const context = () => `${h.context()}\n${sim ? tail('simulator', sim.output(), 15) : ''}`;
+    // PostgreSQL sessions that have held a transaction open for over 20 s, and whom they block: when a node's writes
+    // keep failing on lock_timeout, the holder is named here (replica by client address, its state and last query)
+    const holders: string[] = [];
+    const context = () => `${h.context()}\n${sim ? tail('simulator', sim.output(), 15) : ''}\n--- long PostgreSQL transactions (last samples) ---\n${holders.slice(-12).join('\n')}`;
 
     // --- leadership sampler: every replica's bootfarm_fleet_leader gauge, twice a second ---
     const samples: Sample[] = [];
@@ -60,6 +63,19 @@ describe('HA rack: 3 replicas behind HAProxy, PostgreSQL, Ceph RGW; 2 QEMU + 200
         const gauges = await Promise.all(h.replicas.map((r) => (r.paused() ? Promise.resolve(undefined) : r.leaderGauge())));
         samples.push({ at: Date.now(), gauges });
         await sleep(500);
+      }
+    })();
+    const holderSampler = (async () => {
+      while (sampling) {
+        const rows = await h.pg.sql<{ pid: number; client: string | null; state: string; xact_s: number; wait: string | null; blocks: number; query: string }[]>`
+          select pid, client_addr::text as client, state, extract(epoch from now() - xact_start)::int as xact_s,
+                 wait_event_type || ':' || wait_event as wait,
+                 (select count(*) from pg_stat_activity b where a.pid = any(pg_blocking_pids(b.pid)) and b.pid <> a.pid)::int as blocks,
+                 left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query
+          from pg_stat_activity a
+          where datname = current_database() and pid <> pg_backend_pid() and xact_start < now() - interval '20 seconds'`.catch(() => []);
+        for (const r of rows) holders.push(`${new Date().toISOString()} pid ${r.pid} ${r.client ?? 'local'} ${r.state} xact ${r.xact_s} s wait ${r.wait ?? '-'} blocks ${r.blocks}: ${r.query}`);
+        await sleep(5000);
       }
     })();
     const leaderNow = async (exclude: Replica[] = []): Promise<Replica | undefined> => {
@@ -153,6 +169,8 @@ describe('HA rack: 3 replicas behind HAProxy, PostgreSQL, Ceph RGW; 2 QEMU + 200
     const done = await waitUntil('simulator report', 60_000, () => /^DONE (.*)$/m.exec(sim!.output())?.[1], { context });
     sampling = false;
     await sampler;
+    await holderSampler;
+    if (holders.length) console.log(`long PostgreSQL transactions seen during the run:\n${holders.join('\n')}`);
     const reports = JSON.parse(done) as SimNodeReport[];
 
     // --- what happened ---
