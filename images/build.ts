@@ -130,13 +130,29 @@ export const IMAGE_SPECS: Record<ImageName, ImageSpec> = {
       // has no -j, no bond and no vlan. Debian 12's iproute2 ships bin/ip (sbin/ip is a link to it); installed as
       // sbin/ip so it takes the applet's path: /init's PATH puts /sbin before /bin, and tools go in before applets
       { pkg: 'iproute2', from: 'bin/ip', to: 'sbin/ip' },
+      // The hypervisor (issue 16 item 2): QEMU itself, managed by the agent over QMP (agent/hypervisor). Not libvirt:
+      // libvirtd is a daemon with its own state, XML domain store, polkit/dbus expectations and ~60 more library
+      // packages, and this OS has no service manager to keep it alive; QMP is the same control channel libvirt
+      // itself drives, reached over one unix socket per guest. Firmware: SeaBIOS for the guest's BIOS and the
+      // linuxboot/multiboot option ROMs for -kernel; no NIC ROMs (guests start with -nic none), no VGA BIOS
+      // (-vga none), no keymaps (no VNC). Debian's QEMU searches /usr/share/qemu and /usr/share/seabios.
+      { pkg: 'qemu-system-x86', from: 'usr/bin/qemu-system-x86_64' },
+      // Debian builds TCG as a module: without it `-accel tcg` dies "could not load module for type 'tcg-accel-ops'"
+      // (measured inside the compute OS); QEMU looks in its compiled-in /usr/lib/x86_64-linux-gnu/qemu
+      { pkg: 'qemu-system-common', from: 'usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so' },
+      { pkg: 'seabios', from: 'usr/share/seabios/bios-256k.bin' },
+      { pkg: 'qemu-system-data', from: 'usr/share/qemu/linuxboot_dma.bin' },
+      { pkg: 'qemu-system-data', from: 'usr/share/qemu/multiboot_dma.bin' },
+      { pkg: 'qemu-system-data', from: 'usr/share/qemu/kvmvapic.bin' },
     ],
     links: [
       { path: 'sbin/mkfs.ext4', target: 'mke2fs' },
       { path: 'sbin/fsck.ext4', target: 'e2fsck' },
     ],
     // bonding and 8021q: the detail's bond and vlans (agent/network); modules in Debian's amd64 kernel, not built in
-    modules: { required: [...VIRTIO, ...ISCSI_EXT4, 'bonding', '8021q'], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI] },
+    // kvm_intel/kvm_amd: /dev/kvm for the guests where the CPU has VT-x/AMD-V (one of them fails to load, as does
+    // either on a CPU without it: /init counts them "not loaded" and goes on; the agent then reports kvm false)
+    modules: { required: [...VIRTIO, ...ISCSI_EXT4, 'bonding', '8021q'], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI, 'kvm_intel', 'kvm_amd'] },
     cmdline: 'console=ttyS0 bootfarm.mode=compute',
   },
 };
