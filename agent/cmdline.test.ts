@@ -29,7 +29,11 @@ describe('parseAgentCmdline', () => {
       kernelDigest: D,
       heartbeatSeconds: 15,
       bootif: '01-52-54-00-12-34-56',
+      selfTests: [],
     });
+  });
+  it('reads the self-tests a profile asks for (bootfarm.selftest=a,b), unknown names included: the flow reports them', () => {
+    expect(parseAgentCmdline('bootfarm.server=http://s bootfarm.token=t bootfarm.selftest=hypervisor,disk').selfTests).toEqual(['hypervisor', 'disk']);
   });
   it('defaults to stage1 and understands bootfarm.dryrun', () => {
     const c = parseAgentCmdline('bootfarm.server=http://s bootfarm.token=t bootfarm.dryrun=1');

@@ -8,6 +8,7 @@
 //   bootfarm.lldpwait=SECONDS (wait up to this long for the switch's LLDP neighbour on the boot NIC; default 10)
 //   bootfarm.iscsi.target=IQN (compute: the heartbeat says whether its session is up)
 //   bootfarm.planKey=BASE64URL (stage-1: the ed25519 public key firmware plans must be signed with; issue 16 item 7)
+//   bootfarm.selftest=hypervisor (compute: boot one small guest after installed and report it; agent/hypervisor)
 import { z } from 'zod';
 import { Digest, SmbiosUuid } from '../server/contract/common.ts';
 
@@ -53,6 +54,9 @@ export const AgentConfig = z.object({
   iscsiPortal: z.string().optional(),
   /** checked when a plan arrives (server/contract/plan-signature.ts verifyPlan): a bad key refuses the plan, not the boot */
   planKey: z.string().optional(),
+  /** compute: self-tests to run once the node is installed (a profile's cmdline asks for them); an unknown name is
+   * reported by the flow, never a reason to refuse the whole command line */
+  selfTests: z.array(z.string().max(32)).max(8).default([]),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -77,6 +81,7 @@ export function parseAgentCmdline(text: string): AgentConfig {
     iscsiTarget: m.get('bootfarm.iscsi.target') || undefined,
     iscsiPortal: m.get('bootfarm.iscsi.portal') || undefined,
     planKey: m.get('bootfarm.planKey') || undefined,
+    selfTests: (m.get('bootfarm.selftest') ?? '').split(',').filter(Boolean),
   };
   if (raw['server'] === undefined) throw new CmdlineError('bootfarm.server= is missing from the kernel command line');
   const r = AgentConfig.safeParse(raw);

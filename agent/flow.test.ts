@@ -294,6 +294,8 @@ describe('compute flow against a test server', () => {
     writeFileSync(join(dir, 'boot_id'), '9f0c6a43-5a8b-4a55-9f0e-3c1e5b0f7d21\n');
     writeFileSync(join(dir, 'uptime'), '123.45 200.00\n');
     writeFileSync(join(dir, 'loadavg'), '0.42 0.30 0.20 1/100 1234\n');
+    writeFileSync(join(dir, 'cpuinfo'), fixture('cpuinfo-qemu-tcg.txt'));
+    writeFileSync(join(dir, 'meminfo'), fixture('meminfo-qemu-tcg.txt'));
   });
   afterEach(async () => {
     await srv?.close();
@@ -302,13 +304,18 @@ describe('compute flow against a test server', () => {
 
   function deps(cmdline: string, extra: Partial<FlowDeps> = {}): FlowDeps {
     writeFileSync(join(dir, 'cmdline'), cmdline);
+    const ip = new FakeIp().exec;
     return {
-      // ip, arping and hostname answered from captures: the compute flow applies the detail's network first
-      exec: new FakeIp().exec,
+      // ip, arping and hostname answered from captures: the compute flow applies the detail's network first; QEMU's
+      // version line for the hypervisor capacity (no /dev/kvm here, so QEMU is never started)
+      exec: async (cmd, args, o) => (cmd === 'qemu-system-x86_64' && args[0] === '--version' ? { command: cmd, exitCode: 0, signal: null, stdout: fixture('qemu-version.txt'), stderr: '', timedOut: false } : ip(cmd, args, o)),
       fetch: (i, init) => fetch(i, init),
       sleep: fakeSleep().sleep,
       now: () => new Date(),
-      paths: { cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf'), networkApplied: join(dir, 'network-applied') },
+      paths: {
+        cmdline: join(dir, 'cmdline'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), loadavg: join(dir, 'loadavg'), productUuid: '/nonexistent', resolvConf: join(dir, 'resolv.conf'), networkApplied: join(dir, 'network-applied'),
+        cpuinfo: join(dir, 'cpuinfo'), meminfo: join(dir, 'meminfo'), kvmDevice: join(dir, 'no-kvm'), guestsDir: join(dir, 'guests'), workDir: join(dir, 'work'),
+      },
       log: () => {},
       print: () => {},
       ...extra,
@@ -327,7 +334,10 @@ describe('compute flow against a test server', () => {
     expect(r).toEqual({ outcome: 'heartbeats-done', beats: 3 });
     expect(srv.got.installed).toEqual([{ kernelDigest: k, initrdDigest: i, bootId: '9f0c6a43-5a8b-4a55-9f0e-3c1e5b0f7d21' }]);
     expect(srv.got.heartbeats).toHaveLength(3);
-    expect(srv.got.heartbeats[0]).toEqual({ uptimeSeconds: 123.45, load1: 0.42, iscsi: 'none', kernelDigest: k, initrdDigest: i, network: { addresses: [] } });
+    const hypervisor = { cpus: 2, memoryMiB: 218, kvm: false, kvmDetail: expect.stringMatching(/^no usable .*no-kvm/), qemu: { version: '7.2.22' }, guests: [] };
+    expect(srv.got.heartbeats[0]).toEqual({ uptimeSeconds: 123.45, load1: 0.42, iscsi: 'none', kernelDigest: k, initrdDigest: i, network: { addresses: [] }, hypervisor });
+    // the capacity goes with the first beat, then only when it changes (or every HEARTBEAT_CAPACITY_EVERY beats)
+    expect(srv.got.heartbeats.map((h) => h.hypervisor !== undefined)).toEqual([true, false, false]);
     expect(s.calls).toEqual([15000, 15000]);
     // the test server's detail has a hostname and nothing else to configure; the read-back goes with the first beat only
     expect(srv.got.events.map((e) => e.phase)).toEqual(['compute-started', 'network-configured']);
@@ -350,6 +360,37 @@ describe('compute flow against a test server', () => {
     const r = await runAgent(deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute`, { maxHeartbeats: 2 }));
     expect(r).toEqual({ outcome: 'heartbeats-done', beats: 2 });
     expect(srv.got.events.find((e) => e.phase === 'agent-error')?.message).toMatch(/409 invalid_transition: node is failed/);
+  });
+
+  it('runs the hypervisor self-test the profile asks for beside the heartbeats: without KVM the Multiboot guest, then heartbeats list it running', async () => {
+    srv = createTestServer({ token: 't', uuid: UUID });
+    url = await srv.listen(await freePort());
+    const alive = new Set<number>();
+    const d = deps(`bootfarm.server=${url} bootfarm.uuid=${UUID} bootfarm.token=t bootfarm.mode=compute bootfarm.selftest=hypervisor,disk`, { maxHeartbeats: 3 });
+    const base = d.exec;
+    const started: string[][] = [];
+    d.exec = async (cmd, args, o) => {
+      if (cmd !== 'qemu-system-x86_64' || args[0] === '--version') return base(cmd, args, o);
+      // the guest's QEMU: daemonized, its banner on COM1 at once
+      started.push([...args]);
+      const gdir = join(dir, 'guests', 'selftest');
+      writeFileSync(join(gdir, 'qemu.pid'), '4242\n');
+      writeFileSync(join(gdir, 'serial.log'), 'BOOTFARM-GUEST-UP kernel=multiboot\r\n');
+      alive.add(4242);
+      return { command: cmd, exitCode: 0, signal: null, stdout: '', stderr: '', timedOut: false };
+    };
+    d.alive = (pid) => alive.has(pid);
+    d.qmp = async () => [{ status: 'running', running: true }];
+    const r = await runAgent(d);
+    expect(r).toEqual({ outcome: 'heartbeats-done', beats: 3 });
+    expect(started, JSON.stringify(srv.got.events)).toHaveLength(1);
+    expect(started[0]).toEqual(expect.arrayContaining(['-accel', 'tcg,tb-size=128', '-kernel', join(dir, 'work', 'selftest-multiboot.bin')]));
+    const events = srv.got.events.filter((e) => /selftest/.test(e.phase));
+    expect(events.map((e) => e.phase)).toEqual(['hypervisor-selftest', 'selftest-unknown']);
+    expect(events[0]!.data).toMatchObject({ ok: true, kind: 'multiboot', accel: 'tcg', banner: 'BOOTFARM-GUEST-UP kernel=multiboot' });
+    // the capacity went again once the guest showed up
+    const withGuest = srv.got.heartbeats.filter((h) => h.hypervisor?.guests.length);
+    expect(withGuest[0]!.hypervisor!.guests).toEqual([{ name: 'selftest', status: 'running', vcpus: 1, memoryMiB: 16 }]);
   });
 
   it('keeps beating through server errors', async () => {

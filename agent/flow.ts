@@ -2,8 +2,9 @@
 //
 // stage1:  cmdline → facts → register (retry) → pending BMC setup → firmware step (→ fresh facts → register again,
 //          or reboot) → profile + detail → download + sha256 → kexec
-// compute: cmdline → detail (retry) → network from the detail (agent/network) → installed (retry) → heartbeat every
-//          N seconds, carrying what the network read back as when it is the first or has changed; a network that
+// compute: cmdline → detail (retry) → network from the detail (agent/network) → installed (retry) → host capacity
+//          (agent/hypervisor) → [hypervisor self-test in the background] → heartbeat every N seconds, carrying what
+//          the network read back as and the hypervisor capacity when it is the first or has changed; a network that
 //          was not put in place (detail refused, a step failed or refused) is fetched and applied again on a later
 //          beat (networkRetryDelay)
 //
@@ -25,6 +26,10 @@ import { kexecNeedsSignedLoad } from './facts/secureboot.ts';
 import { applyNetwork, configuredFrom, pendingChanges, readState, type ApplyOptions, type ApplyResult } from './network/index.ts';
 import { backoffDelay as plainBackoff } from '../server/contract/backoff.ts';
 import { retry, type Sleep } from './retry.ts';
+import { DEFAULT_HYPERVISOR_PATHS, listGuests, probeHost, type HostCapacity, type HypervisorPaths } from './hypervisor/index.ts';
+import { hypervisorSelfTest } from './hypervisor/selftest.ts';
+import type { qmp } from './hypervisor/qmp.ts';
+import type { HypervisorCapacity } from '../server/contract/agent.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -49,7 +54,11 @@ export function networkRetryDelay(retry: number, everyMs: number, random: () => 
   return Math.round(plainBackoff(retry, { baseMs: base, capMs: Math.max(base, NETWORK_RETRY_CAP_MS) }) * (0.5 + random()));
 }
 
-export interface FlowPaths extends FactPaths {
+/** heartbeats between two that carry the hypervisor capacity although it did not change: a server that lost it (a
+ * restored backup, a node row re-created) has it again within minutes */
+export const HEARTBEAT_CAPACITY_EVERY = 10;
+
+export interface FlowPaths extends FactPaths, HypervisorPaths {
   cmdline: string;
   /** where the kernel and initrd are written (tmpfs in the stage-1 OS) */
   workDir: string;
@@ -63,6 +72,8 @@ export interface FlowPaths extends FactPaths {
   /** written once the detail's addresses are applied: udhcpc's hook (images/rootfs/common/etc/udhcpc/default.script)
    * then stops re-applying the boot lease, which would flush them */
   networkApplied: string;
+  /** the statically linked busybox the self-test guest runs */
+  busybox: string;
 }
 
 export const DEFAULT_PATHS: FlowPaths = {
@@ -81,6 +92,9 @@ export const DEFAULT_PATHS: FlowPaths = {
   productUuid: '/sys/class/dmi/id/product_uuid',
   efi: '/sys/firmware/efi',
   lockdown: '/sys/kernel/security/lockdown',
+  kvmDevice: DEFAULT_HYPERVISOR_PATHS.kvmDevice,
+  guestsDir: DEFAULT_HYPERVISOR_PATHS.guestsDir,
+  busybox: '/bin/busybox',
 };
 
 export interface FlowDeps {
@@ -111,6 +125,11 @@ export interface FlowDeps {
   network?: Pick<ApplyOptions, 'arping' | 'arpingCount' | 'dadTimeoutMs' | 'dadPollMs' | 'maxConflicts'>;
   /** compute mode: stop after this many heartbeat attempts (tests); forever by default */
   maxHeartbeats?: number;
+  /** compute mode: QMP and the liveness check of guest QEMUs (tests hand in fakes) */
+  qmp?: typeof qmp;
+  alive?: (pid: number) => boolean;
+  /** compute mode: bounds of the hypervisor self-test (default 600 s, polled every 2 s) */
+  selfTest?: { timeoutMs?: number; pollMs?: number };
 }
 
 export type FlowResult =
@@ -362,8 +381,20 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
     await reporter.report('agent-error', `installed: ${(err as Error).message}`);
   }
 
+  // what this node can host, probed once (KVM by starting QEMU: never on a dry run); guests are listed every beat
+  const hv = { exec: ctx.exec, paths: ctx.paths, ...(ctx.qmp ? { qmp: ctx.qmp } : {}), ...(ctx.alive ? { alive: ctx.alive } : {}) };
+  const host: HostCapacity = ctx.dryRun
+    ? await probeHost({ ...hv, workDir: ctx.paths.workDir, paths: { ...ctx.paths, kvmDevice: '/nonexistent/dry-run' } }).then((h) => ({ ...h, kvm: false, kvmDetail: 'dry run: KVM not probed (that starts QEMU)' }))
+    : await probeHost({ ...hv, workDir: ctx.paths.workDir });
+  // no event of its own: the first heartbeat carries it, and the server keeps it on the node
+  ctx.log(`hypervisor: ${host.cpus} CPUs, ${host.memoryMiB} MiB, kvm ${host.kvm ? 'usable' : `not usable (${host.kvmDetail ?? 'unknown'})`}, ${host.qemu ? `QEMU ${host.qemu.version}` : 'no QEMU'}`);
+  const selfTest = runSelfTests(ctx, cfg, reporter, host);
+
   const every = (cfg.heartbeatSeconds ?? 30) * 1000;
   let beats = 0;
+  /** the capacity the server last accepted, and how many beats ago */
+  let lastCapacity: string | undefined;
+  let sinceCapacity = 0;
   /** the read-back the server last accepted: sent again only when it changes (HeartbeatRequest.network) */
   let lastNetwork: string | undefined;
   const random = ctx.random ?? Math.random;
@@ -380,6 +411,8 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
     const load1 = Number((await readOr(ctx.paths.loadavg))?.split(/\s+/)[0]);
     const network = detail ? await readConfigured(ctx, detail) : undefined;
     const changed = network && JSON.stringify(network) !== lastNetwork ? network : undefined;
+    const capacity: HypervisorCapacity = { ...host, guests: await listGuests(hv).catch(() => []) };
+    const sendCapacity = JSON.stringify(capacity) !== lastCapacity || sinceCapacity >= HEARTBEAT_CAPACITY_EVERY;
     try {
       const res = await client.heartbeat(uuid, {
         ...(Number.isFinite(uptime) ? { uptimeSeconds: uptime } : {}),
@@ -387,9 +420,14 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
         iscsi: await iscsiState(ctx.paths.iscsiSessions, cfg.iscsiTarget),
         ...digests,
         ...(changed ? { network: changed } : {}),
+        ...(sendCapacity ? { hypervisor: capacity } : {}),
       });
       beats++;
       if (changed) lastNetwork = JSON.stringify(changed);
+      if (sendCapacity) {
+        lastCapacity = JSON.stringify(capacity);
+        sinceCapacity = 0;
+      } else sinceCapacity++;
       if (res.next === 'reboot') {
         await reporter.report('reboot-requested', `the server asked for a reboot (state ${res.state})`);
         if (ctx.dryRun) ctx.print(`dry-run: ${commandLine('reboot', ['-f'])}`);
@@ -400,8 +438,53 @@ async function runCompute(ctx: Ctx, cfg: AgentConfig): Promise<FlowResult> {
       // a missed beat is the server's business (it counts them); the agent keeps beating
       ctx.log(`heartbeat: ${(err as Error).message}`);
     }
-    if (ctx.maxHeartbeats !== undefined && sent >= ctx.maxHeartbeats) return { outcome: 'heartbeats-done', beats };
+    if (ctx.maxHeartbeats !== undefined && sent >= ctx.maxHeartbeats) {
+      await selfTest;
+      return { outcome: 'heartbeats-done', beats };
+    }
     await ctx.sleep(every);
+  }
+}
+
+/**
+ * The self-tests a profile asked for (bootfarm.selftest=), run beside the heartbeats: a guest booting under TCG takes
+ * minutes, and the node is installed and beating meanwhile. Each ends in one event; none ever throws.
+ */
+async function runSelfTests(ctx: Ctx, cfg: AgentConfig, reporter: ReturnType<typeof createReporter>, host: HostCapacity): Promise<void> {
+  for (const name of cfg.selfTests) {
+    if (name !== 'hypervisor' && name !== 'hypervisor-linux') {
+      await reporter.report('selftest-unknown', `bootfarm.selftest=${name}: this agent knows "hypervisor" and "hypervisor-linux"`, { name });
+      continue;
+    }
+    if (ctx.dryRun) {
+      await reporter.report('hypervisor-selftest-skipped', 'dry run: no guest is started');
+      continue;
+    }
+    if (!host.qemu) {
+      await reporter.report('hypervisor-selftest-failed', `no QEMU in this image (${host.kvmDetail ?? ''})`);
+      continue;
+    }
+    // the Linux guest proves userspace; without KVM it takes minutes under TCG (inside a TCG VM: agent/README.md), so
+    // plain "hypervisor" then boots the Multiboot banner guest instead; "hypervisor-linux" insists on Linux
+    const guest = name === 'hypervisor-linux' || host.kvm ? 'linux' : 'multiboot';
+    const r = await hypervisorSelfTest({
+      exec: ctx.exec,
+      paths: ctx.paths,
+      ...(ctx.qmp ? { qmp: ctx.qmp } : {}),
+      ...(ctx.alive ? { alive: ctx.alive } : {}),
+      fetch: ctx.fetch,
+      sleep: ctx.sleep,
+      now: () => ctx.now().getTime(),
+      guest,
+      ...(cfg.kernelDigest ? { kernelUrl: `${cfg.server}/images/${cfg.kernelDigest}`, kernelSha256: cfg.kernelDigest } : {}),
+      busybox: ctx.paths.busybox,
+      workDir: ctx.paths.workDir,
+      kvm: host.kvm,
+      ...ctx.selfTest,
+    }).catch((err: Error) => ({ ok: false as const, guest: 'selftest', kind: guest, accel: host.kvm ? ('kvm' as const) : ('tcg' as const), seconds: 0, error: err.message }));
+    const what = r.kind === 'linux' ? 'Linux guest' : 'Multiboot guest';
+    if (r.ok) await reporter.report('hypervisor-selftest', `${what} ${r.guest} ${r.kind === 'linux' ? 'reached userspace' : 'printed its banner'} under ${r.accel} in ${r.seconds} s${r.guestUptime !== undefined ? ` (guest uptime ${r.guestUptime} s)` : ''}: ${r.banner}`, { ...r });
+    else await reporter.report('hypervisor-selftest-failed', `${what} ${r.guest} under ${r.accel} after ${r.seconds} s: ${r.error}`, { ...r });
   }
 }
 

@@ -148,6 +148,31 @@ export const ConfiguredNetwork = z.strictObject({
 });
 export type ConfiguredNetwork = z.infer<typeof ConfiguredNetwork>;
 
+/** A guest the compute OS runs (issue 16 item 2): its name and QEMU's run state (QMP `query-status`: running,
+ * paused, shutdown, …; `gone` when its QEMU no longer answers). */
+export const Guest = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'guest names are 1–64 letters, digits, "_", "." or "-"'),
+  status: z.string().regex(/^[a-z][a-z-]{0,31}$/),
+  vcpus: z.number().int().min(1).max(1024).optional(),
+  memoryMiB: z.number().int().min(1).max(16 * 1024 * 1024).optional(),
+});
+export type Guest = z.infer<typeof Guest>;
+
+/** What the compute OS can host and hosts now (issue 16 item 2): sent with the first heartbeat of a boot, whenever
+ * it changes and every few minutes (HEARTBEAT_CAPACITY_EVERY in agent/flow.ts); the server keeps the last one. */
+export const HypervisorCapacity = z.strictObject({
+  cpus: z.number().int().min(1).max(4096),
+  memoryMiB: z.number().int().min(1).max(64 * 1024 * 1024),
+  /** /dev/kvm is there and QEMU could open a VM with it (`-accel kvm -machine none`) */
+  kvm: z.boolean(),
+  /** why kvm is false: no /dev/kvm (no VT-x/AMD-V, or the module did not load), or QEMU's words */
+  kvmDetail: z.string().max(300).optional(),
+  /** the VM manager: absent when the image has no QEMU */
+  qemu: z.strictObject({ version: z.string().max(64) }).optional(),
+  guests: z.array(Guest).max(256),
+});
+export type HypervisorCapacity = z.infer<typeof HypervisorCapacity>;
+
 export const HeartbeatRequest = z.strictObject({
   uptimeSeconds: z.number().nonnegative().optional(),
   load1: z.number().nonnegative().optional(),
@@ -156,6 +181,7 @@ export const HeartbeatRequest = z.strictObject({
   initrdDigest: Digest.optional(),
   /** sent with the first heartbeat of a boot and whenever it changes (the server reads more for it) */
   network: ConfiguredNetwork.optional(),
+  hypervisor: HypervisorCapacity.optional(),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 
