@@ -3,6 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Argument, InvalidArgumentError, type Command } from 'commander';
+import { HypervisorCapacity } from '../contract/agent.ts';
+import { describeCapacity } from '../domain/hypervisor.ts';
 import { CliError, runArea, type CliContext, type ContextOptions } from './context.ts';
 
 const pad = (s: unknown, n: number) => String(s ?? '-').padEnd(n);
@@ -41,6 +43,8 @@ export function register(program: Command, ctx: CliContext): void {
       for (const k of ['uuid', 'state', 'stateReason', 'stateSince', 'serial', 'manufacturer', 'product', 'profile', 'imageName', 'imageVersion', 'lastHeartbeat', 'rebuildAttempts'])
         ctx.out(`${pad(k, 18)}${typeof n[k] === 'object' ? JSON.stringify(n[k]) : (n[k] ?? '-')}`);
       ctx.out(`${pad('labels', 18)}${JSON.stringify(n.labels)}`);
+      const hv = HypervisorCapacity.safeParse(n.hypervisor);
+      ctx.out(`${pad('hypervisor', 18)}${hv.success ? `${describeCapacity(hv.data)} (reported ${n.hypervisorAt})` : '-'}`);
       for (const i of res.interfaces) ctx.out(`${pad('interface', 18)}${i.mac} ${i.name ?? ''} switch=${i.switchName ?? '-'} port=${i.switchPortDescription ?? i.switchPort ?? '-'}`);
       for (const c of res.conflicts) ctx.out(`${pad('CONFLICT', 18)}${c.kind} ${c.value} also claimed by ${c.otherUuid}`);
     });

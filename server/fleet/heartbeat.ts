@@ -11,6 +11,7 @@ import { createFleetStore } from '../store/fleet.ts';
 import { StaleDecisionError, type NodeRow, type NodeStore } from '../store/nodes.ts';
 import type { FailCause } from './decide.ts';
 import type { BeatBuffer } from './beats.ts';
+import type { HypervisorCapacity } from '../contract/agent.ts';
 
 /**
  * Failures a heartbeat disproves: the node did not report (heartbeat, timeout) or a repair step could not reach
@@ -40,15 +41,23 @@ export function createHeartbeats({ nodes, db, clock, beats, actor = 'agent' }: {
     await nodes.addEvent(node.uuid, { kind: 'fleet', reason, actor, data: { note, ...data } });
   }
 
-  return async function heartbeat(node: NodeRow, seen: { kernelDigest?: string; initrdDigest?: string }): Promise<HeartbeatOutcome> {
+  return async function heartbeat(node: NodeRow, seen: { kernelDigest?: string; initrdDigest?: string; hypervisor?: HypervisorCapacity }): Promise<HeartbeatOutcome> {
     const now = clock.now();
-    // the steady state: only the time changes, so the beat waits in memory for the next batch (beats.ts)
+    // the steady state: only the time changes, so the beat waits in memory for the next batch (beats.ts). A beat
+    // with the hypervisor capacity is written at once: the agent sends it only when it changed (a guest started or
+    // stopped) or every HEARTBEAT_CAPACITY_EVERY beats, so this stays a small share of the beats
     const same = (seen.kernelDigest === undefined || seen.kernelDigest === node.kernelDigest) && (seen.initrdDigest === undefined || seen.initrdDigest === node.initrdDigest);
-    if (beats && !beats.writeThrough && node.state === 'active' && same) {
+    if (beats && !beats.writeThrough && node.state === 'active' && same && !seen.hypervisor) {
       await beats.beat(node.uuid, now);
       return { node, next: 'continue', buffered: true };
     }
-    await nodes.touch(node.uuid, { lastSeen: now, lastHeartbeat: now, ...(seen.kernelDigest ? { kernelDigest: seen.kernelDigest } : {}), ...(seen.initrdDigest ? { initrdDigest: seen.initrdDigest } : {}) });
+    await nodes.touch(node.uuid, {
+      lastSeen: now,
+      lastHeartbeat: now,
+      ...(seen.kernelDigest ? { kernelDigest: seen.kernelDigest } : {}),
+      ...(seen.initrdDigest ? { initrdDigest: seen.initrdDigest } : {}),
+      ...(seen.hypervisor ? { hypervisor: seen.hypervisor, hypervisorAt: now } : {}),
+    });
     if (node.state === 'provisioning') node = await nodes.transition(node.uuid, { type: 'installed', reason: 'heartbeat from the compute OS before installed' }, actor);
     else if (node.state === 'failed') {
       const last = await fleet.lastFailure(node.uuid);

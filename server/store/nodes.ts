@@ -515,7 +515,7 @@ export function createNodeStore(db: Db, { clock = systemClock }: { clock?: Clock
       return db.select().from(bootAttempts).where(eq(bootAttempts.nodeUuid, uuid)).orderBy(bootAttempts.id);
     },
 
-    async touch(uuid: string, patch: Partial<Pick<NodeRow, 'lastSeen' | 'lastHeartbeat' | 'kernelDigest' | 'initrdDigest' | 'imageName' | 'imageVersion' | 'profile' | 'hostname'>>): Promise<void> {
+    async touch(uuid: string, patch: Partial<Pick<NodeRow, 'lastSeen' | 'lastHeartbeat' | 'kernelDigest' | 'initrdDigest' | 'imageName' | 'imageVersion' | 'profile' | 'hostname' | 'hypervisor' | 'hypervisorAt'>>): Promise<void> {
       await db.update(nodes).set({ ...patch, updatedAt: clock.now() }).where(eq(nodes.uuid, uuid));
     },
 

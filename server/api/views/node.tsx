@@ -4,6 +4,7 @@
 import type { Facts, LldpNeighbor, NicFacts } from '../../contract/facts.ts';
 import type { NodeCompliance } from '../../domain/firmware.ts';
 import type { ConflictRow, EventRow, FactsRow, InterfaceRow, NodeRow } from '../../store/nodes.ts';
+import { describeCapacity } from '../../domain/hypervisor.ts';
 import { ago, CsrfField, documentOf, Flash, isoMinute, labelText, Page, StatePill, type Viewer } from './layout.tsx';
 
 export interface NodeView {
@@ -181,6 +182,36 @@ function Firmware({ f, compliance }: { f: Partial<Facts>; compliance?: NodeCompl
   );
 }
 
+/** What the compute OS last reported it can host (issue 16 item 2): capacity and guests. */
+function Hypervisor({ node, now }: { node: NodeRow; now: Date }) {
+  const h = node.hypervisor;
+  if (!h) return <p class="muted" id="hypervisor">not reported (the compute OS reports it in its heartbeats)</p>;
+  return (
+    <>
+      <dl id="hypervisor">
+        <dt>Capacity</dt><dd>{describeCapacity(h)}</dd>
+        <dt>CPUs</dt><dd>{h.cpus}</dd>
+        <dt>Memory</dt><dd>{h.memoryMiB} MiB</dd>
+        <dt>KVM</dt><dd class={h.kvm ? '' : 'warn'}>{h.kvm ? 'usable' : `not usable${h.kvmDetail ? `: ${h.kvmDetail}` : ''}`}</dd>
+        <dt>QEMU</dt><dd>{h.qemu?.version ?? 'none'}</dd>
+        <dt>Reported</dt><dd>{ago(node.hypervisorAt, now)}</dd>
+      </dl>
+      {h.guests.length > 0 && (
+        <table id="guests">
+          <thead>
+            <tr><th>Guest</th><th>Status</th><th>vCPUs</th><th>Memory</th></tr>
+          </thead>
+          <tbody>
+            {h.guests.map((g) => (
+              <tr><td class="mono">{g.name}</td><td>{g.status}</td><td>{g.vcpus ?? '—'}</td><td>{g.memoryMiB ? `${g.memoryMiB} MiB` : '—'}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
 export function NodePage(v: NodeView) {
   const { node, facts, now, bmc } = v;
   const f = (facts?.facts ?? {}) as Partial<Facts>;
@@ -219,6 +250,8 @@ export function NodePage(v: NodeView) {
       <Actions node={node} csrf={v.csrf} canOperate={v.canOperate} isAdmin={v.isAdmin} power={v.power} bmc={bmc} />
       <h2>Hardware</h2>
       <Hardware f={f} />
+      <h2>Hypervisor</h2>
+      <Hypervisor node={node} now={now} />
       <h2>Network interfaces</h2>
       <Nics f={f} interfaces={v.interfaces} />
       <h2>Firmware</h2>

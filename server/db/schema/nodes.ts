@@ -1,6 +1,7 @@
 // Node registry tables (issue: control plane foundation). Each area of the product keeps its tables in
 // its own file under server/db/schema/; index.ts re-exports them for drizzle and drizzle-kit.
 import { sql } from 'drizzle-orm';
+import type { HypervisorCapacity } from '../../contract/agent.ts';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -44,6 +45,10 @@ export const nodes = pgTable(
      * BMC sets the UEFI flag for 'efi', or a UEFI machine may fall back to a legacy boot */
     bootPlatform: text('boot_platform'),
     rebuildAttempts: integer('rebuild_attempts').notNull().default(0),
+    /** what the compute OS last reported it can host and hosts (issue 16 item 2; contract HypervisorCapacity): CPUs,
+     * memory, KVM usable or not, QEMU's version, its guests. Heartbeats carry it when it changes (agent/flow.ts). */
+    hypervisor: jsonb('hypervisor').$type<HypervisorCapacity>(),
+    hypervisorAt: ts('hypervisor_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
