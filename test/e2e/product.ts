@@ -133,6 +133,16 @@ export async function startProductRack({ nodes, config = {}, images = true }: Pr
             match: { channel: 'canary' },
             iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
           },
+          // issue 16 item 2: the default profile plus the hypervisor self-test (a nested guest, minutes under TCG):
+          // only for a node labelled selftest=hypervisor (rack scenario 1)
+          selftest: {
+            image: 'compute',
+            channel: 'prod',
+            heartbeatIntervalSeconds: 5,
+            match: { selftest: 'hypervisor' },
+            cmdline: 'bootfarm.selftest=hypervisor',
+            iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
+          },
         },
       },
       config,

@@ -21,6 +21,9 @@ const T_DHCP = 60_000;
 const T_REGISTER = 150_000;
 const T_ACTIVE = 240_000;
 const T_FAILED = 90_000;
+/** the hypervisor self-test: the compute kernel + a busybox initramfs under KVM nested in the TCG node, ~45 s to
+ * userspace by hand (agent/README.md), plus the kernel's download; the heartbeat listing the guest comes first */
+const T_GUEST = 240_000;
 
 const SWITCH = 'bfe2e-switch';
 const BASE_NEEDS = ['build/images', 'DHCP', 'TFTP', 'image store', 'fleet'];
@@ -53,7 +56,7 @@ async function enrolBmc(pr: ProductRack, node: RackNode) {
  * and bootfarm powers it off and on again through the BMC (POST /api/v1/nodes/:uuid/power). That boot is the
  * one the scenario follows; returns the id of the last event before it, to wait on newer ones.
  */
-async function firstPowerOn(pr: ProductRack, node: RackNode): Promise<number> {
+async function firstPowerOn(pr: ProductRack, node: RackNode, { labels }: { labels?: Record<string, string> } = {}): Promise<number> {
   const boot = await node.bmc.ipmitool(['chassis', 'bootdev', 'pxe']);
   expect(boot.out).toMatch(/Set Boot Device to pxe/);
   const on = await node.bmc.ipmitool(['chassis', 'power', 'on']);
@@ -62,6 +65,8 @@ async function firstPowerOn(pr: ProductRack, node: RackNode): Promise<number> {
   await pr.rack.waitEvent(node.spec.uuid, 'discovered', (e) => e.toState === 'discovered', T_DHCP, node);
   await enrolBmc(pr, node);
   const api = pr.rack.server!.api;
+  // labels before the boot that follows: its profile is chosen by them
+  if (labels) expect((await api.raw('PATCH', `/api/v1/nodes/${node.spec.uuid}`, { labels })).status).toBe(200);
   await api.post(`/api/v1/nodes/${node.spec.uuid}/power`, { action: 'off' });
   await waitUntil(`${node.spec.name} powered off by bootfarm`, 20_000, () => (node.running() ? undefined : true), { context: () => pr.rack.context(node) });
   const before = await lastEventId(pr, node.spec.uuid);
@@ -146,9 +151,11 @@ describe(`rack: one BIOS node — unattended boot, rebuild, image promotion`, ()
     await pr?.stop();
   });
 
-  it('scenario 1 — unattended boot: DHCP → iPXE → stage-1 → register → kexec → iSCSI → active with heartbeats', async () => {
+  it('scenario 1 — unattended boot: DHCP → iPXE → stage-1 → register → kexec → iSCSI → active with heartbeats; a guest runs on it', async () => {
     const { uuid } = node.spec;
-    const since = await firstPowerOn(pr, node);
+    // the label picks product.ts's `selftest` profile (bootfarm.selftest=hypervisor) for this boot only: scenarios 2
+    // and 5 rebuild without it, so CI runs one nested guest
+    const since = await firstPowerOn(pr, node, { labels: { selftest: 'hypervisor' } });
     const active = await waitBootedToActive(pr, node, since);
     expect(active.toState).toBe('active');
 
@@ -182,8 +189,31 @@ describe(`rack: one BIOS node — unattended boot, rebuild, image promotion`, ()
       return hb && Date.parse(hb) > Date.parse(hb1) ? true : undefined;
     }, { intervalMs: 500, context: () => pr.rack.context(node) });
 
+    // issue 16 item 2: the compute OS is a hypervisor. The heartbeats report its capacity: KVM *is* usable here. The
+    // rack's nodes run `-cpu max` under TCG, which advertises AMD-V (svm, AuthenticAMD): kvm_amd loads in the compute
+    // OS and KVM runs nested on TCG's SVM emulation (measured 2026-12-03: a Linux guest reached userspace in 45 s
+    // under it, 180 s under TCG inside TCG; agent/README.md)
+    const hv = await waitUntil('heartbeat with the running self-test guest', T_GUEST, async () => {
+      const n = (await detail(pr, uuid)).node as NodeDetail['node'] & { hypervisor?: { cpus: number; memoryMiB: number; kvm: boolean; kvmDetail?: string; qemu?: { version: string }; guests: { name: string; status: string }[] } | null };
+      return n.hypervisor?.guests.some((g) => g.name === 'selftest' && g.status === 'running') ? n.hypervisor : undefined;
+    }, { intervalMs: 1000, context: () => pr.rack.context(node) });
+    console.log(`hypervisor capacity: ${JSON.stringify(hv)}`);
+    expect(hv).toMatchObject({ kvm: true, qemu: { version: expect.stringMatching(/^7\.2\./) } });
+    expect(hv.cpus).toBeGreaterThanOrEqual(1);
+    expect(hv.memoryMiB).toBeGreaterThan(512);
+    // the self-test guest (with KVM: the compute kernel fetched from /images/<digest> and a busybox initramfs made on
+    // the node) reached userspace: its /init printed the banner on COM1
+    const guest = await pr.rack.waitEvent(uuid, 'hypervisor self-test', (e) => e.id > since && e.kind === 'phase' && /^hypervisor-selftest/.test(e.reason ?? ''), T_GUEST, node);
+    const result = (guest.data?.['data'] ?? {}) as { ok?: boolean; kind?: string; accel?: string; seconds?: number; banner?: string; guestUptime?: number; kernel?: string; error?: string };
+    console.log(`hypervisor self-test: ${JSON.stringify(result)}`);
+    expect(guest.reason, JSON.stringify(guest.data)).toBe('hypervisor-selftest');
+    expect(result).toMatchObject({ ok: true, kind: 'linux', accel: 'kvm', banner: expect.stringMatching(/^BOOTFARM-GUEST-UP uptime=[\d.]+ kernel=6\.1\.\S+-amd64$/) });
+    // later boots of this node (scenarios 2 and 5) go back to the default profile
+    expect((await pr.rack.server!.api.raw('PATCH', `/api/v1/nodes/${uuid}`, { labels: { selftest: null } })).status).toBe(200);
+
     console.log(await pr.rack.timingTable(node));
-  });
+    // the boot (up to T_ACTIVE) and then the guest (up to T_GUEST twice): more than the suite's 300 s default
+  }, 720_000);
 
   it('scenario 2 — rebuild after failure: QEMU killed, heartbeats stop, bootfarm fails and power-cycles it back to active; the LUN keeps its data', async () => {
     const { uuid } = node.spec;
