@@ -190,7 +190,7 @@ export function parsePolicy(text: string): Map<string, string> {
 
 let aptUpdated = false;
 
-function candidates(names: string[]): Map<string, string> {
+export function candidates(names: string[]): Map<string, string> {
   let found = parsePolicy(run('apt-cache', ['policy', ...names]));
   if (names.some((n) => !found.has(n)) && !aptUpdated) {
     // A fresh machine (or container) may have empty package lists: refresh them once, as `make deps-apt` does.
@@ -240,7 +240,7 @@ interface Deb {
   root: string;
 }
 
-class PackageCache {
+export class PackageCache {
   private readonly debDir: string;
   private readonly unpackDir: string;
   private readonly debs = new Map<string, Deb>();
