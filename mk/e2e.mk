@@ -7,8 +7,9 @@
 # BFE2E_KEEP=1 keeps the rack's temp dir (serial logs, server log, configs) for a look after a failure.
 .PHONY: e2e e2e-plumbing bench-e2e
 
-# the scenarios boot build/images: build them first (a no-op when the inputs did not change)
-e2e: deps images
+# the scenarios boot build/images (and the Secure Boot node Debian's signed loaders, build/secureboot): build them
+# first (a no-op when the inputs did not change)
+e2e: deps images secureboot
 	npx vitest run -c vitest.e2e.config.ts $(VITEST_ARGS)
 
 e2e-plumbing: deps images

@@ -34,7 +34,7 @@ import { bootstrapAdminToken } from './admin-token.ts';
 import { createApp } from './api/app.ts';
 import { boundaryWarnings } from './api/trusted.ts';
 import { selectProfile } from './domain/profiles.ts';
-import { secureBootDefaults, secureBootWarnings, withGrubConfig } from './secure-boot.ts';
+import { secureBootDefaults, secureBootWarnings, withGrubOverTftp } from './secure-boot.ts';
 import { dhcp6TftpWarning } from './boot-paths.ts';
 import { createImages, ImagesConfig } from './images/index.ts';
 import { tuneHttpServer } from './images/serve.ts';
@@ -236,7 +236,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
   fleet.start();
   let tftp: TftpServer | undefined;
   if (tftpConfig?.enabled) {
-    tftp = createTftpServer({ ...tftpConfig, open: withGrubConfig(createFsOpener({ ...tftpConfig, defaults: secureBootDefaults(config) }), config.http.publicUrl ?? dhcpConfig?.httpBase), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
+    tftp = createTftpServer({ ...tftpConfig, open: withGrubOverTftp(createFsOpener({ ...tftpConfig, defaults: secureBootDefaults(config) }), { fetch: (req, env) => app.fetch(req, env), baseUrl: config.http.publicUrl ?? dhcpConfig?.httpBase }), logger: log.child({ component: 'tftp' }), onTransferDone: createTftpDuration(metrics) });
     const { listening } = await tftp.start();
     registerTftpMetrics(metrics, tftp);
     // one socket per address, IPv4 and IPv6 apart (boot/tftp/address.ts)

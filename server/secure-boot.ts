@@ -3,9 +3,9 @@
 // signed network GRUB, and GRUB fetches its config from us. Both binaries come from Debian packages that may be
 // missing; the names served, the packages that provide them, and what to say when they are absent live here.
 import { existsSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { OpenFn } from '../boot/tftp/index.ts';
 import { normalisePath } from '../boot/tftp/negotiate.ts';
-import { renderGrubTopConfig } from '../boot/grub/script.ts';
 import type { Config } from './config.ts';
 
 /** served name → which config key holds its path, and the Debian package that installs it. `grubx64.efi` is the
@@ -38,14 +38,39 @@ export function secureBootWarnings(config: Pick<Config, 'boot' | 'profiles'>, ex
     .map(([name, f]) => `profile(s) ${users.join(', ')} boot by shim-grub, but ${config.boot.secureBoot[f.key]} (served as ${name}) is missing: install the Debian package ${f.pkg} or set boot.secureBoot.${f.key}; those nodes will not boot`);
 }
 
-/** GRUB loaded over TFTP asks the TFTP server for grub/grub.cfg (its prefix); answer it with the top-level config
- * that chains to /grub/<uuid>.cfg on the HTTP server, and everything else from `open`. */
-export function withGrubConfig(open: OpenFn, baseUrl: string | undefined): OpenFn {
+/** How the TFTP edge asks the HTTP app in-process: a Request plus the Node bindings (`incoming.socket`) that the
+ * app's client-address and trust checks read (server/api/trusted.ts), carrying the TFTP client's address. */
+export type AppFetch = (req: Request, env: { incoming: { socket: { remoteAddress: string; remotePort: number; remoteFamily: string } } }) => Response | Promise<Response>;
+
+/** the names GRUB asks for over TFTP that are HTTP routes: its configs and the image blobs they boot */
+const GRUB_ROUTE = /^(?:grub\/[^/]+\.cfg|images\/[^/]+)$/;
+
+/**
+ * GRUB loaded by UEFI PXE reads everything from `(tftp,SERVER)`: Debian's signed grubnetx64 has no http module (measured,
+ * docs/secure-boot.md), so its configs (`/grub/grub.cfg`, `/grub/<uuid>.cfg`) and the kernel and initrd they name
+ * (`/images/<digest>`) must come over TFTP. Those names are answered by the HTTP app itself, in-process, as if the
+ * TFTP client had asked over HTTP: one per-node decision, one trust check, rate limit and boot budget, one boot
+ * attempt and its token — the TFTP path adds no second copy of any rule. A non-200 answer is "not found" (GRUB then
+ * runs the rest of its config, e.g. the retry); everything else comes from `open` (files, shim and grub binaries).
+ */
+export function withGrubOverTftp(open: OpenFn, { fetch, baseUrl }: { fetch: AppFetch; baseUrl: string | undefined }): OpenFn {
   if (!baseUrl) return open;
-  const body = Buffer.from(renderGrubTopConfig({ baseUrl }));
-  return async function openWithGrubConfig(requested) {
+  const base = baseUrl.replace(/\/+$/, '');
+  return async function openGrubOverTftp(requested, client) {
     const n = normalisePath(requested);
-    if (n.ok && n.path === 'grub/grub.cfg') return { size: body.length, read: async (off, len) => body.subarray(off, off + len) };
-    return open(requested);
+    if (!n.ok || !GRUB_ROUTE.test(n.path)) return open(requested, client);
+    const address = client?.address ?? '0.0.0.0';
+    const res = await fetch(new Request(`${base}/${n.path}`), { incoming: { socket: { remoteAddress: address, remotePort: client?.port ?? 0, remoteFamily: address.includes(':') ? 'IPv6' : 'IPv4' } } });
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      return null;
+    }
+    // Number(null) is 0: a missing header must not announce an empty file (GRUB then sources nothing, measured)
+    const header = res.headers.get('content-length');
+    const length = header === null ? NaN : Number(header);
+    if (Number.isSafeInteger(length) && length >= 0) return { size: length, stream: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) };
+    // a config has no content-length (a rendered string): it is small, read it whole for the size TFTP announces
+    const body = Buffer.from(await res.arrayBuffer());
+    return { size: body.length, read: async (off, len) => body.subarray(off, off + len) };
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GrubValueError, grubEchoText, grubHttpPath, grubQuote, renderGrubHoldConfig, renderGrubKernelConfig, renderGrubRetryConfig, renderGrubTopConfig } from './script.ts';
+import { GrubValueError, grubEchoText, grubRootPath, grubQuote, renderGrubHoldConfig, renderGrubKernelConfig, renderGrubRetryConfig, renderGrubTopConfig } from './script.ts';
 
 const U = '4c4c4544-0042-3510-8052-b4c04f4e4d32';
 
@@ -10,11 +10,11 @@ describe('GRUB configs (whole-output goldens)', () => {
         '# bootfarm: chain to the per-node config by SMBIOS UUID',
         'set timeout=0',
         'if smbios --type 1 --get-uuid 8 --set bf_uuid; then',
-        '  configfile "(http,10.0.0.1:8080)/grub/${bf_uuid}.cfg"',
+        '  configfile "/grub/${bf_uuid}.cfg"',
         'fi',
         "echo 'bootfarm: this machine reports no SMBIOS UUID (or the per-node config could not be fetched); retrying in 60 s'",
         'sleep 60',
-        "configfile '(http,10.0.0.1:8080)/grub/grub.cfg'",
+        "configfile '/grub/grub.cfg'",
         '',
       ].join('\n'),
     );
@@ -32,14 +32,14 @@ describe('GRUB configs (whole-output goldens)', () => {
     ).toBe(
       [
         `# bootfarm: stage-1 for ${U} (discovered)`,
-        `if linux '(http,10.0.0.1)/images/${'a'.repeat(64)}' 'console=ttyS0' 'bootfarm.token=abc_-DEF' 'x=\${y};reboot'; then`,
-        `  if initrd '(http,10.0.0.1)/images/${'b'.repeat(64)}'; then`,
+        `if linux '/images/${'a'.repeat(64)}' 'console=ttyS0' 'bootfarm.token=abc_-DEF' 'x=\${y};reboot'; then`,
+        `  if initrd '/images/${'b'.repeat(64)}'; then`,
         '    boot',
         '  fi',
         'fi',
         "echo 'bootfarm: boot failed; retrying in 10 s'",
         'sleep 10',
-        `configfile '(http,10.0.0.1)/grub/${U}.cfg'`,
+        `configfile '/grub/${U}.cfg'`,
         '',
       ].join('\n'),
     );
@@ -53,7 +53,7 @@ describe('GRUB configs (whole-output goldens)', () => {
 
   it('retry config waits and fetches the per-node config again', () => {
     expect(renderGrubRetryConfig({ message: 'no stage-1 image', seconds: 30.7, retryUrl: `http://10.0.0.1/grub/${U}.cfg` })).toBe(
-      ['# bootfarm: waiting', "echo 'bootfarm: no stage-1 image'", "echo 'bootfarm: asking again in 30 s'", 'sleep 30', `configfile '(http,10.0.0.1)/grub/${U}.cfg'`, ''].join('\n'),
+      ['# bootfarm: waiting', "echo 'bootfarm: no stage-1 image'", "echo 'bootfarm: asking again in 30 s'", 'sleep 30', `configfile '/grub/${U}.cfg'`, ''].join('\n'),
     );
   });
 });
@@ -78,10 +78,15 @@ describe('GRUB quoting', () => {
     expect(t).toBe("'bootfarm: held: it?s?reboot; ??x? ?y?'");
   });
 
-  it('refuses a kernel argument with a quote, and https or odd hosts in device paths', () => {
+  it('refuses a kernel argument with a quote, https, and a quote in a path', () => {
     expect(() => renderGrubKernelConfig({ comment: '', kernelUrl: 'http://h/k', initrdUrl: 'http://h/i', args: ["a='b"], retryUrl: 'http://h/r' })).toThrow(/kernel argument/);
-    expect(() => grubHttpPath('https://h/k')).toThrow(/only http/);
-    expect(() => grubHttpPath('http://h,x/k')).toThrow(/host/);
-    expect(() => grubHttpPath('http://h)x/k')).toThrow(/host/);
+    expect(() => grubRootPath('https://h/k')).toThrow(/only http/);
+    expect(() => grubRootPath("http://h/k'x")).toThrow(GrubValueError);
+  });
+
+  it('writes paths on $root, without a device: the same config works from (tftp,SERVER) and (http,SERVER:PORT)', () => {
+    expect(grubRootPath('http://10.0.0.1:8080/images/abc')).toBe("'/images/abc'");
+    expect(grubRootPath('http://[fd00::1]:8080/grub/x.cfg')).toBe("'/grub/x.cfg'");
+    expect(grubRootPath('http://h')).toBe("'/'");
   });
 });

@@ -7,9 +7,12 @@
 // value is emitted as one single-quoted word, and a value that contains a quote (or any control character, which
 // would end the line or the command) is refused, never escaped.
 //
-// Devices: files on our HTTP server are named `(http,HOST)/path`; a non-default port is written `(http,HOST:PORT)`.
-// ASSUMED, not measured here: the port form needs a GRUB whose net code parses it (upstream 2.12); with GRUB 2.06
-// serve the boot routes on port 80 (http.publicUrl without a port).
+// Files: every path is written without a device, so GRUB reads it from `$root`, the device it was itself loaded
+// from. Measured (docs/secure-boot.md, the rack's Secure Boot scenario): Debian's signed grubnetx64 (2.06-13) has
+// `tftp` and `efinet` built in but no `http` module, and under Secure Boot it cannot load one, so `(http,HOST)` paths
+// fail there; after UEFI PXE its $root is `(tftp,SERVER)`, and bootfarm's TFTP server answers /grub/*.cfg and
+// /images/<digest> with the same bytes as the HTTP routes (server/grub-tftp.ts). A GRUB that was loaded over HTTP
+// (and has the module) reads the same paths from `(http,SERVER)` — no host or port in the config either way.
 
 export class GrubValueError extends Error {
   constructor(what: string, value: string) {
@@ -30,27 +33,24 @@ export function grubEchoText(text: string): string {
   return grubQuote(`bootfarm: ${text.replace(/[^A-Za-z0-9 .,:;()/_+=@#%*!?-]/g, '?').slice(0, 200)}`);
 }
 
-/** `http://host:port/a/b` → `(http,host:port)/a/b`; https is refused (Debian's signed GRUB speaks plain http). */
-export function grubHttpPath(url: string, what = 'URL'): string {
+/** `http://host:port/a/b` → `'/a/b'`: the path on GRUB's $root (see "Files" above); https is refused, as iPXE's. */
+export function grubRootPath(url: string, what = 'URL'): string {
   const m = /^http:\/\/([^/]+)(\/.*)?$/.exec(url);
-  if (!m) throw new GrubValueError(`${what} (only http:// URLs can be fetched by GRUB)`, url);
-  const [, authority, path = '/'] = m;
-  // `,` and `)` would end the device name early
-  if (/[,()\s]/.test(authority!)) throw new GrubValueError(`${what} host`, url);
-  return grubQuote(`(http,${authority})${path}`, what);
+  if (!m) throw new GrubValueError(`${what} (only http:// URLs are served to GRUB)`, url);
+  return grubQuote(m[2] ?? '/', what);
 }
 
 const header = (comment: string) => `# bootfarm: ${comment.replace(/[^A-Za-z0-9 .,:;()/_+=@#%*!?-]/g, '?').slice(0, 200)}\n`;
 
 /** The top-level grub.cfg every grubnetx64 loads: read the SMBIOS system UUID (type 1, offset 8 — the same UUID iPXE
- * sends to /ipxe/<uuid>) and chain to the per-node config. The GRUB manual documents `smbios --type 1 --get-uuid 8
- * --set VAR`; that Debian's signed grubnetx64 image has the smbios module built in is ASSUMED (not checked here). */
+ * sends to /ipxe/<uuid>) and chain to the per-node config. Measured on the rack: Debian's signed grubnetx64 has the
+ * smbios module built in, and its `--get-uuid` prints the UUID as iPXE's ${uuid} does. */
 export function renderGrubTopConfig({ baseUrl }: { baseUrl: string }): string {
   const base = baseUrl.replace(/\/+$/, '');
-  const retry = grubHttpPath(`${base}/grub/grub.cfg`, 'retry URL');
+  const retry = grubRootPath(`${base}/grub/grub.cfg`, 'retry URL');
   // the per-node path is built in GRUB from a server-quoted prefix and a variable; "…" lets ${bf_uuid} expand, and
   // the prefix is checked to hold nothing that means something inside double quotes
-  const prefix = grubHttpPath(`${base}/grub/`, 'base URL').slice(1, -1);
+  const prefix = grubRootPath(`${base}/grub/`, 'base URL').slice(1, -1);
   if (/["$\\]/.test(prefix)) throw new GrubValueError('base URL', base);
   return (
     header('chain to the per-node config by SMBIOS UUID') +
@@ -72,11 +72,11 @@ export interface GrubKernelInput {
   retryUrl: string;
 }
 
-/** Boots a kernel + initrd over HTTP; on failure says so and fetches the per-node config again. */
+/** Boots a kernel + initrd from $root; on failure says so and fetches the per-node config again. */
 export function renderGrubKernelConfig(input: GrubKernelInput): string {
-  const kernel = grubHttpPath(input.kernelUrl, 'kernel URL');
-  const initrd = grubHttpPath(input.initrdUrl, 'initrd URL');
-  const retry = grubHttpPath(input.retryUrl, 'retry URL');
+  const kernel = grubRootPath(input.kernelUrl, 'kernel URL');
+  const initrd = grubRootPath(input.initrdUrl, 'initrd URL');
+  const retry = grubRootPath(input.retryUrl, 'retry URL');
   const args = input.args.map((a) => grubQuote(a, 'kernel argument'));
   return (
     header(input.comment) +
@@ -98,7 +98,7 @@ export function renderGrubHoldConfig({ uuid, state, reason }: { uuid: string; st
 
 /** Nothing to boot yet: say so, wait, fetch the per-node config again. */
 export function renderGrubRetryConfig({ message, seconds, retryUrl }: { message: string; seconds: number; retryUrl: string }): string {
-  const retry = grubHttpPath(retryUrl, 'retry URL');
+  const retry = grubRootPath(retryUrl, 'retry URL');
   const s = Math.max(1, Math.floor(seconds));
   return header('waiting') + `echo ${grubEchoText(message)}\n` + `echo ${grubEchoText(`asking again in ${s} s`)}\n` + `sleep ${s}\n` + `configfile ${retry}\n`;
 }

@@ -62,7 +62,10 @@ describe('normalisePath', () => {
     ['parent segment', '../etc/passwd', { ok: false, reason: 'parent-directory segment' }],
     ['parent segment mid-path', 'a/../../etc/passwd', { ok: false, reason: 'parent-directory segment' }],
     ['parent segment with backslashes', '..\\..\\etc\\passwd', { ok: false, reason: 'parent-directory segment' }],
-    ['absolute', '/etc/passwd', { ok: false, reason: 'absolute path' }],
+    // GRUB sends /grub/grub.cfg: a leading slash is the served root (tftpd-hpa -s), never the host's /
+    ['leading slash is the root', '/etc/passwd', { ok: true, path: 'etc/passwd' }],
+    ['leading slash, GRUB style', '/grub/grub.cfg', { ok: true, path: 'grub/grub.cfg' }],
+    ['leading slash then parent', '/../etc/passwd', { ok: false, reason: 'parent-directory segment' }],
     ['drive letter', 'C:\\boot.ini', { ok: false, reason: 'drive-letter path' }],
     ['NUL byte', 'a\0b', { ok: false, reason: 'NUL byte in path' }],
     ['only dots', './.', { ok: false, reason: 'empty path' }],
@@ -146,7 +149,7 @@ describe('server under garbage', () => {
 
   it('answers refused requests with the right error packet', async () => {
     expect(decodePacket((await exchange(encodeRequest('wrq', 'f', 'octet')))[0]!)).toMatchObject({ op: 'error', code: ErrorCode.AccessViolation });
-    expect(decodePacket((await exchange(rrq('/etc/passwd', 'octet')))[0]!)).toMatchObject({ op: 'error', code: ErrorCode.AccessViolation });
+    expect(decodePacket((await exchange(rrq('../etc/passwd', 'octet')))[0]!)).toMatchObject({ op: 'error', code: ErrorCode.AccessViolation });
     // NUL inside the name ends the filename early, so the "mode" is garbage: refused, not served
     expect(decodePacket((await exchange(Buffer.from('\0\x01f\0../x\0octet\0', 'latin1')))[0]!)).toMatchObject({ op: 'error', code: ErrorCode.IllegalOperation });
     expect(decodePacket((await exchange(rrq('missing', 'octet')))[0]!)).toMatchObject({ op: 'error', code: ErrorCode.FileNotFound });

@@ -63,15 +63,17 @@ export type PathDecision = { ok: true; path: string } | { ok: false; reason: str
 
 /**
  * Normalise a requested filename to a relative path with '/' separators, refusing anything that
- * could leave the served root: NUL bytes, absolute paths (`/x`, `\x`, `C:x`) and any `..`
- * segment. Backslashes count as separators so `..\..\etc\passwd` is caught too. `.` segments and
+ * could leave the served root: NUL bytes, drive-letter paths (`C:x`) and any `..` segment. A leading
+ * `/` is the served root itself, as in tftpd-hpa's `-s` (secure) mode: GRUB's tftp sends every name
+ * with one (`/grub/grub.cfg`, measured on the rack's Secure Boot node), and refusing it broke GRUB's
+ * config lookup; `/x` and `x` are the same file and neither can leave the root. Backslashes count as
+ * separators so `..\..\etc\passwd` is caught too. `.` segments and
  * repeated separators are dropped, so `./undionly.kpxe` and `undionly.kpxe` are the same file.
  */
 export function normalisePath(raw: string): PathDecision {
   if (raw.length === 0) return { ok: false, reason: 'empty path' };
   if (raw.includes('\0')) return { ok: false, reason: 'NUL byte in path' };
   const unified = raw.replace(/\\/g, '/');
-  if (unified.startsWith('/')) return { ok: false, reason: 'absolute path' };
   if (/^[A-Za-z]:/.test(unified)) return { ok: false, reason: 'drive-letter path' };
   const parts: string[] = [];
   for (const seg of unified.split('/')) {

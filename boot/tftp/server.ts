@@ -163,7 +163,7 @@ export function createTftpServer({
     stats.activeTransfers = active.size;
     let file;
     try {
-      file = await open(path.path);
+      file = await open(path.path, { address: peer.address, port: peer.port });
     } catch (err) {
       active.delete(key);
       stats.activeTransfers = active.size;

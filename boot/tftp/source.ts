@@ -7,8 +7,15 @@ export type OpenedFile =
   | { size: number; stream: Readable; read?: undefined }
   | { size: number; read: (offset: number, length: number) => Promise<Buffer>; stream?: undefined };
 
+/** Who asked: the TFTP client's address and port, for a source whose answer depends on the machine (the GRUB
+ * per-node configs, server/grub-tftp.ts); a plain file source ignores it. */
+export interface TftpClient {
+  address: string;
+  port: number;
+}
+
 /** Resolve a normalised relative path (see normalisePath) to a byte source; null = not found. */
-export type OpenFn = (path: string) => Promise<OpenedFile | null>;
+export type OpenFn = (path: string, client?: TftpClient) => Promise<OpenedFile | null>;
 
 /**
  * Reads a source sequentially into caller-owned buffers. `readInto` answers synchronously when

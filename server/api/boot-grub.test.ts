@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootNetworkConfig, client, createTestApp, FixedCatalog, sampleFacts, testConfig, TOKENS } from '../../test/fakes/app.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 import { FakeClock } from '../clock.ts';
+import { createFsOpener } from '../../boot/tftp/index.ts';
+import { withGrubOverTftp } from '../secure-boot.ts';
 import type { DbHandle } from '../db/index.ts';
 import type { ImageCatalog } from '../domain/images.ts';
 
@@ -30,7 +32,7 @@ describe('GET /grub/grub.cfg', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
     expect(r.text).toContain('smbios --type 1 --get-uuid 8 --set bf_uuid');
-    expect(r.text).toContain('configfile "(http,10.0.0.1:8080)/grub/${bf_uuid}.cfg"');
+    expect(r.text).toContain('configfile "/grub/${bf_uuid}.cfg"');
   });
 });
 
@@ -40,10 +42,10 @@ describe('GET /grub/<uuid>.cfg makes the /ipxe/<uuid> decision', () => {
     const r = await api.get(`/grub/${U}.cfg`);
     expect(r.status).toBe(200);
     const digest = (c: string) => c.repeat(64);
-    expect(r.text).toContain(`if linux '(http,10.0.0.1:8080)/images/${digest('a')}' 'quiet' `);
+    expect(r.text).toContain(`if linux '/images/${digest('a')}' 'quiet' `);
     expect(r.text).toContain(`'bootfarm.server=http://10.0.0.1:8080' 'bootfarm.uuid=${U}'`);
-    expect(r.text).toContain(`  if initrd '(http,10.0.0.1:8080)/images/${digest('b')}'; then`);
-    expect(r.text).toContain(`configfile '(http,10.0.0.1:8080)/grub/${U}.cfg'`);
+    expect(r.text).toContain(`  if initrd '/images/${digest('b')}'; then`);
+    expect(r.text).toContain(`configfile '/grub/${U}.cfg'`);
     const token = /'bootfarm\.token=([^']+)'/.exec(r.text)![1]!;
     const reg = await api.post('/api/v1/agent/register', { token, body: { facts: sampleFacts(U) } });
     expect(reg.status).toBe(200);
@@ -76,7 +78,7 @@ describe('GET /grub/<uuid>.cfg makes the /ipxe/<uuid> decision', () => {
     const again = await api.get(`/grub/${U}.cfg`);
     expect(again.text).not.toContain('bootfarm.token=');
     expect(again.text).toMatch(/^# bootfarm: waiting\n/);
-    expect(again.text).toContain(`configfile '(http,10.0.0.1:8080)/grub/${U}.cfg'`);
+    expect(again.text).toContain(`configfile '/grub/${U}.cfg'`);
     const ipxe = await api.get(`/ipxe/${U}`);
     expect(ipxe.text).not.toContain('bootfarm.token=');
     // the same message in both languages
@@ -149,7 +151,7 @@ describe('the per-source rate limit of /ipxe covers /grub', () => {
       const limited = await node.get(`/grub/${nextUuid()}.cfg`);
       expect(limited.headers.get('retry-after')).not.toBeNull();
       expect(limited.text).toMatch(/^# bootfarm: waiting\n/);
-      expect(limited.text).toContain("configfile '(http,10.0.0.1:8080)/grub/grub.cfg'");
+      expect(limited.text).toContain("configfile '/grub/grub.cfg'");
       expect(limited.text).not.toContain('#!ipxe');
     } finally {
       await db2.close();
@@ -162,5 +164,43 @@ describe('profile option bootloader', () => {
     expect(testConfig().profiles.default!.bootloader).toBe('ipxe');
     expect(testConfig({ profiles: { sb: { bootloader: 'shim-grub' } } }).profiles.sb!.bootloader).toBe('shim-grub');
     expect(() => testConfig({ profiles: { sb: { bootloader: 'pxelinux' } } })).toThrow(/bootloader/);
+  });
+});
+
+// Debian's signed grubnetx64 has no http module (docs/secure-boot.md): it reads its configs from (tftp,SERVER), and
+// the TFTP edge asks this same app in-process, as the TFTP client
+describe('the same routes over TFTP (withGrubOverTftp)', () => {
+  const readAll = async (f: Awaited<ReturnType<ReturnType<typeof withGrubOverTftp>>>) => {
+    if (!f) return null;
+    if (f.read) return (await f.read(0, f.size)).toString();
+    const chunks: Buffer[] = [];
+    for await (const c of f.stream) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString();
+  };
+
+  it('answers grub/grub.cfg and grub/<uuid>.cfg with a stage-1 config whose token is a boot attempt of the TFTP client', async () => {
+    const db2 = await createTestDb();
+    try {
+      const app = createTestApp(db2, { config: { ...bootNetworkConfig({ trustedNetworks: ['10.20.0.0/24'] }), http: { ...testConfig().http } } }).app;
+      const open = withGrubOverTftp(createFsOpener({ ipxeDefaults: false }), { fetch: (req, env) => app.fetch(req, env), baseUrl: 'http://10.0.0.1:8080' });
+      const U = nextUuid();
+      const topFile = await open('grub/grub.cfg', { address: '10.20.0.5', port: 1024 });
+      const top = await readAll(topFile);
+      expect(top).toContain('configfile "/grub/${bf_uuid}.cfg"');
+      // the size TFTP announces (tsize) is the body's: a rendered config has no content-length header
+      expect(topFile!.size).toBe(Buffer.byteLength(top!));
+      const cfg = await readAll(await open(`grub/${U}.cfg`, { address: '10.20.0.5', port: 1024 }));
+      expect(cfg).toMatch(/^if linux '\/images\/[^']+' .*'bootfarm\.token=[^']+'/m);
+      const ev = (await client(app).get(`/api/v1/nodes/${U}/events`, { token: TOKENS.viewer })).json.events as { reason: string; data: Record<string, unknown> }[];
+      expect(ev.find((e) => e.reason === 'ipxe-script')?.data).toMatchObject({ loader: 'shim-grub' });
+      // an untrusted TFTP client is refused like an untrusted HTTP one: GRUB gets "file not found", nothing enrols
+      const V = nextUuid();
+      expect(await open(`grub/${V}.cfg`, { address: '10.9.9.9', port: 1024 })).toBeNull();
+      expect((await client(app).get(`/api/v1/nodes/${V}`, { token: TOKENS.viewer })).status).toBe(404);
+      // names that are not routes still come from the file opener
+      expect(await open('grub/x86_64-efi/grub.cfg', { address: '10.20.0.5', port: 1024 })).toBeNull();
+    } finally {
+      await db2.close();
+    }
   });
 });

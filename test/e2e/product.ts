@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRack, repoRoot, type Rack, type RackNodeOptions } from './rack.ts';
+import { OVMF_SB_CODE, OVMF_SB_VARS } from './qemu.ts';
 import { runAsync } from './proc.ts';
 import { startInNetns } from './services.ts';
 
@@ -12,6 +13,8 @@ const read = (p: string) => (existsSync(join(repoRoot, p)) ? readFileSync(join(r
 const mainTs = () => read('server/main.ts');
 
 export const IMAGES_DIR = join(repoRoot, 'build/images');
+/** shimx64.efi + grubx64.efi from Debian's shim-signed and grub-efi-amd64-signed (images/secureboot.ts, make secureboot) */
+export const SECUREBOOT_DIR = join(repoRoot, 'build/secureboot');
 
 /** Each product piece the rack scenarios need, and whether it is there (files built, module wired into main). */
 export function productPieces(): Record<string, boolean> {
@@ -26,6 +29,8 @@ export function productPieces(): Record<string, boolean> {
     'firmware API wired into server/main.ts': /firmware/.test(main),
     'OVMF (Debian ovmf)': existsSync('/usr/share/ovmf/OVMF.fd'),
     'ipxe binaries (Debian ipxe)': existsSync('/usr/lib/ipxe/undionly.kpxe'),
+    'Secure Boot loaders (make secureboot: build/secureboot)': existsSync(join(SECUREBOOT_DIR, 'manifest.json')),
+    'Secure Boot OVMF (Debian ovmf: OVMF_CODE_4M.ms.fd, OVMF_VARS_4M.ms.fd)': existsSync(OVMF_SB_CODE) && existsSync(OVMF_SB_VARS),
   };
 }
 
@@ -63,6 +68,9 @@ export interface ProductOptions {
   images?: boolean;
   /** deep-merged over the default server config */
   config?: Record<string, unknown>;
+  /** a `secure` profile (`bootloader: shim-grub`, matched by the label secureboot=yes) and the signed loaders from
+   * build/secureboot (docs/secure-boot.md) */
+  secureBoot?: boolean;
 }
 
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
@@ -74,7 +82,7 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   return out;
 }
 
-export async function startProductRack({ nodes, config = {}, images = true }: ProductOptions): Promise<ProductRack> {
+export async function startProductRack({ nodes, config = {}, images = true, secureBoot = false }: ProductOptions): Promise<ProductRack> {
   // 1 GiB: at 512 MiB stage-1 (its initramfs holds the ~110 MB agent) runs out of memory in `kexec -l` of the
   // 57 MB compute initramfs it has just downloaded to tmpfs (measured: OOM killer, agent exits)
   const rack = await createRack({ nodes: nodes.map((n) => ({ memoryMiB: 1024, ...n })) });
@@ -118,7 +126,11 @@ export async function startProductRack({ nodes, config = {}, images = true }: Pr
           bmc: { pollSeconds: 5 },
           leader: { checkSeconds: 1 },
         },
-        boot: { stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200' }, retrySeconds: 5 },
+        boot: {
+          stage1: { image: 'stage1', channel: 'prod', cmdline: 'console=ttyS0,115200' },
+          retrySeconds: 5,
+          ...(secureBoot ? { secureBoot: { shim: join(SECUREBOOT_DIR, 'shimx64.efi'), grub: join(SECUREBOOT_DIR, 'grubx64.efi') } } : {}),
+        },
         profiles: {
           default: {
             image: 'compute',
@@ -143,6 +155,18 @@ export async function startProductRack({ nodes, config = {}, images = true }: Pr
             cmdline: 'bootfarm.selftest=hypervisor',
             iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
           },
+          ...(secureBoot
+            ? {
+                secure: {
+                  image: 'compute',
+                  channel: 'prod',
+                  heartbeatIntervalSeconds: 5,
+                  bootloader: 'shim-grub',
+                  match: { secureboot: 'yes' },
+                  iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
+                },
+              }
+            : {}),
         },
       },
       config,

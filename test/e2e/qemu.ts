@@ -7,7 +7,7 @@
 //
 // chassis_control protocol (FACTS.md): `PROG DEV get power|boot` prints `power:0|1` / `boot:pxe|default`;
 // `PROG DEV set power 0|1 | reset 1 | boot pxe|default|cdrom|bios|none | shutdown 1`.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface NodeIdentity {
@@ -24,8 +24,9 @@ export interface NodeIdentity {
 export interface NodeSpec extends NodeIdentity {
   name: string;
   tap: string;
-  /** 'bios' (SeaBIOS + the virtio-net ROM's iPXE) or 'uefi' (OVMF's own PXE) */
-  firmware?: 'bios' | 'uefi';
+  /** 'bios' (SeaBIOS + the virtio-net ROM's iPXE), 'uefi' (OVMF's own PXE), or 'uefi-sb': OVMF with Microsoft's keys
+   * enrolled and Secure Boot enforcing (Debian's OVMF_CODE_4M.ms.fd + a copy of OVMF_VARS_4M.ms.fd) */
+  firmware?: 'bios' | 'uefi' | 'uefi-sb';
   memoryMiB?: number;
   /** QEMU -cpu model (default max) */
   cpu?: string;
@@ -42,14 +43,36 @@ export interface NodeFiles {
   control: string;
   /** 2-byte fw_cfg file holding SeaBIOS's serial console port */
   serconPort: string;
+  /** the node's own UEFI variable store (Secure Boot nodes): a copy of OVMF_VARS_4M.ms.fd */
+  efiVars: string;
 }
 
 export const POWER_ON_MARKER = '=== bfe2e power-on';
 
 const OVMF = '/usr/share/ovmf/OVMF.fd';
+/** Debian's ovmf: the SMM-enforced Secure Boot build, and variables with Microsoft's KEK/db (and Secure Boot on) */
+export const OVMF_SB_CODE = '/usr/share/OVMF/OVMF_CODE_4M.ms.fd';
+export const OVMF_SB_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
+const isUefi = (spec: NodeSpec) => spec.firmware === 'uefi' || spec.firmware === 'uefi-sb';
+
+/** The firmware part of the argv. Secure Boot: the secboot build needs SMM (q35, smm=on) and a secure flash, or an OS
+ * could rewrite the variables that hold the keys; each node gets its own writable copy of the variable store. */
+function firmwareArgs(spec: NodeSpec, files: Pick<NodeFiles, 'serconPort' | 'efiVars'>): string[] {
+  if (spec.firmware === 'uefi-sb')
+    return [
+      '-machine', 'q35,smm=on',
+      '-global', 'driver=cfi.pflash01,property=secure,value=on',
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_SB_CODE}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${files.efiVars}`,
+    ];
+  // SeaBIOS prints (and lets option ROMs such as iPXE print) to the VGA console only, and there is no VGA:
+  // fw_cfg etc/sercon-port (a little-endian integer, 0x3f8 = COM1) makes it mirror that text to the serial
+  // port, so the DHCP / script lines of the ROM iPXE reach the serial log. OVMF writes to serial by itself.
+  return spec.firmware === 'uefi' ? ['-bios', OVMF] : ['-fw_cfg', `name=etc/sercon-port,file=${files.serconPort}`];
+}
 
 /** QEMU's argv for a node (daemonized, serial to a file, network boot only). */
-export function qemuArgs(spec: NodeSpec, files: Pick<NodeFiles, 'serialLog' | 'pidFile' | 'serconPort'>): string[] {
+export function qemuArgs(spec: NodeSpec, files: Pick<NodeFiles, 'serialLog' | 'pidFile' | 'serconPort' | 'efiVars'>): string[] {
   const smbios0 = `type=0,vendor=bootfarm-e2e,version=${spec.biosVersion}`;
   const smbios1 = `type=1,uuid=${spec.uuid},serial=${spec.serial},manufacturer=${spec.manufacturer},product=${spec.product}`;
   return [
@@ -63,16 +86,13 @@ export function qemuArgs(spec: NodeSpec, files: Pick<NodeFiles, 'serialLog' | 'p
     '-smp', '1',
     '-nodefaults', '-vga', 'none', '-display', 'none', '-monitor', 'none',
     '-name', spec.name,
-    // SeaBIOS prints (and lets option ROMs such as iPXE print) to the VGA console only, and there is no VGA:
-    // fw_cfg etc/sercon-port (a little-endian integer, 0x3f8 = COM1) makes it mirror that text to the serial
-    // port, so the DHCP / script lines of the ROM iPXE reach the serial log. OVMF writes to serial by itself.
-    ...(spec.firmware === 'uefi' ? ['-bios', OVMF] : ['-fw_cfg', `name=etc/sercon-port,file=${files.serconPort}`]),
+    ...firmwareArgs(spec, files),
     '-smbios', smbios0,
     '-smbios', smbios1,
     '-netdev', `tap,id=n0,ifname=${spec.tap},script=no,downscript=no`,
     // UEFI: no option ROM on the NIC (QEMU would load iPXE's EFI driver from efi-virtio.rom), so OVMF's own
     // PXE client boots and fetches snponly.efi by TFTP, as a real server's firmware would
-    '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac}${spec.firmware === 'uefi' ? ',romfile=' : ''}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac}${isUefi(spec) ? ',romfile=' : ''}`,
     '-boot', 'order=n',
     '-chardev', `file,id=s0,path=${files.serialLog},append=on`,
     '-serial', 'chardev:s0',
@@ -92,7 +112,9 @@ export function writeNodeFiles(spec: NodeSpec, dir: string): NodeFiles {
     pidFile: join(dir, 'qemu.pid'),
     control: join(dir, 'chassis-control.sh'),
     serconPort: join(dir, 'sercon-port.bin'),
+    efiVars: join(dir, 'OVMF_VARS.fd'),
   };
+  if (spec.firmware === 'uefi-sb') copyFileSync(OVMF_SB_VARS, files.efiVars);
   writeFileSync(files.serconPort, Buffer.from([0xf8, 0x03]));
   writeFileSync(files.serialLog, '');
   writeFileSync(files.powerLog, '');

@@ -30,7 +30,7 @@ const BASE_NEEDS = ['build/images', 'DHCP', 'TFTP', 'image store', 'fleet'];
 
 interface NodeDetail {
   node: { uuid: string; state: string; lastHeartbeat: string | null; initrdDigest: string | null; kernelDigest: string | null; imageVersion: string | null };
-  facts: { facts: { system: { uuid: string; serial?: string; manufacturer?: string; product?: string }; bios?: { version?: string }; nics: { mac: string; name: string }[]; lldp?: { interface: string; systemName?: string; portDescription?: string }[] } } | null;
+  facts: { facts: { system: { uuid: string; serial?: string; manufacturer?: string; product?: string }; bios?: { version?: string }; firmware?: { secureBoot?: string }; kernel?: { lockdown?: string }; nics: { mac: string; name: string }[]; lldp?: { interface: string; systemName?: string; portDescription?: string }[] } } | null;
   interfaces: { mac: string; switchName: string | null; switchPortDescription: string | null }[];
 }
 
@@ -280,12 +280,14 @@ describe(`rack: one BIOS node — unattended boot, rebuild, image promotion`, ()
 });
 
 // ---------------------------------------------------------------------------------------------------------
-describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI`, () => {
-  beforeAll(() => requirePieces(...BASE_NEEDS, 'OVMF', 'ipxe binaries'));
+// The Secure Boot node (sb0) shares this rack's server and runs last, after the two-node scenarios: one PostgreSQL +
+// Ceph start-up less than a rack of its own (CI time).
+describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure Boot node`, () => {
+  beforeAll(() => requirePieces(...BASE_NEEDS, 'OVMF', 'ipxe binaries', 'Secure Boot'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
   beforeAll(async () => {
-    pr = await startProductRack({ nodes: [{ name: 'bios0', firmware: 'bios' }, { name: 'uefi0', firmware: 'uefi' }] });
+    pr = await startProductRack({ nodes: [{ name: 'bios0', firmware: 'bios' }, { name: 'uefi0', firmware: 'uefi' }, { name: 'sb0', firmware: 'uefi-sb', product: 'E2E-Rack-SB' }], secureBoot: true });
   });
   afterAll(async () => {
     await pr?.stop();
@@ -293,15 +295,16 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI`, () => {
 
   it('boots a BIOS node (ROM iPXE) and a UEFI node (OVMF PXE → TFTP snponly.efi/ipxe.efi → iPXE) concurrently to active', async () => {
     const [bios, uefi] = pr.rack.nodes as [RackNode, RackNode];
-    const [sb, su] = await Promise.all([firstPowerOn(pr, bios), firstPowerOn(pr, uefi)]);
-    await Promise.all([waitBootedToActive(pr, bios, sb), waitBootedToActive(pr, uefi, su)]);
+    const [sbios, su] = await Promise.all([firstPowerOn(pr, bios), firstPowerOn(pr, uefi)]);
+    await Promise.all([waitBootedToActive(pr, bios, sbios), waitBootedToActive(pr, uefi, su)]);
     // the UEFI node got its iPXE by TFTP from bootfarm (OVMF prints the NBP it downloads)
     expect(uefi.serial.all()).toMatch(/snponly\.efi|ipxe\.efi/);
     for (const n of [bios, uefi]) console.log(await pr.rack.timingTable(n));
   });
 
   it('issue 12 — a control-plane outage of 3× the failure threshold fails no node and sends no BMC command; a VM killed after it is rebuilt', async () => {
-    const nodes = pr.rack.nodes as RackNode[];
+    // the two nodes of the first test (sb0 is still off)
+    const nodes = pr.rack.nodes.slice(0, 2);
     for (const n of nodes) expect((await detail(pr, n.spec.uuid)).node.state).toBe('active');
     const threshold = 5 * 3 * 1000; // fleet.heartbeat: interval 5 s × 3 missed (product.ts)
     const bmcSets = (n: RackNode) => (existsSync(join(n.files.dir, 'calls.log')) ? readFileSync(join(n.files.dir, 'calls.log'), 'utf8').split('\n').filter((l) => / call set /.test(l)).length : 0);
@@ -337,6 +340,71 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI`, () => {
     await waitUntil('power-on by bootfarm through the BMC', 120_000, () => (victim.powerOns().length > ons ? true : undefined), { context: () => pr.rack.context(victim) });
     await waitBootedToActive(pr, victim, before);
   });
+
+  it('Secure Boot (issue 19 item 1): enforcing OVMF refuses unsigned iPXE; an enrolled shim-grub node boots shim → GRUB → the signed stage-1 kernel, reports Secure Boot and lockdown, and reaches active', async () => {
+    const sb = pr.rack.nodes[2]!;
+    const { uuid } = sb.spec;
+    const api = pr.rack.server!.api;
+    // the compliance report's view: a baseline that requires Secure Boot (issue 19), report only
+    const bl = await api.raw('POST', '/api/v1/firmware/baselines', { name: 'e2e-secure-boot', selector: { manufacturer: sb.spec.manufacturer, product: sb.spec.product }, policy: 'report', components: [{ type: 'bios', minimum: '0.0.1' }], secureBoot: 'required' });
+    expect(bl.status, bl.text).toBeLessThan(300);
+
+    // 1. negative: an unknown machine is handed iPXE (snponly.efi), which is not signed: the firmware refuses to run it
+    expect((await sb.bmc.ipmitool(['chassis', 'bootdev', 'pxe'])).out).toMatch(/Set Boot Device to pxe/);
+    expect((await sb.bmc.ipmitool(['chassis', 'power', 'on'])).out).toMatch(/Up\/On/);
+    await sb.waitSerial(/NBP filename is snponly\.efi/, T_DHCP);
+    await sb.waitSerial(/Access Denied|Security Violation/, 60_000);
+    expect(sb.serial.lastBoot()).not.toMatch(SERIAL_MARKERS.kernel);
+    // iPXE never ran, so it never asked for /ipxe/<uuid>: the server has not heard of this UUID
+    expect(await pr.rack.events(uuid)).toEqual([]);
+    expect((await sb.bmc.ipmitool(['chassis', 'power', 'off'])).out).toMatch(/Down\/Off/);
+    await waitUntil('sb0 off', 20_000, () => (sb.running() ? undefined : true));
+
+    // 2. the operator enrols it (UUID, MAC, BMC, label secureboot=yes → profile secure, bootloader shim-grub)
+    const csv = `uuid,macs,label.secureboot,bmc_driver,bmc_address,bmc_port,bmc_username,bmc_password\n${uuid},${sb.spec.mac},yes,ipmi,127.0.0.1,${sb.bmc.port},${sb.bmc.username},${sb.bmc.password}\n`;
+    const en = await api.raw('POST', '/api/v1/nodes/enroll', { format: 'csv', inventory: csv });
+    expect(en.status, en.text).toBe(201);
+    const before = await lastEventId(pr, uuid);
+    const ons = sb.powerOns().length;
+    await api.post(`/api/v1/nodes/${uuid}/power`, { action: 'on', bootdev: 'pxe' });
+    await waitUntil('sb0 powered on by bootfarm', 20_000, () => (sb.powerOns().length > ons && sb.running() ? true : undefined), { context: () => pr.rack.context(sb) });
+    const powerOnAt = sb.powerOns().at(-1)!;
+
+    // 3. the signed chain: OVMF → shimx64.efi (TFTP) → grubx64.efi → /grub/grub.cfg → /grub/<uuid>.cfg (over TFTP)
+    await sb.waitSerial(/NBP filename is shimx64\.efi/, T_DHCP);
+    const grubCfg = await pr.rack.waitEvent(uuid, 'GRUB config served', (e) => e.id > before && e.kind === 'phase' && e.reason === 'ipxe-script', 180_000, sb);
+    expect(grubCfg.data).toMatchObject({ loader: 'shim-grub' });
+    const stage1At = await sb.waitSerial(SERIAL_MARKERS.kernel, 600_000);
+    await pr.rack.waitEvent(uuid, 'agent registered', (e) => e.id > before && e.kind === 'phase' && e.reason === 'registered', T_REGISTER, sb);
+    const registeredAt = Date.now();
+    const boot = sb.serial.lastBoot();
+    // Debian's kernel says so itself when the firmware enforces Secure Boot and it locks down
+    expect(boot).toMatch(/secureboot: Secure boot enabled/);
+    expect(boot).toMatch(/Kernel is locked down from EFI Secure Boot mode/);
+
+    // 4. what the agent saw, through the API: Secure Boot on, kernel locked down; the compliance report agrees
+    const f = (await detail(pr, uuid)).facts!.facts;
+    expect(f.system.uuid).toBe(uuid);
+    expect(f.firmware?.secureBoot).toBe('enabled');
+    expect(['integrity', 'confidentiality']).toContain(f.kernel?.lockdown);
+    const fw = await waitUntil('compliance report with the secure-boot component', 30_000, async () => {
+      const row = await api.get<{ compliance: { components: { component: string; status: string; current: string | null }[] } }>(`/api/v1/firmware/nodes/${uuid}`);
+      return row.compliance.components.find((c) => c.component === 'secure-boot');
+    }, { intervalMs: 1000 });
+    expect(fw).toMatchObject({ status: 'compliant', current: 'enabled' });
+
+    // 5. kexec_file_load of the signed compute kernel under lockdown, then active
+    const outcome = await waitUntil('kexec into compute (active) or kexec-refused', T_ACTIVE, async () => {
+      const evs = (await pr.rack.events(uuid)).filter((e) => e.id > before);
+      return evs.find((e) => e.toState === 'active' || e.reason === 'kexec-refused');
+    }, { intervalMs: 1000, context: () => pr.rack.context(sb) });
+    console.log(`sb0 kexec outcome: ${JSON.stringify(outcome)}`);
+    expect(outcome.reason === 'kexec-refused' ? `kexec refused: ${JSON.stringify(outcome.data)}` : 'active').toBe('active');
+    expect(sb.serial.seenAt(SERIAL_MARKERS.kernel, { nth: 1 })).toBeDefined();
+    const activeAt = new Date(outcome.at).getTime();
+    console.log(`Secure Boot chain timing (sb0): power-on → GRUB config ${(new Date(grubCfg.at).getTime() - powerOnAt) / 1000} s → stage-1 kernel ${(stage1At - powerOnAt) / 1000} s → registered ≤${(registeredAt - powerOnAt) / 1000} s → active ${(activeAt - powerOnAt) / 1000} s`);
+    console.log(await pr.rack.timingTable(sb));
+  }, 900_000);
 });
 
 // ---------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url))
 
 export interface RackNodeOptions {
   name?: string;
-  firmware?: 'bios' | 'uefi';
+  firmware?: 'bios' | 'uefi' | 'uefi-sb';
   biosVersion?: string;
   uuid?: string;
   serial?: string;
