@@ -79,6 +79,9 @@ const IPMI = ['ipmi_msghandler', 'ipmi_devintf', 'ipmi_si'];
 // The NICs found in servers; loaded whatever the hardware (an absent device costs a registration, nothing more).
 const SERVER_NICS = ['e1000e', 'igb', 'ixgbe', 'i40e', 'ice', 'mlx5_core', 'bnxt_en', 'e1000', 'tg3'];
 const STORAGE = ['ahci', 'nvme', 'virtio_blk', 'virtio_scsi', 'sd_mod'];
+// efivarfs: /init mounts it for the agent's firmware.secureBoot fact (agent/facts/secureboot.ts); a module in Debian's
+// kernel, not built in (without it a Secure Boot node reported "unknown", measured). Optional: BIOS nodes do not need it.
+const FIRMWARE_FS = ['efivarfs'];
 const ISCSI_EXT4 = ['crc32c_generic', 'iscsi_tcp', 'libiscsi', 'libiscsi_tcp', 'scsi_transport_iscsi', 'scsi_mod', 'sd_mod', 'ext4', 'jbd2', 'mbcache', 'crc16'];
 
 interface ToolFile {
@@ -111,7 +114,7 @@ export const IMAGE_SPECS: Record<ImageName, ImageSpec> = {
       { pkg: 'util-linux', from: 'bin/lsblk' },
     ],
     links: [{ path: 'usr/sbin/lldpctl', target: 'lldpcli' }],
-    modules: { required: [...VIRTIO, ...IPMI], optional: [...SERVER_NICS, ...STORAGE] },
+    modules: { required: [...VIRTIO, ...IPMI], optional: [...SERVER_NICS, ...STORAGE, ...FIRMWARE_FS] },
     cmdline: 'console=ttyS0 bootfarm.mode=stage1',
   },
   compute: {
@@ -152,7 +155,7 @@ export const IMAGE_SPECS: Record<ImageName, ImageSpec> = {
     // bonding and 8021q: the detail's bond and vlans (agent/network); modules in Debian's amd64 kernel, not built in
     // kvm_intel/kvm_amd: /dev/kvm for the guests where the CPU has VT-x/AMD-V (one of them fails to load, as does
     // either on a CPU without it: /init counts them "not loaded" and goes on; the agent then reports kvm false)
-    modules: { required: [...VIRTIO, ...ISCSI_EXT4, 'bonding', '8021q'], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI, 'kvm_intel', 'kvm_amd'] },
+    modules: { required: [...VIRTIO, ...ISCSI_EXT4, 'bonding', '8021q'], optional: [...SERVER_NICS, ...STORAGE, 'crc32c_intel', ...IPMI, 'kvm_intel', 'kvm_amd', ...FIRMWARE_FS] },
     cmdline: 'console=ttyS0 bootfarm.mode=compute',
   },
 };

@@ -19,9 +19,7 @@ bf_early() {
   mkdir -p /dev/pts /dev/shm
   bf_mounted /dev/pts || mount -t devpts -o nosuid,noexec,gid=5,mode=620 devpts /dev/pts
   bf_mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
-  # The agent reads Secure Boot from efivars and the lockdown mode from securityfs (agent/facts/secureboot.ts).
-  # Read-only, and a kernel without either (BIOS boot, no CONFIG_SECURITYFS) just fails quietly: the facts say so.
-  [ -d /sys/firmware/efi/efivars ] && ! bf_mounted /sys/firmware/efi/efivars && mount -t efivarfs -o ro,nosuid,nodev,noexec efivarfs /sys/firmware/efi/efivars 2>/dev/null || :
+  # securityfs (built in) holds the lockdown mode the agent reports; a kernel without it fails quietly
   [ -d /sys/kernel/security ] && ! bf_mounted /sys/kernel/security && mount -t securityfs -o nosuid,nodev,noexec securityfs /sys/kernel/security 2>/dev/null || :
   mkdir -p /run/bootfarm-init /run/lldpd /var/log /var/lib/bootfarm /tmp
   chmod 1777 /tmp
@@ -87,6 +85,11 @@ bf_load_modules() {
     fi
   done < /etc/bootfarm/modules.load
   bf_log "modules loaded: $ok ok, $failed not loaded${failed_names:+ (}${failed_names# }${failed_names:+)}"
+  # The agent reads Secure Boot from efivars and the lockdown mode from securityfs (agent/facts/secureboot.ts).
+  # efivarfs is a module in Debian's kernel (CONFIG_EFIVAR_FS=m), so it mounts only after the modules are in: mounted
+  # in bf_early it failed quietly and a Secure Boot node reported firmware.secureBoot "unknown" (measured on the
+  # rack's Secure Boot node). Read-only; a BIOS boot has no /sys/firmware/efi and skips it.
+  [ -d /sys/firmware/efi/efivars ] && ! bf_mounted /sys/firmware/efi/efivars && mount -t efivarfs -o ro,nosuid,nodev,noexec efivarfs /sys/firmware/efi/efivars 2>/dev/null || :
   grep -q '^virtio_net ' /proc/modules && bf_log "module virtio_net is loaded"
 }
 
