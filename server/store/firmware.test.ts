@@ -85,11 +85,14 @@ describe('the gate over the store', () => {
 
   it('reads the latest facts per node, slimmed to what compliance needs', async () => {
     clock.advance(1000);
-    await nodes.register({ facts: facts('1.16.9') as never, failures: [] }, 'agent');
+    await nodes.register({ facts: { ...facts('1.16.9'), firmware: { secureBoot: 'enabled' }, kernel: { lockdown: 'integrity' } } as never, failures: [] }, 'agent');
     const [n] = await store.fleet();
     expect(n).toMatchObject({ uuid: UUID, facts: { bios: { version: '1.16.9' } }, factsAt: clock.now() });
-    // lldp is kept for the cabling check (issue 16 item 5); the rest stays in the database
-    expect(Object.keys(n!.facts!).sort()).toEqual(['bios', 'lldp', 'nics', 'system']);
+    // lldp is kept for the cabling check (issue 16 item 5), firmware for a baseline's `secureBoot: required` (issue 19:
+    // without it every node's secure-boot component was "unknown", found on the rack's Secure Boot node); the rest
+    // stays in the database
+    expect(Object.keys(n!.facts!).sort()).toEqual(['bios', 'firmware', 'lldp', 'nics', 'system']);
+    expect(n!.facts!.firmware).toEqual({ secureBoot: 'enabled' });
     expect(await store.fleet({ uuid: '00000000-0000-4000-8000-000000000000' })).toEqual([]);
   });
 

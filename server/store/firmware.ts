@@ -42,7 +42,7 @@ export interface AttemptRecord extends AttemptSummary {
 type AttemptRow = typeof firmwareAttempts.$inferSelect;
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 /** what the fleet report reads of a facts document (nics as [] when a document has none) */
-const FIRMWARE_FACTS = sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb), 'lldp', ${facts.facts}->'lldp'))`;
+const FIRMWARE_FACTS = sql<Facts>`jsonb_strip_nulls(jsonb_build_object('system', ${facts.facts}->'system', 'bios', ${facts.facts}->'bios', 'baseboard', ${facts.facts}->'baseboard', 'bmc', ${facts.facts}->'bmc', 'nics', coalesce(${facts.facts}->'nics', '[]'::jsonb), 'lldp', ${facts.facts}->'lldp', 'firmware', ${facts.facts}->'firmware'))`;
 
 /** Key order does not make a change: compare documents with sorted keys. */
 function canonical(v: unknown): string {
