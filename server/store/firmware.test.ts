@@ -92,7 +92,7 @@ describe('the gate over the store', () => {
     // without it every node's secure-boot component was "unknown", found on the rack's Secure Boot node); the rest
     // stays in the database
     expect(Object.keys(n!.facts!).sort()).toEqual(['bios', 'firmware', 'lldp', 'nics', 'system']);
-    expect(n!.facts!.firmware).toEqual({ secureBoot: 'enabled' });
+    expect((n!.facts as { firmware?: unknown }).firmware).toEqual({ secureBoot: 'enabled' });
     expect(await store.fleet({ uuid: '00000000-0000-4000-8000-000000000000' })).toEqual([]);
   });
 
