@@ -406,6 +406,11 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure B
     console.log(`sb0 kexec outcome: ${JSON.stringify(outcome)}`);
     expect(outcome.reason === 'kexec-refused' ? `kexec refused: ${JSON.stringify(outcome.data)}` : 'active').toBe('active');
     expect(sb.serial.seenAt(SERIAL_MARKERS.kernel, { nth: 1 })).toBeDefined();
+    // the agent loaded the compute kernel with kexec_file_load (the only load lockdown allows), and the kexec'd kernel
+    // still sees Secure Boot (kexec_file_load hands the EFI state on) and locks itself down again
+    const started = (await pr.rack.events(uuid)).find((e) => e.id > before && e.reason === 'kexec-started');
+    expect(started?.data).toMatchObject({ data: { fileLoad: true } });
+    expect(sb.serial.lastBoot().match(/Kernel is locked down from EFI Secure Boot/g)).toHaveLength(2);
     const activeAt = new Date(outcome.at).getTime();
     console.log(`Secure Boot chain timing (sb0): power-on → GRUB config ${(new Date(grubCfg.at).getTime() - powerOnAt) / 1000} s → stage-1 kernel ${(stage1At - powerOnAt) / 1000} s → registered ≤${(registeredAt - powerOnAt) / 1000} s → active ${(activeAt - powerOnAt) / 1000} s`);
     console.log(await pr.rack.timingTable(sb));
