@@ -72,10 +72,12 @@ bf_parse_cmdline() {
 # Loads /etc/bootfarm/modules.load ("name path" lines, dependencies first, resolved from modules.dep at build time). A driver
 # without its hardware (ipmi_si on a VM) refuses to load: that is reported, not fatal.
 bf_load_modules() {
-  ok=0 failed=0 failed_names=
+  ok=0 failed=0 failed_names= skipped=0 skipped_names=
   kver="$(uname -r)"
   while read -r m f; do
     [ -n "$m" ] || continue
+    # efivarfs refuses to load without EFI runtime services (-ENODEV): on a BIOS boot it is not a failure
+    if [ "$m" = efivarfs ] && [ ! -d /sys/firmware/efi ]; then skipped=$((skipped + 1)); skipped_names="$skipped_names $m"; continue; fi
     if grep -q "^$m " /proc/modules; then ok=$((ok + 1)); continue; fi
     if insmod "/lib/modules/$kver/$f" 2>/tmp/insmod.err; then
       ok=$((ok + 1))
@@ -84,7 +86,7 @@ bf_load_modules() {
       bf_log "module $m not loaded: $(cat /tmp/insmod.err 2>/dev/null)"
     fi
   done < /etc/bootfarm/modules.load
-  bf_log "modules loaded: $ok ok, $failed not loaded${failed_names:+ (}${failed_names# }${failed_names:+)}"
+  bf_log "modules loaded: $ok ok, $failed not loaded${failed_names:+ (}${failed_names# }${failed_names:+)}${skipped_names:+, $skipped skipped (}${skipped_names# }${skipped_names:+: not an EFI boot)}"
   # The agent reads Secure Boot from efivars and the lockdown mode from securityfs (agent/facts/secureboot.ts).
   # efivarfs is a module in Debian's kernel (CONFIG_EFIVAR_FS=m), so it mounts only after the modules are in: mounted
   # in bf_early it failed quietly and a Secure Boot node reported firmware.secureBoot "unknown" (measured on the
