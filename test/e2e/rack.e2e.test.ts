@@ -120,8 +120,10 @@ describe(`rack: smoke — the server's own DHCP on the bridge, PostgreSQL and Ce
     const since = await firstPowerOn(pr, node);
     expect(since).toBeGreaterThan(0);
     await node.waitSerial(SERIAL_MARKERS.dhcp, T_DHCP);
+    // iPXE prints the address and then the filename after "Configuring … ok"; the serial port may deliver them a moment
+    // later (a clean-clone CI run read "net0: 10.77.0.10" cut mid-line), so wait for the filename line first
+    await node.waitSerial(new RegExp(`Filename: http://10\\.77\\.0\\.1:8080/boot\\.ipxe`), 10_000);
     expect(node.serial.lastBoot()).toMatch(/net0: 10\.77\.0\.1\d\d\/255\.255\.255\.0/);
-    expect(node.serial.lastBoot()).toMatch(new RegExp(`Filename: http://10\\.77\\.0\\.1:8080/boot\\.ipxe`));
     const d = await detail(pr, node.spec.uuid);
     expect(d.node).toMatchObject({ uuid: node.spec.uuid, state: 'discovered' });
     // the BMC was enrolled by firstPowerOn: bootfarm now reads the node's power state through it
