@@ -223,14 +223,29 @@ export function socketApi(socketPath: string, token: string): ApiClient {
   const raw = (method: string, path: string, body?: unknown) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
       const data = body === undefined ? undefined : JSON.stringify(body);
+      // `timeout` bounds idleness only; a whole-request deadline bounds a server (or the forwarder behind HAProxy)
+      // that trickles, and a response whose socket closes before its end rejects instead of leaving the test
+      // waiting with no answer (HA run 4 of 2026-12-03 sat on a probe for minutes)
+      const deadline = setTimeout(() => req.destroy(new Error(`${method} ${path}: no complete answer in 30 s`)), 30_000);
+      const fail = (e: Error) => {
+        clearTimeout(deadline);
+        reject(e);
+      };
       const req = request({ socketPath, path, method, headers: { host: 'bootfarm', authorization: `Bearer ${token}`, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) }, timeout: 15_000 }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', fail);
+        res.on('end', () => {
+          clearTimeout(deadline);
+          resolve({ status: res.statusCode ?? 0, text });
+        });
+        res.on('close', () => {
+          if (!res.complete) fail(new Error(`${method} ${path}: the connection closed before the end of the answer (${text.length} bytes read)`));
+        });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
-      req.on('error', reject);
+      req.on('error', fail);
       req.end(data);
     });
   const json = async <T>(method: string, path: string, body?: unknown): Promise<T> => {

@@ -380,6 +380,10 @@ function binaryRequest(socketPath: string, method: string, path: string, { body,
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
       res.on('error', reject);
+      // a replica killed mid-answer: reject (a no-op after 'end'), never leave the test waiting (as socketApi)
+      res.on('close', () => {
+        if (!res.complete) reject(new Error(`${method} ${path}: the connection closed before the end of the answer`));
+      });
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
     req.on('error', reject);
