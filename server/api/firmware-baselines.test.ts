@@ -2,35 +2,21 @@
 // (contract Baseline.secureBoot, issue 19) is in both answers, and in the CLI's list. Real app and firmware mount
 // over a migrated PGlite; the whole firmware flow (enforce, report, the page in Chromium) is test/firmware/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from './app.ts';
-import { firmwareMount } from './firmware.ts';
 import { apiClient } from '../cli.ts';
 import { runFirmware } from '../cli/firmware.ts';
 import { FakeClock } from '../clock.ts';
 import type { DbHandle } from '../db/index.ts';
-import { createFirmwareGate } from '../domain/firmware-gate.ts';
-import { silentLogger } from '../log.ts';
-import { createSecrets } from '../secrets.ts';
-import { createBmcStore } from '../store/bmcs.ts';
-import { createFirmwareStore } from '../store/firmware.ts';
-import { createNodeStore } from '../store/nodes.ts';
-import { client, FixedCatalog, TEST_KEY, TEST_PLAN_SIGNER, testConfig, TOKENS } from '../../test/fakes/app.ts';
+import { client, createFirmwareTestApp, TOKENS } from '../../test/fakes/app.ts';
 import { createTestDb } from '../../test/fakes/db.ts';
 
 let db: DbHandle;
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof createFirmwareTestApp>['app'];
 let api: ReturnType<typeof client>;
 const clock = new FakeClock('2026-12-03T12:00:00Z');
 
 beforeAll(async () => {
   db = await createTestDb();
-  const nodes = createNodeStore(db.db, { clock });
-  const firmware = createFirmwareStore(db.db, { clock });
-  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  app = createApp(
-    { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, planSigner: TEST_PLAN_SIGNER },
-    { extra: [firmwareMount({ nodes, firmware, clock, planSigner: TEST_PLAN_SIGNER })] },
-  );
+  ({ app } = createFirmwareTestApp(db, { clock }));
   api = client(app);
   const doc = (name: string, extra = '') => `name: ${name}\nselector: {manufacturer: Dell Inc., product: PowerEdge ${name.toUpperCase()}}\ncomponents:\n  - {type: bmc, minimum: "7.10"}\n${extra}`;
   for (const text of [doc('r650', 'secureBoot: required\n'), doc('r750')]) {

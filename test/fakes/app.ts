@@ -8,6 +8,10 @@ import type { DbHandle } from '../../server/db/index.ts';
 import type { ImageCatalog, ResolvedImage } from '../../server/domain/images.ts';
 import { allowAll, type InspectionGate } from '../../server/domain/inspection.ts';
 import { createBmcStore } from '../../server/store/bmcs.ts';
+import { firmwareMount } from '../../server/api/firmware.ts';
+import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
+import { createFirmwareStore } from '../../server/store/firmware.ts';
+import type { Registry } from 'prom-client';
 import { createNodeStore, type NodeStore } from '../../server/store/nodes.ts';
 import type { BeatBuffer } from '../../server/fleet/beats.ts';
 import { createSecrets } from '../../server/secrets.ts';
@@ -73,6 +77,18 @@ export function createTestApp(db: DbHandle, opts: { config?: Config; images?: Im
   const deps = { config, db, nodes, bmcs, images: opts.images ?? new FixedCatalog(), inspection: opts.inspection ?? allowAll, log: silentLogger(), clock, beats: opts.beats?.(nodes), planSigner: TEST_PLAN_SIGNER, bootFiles: opts.bootFiles };
   const app = createApp(deps);
   return { app, nodes, bmcs, config, clock, deps };
+}
+
+/** The API app with the firmware mount and the firmware gate over a given database (the firmware route tests). */
+export function createFirmwareTestApp(db: DbHandle, { clock, metrics }: { clock: Clock; metrics?: Registry }) {
+  const nodes = createNodeStore(db.db, { clock });
+  const firmware = createFirmwareStore(db.db, { clock });
+  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
+  const app = createApp(
+    { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, metrics, planSigner: TEST_PLAN_SIGNER },
+    { extra: [firmwareMount({ nodes, firmware, clock, metrics, planSigner: TEST_PLAN_SIGNER })] },
+  );
+  return { app, nodes, firmware, bmcs };
 }
 
 /** What @hono/node-server hands a route as c.env: the peer address an in-process request appears to come from. */

@@ -11,20 +11,12 @@ import { serve, type ServerType } from '@hono/node-server';
 import { chromium, type Browser } from 'playwright-core';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../server/api/app.ts';
-import { firmwareMount } from '../../server/api/firmware.ts';
 import { apiClient, CliError } from '../../server/cli.ts';
 import { runFirmware } from '../../server/cli/firmware.ts';
 import { FakeClock } from '../../server/clock.ts';
 import { FirmwarePlan, FirmwareReportResponse } from '../../server/contract/firmware.ts';
 import type { DbHandle } from '../../server/db/index.ts';
-import { createFirmwareGate } from '../../server/domain/firmware-gate.ts';
-import { silentLogger } from '../../server/log.ts';
-import { createSecrets } from '../../server/secrets.ts';
-import { createBmcStore } from '../../server/store/bmcs.ts';
-import { createFirmwareStore } from '../../server/store/firmware.ts';
-import { createNodeStore } from '../../server/store/nodes.ts';
-import { bootToken, client, FixedCatalog, TEST_KEY, TEST_PLAN_SIGNER, testConfig, TOKENS } from '../fakes/app.ts';
+import { bootToken, client, createFirmwareTestApp, TOKENS } from '../fakes/app.ts';
 import { createTestDb } from '../fakes/db.ts';
 
 const BIOS_PKG = 'c'.repeat(64);
@@ -62,7 +54,7 @@ const dellFacts = (uuid: string, bios: string, nicFw = '1.0.0') => ({
 });
 
 let db: DbHandle;
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof createFirmwareTestApp>['app'];
 let api: ReturnType<typeof client>;
 let server: ServerType | undefined;
 let browser: Browser | undefined;
@@ -71,13 +63,7 @@ const registry = new Registry();
 
 beforeAll(async () => {
   db = await createTestDb();
-  const nodes = createNodeStore(db.db, { clock });
-  const firmware = createFirmwareStore(db.db, { clock });
-  const bmcs = createBmcStore(db.db, createSecrets(TEST_KEY), { clock });
-  app = createApp(
-    { config: testConfig(), db, nodes, bmcs, images: new FixedCatalog(), inspection: createFirmwareGate({ store: firmware }), log: silentLogger(), clock, metrics: registry, planSigner: TEST_PLAN_SIGNER },
-    { extra: [firmwareMount({ nodes, firmware, clock, metrics: registry, planSigner: TEST_PLAN_SIGNER })] },
-  );
+  ({ app } = createFirmwareTestApp(db, { clock, metrics: registry }));
   api = client(app);
 });
 
