@@ -8,6 +8,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, parseSection, type Config } from './config.ts';
 import { createFleet, FleetConfig } from './fleet/index.ts';
 import { describeReplica } from './fleet/replica.ts';
+import { createStalledSessionReaper } from './fleet/stalled-sessions.ts';
 import { createRetention } from './fleet/retention.ts';
 import { retentionMount } from './api/retention.ts';
 import { clusterMount } from './api/cluster.ts';
@@ -197,6 +198,7 @@ export async function startServer(config: Config, { log, clock = systemClock }: 
       { name: 'upload-expiry', run: () => images.sweepUploads() },
       retention.task,
       { name: 'console-capture', run: () => consoles.reconcile(), release: (why) => consoles.release(why) },
+      createStalledSessionReaper({ db, metrics, logger: log.child({ component: 'db' }) }).task,
     ],
   });
   // operators' power actions share the fleet's power-on pacer: a scripted power-on of a rack goes out in waves
