@@ -38,6 +38,8 @@ bf_early() {
 #   (T is this OS's credential: stage-1's boot-attempt token, or the compute OS's node credential; both post events)
 #   BOOTIF=01-aa-bb-cc-dd-ee-ff (iPXE ${netX/mac} with the ARP hardware type 01 in front, as pxelinux does)
 #   ip=dhcp | ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf> (Documentation/admin-guide/nfs/nfsroot.rst)
+#   ip=auto6 (dracut's name): IPv6 autoconfiguration; also chosen when bootfarm.server names an IPv6 literal
+#   (http://[fd00::1]:8080, RFC 3986 §3.2.2), so an IPv6-only boot network needs nothing else on the command line
 #   bootfarm.iscsi.{portal,target,lun,initiator,user,password}=…
 #   initrd=NAME is added by iPXE under EFI and ignored here.
 bf_parse_cmdline() {
@@ -132,11 +134,57 @@ bf_pick_nic() {
   bf_log "boot NIC $BF_IFACE ($(cat /sys/class/net/$BF_IFACE/address), driver $(basename "$(readlink /sys/class/net/$BF_IFACE/device/driver)" 2>/dev/null))"
 }
 
-# Address on the boot NIC: static from ip=<client>:…:<netmask>… or DHCP (udhcpc keeps renewing in the background).
+# IPv6 rather than DHCPv4: ip=auto6 or ip=dhcp6 asks for it, and a server URL with an IPv6 literal needs it (a node that
+# reaches its server at http://[addr]:port is on an IPv6 boot network; DHCPv4 there only costs its timeout, ~12 s).
+bf_want_ipv6() {
+  case "$BF_IP" in auto6|dhcp6) return 0 ;; esac
+  case "$BF_SERVER" in http://\[*|https://\[*) return 0 ;; esac
+  return 1
+}
+
+# The first usable global IPv6 address on $1 ("addr/prefix"), empty if none. Tentative ones (DAD still running,
+# RFC 4862 §5.4) cannot be bound yet and dadfailed ones never: neither counts. Works with busybox's ip and iproute2
+# (stage-1 has the first, compute the second; both print one line per address with -o).
+bf_ipv6_global() {
+  ip -6 -o addr show dev "$1" scope global 2>/dev/null | grep -v -e tentative -e dadfailed | awk '{print $4}' | head -n 1
+}
+
+# IPv6 on the boot NIC by stateless autoconfiguration (RFC 4862): the kernel sends router solicitations when the link
+# comes up and forms an address from the router advertisement's autonomous prefix. Debian's busybox-static has no
+# udhcpc6, so this OS takes no DHCPv6 lease of its own: the boot link's RA must carry the prefix with the A flag (the
+# Managed flag beside it is what iPXE and UEFI firmware need; README "IPv6 boot network"). Waits up to BF_NET6_WAIT seconds
+# (default 30: the kernel's three solicitations 4 s apart, radvd's answer, then DAD), polling every 0.2 s.
+bf_net_up6() {
+  for k in disable_ipv6=0 accept_ra=1 autoconf=1; do
+    echo "${k#*=}" > "${BF_PROC_NET6:-/proc/sys/net/ipv6/conf}/$BF_IFACE/${k%=*}" 2>/dev/null
+  done
+  tries=0 max=$(( ${BF_NET6_WAIT:-30} * 5 ))
+  addr=
+  while [ $tries -lt $max ]; do
+    addr="$(bf_ipv6_global "$BF_IFACE")"
+    [ -n "$addr" ] && break
+    tries=$((tries + 1))
+    sleep 0.2
+  done
+  if [ -z "$addr" ]; then
+    bf_log "no IPv6 address on $BF_IFACE after ${BF_NET6_WAIT:-30} s (the boot link needs a router advertisement with an autonomous prefix); addresses: $(ip -6 -o addr show dev "$BF_IFACE" 2>/dev/null | awk '{print $4}' | tr '\n' ' ')"
+    return 1
+  fi
+  router="$(ip -6 route show default dev "$BF_IFACE" 2>/dev/null | awk '$2 == "via" {print $3; exit}')"
+  printf 'BOOTFARM_IFACE=%s\nBOOTFARM_IP=%s\nBOOTFARM_ROUTER=%s\n' "$BF_IFACE" "$addr" "$router" > "${BOOTFARM_INIT_RUN:-/run/bootfarm-init}/net.env"
+  bf_log "nic $BF_IFACE up, IPv6 $addr (autoconfigured from a router advertisement in $((tries / 5)).$((tries % 5 * 2)) s), router ${router:-none}"
+}
+
+# Address on the boot NIC: IPv6 autoconfiguration (bf_want_ipv6), static from ip=<client>:…:<netmask>… or DHCP
+# (udhcpc keeps renewing in the background).
 bf_net_up() {
   bf_pick_nic || return 1
   ip link set lo up
   ip link set "$BF_IFACE" up
+  if bf_want_ipv6; then
+    bf_net_up6
+    return
+  fi
   client="$(echo "$BF_IP" | cut -d: -f1)"
   case "$BF_IP" in
     *:*) autoconf="$(echo "$BF_IP" | cut -d: -f7)" ;;

@@ -3,6 +3,21 @@
 
 STATE_DIR=/var/lib/bootfarm
 
+# Portal → $host $port: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (RFC 3986 §3.2.2 brackets, as iscsiadm writes portals;
+# 3260 is the IANA iSCSI port, RFC 7143 §13.1). iscsistart -a takes the bare address: brackets are removed. A bare
+# IPv6 address without brackets is taken whole (its colons cannot be told from a port).
+bf_iscsi_portal() {
+  case "$1" in
+    \[*\]) host="${1#\[}"; host="${host%\]}"; port=3260 ;;
+    \[*\]:*) host="${1#\[}"; host="${host%%\]*}"; port="${1##*\]:}" ;;
+    \[*) return 1 ;;
+    *:*:*) host="$1"; port=3260 ;;
+    *:*) host="${1%:*}"; port="${1##*:}" ;;
+    *) host="$1"; port=3260 ;;
+  esac
+  [ -n "$host" ] && [ -n "$port" ] && [ -z "$(echo "$port" | tr -d 0-9)" ]
+}
+
 bf_iscsi_login() {
   BF_ISCSI_ERROR=
   if [ -z "$BF_ISCSI_TARGET" ]; then
@@ -14,11 +29,10 @@ bf_iscsi_login() {
     BF_ISCSI_ERROR="bootfarm.iscsi.portal and bootfarm.iscsi.initiator are required with bootfarm.iscsi.target"
     return 1
   fi
-  # portal is HOST or HOST:PORT (3260 is the IANA iSCSI port, RFC 7143 §13.1); [v6]:port is not supported here.
-  host="${BF_ISCSI_PORTAL%:*}"; port="${BF_ISCSI_PORTAL##*:}"
-  [ "$host" = "$BF_ISCSI_PORTAL" ] && port=3260
+  bf_iscsi_portal "$BF_ISCSI_PORTAL" || { BF_ISCSI_ERROR="bootfarm.iscsi.portal=$BF_ISCSI_PORTAL is not HOST, HOST:PORT, [IPv6] or [IPv6]:PORT"; return 1; }
   if ! grep -q "^$BF_ISCSI_TARGET\$" /run/bootfarm-init/iscsi.session 2>/dev/null; then
-    bf_log "iscsi: login $BF_ISCSI_TARGET at $host:$port lun $BF_ISCSI_LUN as $BF_ISCSI_INITIATOR${BF_ISCSI_USER:+ (CHAP user $BF_ISCSI_USER)}"
+    case "$host" in *:*) at="[$host]:$port" ;; *) at="$host:$port" ;; esac
+    bf_log "iscsi: login $BF_ISCSI_TARGET at $at lun $BF_ISCSI_LUN as $BF_ISCSI_INITIATOR${BF_ISCSI_USER:+ (CHAP user $BF_ISCSI_USER)}"
     # -g 1: target portal group tag; tgt and LIO default to 1.
     if ! iscsistart -i "$BF_ISCSI_INITIATOR" -t "$BF_ISCSI_TARGET" -g 1 -a "$host" -p "$port" \
         ${BF_ISCSI_USER:+-u "$BF_ISCSI_USER" -w "$BF_ISCSI_PASSWORD"} >/tmp/iscsistart.out 2>&1; then
