@@ -152,7 +152,7 @@ bf_ipv6_global() {
 # IPv6 on the boot NIC by stateless autoconfiguration (RFC 4862): the kernel sends router solicitations when the link
 # comes up and forms an address from the router advertisement's autonomous prefix. Debian's busybox-static has no
 # udhcpc6, so this OS takes no DHCPv6 lease of its own: the boot link's RA must carry the prefix with the A flag (the
-# Managed flag beside it is what iPXE and UEFI firmware need; README "IPv6 boot network"). Waits up to BF_NET6_WAIT seconds
+# Managed flag beside it is what iPXE and UEFI firmware need; README "Firmware and boot paths"). Waits up to BF_NET6_WAIT seconds
 # (default 30: the kernel's three solicitations 4 s apart, radvd's answer, then DAD), polling every 0.2 s.
 bf_net_up6() {
   for k in disable_ipv6=0 accept_ra=1 autoconf=1; do
