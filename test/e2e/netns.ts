@@ -9,8 +9,8 @@ export const NS_PREFIX = 'bfe2e-';
 export interface RackNetOptions {
   /** namespace name; default `bfe2e-<pid>` (≤ 15 characters) */
   name?: string;
-  /** IPv4 address of the bridge with prefix (default 10.77.0.1/24) */
-  ipv4?: string;
+  /** IPv4 address of the bridge with prefix (default 10.77.0.1/24); false: an IPv6-only rack, no IPv4 on the link */
+  ipv4?: string | false;
   /** IPv6 address of the bridge with prefix, in a private fd00::/8 ULA prefix (default fd00:77::1/64) */
   ipv6?: string;
 }
@@ -18,8 +18,12 @@ export interface RackNetOptions {
 export interface RackNet {
   netns: string;
   bridge: string;
-  /** 10.77.0.1 */
+  /** 10.77.0.1 (on an IPv6-only rack: the IPv6 address, as `ipv6`) */
   ip: string;
+  /** the server's address as URLs and iSCSI portals write it: 10.77.0.1, or [fd00:77::1] on an IPv6-only rack */
+  host: string;
+  /** false on an IPv6-only rack */
+  hasIpv4: boolean;
   prefixLen: number;
   ipv6: string;
   /** fd00:77::/64 */
@@ -79,10 +83,18 @@ export function createRackNet({ name = `${NS_PREFIX}${process.pid}`, ipv4 = '10.
     // first DHCP exchanges of a PXE ROM).
     ns(['ip', 'link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
     // LLDP frames (01:80:c2:00:00:0e) are never forwarded by a bridge; lldpd runs on each tap instead.
-    ns(['ip', 'addr', 'add', ipv4, 'dev', bridge]);
+    if (ipv4) ns(['ip', 'addr', 'add', ipv4, 'dev', bridge]);
     // nodad: the address is usable at once (DAD would hold it "tentative" while the bridge has no carrier)
     ns(['ip', '-6', 'addr', 'add', ipv6, 'dev', bridge, 'nodad']);
     ns(['ip', 'link', 'set', bridge, 'up']);
+    if (!ipv4) {
+      // The server's DHCPv6 checks its interface in os.networkInterfaces(), and libuv lists only running ones: a bridge
+      // whose ports are taps without a QEMU yet has no carrier, so it would refuse to start ("there is no interface").
+      // A veth port that is up gives the bridge carrier before any node powers on (as boot/dhcp6/pxe6.qemu.test.ts).
+      ns(['ip', 'link', 'add', 'bfe2ev0', 'type', 'veth', 'peer', 'name', 'bfe2ev1']);
+      ns(['ip', 'link', 'set', 'bfe2ev0', 'master', bridge]);
+      for (const l of ['bfe2ev0', 'bfe2ev1']) ns(['ip', 'link', 'set', l, 'up']);
+    }
     // radvd insists on forwarding being on to advertise; it is local to this namespace
     ns(['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
   } catch (e) {
@@ -90,12 +102,14 @@ export function createRackNet({ name = `${NS_PREFIX}${process.pid}`, ipv4 = '10.
     unhook();
     throw e;
   }
-  const [ip, bits] = ipv4.split('/') as [string, string];
-  const [ip6] = ipv6.split('/') as [string, string];
+  const [ip6, bits6] = ipv6.split('/') as [string, string];
+  const [ip, bits] = ipv4 ? (ipv4.split('/') as [string, string]) : [ip6, bits6];
   return {
     netns: name,
     bridge,
     ip,
+    host: ipv4 ? ip : `[${ip6}]`,
+    hasIpv4: !!ipv4,
     prefixLen: Number(bits),
     ipv6: ip6,
     ipv6Prefix: `${ip6.replace(/::?[0-9a-f]*$/i, '::')}/64`,

@@ -71,6 +71,10 @@ export interface ProductOptions {
   /** a `secure` profile (`bootloader: shim-grub`, matched by the label secureboot=yes) and the signed loaders from
    * build/secureboot (docs/secure-boot.md) */
   secureBoot?: boolean;
+  /** an IPv6-only boot network (issue 19 item 3): no IPv4 on the link; the server answers DHCPv6 (not DHCPv4) on the
+   * bridge, serves HTTP and TFTP on fd00:77::1 and names itself http://[fd00:77::1]:8080; the iSCSI portal is
+   * [fd00:77::1]:3260. PostgreSQL and Ceph stay on the namespace's loopback, off the boot network. */
+  ipv6Only?: boolean;
 }
 
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
@@ -82,10 +86,10 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   return out;
 }
 
-export async function startProductRack({ nodes, config = {}, images = true, secureBoot = false }: ProductOptions): Promise<ProductRack> {
+export async function startProductRack({ nodes, config = {}, images = true, secureBoot = false, ipv6Only = false }: ProductOptions): Promise<ProductRack> {
   // 1 GiB: at 512 MiB stage-1 (its initramfs holds the ~110 MB agent) runs out of memory in `kexec -l` of the
   // 57 MB compute initramfs it has just downloaded to tmpfs (measured: OOM killer, agent exits)
-  const rack = await createRack({ nodes: nodes.map((n) => ({ memoryMiB: 1024, ...n })) });
+  const rack = await createRack({ nodes: nodes.map((n) => ({ memoryMiB: 1024, ...n })), ipv6Only });
   const { netns } = rack.net;
   const stops: (() => Promise<void>)[] = [];
   try {
@@ -96,23 +100,36 @@ export async function startProductRack({ nodes, config = {}, images = true, secu
     stops.push(pg.stop, ceph.stop);
     const ip = rack.net.ip;
     const port = 8080;
-    const base = `http://${ip}:${port}`;
+    const base = `http://${rack.net.host}:${port}`;
     const tgtd = rack.tgtd!;
     const serverConfig = merge(
       {
         databaseUrl: pg.info.url,
-        http: { host: '0.0.0.0', port, publicUrl: base },
+        http: { host: ipv6Only ? '::' : '0.0.0.0', port, publicUrl: base },
         // info: the test polls the admin API every 0.5 s and debug would fill the log tails with access lines
         log: { level: 'info' },
-        dhcp: {
-          enabled: true,
-          mode: 'full',
-          interface: rack.net.bridge,
-          serverIp: ip,
-          httpBase: base,
-          pools: [{ subnet: '10.77.0.0/24', range: { start: '10.77.0.100', end: '10.77.0.199' }, leaseSeconds: 600 }],
-        },
-        tftp: { enabled: true, address: ip, port: 69 },
+        ...(ipv6Only
+          ? {
+              dhcp: { enabled: false },
+              dhcp6: {
+                enabled: true,
+                interface: rack.net.bridge,
+                serverAddress: rack.net.ipv6,
+                httpBase: base,
+                pools: [{ prefix: rack.net.ipv6Prefix, range: { start: rack.net.ipv6Prefix.replace(/::\/64$/, '::100'), end: rack.net.ipv6Prefix.replace(/::\/64$/, '::1ff') } }],
+              },
+            }
+          : {
+              dhcp: {
+                enabled: true,
+                mode: 'full',
+                interface: rack.net.bridge,
+                serverIp: ip,
+                httpBase: base,
+                pools: [{ subnet: '10.77.0.0/24', range: { start: '10.77.0.100', end: '10.77.0.199' }, leaseSeconds: 600 }],
+              },
+            }),
+        tftp: { enabled: true, address: ipv6Only ? rack.net.ipv6 : ip, port: 69 },
         images: {
           store: { kind: 's3', endpoint: ceph.info.endpoint, region: ceph.info.region, bucket: 'bootfarm-e2e', accessKeyId: ceph.info.accessKeyId, secretAccessKey: ceph.info.secretAccessKey, createBucket: true },
           cache: { dir: join(rack.dir, 'image-cache') },

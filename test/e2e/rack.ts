@@ -47,6 +47,9 @@ export interface RackOptions {
   keepDir?: boolean;
   /** the bridge's IPv4 address with prefix (default 10.77.0.1/24; the HA rack needs a /16 for 200+ leases) */
   ipv4?: string;
+  /** no IPv4 on the link at all: the bridge has only fd00:77::1/64, radvd adds the Managed flag (DHCPv6), tgtd and the
+   * server listen on IPv6 (issue 19 item 3) */
+  ipv6Only?: boolean;
 }
 
 export interface RackNode {
@@ -97,7 +100,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
   // lldpd applies its -O file by running lldpcli as its unprivileged user, which must reach the socket here
   chmodSync(dir, 0o755);
   const keep = opts.keepDir ?? process.env.BFE2E_KEEP === '1';
-  const net = createRackNet(opts.ipv4 ? { ipv4: opts.ipv4 } : {});
+  const net = createRackNet(opts.ipv6Only ? { ipv4: false } : opts.ipv4 ? { ipv4: opts.ipv4 } : {});
   const netns = net.netns;
   let destroyed = false;
   // SIGINT/SIGTERM/exit before destroy(): the namespace goes (netns.ts), and the temp dir with it
@@ -131,7 +134,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
   }
 
   try {
-    if (ra) rack.radvd = startRadvd({ netns, dir, iface: net.bridge, prefix: net.ipv6Prefix });
+    if (ra) rack.radvd = startRadvd({ netns, dir, iface: net.bridge, prefix: net.ipv6Prefix, managed: !!opts.ipv6Only });
     for (const [i, o] of opts.nodes.entries()) {
       const tap = net.addTap(i);
       const spec: NodeSpec = {
@@ -178,7 +181,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
       rack.nodes.push(node);
     }
     if (lldp && rack.nodes.length) rack.lldpd = await startLldpd({ netns, dir, ports: rack.nodes.map((n) => ({ iface: n.spec.tap, description: n.portDescription })) });
-    if (iscsi && rack.nodes.length) rack.tgtd = await startTgtd({ netns, dir, ip: net.ip, nodes: rack.nodes.map((n) => n.spec.uuid) });
+    if (iscsi && rack.nodes.length) rack.tgtd = await startTgtd({ netns, dir, ip: net.host, nodes: rack.nodes.map((n) => n.spec.uuid) });
   } catch (e) {
     await destroy();
     throw e;
@@ -187,7 +190,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
   async function startServer({ config = {}, port = 8080, env = {} }: { config?: Record<string, unknown>; port?: number; env?: Record<string, string> } = {}) {
     const configFile = join(dir, 'bootfarm.yaml');
     writeFileSync(configFile, toYaml(config));
-    rack.server = await startBootfarm({ netns, dir, repoRoot, ip: net.ip, port, env, configFile });
+    rack.server = await startBootfarm({ netns, dir, repoRoot, ip: net.host, port, env, configFile });
     return rack.server;
   }
 

@@ -15,13 +15,16 @@ import { must, run, startManaged, sleep, waitUntil, type Managed } from './proc.
 
 // ---------- radvd ----------
 
-export function startRadvd({ netns, dir, iface, prefix }: { netns: string; dir: string; iface: string; prefix: string }): Managed {
+/** `managed`: the Managed and Other flags too (RFC 4861 §4.2), for an IPv6-only rack: iPXE and UEFI firmware take their
+ * address and boot-file URL from DHCPv6 only when an RA says so; the autonomous prefix stays on for the stage-1 and
+ * compute OS, which autoconfigure (their busybox has no DHCPv6 client; images/rootfs/common/lib/bootfarm/common.sh). */
+export function startRadvd({ netns, dir, iface, prefix, managed = false }: { netns: string; dir: string; iface: string; prefix: string; managed?: boolean }): Managed {
   const conf = join(dir, 'radvd.conf');
   writeFileSync(
     conf,
     `# written by test/e2e/services.ts
 interface ${iface} {
-  AdvSendAdvert on;
+  AdvSendAdvert on;${managed ? '\n  AdvManagedFlag on;\n  AdvOtherConfigFlag on;' : ''}
   MinRtrAdvInterval 3;
   MaxRtrAdvInterval 10;
   # not a default router: only the prefix, so iPXE's autoconfiguration finishes at once (RFC 4861 6.2.1)
@@ -201,7 +204,7 @@ export async function startTgtd({ netns, dir, ip, nodes, targetPrefix = 'iqn.202
 
 export interface ServerProc {
   proc: Managed;
-  /** http://10.77.0.1:PORT as nodes see it */
+  /** http://10.77.0.1:PORT (http://[fd00:77::1]:PORT on an IPv6-only rack) as nodes see it */
   url: string;
   port: number;
   adminToken: string;
@@ -270,6 +273,8 @@ export function startForwarder({ netns, socket, host, port, logFile }: { netns: 
   return startManaged(`forward:${port}`, [process.execPath, '-e', FORWARDER_JS, socket, host, String(port)], { netns, logFile });
 }
 
+/** `ip` is the URL host: 10.77.0.1, or [fd00:77::1] (then the server listens on `::`, which takes the forwarder's
+ * 127.0.0.1 too: net.ipv6.bindv6only is 0) */
 export async function startBootfarm({ netns, dir, repoRoot, ip, port = 8080, env = {}, configFile, adminToken = 'bfe2e-admin-token-0123456789' }: { netns: string; dir: string; repoRoot: string; ip: string; port?: number; env?: Record<string, string>; configFile?: string; adminToken?: string }): Promise<ServerProc> {
   const dataDir = join(dir, 'server-data');
   mkdirSync(dataDir, { recursive: true });
@@ -283,7 +288,7 @@ export async function startBootfarm({ netns, dir, repoRoot, ip, port = 8080, env
       HOME: process.env.HOME,
       BOOTFARM_DATA_DIR: dataDir,
       BOOTFARM_PUBLIC_URL: url,
-      BOOTFARM_HTTP__HOST: '0.0.0.0',
+      BOOTFARM_HTTP__HOST: ip.startsWith('[') ? '::' : '0.0.0.0',
       BOOTFARM_HTTP__PORT: String(port),
       BOOTFARM_TOKENS: `admin:${adminToken}`,
       BOOTFARM_LOG_LEVEL: 'info',
