@@ -110,7 +110,7 @@ export async function startProductRack({ nodes, config = {}, images = true, secu
         log: { level: 'info' },
         ...(ipv6Only
           ? {
-              dhcp: { enabled: false },
+              // no dhcp section: DHCPv4 is off unless configured
               dhcp6: {
                 enabled: true,
                 interface: rack.net.bridge,
