@@ -34,6 +34,12 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
+  /** the MAC of the NIC the node netbooted from, as its latest stage-1 facts say (BOOTIF), lower case */
+  const bootMacOf = (facts: Record<string, unknown> | null): string | undefined => {
+    const nics = Array.isArray(facts?.['nics']) ? (facts['nics'] as unknown[]) : [];
+    const boot = nics.find((n): n is { mac: string } => !!n && typeof n === 'object' && (n as { boot?: unknown }).boot === true && typeof (n as { mac?: unknown }).mac === 'string');
+    return boot?.mac.toLowerCase();
+  };
   /** the node's profile says inventory only (per label: a profile that matches it) */
   const inventoryOnly = (node: NodeRow) => {
     const name = selectProfile(deps.config.profiles, node);
@@ -168,6 +174,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     // derived from this attempt's stage-1 token: a second copy of this request gets the same one (secrets.ts)
     const token = await nodes.issueNodeCredential(uuid, auth.attempt!.id, bearer(c)!);
     const iscsi = iscsiFor(profile, uuid);
+    const bootMac = bootMacOf(await deps.cabling.latestFacts(uuid));
     const args = [
       ...safeCmdline(image.cmdline),
       ...safeCmdline(profile.cmdline),
@@ -178,6 +185,9 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
       `bootfarm.kernel=${image.kernel.digest}`,
       `bootfarm.initrd=${image.initrd.digest}`,
       `bootfarm.heartbeat=${profile.heartbeatIntervalSeconds}`,
+      // the NIC stage-1 booted from (pxelinux's BOOTIF): the compute OS's /init takes its DHCP lease there. Without it
+      // /init takes the first NIC with a carrier, which on a node with several cabled NICs need not be the boot one
+      ...(bootMac ? [`BOOTIF=01-${bootMac.replace(/:/g, '-')}`] : []),
       ...(iscsi
         ? [
             `bootfarm.iscsi.portal=${iscsi.portal}`,
@@ -207,7 +217,12 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
   }
 
   type ProfileOf = Deps['config']['profiles'][string];
-  const nicsOf = (ifs: InterfaceRow[]) => ifs.map((i) => ({ name: i.name, mac: i.mac, switchChassis: i.switchChassis }));
+  /** the node's NICs for the bond: LLDP from its latest registration's interfaces, and which one it booted from (the
+   * bond leaves that one out when it can: server/domain/ipam.ts chooseBondMembers) */
+  const nicsOf = async (uuid: string, ifs?: InterfaceRow[]) => {
+    const [rows, bootMac] = await Promise.all([ifs ?? nodes.interfaces(uuid), deps.cabling.latestFacts(uuid).then(bootMacOf)]);
+    return rows.map((i) => ({ name: i.name, mac: i.mac, switchChassis: i.switchChassis, ...(bootMac && i.mac.toLowerCase() === bootMac ? { boot: true } : {}) }));
+  };
   const bondOf = (profile: ProfileOf | undefined) => profile?.bond ?? { name: 'bond0', mode: '802.3ad' as const };
 
   /** The node's address on each network of its profile (issue 16 item 1): allocated at the first call, the same
@@ -238,7 +253,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const ifs = await nodes.interfaces(uuid);
     const iscsi = profile ? iscsiFor(profile, uuid) : undefined;
     // the bond's members from the LLDP neighbours of the latest registration (interfaces.switch_chassis)
-    const plan = networkPlan(nicsOf(ifs), bondOf(profile), await addressesOf(uuid, name, profile));
+    const plan = networkPlan(await nicsOf(uuid, ifs), bondOf(profile), await addressesOf(uuid, name, profile));
     const res: Detail = {
       uuid,
       hostname: node.hostname ?? `node-${uuid.slice(0, 8)}`,
@@ -261,7 +276,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const profile = name ? deps.config.profiles[name] : undefined;
     const held = await deps.ipam.nodeAddresses(node.uuid);
     const wanted = (profile?.networks ?? []).flatMap((w) => held.filter((h) => h.network.name === w.name && h.interface === w.interface));
-    const plan = networkPlan(nicsOf(await nodes.interfaces(node.uuid)), bondOf(profile), wanted);
+    const plan = networkPlan(await nicsOf(node.uuid), bondOf(profile), wanted);
     const mismatch = networkMismatch(plan, seen);
     if (!mismatch) return;
     const parts = [mismatch.missing.length ? `${mismatch.missing.length} address(es) not configured (${mismatch.missing.map((m) => `${m.address} on ${m.device}`).join(', ')})` : '', mismatch.unexpected.length ? `${mismatch.unexpected.length} not handed out (${mismatch.unexpected.map((m) => `${m.address} on ${m.device}`).join(', ')})` : '', mismatch.bond ? `bond ${mismatch.bond.seen ? `${mismatch.bond.seen.mode} [${mismatch.bond.seen.members.join(', ')}]` : 'absent'}, expected ${mismatch.bond.expected ? `${mismatch.bond.expected.mode} [${mismatch.bond.expected.members.join(', ')}]` : 'none'}` : ''].filter(Boolean);
@@ -279,7 +294,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const iface = replacement.row.interface!;
     await nodes.addEvent(uuid, { kind: 'ipam', reason: 'address-conflict', actor: 'agent', data: { network: declined.network, interface: iface, declined: declined.address, replacement: replacement.row.address, how: body.how, ...(body.detail ? { detail: body.detail } : {}) } });
     const profile = deps.config.profiles[selectProfile(deps.config.profiles, node) ?? ''];
-    const [address] = networkPlan(nicsOf(await nodes.interfaces(uuid)), bondOf(profile), [{ network: replacement.network, interface: iface, address: replacement.row.address }]).addresses;
+    const [address] = networkPlan(await nicsOf(uuid), bondOf(profile), [{ network: replacement.network, interface: iface, address: replacement.row.address }]).addresses;
     return c.json({ declined: declined.address, network: declined.network, replacement: address });
   });
 

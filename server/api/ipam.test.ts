@@ -12,6 +12,7 @@ const U2 = '1ba41000-0000-4000-8000-000000000002';
 const U3 = '1ba41000-0000-4000-8000-000000000003';
 const U4 = '1ba41000-0000-4000-8000-000000000004';
 const U5 = '1ba41000-0000-4000-8000-000000000005';
+const U6 = '1ba41000-0000-4000-8000-000000000006';
 
 /** two NICs on two switches, one unplugged NIC (captured shape: lldpcli -f json0, parsed as the agent does) */
 const facts = (uuid: string, macs: string[]) => ({
@@ -183,6 +184,38 @@ describe('GET /api/v1/agent/:uuid/detail', () => {
     const bad = await http.post(`/api/v1/agent/${U5}/heartbeat`, { token: cred, body: { network: { addresses: [{ device: 'bond0' }] } } });
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toMatch(/network\.addresses\.0\.address/);
+  });
+
+  it('a node that booted from eth0 with eth1 and eth2 on two switches: the bond is eth1 + eth2, the compute OS is told its boot NIC (BOOTIF), and that bond read back is no mismatch', async () => {
+    const macs = ['52:54:00:1b:00:61', '52:54:00:1b:00:62', '52:54:00:1b:00:63'];
+    const token = await bootToken(t.app, U6);
+    const f = sampleFacts(U6, { macs });
+    const booted = {
+      ...f,
+      nics: f.nics.map((n, i) => ({ ...n, boot: i === 0 })),
+      lldp: [
+        { interface: 'eth0', chassisId: '02:00:00:00:00:09', systemName: 'tor-boot', portId: 'swp1' },
+        { interface: 'eth1', chassisId: '02:00:00:00:00:01', systemName: 'tor-a', portId: 'swp8' },
+        { interface: 'eth2', chassisId: '02:00:00:00:00:02', systemName: 'tor-b', portId: 'swp8' },
+      ],
+    };
+    expect((await http.post('/api/v1/agent/register', { token, body: { facts: booted } })).status).toBe(200);
+    const d = Detail.parse((await http.get(`/api/v1/agent/${U6}/detail`, { token })).json);
+    // eth0 would be the first by name; the compute OS would refuse to enslave it (agent/network keeps the boot path)
+    expect(d.bond).toEqual({ name: 'bond0', mode: 'active-backup', members: ['eth1', 'eth2'], spread: 'two-switches' });
+    const prof = await http.get(`/api/v1/agent/${U6}/profile`, { token });
+    expect(prof.status, prof.text).toBe(200);
+    expect(prof.json.cmdline.split(' ')).toContain('BOOTIF=01-52-54-00-1b-00-61');
+    const cred = /bootfarm\.token=(\S+)/.exec(prof.json.cmdline)![1]!;
+    const network = { addresses: d.addresses.map((a) => ({ device: a.device, address: a.address })), bond: { name: 'bond0', mode: 'active-backup', members: ['eth2', 'eth1'] } };
+    expect((await http.post(`/api/v1/agent/${U6}/heartbeat`, { token: cred, body: { uptimeSeconds: 5, network } })).status).toBe(200);
+    const events = (await http.get(`/api/v1/nodes/${U6}/events`, { token: TOKENS.viewer })).json.events as { reason: string }[];
+    expect(events.map((e) => e.reason)).not.toContain('network-mismatch');
+    // a node whose facts name no boot NIC gets no BOOTIF
+    const other = await http.get(`/api/v1/agent/${U1}/profile`, { token: await registered(U1, ['52:54:00:1b:00:11']) });
+    expect(other.status, other.text).toBe(200);
+    expect(other.json.cmdline).toMatch(/bootfarm\.mode=compute/);
+    expect(other.json.cmdline).not.toMatch(/BOOTIF=/);
   });
 
   it('/ui/networks shows the networks and every address held, each node linked; a stranger is sent to the login', async () => {

@@ -226,6 +226,15 @@ describe('bond members from LLDP', () => {
     expect(chooseBondMembers([...nics].reverse())).toEqual({ members, spread });
   });
 
+  it('leaves the boot NIC out when two other NICs see a switch (the compute OS never enslaves it), else keeps it a candidate', () => {
+    const boot = { ...nic('eno1', 'sw-boot'), boot: true };
+    expect(chooseBondMembers([boot, nic('eno2', 'sw-a'), nic('eno3', 'sw-b')])).toEqual({ members: ['eno2', 'eno3'], spread: 'two-switches' });
+    expect(chooseBondMembers([nic('eno3', 'sw-b'), boot, nic('eno2', 'sw-a')])).toEqual({ members: ['eno2', 'eno3'], spread: 'two-switches' });
+    // one other NIC sees a switch, the third none (likely unplugged): the boot NIC stays in, as without the flag
+    expect(chooseBondMembers([boot, nic('eno2', null), nic('eno3', 'sw-b')])).toEqual({ members: ['eno1', 'eno3'], spread: 'two-switches' });
+    expect(chooseBondMembers([boot, nic('eno2', 'sw-a')])).toEqual({ members: ['eno1', 'eno2'], spread: 'two-switches' });
+  });
+
   it('picks two switches whenever the NICs see two', () => {
     fc.assert(
       fc.property(fc.array(fc.record({ name: fc.stringMatching(/^eno[0-9]{1,2}$/), switchChassis: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: null }) }), { minLength: 2, maxLength: 8 }), (raw) => {

@@ -294,6 +294,9 @@ export interface NicSeen {
   /** the LLDP neighbour's chassis ID on this NIC (IEEE 802.1AB), null when none was seen */
   switchChassis: string | null;
   switchName?: string | null;
+  /** the NIC the node netbooted from (its stage-1 facts: BOOTIF), whose DHCP address carries the compute OS's iSCSI
+   * disk and control channel */
+  boot?: boolean;
 }
 
 export interface BondChoice {
@@ -307,8 +310,14 @@ export interface BondChoice {
  * Two NICs for the bond, on two different switch chassis where LLDP shows that is possible, so that a switch can
  * fail (or be upgraded) without taking the node off the network. NICs with an LLDP neighbour come first (a NIC
  * without one is likely unplugged); among equals, by name, then MAC, so the choice is the same on every rebuild.
+ *
+ * The boot NIC is left out when two other NICs see a switch: the compute OS never enslaves it (agent/network keeps
+ * the boot path: its DHCP address carries the iSCSI disk), so a bond holding it would run on one member and be
+ * reported as a network-mismatch at every boot. With fewer such NICs it stays a candidate as before.
  */
 export function chooseBondMembers(nics: readonly NicSeen[]): BondChoice {
+  const others = nics.filter((n) => !n.boot && n.switchChassis);
+  if (others.length >= 2 && others.length < nics.length) return chooseBondMembers(others);
   const key = (n: NicSeen) => n.name || n.mac;
   const sorted = [...nics].sort((a, b) => Number(!a.switchChassis) - Number(!b.switchChassis) || key(a).localeCompare(key(b)) || a.mac.localeCompare(b.mac));
   if (sorted.length < 2) return { members: sorted.map(key), spread: 'single' };
