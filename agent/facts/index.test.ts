@@ -93,6 +93,15 @@ describe('waiting for the switch to speak LLDP', () => {
     expect(reads).toBe(3);
     expect(got).toEqual([n('eth1')]);
   });
+  it('with every: reads again until each watched NIC has a neighbour, within the time', async () => {
+    const answers = [[n('eth0'), n('eth1')], [n('eth0'), n('eth1'), n('eth2')]];
+    const got = await waitForNeighbour([n('eth0')], async () => answers.shift(), ['eth1', 'eth2'], 3, async () => {}, { every: true });
+    expect(got.map((x) => x.interface)).toEqual(['eth0', 'eth1', 'eth2']);
+    let reads = 0;
+    const partial = await waitForNeighbour([n('eth0')], async () => (reads++, [n('eth0'), n('eth1')]), ['eth1', 'eth2'], 3, async () => {}, { every: true });
+    expect(reads).toBe(3);
+    expect(partial.map((x) => x.interface)).toEqual(['eth0', 'eth1']);
+  });
   it('does not wait when the neighbour is already there or nothing is watched', async () => {
     let reads = 0;
     await waitForNeighbour([n('eth0')], async () => (reads++, []), ['eth0'], 10, async () => {});

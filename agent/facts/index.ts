@@ -57,13 +57,18 @@ export interface CollectOptions {
   sleep?: ((ms: number) => Promise<void>) | undefined;
 }
 
+/** How long, after the boot NIC's neighbour, the other linked NICs' neighbours are waited for: switches send on each
+ * port on their own timer, and a NIC whose switch sends no LLDP should not cost more than this at every boot. */
+export const LLDP_OTHER_NICS_WAIT_SECONDS = 3;
+
 /**
- * Reads LLDP neighbours again, once a second for up to `seconds`, until one of `watched` interfaces has one.
- * A failed read keeps what the last good one saw.
+ * Reads LLDP neighbours again, once a second for up to `seconds`, until one of `watched` interfaces has one (`every`:
+ * until each of them has one). A failed read keeps what the last good one saw.
  */
-export async function waitForNeighbour<N extends { interface: string }>(first: N[], read: () => Promise<N[] | undefined>, watched: string[], seconds: number, sleep: (ms: number) => Promise<void>): Promise<N[]> {
+export async function waitForNeighbour<N extends { interface: string }>(first: N[], read: () => Promise<N[] | undefined>, watched: string[], seconds: number, sleep: (ms: number) => Promise<void>, { every = false }: { every?: boolean } = {}): Promise<N[]> {
   let seen = first;
-  for (let waited = 0; watched.length && waited < seconds && !seen.some((n) => watched.includes(n.interface)); waited++) {
+  const has = (i: string) => seen.some((n) => n.interface === i);
+  for (let waited = 0; watched.length && waited < seconds && !(every ? watched.every(has) : watched.some(has)); waited++) {
     await sleep(1000);
     seen = (await read()) ?? seen;
   }
@@ -129,7 +134,12 @@ export async function collectFacts({ exec, paths: p = {}, uuidHint, bootMac, lld
   let lldp: Facts['lldp'] = await probe('lldp', () => collectLldp(exec, { socket: lldpSocket }));
   if (lldp) {
     const watched = facts.nics.filter((n) => (facts.nics.some((x) => x.boot) ? n.boot : n.link)).map((n) => n.name);
-    lldp = await waitForNeighbour(lldp, () => probe('lldp', () => collectLldp(exec, { socket: lldpSocket })), watched, lldpWaitSeconds, sleep);
+    const read = () => probe('lldp', () => collectLldp(exec, { socket: lldpSocket }));
+    lldp = await waitForNeighbour(lldp, read, watched, lldpWaitSeconds, sleep);
+    // then, briefly, the other linked NICs (stage-1's /init brings their links up): the cabling check and the bond's
+    // member choice read every NIC's switch port
+    const others = facts.nics.filter((n) => n.link && !watched.includes(n.name)).map((n) => n.name);
+    if (watched.length && lldp.some((n) => watched.includes(n.interface))) lldp = await waitForNeighbour(lldp, read, others, Math.min(LLDP_OTHER_NICS_WAIT_SECONDS, lldpWaitSeconds), sleep, { every: true });
   }
   if (!lldp && lldpCaptureSeconds > 0) {
     const up = facts.nics.filter((n) => n.link).map((n) => n.name);

@@ -211,8 +211,14 @@ bf_net_up() {
 }
 
 bf_start_lldpd() {
-  # lldpd drops privileges to _lldpd and chroots into /run/lldpd (Debian build); -I limits it to the boot NIC's peers
-  # plus every other physical NIC so the agent sees all switch ports (IEEE 802.1AB).
+  # lldpd drops privileges to _lldpd and chroots into /run/lldpd (Debian build). It listens on every physical NIC, but
+  # a NIC that is down receives nothing: the other NICs' links come up first (no address), so the agent sees the
+  # switch port of each (IEEE 802.1AB), which the cabling check and the bond's member choice need.
+  for d in /sys/class/net/*; do
+    n="${d##*/}"
+    { [ "$n" = lo ] || [ "$n" = "$BF_IFACE" ] || [ ! -e "$d/device" ]; } && continue
+    ip link set "$n" up 2>/dev/null || bf_log "link up $n failed"
+  done
   mkdir -p /run/lldpd
   if lldpd >/tmp/lldpd.out 2>&1; then
     bf_log "lldpd started (pid $(cat /run/lldpd.pid 2>/dev/null))"
