@@ -28,8 +28,11 @@ export interface RackNet {
   ipv6: string;
   /** fd00:77::/64 */
   ipv6Prefix: string;
-  /** creates a tap (persistent, owned by root) in the bridge and returns its name */
-  addTap(index: number): string;
+  /** creates a tap (persistent, owned by root) in the bridge and returns its name; `name`/`bridge` for a node's
+   * further NICs (default bfe2et<index> on the rack bridge) */
+  addTap(index: number, opts?: { name?: string; bridge?: string }): string;
+  /** adds another bridge with an IPv4 address/prefix (a second network, e.g. the data network of bonded NICs) */
+  addBridge(name: string, ipv4: string): string;
   taps(): string[];
   destroy(): void;
 }
@@ -113,16 +116,23 @@ export function createRackNet({ name = `${NS_PREFIX}${process.pid}`, ipv4 = '10.
     prefixLen: Number(bits),
     ipv6: ip6,
     ipv6Prefix: `${ip6.replace(/::?[0-9a-f]*$/i, '::')}/64`,
-    addTap(index: number) {
-      const tap = `bfe2et${index}`;
+    addTap(index: number, opts: { name?: string; bridge?: string } = {}) {
+      const tap = opts.name ?? `bfe2et${index}`;
       const ns = (argv: string[]) => must(argv, { netns: name });
       ns(['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-      ns(['ip', 'link', 'set', tap, 'master', bridge]);
+      ns(['ip', 'link', 'set', tap, 'master', opts.bridge ?? bridge]);
       ns(['ip', 'link', 'set', tap, 'up']);
       taps.push(tap);
       return tap;
     },
     taps: () => [...taps],
+    addBridge(br: string, addr: string) {
+      const ns = (argv: string[]) => must(argv, { netns: name });
+      ns(['ip', 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+      ns(['ip', 'addr', 'add', addr, 'dev', br]);
+      ns(['ip', 'link', 'set', br, 'up']);
+      return br;
+    },
     destroy() {
       deleteNamespace(name);
       unhook();

@@ -50,6 +50,10 @@ export function requirePieces(...needed: string[]): void {
   if (missing.length) throw new Error(`e2e rack: missing product pieces: ${missing.join('; ')} (make e2e builds the images; make test installs the Debian packages in deps/*.txt)`);
 }
 
+/** The IPAM network of the `bonded` profile: the rack's data bridge (rack.ts DATA_BRIDGE, 10.78.0.1/24), no gateway (the
+ * default route stays the boot NIC's) */
+export const BONDED_NETWORK = { name: 'e2e-data', cidr: '10.78.0.0/24', pool: { start: '10.78.0.10', end: '10.78.0.99' } };
+
 export interface ProductRack {
   rack: Rack;
   chap: { user: string; password: string };
@@ -170,6 +174,18 @@ export async function startProductRack({ nodes, config = {}, images = true, secu
             heartbeatIntervalSeconds: 5,
             match: { selftest: 'hypervisor' },
             cmdline: 'bootfarm.selftest=hypervisor',
+            iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
+          },
+          // issue 16 item 1: a node labelled bond=active-backup bonds its further NICs (rack.ts RackNodeOptions.nics) and
+          // puts its address on the data network (BONDED_NETWORK, which the scenario creates in IPAM) on the bond.
+          // active-backup: 802.3ad needs a partner answering LACPDUs, which the rack's Linux bridge never forwards
+          bonded: {
+            image: 'compute',
+            channel: 'prod',
+            heartbeatIntervalSeconds: 5,
+            match: { bond: 'active-backup' },
+            bond: { name: 'bond0', mode: 'active-backup' },
+            networks: [{ name: BONDED_NETWORK.name, interface: 'bond0' }],
             iscsi: { portal: tgtd.portal, targetPrefix: 'iqn.2026-11.io.bootfarm:', lun: 1, chapUser: tgtd.chapUser, chapPassword: tgtd.chapPassword },
           },
           ...(secureBoot

@@ -30,6 +30,9 @@ export interface NodeSpec extends NodeIdentity {
   memoryMiB?: number;
   /** QEMU -cpu model (default max) */
   cpu?: string;
+  /** further NICs after the boot NIC (eth1, eth2 … in the guest, by PCI order), without an option ROM: they never
+   * netboot */
+  extraNics?: { tap: string; mac: string }[];
 }
 
 export interface NodeFiles {
@@ -93,6 +96,7 @@ export function qemuArgs(spec: NodeSpec, files: Pick<NodeFiles, 'serialLog' | 'p
     // UEFI: no option ROM on the NIC (QEMU would load iPXE's EFI driver from efi-virtio.rom), so OVMF's own
     // PXE client boots and fetches snponly.efi by TFTP, as a real server's firmware would
     '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac}${isUefi(spec) ? ',romfile=' : ''}`,
+    ...(spec.extraNics ?? []).flatMap((n, k) => ['-netdev', `tap,id=n${k + 1},ifname=${n.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n${k + 1},mac=${n.mac},romfile=`]),
     '-boot', 'order=n',
     '-chardev', `file,id=s0,path=${files.serialLog},append=on`,
     '-serial', 'chardev:s0',
@@ -173,5 +177,6 @@ export function qemuPid(files: NodeFiles): number | null {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-/** A locally administered unicast MAC (52:54:00 is QEMU's prefix) derived from the node index. */
-export const nodeMac = (i: number) => `52:54:00:e2:e0:${(i + 1).toString(16).padStart(2, '0')}`;
+/** A locally administered unicast MAC (52:54:00 is QEMU's prefix) derived from the node index (and, for a node's
+ * further NICs, the NIC's number: 1 for eth1 …). */
+export const nodeMac = (i: number, nic = 0) => `52:54:00:e2:e${nic.toString(16)}:${(i + 1).toString(16).padStart(2, '0')}`;

@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RackNode } from './rack.ts';
-import { IMAGES_DIR, missingPieces, requirePieces, startProductRack, type ProductRack } from './product.ts';
+import { DATA_BRIDGE, type RackNode } from './rack.ts';
+import { BONDED_NETWORK, IMAGES_DIR, missingPieces, requirePieces, startProductRack, type ProductRack } from './product.ts';
 import { must, run, waitUntil } from './proc.ts';
 import { SERIAL_MARKERS, type ServerEvent } from './timing.ts';
 
@@ -30,7 +30,7 @@ const BASE_NEEDS = ['build/images', 'DHCP', 'TFTP', 'image store', 'fleet'];
 
 interface NodeDetail {
   node: { uuid: string; state: string; lastHeartbeat: string | null; initrdDigest: string | null; kernelDigest: string | null; imageVersion: string | null };
-  facts: { facts: { system: { uuid: string; serial?: string; manufacturer?: string; product?: string }; bios?: { version?: string }; firmware?: { secureBoot?: string }; kernel?: { lockdown?: string }; nics: { mac: string; name: string }[]; lldp?: { interface: string; systemName?: string; portDescription?: string }[] } } | null;
+  facts: { facts: { system: { uuid: string; serial?: string; manufacturer?: string; product?: string }; bios?: { version?: string }; firmware?: { secureBoot?: string }; kernel?: { lockdown?: string }; nics: { mac: string; name: string; boot?: boolean }[]; lldp?: { interface: string; systemName?: string; chassisId?: string; portDescription?: string }[] } } | null;
   interfaces: { mac: string; switchName: string | null; switchPortDescription: string | null }[];
 }
 
@@ -288,8 +288,41 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure B
   beforeAll(() => requirePieces(...BASE_NEEDS, 'OVMF', 'ipxe binaries', 'Secure Boot'));
   let pr: ProductRack;
   dumpOnFailure(() => pr);
+  // issue 16 items 1 and 5 on bios0: two further NICs cabled to two switches (rack.ts nics: eth1 → tor-a, eth2 → tor-b
+  // on the data bridge), the `bonded` profile (label bond=active-backup), and a cabling plan in which eth1 and eth2
+  // are the other way round: as if the rack's two data cables had been swapped
+  const TOR_A = 'bfe2e-tor-a';
+  const TOR_B = 'bfe2e-tor-b';
+  let bondedSince = 0;
   beforeAll(async () => {
-    pr = await startProductRack({ nodes: [{ name: 'bios0', firmware: 'bios' }, { name: 'uefi0', firmware: 'uefi' }, { name: 'sb0', firmware: 'uefi-sb', product: 'E2E-Rack-SB' }], secureBoot: true });
+    pr = await startProductRack({
+      nodes: [
+        { name: 'bios0', firmware: 'bios', nics: [{ switch: TOR_A, port: 'tor-a port 1' }, { switch: TOR_B, port: 'tor-b port 1' }] },
+        { name: 'uefi0', firmware: 'uefi' },
+        { name: 'sb0', firmware: 'uefi-sb', product: 'E2E-Rack-SB' },
+      ],
+      secureBoot: true,
+    });
+    const api = pr.rack.server!.api;
+    const bios = pr.rack.nodes[0]!;
+    const net = await api.raw('PUT', `/api/v1/networks/${BONDED_NETWORK.name}`, { cidr: BONDED_NETWORK.cidr, pool: BONDED_NETWORK.pool });
+    expect(net.status, net.text).toBeLessThan(300);
+    // the plan (JSON is YAML to the loader): eth0 as cabled, eth1 and eth2 swapped against the rack
+    const plan = {
+      plans: [
+        {
+          node: bios.spec.uuid,
+          policy: 'warn',
+          links: [
+            { nic: 'eth0', switch: 'bfe2e-switch', port: bios.portDescription },
+            { nic: 'eth1', switch: TOR_B, port: 'tor-b port 1' },
+            { nic: 'eth2', switch: TOR_A, port: 'tor-a port 1' },
+          ],
+        },
+      ],
+    };
+    const load = await api.raw('PUT', '/api/v1/cabling', plan);
+    expect(load.status, load.text).toBe(200);
   });
   afterAll(async () => {
     await pr?.stop();
@@ -297,11 +330,84 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure B
 
   it('boots a BIOS node (ROM iPXE) and a UEFI node (OVMF PXE → TFTP snponly.efi/ipxe.efi → iPXE) concurrently to active', async () => {
     const [bios, uefi] = pr.rack.nodes as [RackNode, RackNode];
-    const [sbios, su] = await Promise.all([firstPowerOn(pr, bios), firstPowerOn(pr, uefi)]);
+    const [sbios, su] = await Promise.all([firstPowerOn(pr, bios, { labels: { bond: 'active-backup' } }), firstPowerOn(pr, uefi)]);
+    bondedSince = sbios;
     await Promise.all([waitBootedToActive(pr, bios, sbios), waitBootedToActive(pr, uefi, su)]);
     // the UEFI node got its iPXE by TFTP from bootfarm (OVMF prints the NBP it downloads)
     expect(uefi.serial.all()).toMatch(/snponly\.efi|ipxe\.efi/);
     for (const n of [bios, uefi]) console.log(await pr.rack.timingTable(n));
+  });
+
+  it('issue 16 items 1 and 5 — bios0 bonds eth1 + eth2 (two switches, the boot NIC left out) from its detail with no network-mismatch, the bond carries traffic, and the swapped cables are a cabling failure under warn while it stays active', async () => {
+    const bios = pr.rack.nodes[0]!;
+    const { uuid } = bios.spec;
+    const api = pr.rack.server!.api;
+    const [eth1, eth2] = bios.nics as [RackNode['nics'][number], RackNode['nics'][number]];
+    const mine = (e: ServerEvent) => e.id > bondedSince;
+    const d = await detail(pr, uuid);
+    expect(d.node.state).toBe('active');
+    const activeAt = Date.parse((await pr.rack.events(uuid)).find((e) => mine(e) && e.toState === 'active')!.at);
+    console.log(`bios0 (3 NICs, bonded): power-on → active ${((activeAt - bios.powerOns().at(-1)!) / 1000).toFixed(1)} s`);
+
+    // stage-1 saw every NIC's switch port (its /init brings the further NICs' links up for lldpd) and booted from eth0
+    const f = d.facts!.facts;
+    expect(f.nics.find((n) => n.boot)?.mac.toLowerCase()).toBe(bios.spec.mac);
+    expect(f.lldp).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ interface: 'eth0', systemName: SWITCH, portDescription: bios.portDescription }),
+        expect.objectContaining({ interface: 'eth1', systemName: TOR_A, chassisId: TOR_A, portDescription: 'tor-a port 1' }),
+        expect.objectContaining({ interface: 'eth2', systemName: TOR_B, chassisId: TOR_B, portDescription: 'tor-b port 1' }),
+      ]),
+    );
+
+    // the compute OS applied the detail's bond with iproute2 and read it back (agent/network): eth1 + eth2 on two
+    // switches, active-backup, its IPAM address on bond0. The boot NIC eth0 is not a member: its DHCP address carries
+    // the iSCSI disk and the control channel, which agent/network never cuts, so the server leaves it out of the bond
+    // (server/domain/ipam.ts chooseBondMembers) — the bond is the node's data path, not its boot path.
+    const evs = (await pr.rack.events(uuid)).filter(mine);
+    expect(evs.filter((e) => e.reason === 'network-failed'), 'network-failed events').toEqual([]);
+    const applied = evs.find((e) => e.reason === 'network-configured');
+    expect(applied, 'network-configured event').toBeDefined();
+    const data = (applied!.data?.['data'] ?? {}) as { ran?: string[][]; configured?: { addresses: { device: string; address: string }[]; bond?: { name: string; mode: string; members: string[] } } };
+    console.log(`bios0 network-configured: ${applied!.data?.['message']}; read back ${JSON.stringify(data.configured)}`);
+    expect(data.configured?.bond).toEqual({ name: 'bond0', mode: 'active-backup', members: expect.arrayContaining(['eth1', 'eth2']) });
+    expect(data.configured?.bond?.members).toHaveLength(2);
+    // allocated at the node's first detail (stage-1 or the compute OS), kept across rebuilds
+    const allocated = (await pr.rack.events(uuid)).find((e) => e.reason === 'address-allocated');
+    const address = String(allocated?.data?.['address']);
+    expect(address).toMatch(/^10\.78\.0\.\d+$/);
+    expect(data.configured?.addresses).toEqual([{ device: 'bond0', address: `${address}/24` }]);
+
+    // the heartbeats carry that read-back and the server compares it with what detail handed out: two heartbeats
+    // after the network came up, no network-mismatch
+    const appliedAt = Date.parse(applied!.at);
+    await waitUntil('two heartbeats after the network came up', 60_000, async () => {
+      const hb = (await detail(pr, uuid)).node.lastHeartbeat;
+      return hb && Date.parse(hb) > appliedAt + 10_000 ? true : undefined;
+    }, { intervalMs: 1000, context: () => pr.rack.context(bios) });
+    expect((await pr.rack.events(uuid)).filter((e) => mine(e) && e.reason === 'network-mismatch')).toEqual([]);
+
+    // the bond carries traffic: the data bridge holds only eth1 and eth2, and the rack pings the bond's address there
+    const ping = run(['ping', '-c', '3', '-W', '2', '-I', DATA_BRIDGE, address], { netns: pr.rack.net.netns });
+    expect(ping.status, ping.stdout + ping.stderr).toBe(0);
+    const neigh = JSON.parse(run(['ip', '-j', 'neigh', 'show', address, 'dev', DATA_BRIDGE], { netns: pr.rack.net.netns }).stdout || '[]') as { lladdr?: string }[];
+    console.log(`ping ${address} through bond0: ${/\d+ received/.exec(ping.stdout)?.[0]}, answered from ${neigh[0]?.lladdr}`);
+    expect([eth1.mac, eth2.mac]).toContain(neigh[0]?.lladdr);
+
+    // cabling (item 5): eth1 and eth2 are swapped against the plan; warn reports it and the node stays active
+    const cablingEv = evs.find((e) => e.kind === 'cabling');
+    expect(cablingEv?.reason).toMatch(/eth1 and eth2 are swapped/);
+    const report = await api.get<{ uuid: string; nodeState: string; cabling: { status: string; policy: string; action: string; reason?: string; problems: { kind: string; nic: string; with?: string }[] } }>(`/api/v1/firmware/nodes/${uuid}`);
+    console.log(`compliance report (JSON) cabling of bios0: ${JSON.stringify(report.cabling)}`);
+    expect(report.cabling).toMatchObject({ status: 'failed', policy: 'warn', action: 'warn' });
+    expect(report.cabling.problems).toEqual([expect.objectContaining({ kind: 'swapped', nic: 'eth1', with: 'eth2' }), expect.objectContaining({ kind: 'swapped', nic: 'eth2', with: 'eth1' })]);
+    // "seen on" names the switch and its port ID (lldpd sends the port's MAC as its ID; the plan matched its description)
+    expect(report.cabling.reason).toMatch(/eth1 and eth2 are swapped: eth1 expected on bfe2e-tor-b tor-b port 1, seen on bfe2e-tor-a /);
+    // the fleet's compliance report (JSON) carries the same beside firmware
+    const fleetReport = await api.get<{ nodes: { uuid: string; cabling: { status: string; reason?: string } }[] }>('/api/v1/reports/firmware');
+    expect(fleetReport.nodes.find((r) => r.uuid === uuid)?.cabling).toMatchObject({ status: 'failed', reason: report.cabling.reason });
+    expect(report.nodeState).toBe('active');
+    expect((await detail(pr, uuid)).node.state).toBe('active');
   });
 
   it('issue 12 — a control-plane outage of 3× the failure threshold fails no node and sends no BMC command; a VM killed after it is rebuilt', async () => {

@@ -32,7 +32,17 @@ export interface RackNodeOptions {
   manufacturer?: string;
   product?: string;
   memoryMiB?: number;
+  /**
+   * Further NICs after the boot NIC (eth1, eth2 … in the guest), each cabled to a port of a switch on the rack's data
+   * bridge (bfe2ebr1, 10.78.0.1/24, no DHCP): one lldpd per switch name, its chassis ID that name, so two switches are
+   * two chassis to the bond's member choice and the cabling check.
+   */
+  nics?: { switch: string; port: string }[];
 }
+
+/** the data bridge of the rack's further NICs (RackNodeOptions.nics) and its address */
+export const DATA_BRIDGE = 'bfe2ebr1';
+export const DATA_IP = '10.78.0.1';
 
 export interface RackOptions {
   nodes: RackNodeOptions[];
@@ -60,6 +70,8 @@ export interface RackNode {
   serial: SerialWatcher;
   /** lldpd port description advertised on this node's port */
   portDescription: string;
+  /** the further NICs: guest name (eth1 …), tap, MAC, and the switch port they are cabled to */
+  nics: { name: string; tap: string; mac: string; switch: string; port: string }[];
   /** the running QEMU PID, if powered on */
   qemuPid(): number | null;
   running(): boolean;
@@ -76,6 +88,8 @@ export interface Rack {
   net: RackNet;
   nodes: RackNode[];
   lldpd?: Lldpd;
+  /** the switches of the further NICs (one lldpd each), by system name */
+  switches: Map<string, Lldpd>;
   tgtd?: Tgtd;
   radvd?: Managed;
   server?: ServerProc;
@@ -109,6 +123,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
     dir,
     net,
     nodes: [],
+    switches: new Map(),
     startServer,
     startDnsmasq: (bootUrl, tftpRoot, tftpServer) => startDnsmasq({ netns, dir, iface: net.bridge, range: ['10.77.0.100', '10.77.0.199'], bootUrl, tftpRoot, tftpServer }),
     events,
@@ -135,8 +150,10 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
 
   try {
     if (ra) rack.radvd = startRadvd({ netns, dir, iface: net.bridge, prefix: net.ipv6Prefix, managed: !!opts.ipv6Only });
+    if (opts.nodes.some((o) => o.nics?.length)) net.addBridge(DATA_BRIDGE, `${DATA_IP}/24`);
     for (const [i, o] of opts.nodes.entries()) {
       const tap = net.addTap(i);
+      const nics = (o.nics ?? []).map((n, k) => ({ name: `eth${k + 1}`, tap: net.addTap(i, { name: `bfe2et${i}n${k + 1}`, bridge: DATA_BRIDGE }), mac: nodeMac(i, k + 1), ...n }));
       const spec: NodeSpec = {
         name: o.name ?? `node${i}`,
         tap,
@@ -148,6 +165,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
         mac: nodeMac(i),
         firmware: o.firmware ?? 'bios',
         memoryMiB: o.memoryMiB,
+        ...(nics.length ? { extraNics: nics.map((n) => ({ tap: n.tap, mac: n.mac })) } : {}),
       };
       const files = writeNodeFiles(spec, join(dir, spec.name));
       const bmc = await startBmc({ netns, dir: join(dir, spec.name, 'bmc'), port: BMC_PORT_BASE + i, control: files.control, username: bmcUser, password: bmcPassword });
@@ -159,6 +177,7 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
         bmc,
         serial,
         portDescription: `rack1 port ${i + 1}`,
+        nics,
         qemuPid: () => qemuPid(files),
         running: () => {
           const p = qemuPid(files);
@@ -181,6 +200,12 @@ export async function createRack(opts: RackOptions): Promise<Rack> {
       rack.nodes.push(node);
     }
     if (lldp && rack.nodes.length) rack.lldpd = await startLldpd({ netns, dir, ports: rack.nodes.map((n) => ({ iface: n.spec.tap, description: n.portDescription })) });
+    const cabled = rack.nodes.flatMap((n) => n.nics);
+    if (lldp)
+      for (const sw of new Set(cabled.map((c) => c.switch))) {
+        const ports = cabled.filter((c) => c.switch === sw).map((c) => ({ iface: c.tap, description: c.port }));
+        rack.switches.set(sw, await startLldpd({ netns, dir, ports, systemName: sw, chassisId: sw, name: `lldpd-${sw}` }));
+      }
     if (iscsi && rack.nodes.length) rack.tgtd = await startTgtd({ netns, dir, ip: net.host, nodes: rack.nodes.map((n) => n.spec.uuid) });
   } catch (e) {
     await destroy();

@@ -113,13 +113,19 @@ export interface Lldpd {
   stop(): Promise<void>;
 }
 
-export async function startLldpd({ netns, dir, ports, systemName = 'bfe2e-switch' }: { netns: string; dir: string; ports: { iface: string; description: string }[]; systemName?: string }): Promise<Lldpd> {
-  const socket = join(dir, 'lldpd.sock');
-  const conf = join(dir, 'lldpd.conf');
+/**
+ * One lldpd = one switch: its system name (and, with `chassisId`, its chassis ID) on each of its ports. Several run
+ * in one namespace side by side, each with its own control socket and files (`name`); without `chassisId` the
+ * chassis ID is a MAC of the namespace's interfaces, which two instances would share.
+ */
+export async function startLldpd({ netns, dir, ports, systemName = 'bfe2e-switch', chassisId, name = 'lldpd' }: { netns: string; dir: string; ports: { iface: string; description: string }[]; systemName?: string; chassisId?: string; name?: string }): Promise<Lldpd> {
+  const socket = join(dir, `${name}.sock`);
+  const conf = join(dir, `${name}.conf`);
   writeFileSync(
     conf,
     [
       `configure system hostname ${systemName}`,
+      ...(chassisId ? [`configure system chassisid "${chassisId}"`] : []),
       'configure system description "bootfarm e2e rack switch"',
       // 1 s instead of 30 s: the stage-1 agent collects facts about a second after its own lldpd starts, and a
       // switch port that transmits rarely is missed (measured: "0 LLDP neighbours" at 5 s)
@@ -129,7 +135,7 @@ export async function startLldpd({ netns, dir, ports, systemName = 'bfe2e-switch
     ].join('\n'),
   );
   const pattern = ports.map((p) => p.iface).join(',') || 'bfe2et*';
-  const proc = startManaged('lldpd', ['lldpd', '-d', '-u', socket, '-I', pattern, '-O', conf], { netns, logFile: join(dir, 'lldpd.log') });
+  const proc = startManaged(name, ['lldpd', '-d', '-u', socket, '-I', pattern, '-O', conf], { netns, logFile: join(dir, `${name}.log`) });
   const cli = (args: string[]) => must(['lldpcli', '-u', socket, ...args], { netns });
   await waitUntil('lldpd control socket', 10_000, () => (run(['lldpcli', '-u', socket, 'show', 'configuration'], { netns }).status === 0 ? true : undefined), { context: () => proc.output().slice(-500) });
   return { proc, socket, systemName, cli, stop: () => proc.stop() };
