@@ -360,6 +360,15 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure B
       ]),
     );
 
+    // both kernels took their lease on eth0: stage-1 from iPXE's BOOTIF, the compute OS from the BOOTIF the server put
+    // on its command line (its /init would otherwise take the first NIC with a carrier)
+    const boot = bios.serial.lastBoot();
+    const kexecAt = boot.lastIndexOf('Linux version');
+    expect(boot.indexOf('Linux version')).toBeLessThan(kexecAt);
+    const compute = boot.slice(kexecAt);
+    expect(compute).toContain(`bootif=01-${bios.spec.mac.replace(/:/g, '-')} `);
+    expect(compute).toMatch(new RegExp(`boot NIC eth0 \\(${bios.spec.mac}`));
+
     // the compute OS applied the detail's bond with iproute2 and read it back (agent/network): eth1 + eth2 on two
     // switches, active-backup, its IPAM address on bond0. The boot NIC eth0 is not a member: its DHCP address carries
     // the iSCSI disk and the control channel, which agent/network never cuts, so the server leaves it out of the bond
