@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_BRIDGE, type RackNode } from './rack.ts';
 import { BONDED_NETWORK, IMAGES_DIR, missingPieces, requirePieces, startProductRack, type ProductRack } from './product.ts';
 import { must, run, waitUntil } from './proc.ts';
+import { requireCommand } from '../harness/require.ts';
 import { SERIAL_MARKERS, type ServerEvent } from './timing.ts';
 
 // ---- budgets (TCG: ~6 s to the script, 25–40 s to the compute OS on this machine; FACTS.md) ----
@@ -397,10 +398,12 @@ describe(`rack: scenario 3 — two nodes at once, BIOS and UEFI; then a Secure B
     expect((await pr.rack.events(uuid)).filter((e) => mine(e) && e.reason === 'network-mismatch')).toEqual([]);
 
     // the bond carries traffic: the data bridge holds only eth1 and eth2, and the rack pings the bond's address there
-    const ping = run(['ping', '-c', '3', '-W', '2', '-I', DATA_BRIDGE, address], { netns: pr.rack.net.netns });
+    // (busybox's ping: this machine has no iputils-ping; busybox is in deps/dhcp.txt)
+    requireCommand('busybox', 'busybox');
+    const ping = run(['busybox', 'ping', '-c', '3', '-W', '2', '-I', DATA_BRIDGE, address], { netns: pr.rack.net.netns });
     expect(ping.status, ping.stdout + ping.stderr).toBe(0);
     const neigh = JSON.parse(run(['ip', '-j', 'neigh', 'show', address, 'dev', DATA_BRIDGE], { netns: pr.rack.net.netns }).stdout || '[]') as { lladdr?: string }[];
-    console.log(`ping ${address} through bond0: ${/\d+ received/.exec(ping.stdout)?.[0]}, answered from ${neigh[0]?.lladdr}`);
+    console.log(`ping ${address} through bond0: ${/\d+ packets received/.exec(ping.stdout)?.[0]}, answered from ${neigh[0]?.lladdr}`);
     expect([eth1.mac, eth2.mac]).toContain(neigh[0]?.lladdr);
 
     // cabling (item 5): eth1 and eth2 are swapped against the plan; warn reports it and the node stays active
