@@ -20,7 +20,7 @@ import type { Dhcp6ConfigInput } from './config.ts';
 const PREFIX = 'bf6';
 const lab = new Lab(String(process.pid), PREFIX);
 const tag = process.pid.toString(36);
-const IF = { s: `b6s${tag}`, c: `b6c${tag}`, t: `b6t${tag}`, u: `b6u${tag}`, r: `b6r${tag}`, d: `b6d${tag}` };
+const IF = { s: `b6s${tag}`, c: `b6c${tag}`, t: `b6t${tag}`, u: `b6u${tag}`, r: `b6r${tag}`, d: `b6d${tag}`, n: `b6n${tag}`, m: `b6m${tag}` };
 const dir = mkdtempSync(join(tmpdir(), 'bf6-'));
 let S: string, C: string, R: string, D: string;
 let server: Proc;
@@ -194,5 +194,31 @@ describe('ISC dhclient -6 against the bootfarm DHCPv6 server', () => {
     // measured: exactly one drop. The unicast one reaches the socket and is dropped for its zone; the multicast one is
     // never delivered to it (the group is joined on IF.s only)
     expect(server.lines.filter(logged('DHCPv6 packet from another interface dropped')).length).toBe(before + 1);
+  });
+
+  it('starts on a link without carrier (the switch still down) and answers once the link comes up', async () => {
+    // a second server on a link of its own whose far end is down: the server's side is NO-CARRIER, and libuv's
+    // interface list (os.networkInterfaces) leaves it out — before, the server refused to start ("there is no interface")
+    const N = lab.ns('n');
+    const M = lab.ns('m');
+    lab.link({ ns: N, name: IF.n }, { ns: M, name: IF.m });
+    for (const [ns, dev] of [[N, IF.n], [M, IF.m]] as const) sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
+    ip('-n', M, 'link', 'set', IF.m, 'down');
+    ip('-n', N, 'link', 'set', IF.n, 'up');
+    ip('-n', N, 'addr', 'add', 'fd5b:0:0:3::1/64', 'dev', IF.n, 'nodad');
+    expect(ip('-n', N, 'link', 'show', IF.n)).toMatch(/NO-CARRIER/);
+    const file = join(dir, 'server-nocarrier.json');
+    writeFileSync(file, JSON.stringify({ enabled: true, interface: IF.n, serverAddress: 'fd5b:0:0:3::1', httpBase: 'http://[fd5b:0:0:3::1]:8080', pools: [{ prefix: 'fd5b:0:0:3::/64', range: { start: 'fd5b:0:0:3::100', end: 'fd5b:0:0:3::1ff' } }], logLevel: 'debug' }));
+    const second = lab.run(N, ['node', '--import', 'tsx', join(repoRoot, 'test/support/dhcp/serve6.ts'), file]);
+    await second.waitFor(logged('DHCPv6 interface has no carrier yet: serving once its link comes up', (o) => o.interface === IF.n), 20_000);
+    await second.waitFor(logged('DHCPv6 server listening'), 20_000);
+    // the switch comes back
+    ip('-n', M, 'link', 'set', IF.m, 'up');
+    const { proc } = dhclient('nocarrier', conf('nocarrier', 'send dhcp6.client-arch-type 7;'), [], { ns: M, dev: IF.m });
+    const bound = await proc.waitFor((l) => l.startsWith('EVENT reason=BOUND6'), 30_000);
+    expect(field(bound, 'addr')).toMatch(/^fd5b:0:0:3::1[0-9a-f]{2}$/);
+    expect(field(bound, 'url')).toBe('tftp://[fd5b:0:0:3::1]/snponly.efi');
+    await proc.stop();
+    await second.stop();
   });
 });

@@ -10,7 +10,9 @@
 // - The server DUID is DUID-LL over the interface MAC (RFC 8415 §11.4) unless configured: the same after every
 //   restart, which a client's Renew and Release need (they name the server by it).
 import dgram from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import type { BootBackend } from '../backend.ts';
 import { createLogLimiter } from '../dhcp/limit.ts';
 import type { Logger } from '../dhcp/responder.ts';
@@ -54,10 +56,23 @@ export function duidFromHex(hex: string): Duid {
   return { type: b.readUInt16BE(0), raw: b.subarray(2) };
 }
 
-/** Why the interface cannot be served, or its MAC. */
-export function interfaceState(name: string, address: string): { mac: string } | { problem: string } {
-  const addrs = os.networkInterfaces()[name];
-  if (!addrs) return { problem: `there is no interface ${name}` };
+/**
+ * Why the interface cannot be served, or its MAC. libuv lists only interfaces that are up and running, so one that
+ * exists without carrier (a switch rebooting while the boot server starts, a cable not plugged yet) is served all the
+ * same — its MAC read from sysfs, `noCarrier` set — as the DHCPv4 server does (boot/dhcp/server.ts checkInterface):
+ * refusing to start there took the whole boot server down with the link. Its address cannot be checked then; the
+ * socket listens on [::] and joins the group on the interface, which the kernel allows without carrier.
+ */
+export function interfaceState(name: string, address: string, { sysfs = '/sys/class/net', list = os.networkInterfaces }: { sysfs?: string; list?: typeof os.networkInterfaces } = {}): { mac: string; noCarrier?: true } | { problem: string } {
+  const addrs = list()[name];
+  if (!addrs) {
+    if (!/^[\w.:@-]+$/.test(name) || !existsSync(join(sysfs, name))) return { problem: `there is no interface ${name}` };
+    let mac = '';
+    try {
+      mac = readFileSync(join(sysfs, name, 'address'), 'utf8').trim();
+    } catch {}
+    return /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac) ? { mac: mac.toLowerCase(), noCarrier: true } : { problem: `interface ${name} has no carrier and no Ethernet address in ${join(sysfs, name, 'address')}` };
+  }
   const want = ip6ToBig(address);
   const v6 = addrs.filter((a) => a.family === 'IPv6');
   if (!v6.some((a) => ip6ToBig(a.address.replace(/%.*$/, '')) === want)) return { problem: `interface ${name} does not hold ${address} (it has ${v6.map((a) => a.address).join(', ') || 'no IPv6 address'})` };
@@ -111,6 +126,7 @@ export function createDhcp6Server({ backend, leases, logger = silentLogger, cloc
   async function start(): Promise<void> {
     const state = interfaceState(config.interface, config.serverAddress);
     if ('problem' in state) throw new Error(`DHCPv6: ${state.problem}`);
+    if (state.noCarrier) logger.warn({ interface: config.interface, serverAddress: config.serverAddress }, 'DHCPv6 interface has no carrier yet: serving once its link comes up');
     const duid = config.serverDuid ? duidFromHex(config.serverDuid) : duidLl(state.mac);
     if (!config.serverDuid && state.mac === '00:00:00:00:00:00') throw new Error(`DHCPv6: interface ${config.interface} has no MAC to build a DUID-LL from; set dhcp6.serverDuid`);
     responder = createResponder6({ config, serverDuid: duid, backend, leases, logger, clock });

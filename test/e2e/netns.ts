@@ -91,9 +91,9 @@ export function createRackNet({ name = `${NS_PREFIX}${process.pid}`, ipv4 = '10.
     ns(['ip', '-6', 'addr', 'add', ipv6, 'dev', bridge, 'nodad']);
     ns(['ip', 'link', 'set', bridge, 'up']);
     if (!ipv4) {
-      // The server's DHCPv6 checks its interface in os.networkInterfaces(), and libuv lists only running ones: a bridge
-      // whose ports are taps without a QEMU yet has no carrier, so it would refuse to start ("there is no interface").
-      // A veth port that is up gives the bridge carrier before any node powers on (as boot/dhcp6/pxe6.qemu.test.ts).
+      // A veth port that is up gives the bridge carrier before any node powers on (as boot/dhcp6/pxe6.qemu.test.ts), so
+      // the server's DHCPv6 starts on a link that is fully up. (It also starts without carrier now, warning, and
+      // serves once the link comes up: boot/dhcp6/server.netns.test.ts; the rack keeps the usual case.)
       ns(['ip', 'link', 'add', 'bfe2ev0', 'type', 'veth', 'peer', 'name', 'bfe2ev1']);
       ns(['ip', 'link', 'set', 'bfe2ev0', 'master', bridge]);
       for (const l of ['bfe2ev0', 'bfe2ev1']) ns(['ip', 'link', 'set', l, 'up']);
