@@ -9,7 +9,7 @@ import type { NodeState } from '../contract/lifecycle.ts';
 import { selectProfile } from '../domain/profiles.ts';
 import { renderableImage } from '../domain/images.ts';
 import { cablingResult, cablingSubjectOf, createCablingCheck, describeProblem, planKeys, type CablingResult } from '../domain/cabling.ts';
-import { networkMismatch, networkPlan, type NodeAddress } from '../domain/ipam.ts';
+import { bootMacOf, networkMismatch, networkPlan, type NodeAddress } from '../domain/ipam.ts';
 import { AppError } from '../errors.ts';
 import type { InterfaceRow, NodeRow } from '../store/nodes.ts';
 import type { IpamStore } from '../store/ipam.ts';
@@ -34,12 +34,6 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
   const authedNode = async (c: Context, uuid: string, scope: AgentScope = 'stage1'): Promise<NodeRow> => (await agentAuth(c, nodes, uuid, scope)).node;
 
   const uuidParam = (c: Context) => parseWith(SmbiosUuid, c.req.param('uuid'));
-  /** the MAC of the NIC the node netbooted from, as its latest stage-1 facts say (BOOTIF), lower case */
-  const bootMacOf = (facts: Record<string, unknown> | null): string | undefined => {
-    const nics = Array.isArray(facts?.['nics']) ? (facts['nics'] as unknown[]) : [];
-    const boot = nics.find((n): n is { mac: string } => !!n && typeof n === 'object' && (n as { boot?: unknown }).boot === true && typeof (n as { mac?: unknown }).mac === 'string');
-    return boot?.mac.toLowerCase();
-  };
   /** the node's profile says inventory only (per label: a profile that matches it) */
   const inventoryOnly = (node: NodeRow) => {
     const name = selectProfile(deps.config.profiles, node);
@@ -126,13 +120,16 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     const uuid = uuidParam(c);
     const auth = await agentAuth(c, nodes, uuid, 'stage1');
     let node = auth.node;
+    // the latest facts, read once for this request (the cabling check below, BOOTIF on the compute command line)
+    let facts: ReturnType<typeof deps.cabling.latestFacts> | undefined;
+    const latestFacts = () => (facts ??= deps.cabling.latestFacts(uuid));
     if (inventoryOnly(node)) throw new AppError(409, 'inventory_only', `node ${uuid} is inventory only (its profile says inventoryOnly): it is never provisioned`, { state: node.state });
     if (node.state === 'ready') {
       // cabling under policy block (issue 16 item 5), from the latest facts and today's plan: a plan corrected
       // since registration lets the node go, a cable still wrong does not
-      const facts = await deps.cabling.latestFacts(uuid);
-      const plans = facts ? await deps.cabling.plansFor(planKeys(cablingSubjectOf(uuid, node.labels, facts))) : [];
-      const cabling = cablingResult(plans, uuid, node.labels, facts);
+      const seen = await latestFacts();
+      const plans = seen ? await deps.cabling.plansFor(planKeys(cablingSubjectOf(uuid, node.labels, seen))) : [];
+      const cabling = cablingResult(plans, uuid, node.labels, seen);
       if (cabling.action === 'block') throw new AppError(409, 'cabling_blocked', `node ${uuid} is not cabled as planned (policy block): ${cabling.reason}`, { state: node.state, problems: cabling.problems });
     }
     // inspecting is a moment long: a copy of this boot's registration that ran late is inspecting the node again;
@@ -174,7 +171,7 @@ export function agentRoutes(deps: Deps & { cabling: NonNullable<Deps['cabling']>
     // derived from this attempt's stage-1 token: a second copy of this request gets the same one (secrets.ts)
     const token = await nodes.issueNodeCredential(uuid, auth.attempt!.id, bearer(c)!);
     const iscsi = iscsiFor(profile, uuid);
-    const bootMac = bootMacOf(await deps.cabling.latestFacts(uuid));
+    const bootMac = bootMacOf(await latestFacts());
     const args = [
       ...safeCmdline(image.cmdline),
       ...safeCmdline(profile.cmdline),

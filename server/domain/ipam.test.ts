@@ -8,6 +8,7 @@ import {
   chooseAddress,
   chooseBondMembers,
   formatAddress,
+  bootMacOf,
   networkPlan,
   networkMismatch,
   type Configured,
@@ -311,5 +312,14 @@ describe('what the node configured against what it was handed (heartbeat)', () =
   ];
   it.each(cases)('mismatch: %s', (_, seen, expected) => {
     expect(networkMismatch(plan, seen)).toMatchObject(expected);
+  });
+});
+
+describe('bootMacOf: the NIC a node netbooted from, from its stage-1 facts', () => {
+  it('the NIC marked boot, lower case; none when no NIC is marked, the facts are not facts, or the marked NIC is malformed', () => {
+    const nic = (mac: string, boot?: boolean) => ({ name: 'eth0', mac, ...(boot === undefined ? {} : { boot }) });
+    expect(bootMacOf({ nics: [nic('52:54:00:00:00:01'), nic('52:54:00:AA:00:02', true)] })).toBe('52:54:00:aa:00:02');
+    expect(bootMacOf({ nics: [nic('52:54:00:00:00:01', false)] })).toBeUndefined();
+    for (const notFacts of [null, undefined, 'nics', { nics: 'eth0' }, { nics: [null, 7, { boot: true }] }, { nics: [{ name: 'eth0', mac: 'not-a-mac', boot: true }] }]) expect(bootMacOf(notFacts)).toBeUndefined();
   });
 });

@@ -8,6 +8,7 @@
 // (cidr-regex, is-cidr). Addresses are BigInts, so IPv4 and IPv6 share one code path and a /64 pool is as cheap
 // as a /24: nothing here enumerates a pool, only the addresses already taken.
 import { isIP } from 'node:net';
+import { NicFacts } from '../contract/facts.ts';
 
 export type Family = 4 | 6;
 
@@ -297,6 +298,17 @@ export interface NicSeen {
   /** the NIC the node netbooted from (its stage-1 facts: BOOTIF), whose DHCP address carries the compute OS's iSCSI
    * disk and control channel */
   boot?: boolean;
+}
+
+/** The MAC (lower case) of the NIC a node netbooted from, as its stage-1 facts say (`nics[].boot`, BOOTIF); undefined
+ * when the facts name none, or are not facts at all (each NIC is read through the contract, the rest ignored). */
+export function bootMacOf(facts: unknown): string | undefined {
+  const nics = facts && typeof facts === 'object' && Array.isArray((facts as { nics?: unknown }).nics) ? ((facts as { nics: unknown[] }).nics) : [];
+  for (const n of nics) {
+    const nic = NicFacts.safeParse(n);
+    if (nic.success && nic.data.boot === true) return nic.data.mac.toLowerCase();
+  }
+  return undefined;
 }
 
 export interface BondChoice {
